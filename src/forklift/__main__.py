@@ -1,0 +1,3 @@
+from forklift.cli import main
+
+main()

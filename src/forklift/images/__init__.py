@@ -1,0 +1,1 @@
+"""Images: the content-addressed store, pulling, building, pushing (and unpacking for the runtime)."""

@@ -1,0 +1,103 @@
+"""Images held locally: records in the database, content in the blob store."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from forklift.config import Settings
+from forklift.db import session_factory
+from forklift.images.records import ImageRecord, ImageRecords
+from forklift.images.store import BlobStore
+from forklift.reference import InvalidReference, parse
+from forklift.registry.manifest import Descriptor, Manifest, media_type_of
+
+
+class ImageNotFound(LookupError):
+    def __str__(self) -> str:
+        return f"image {self.args[0]} is not in the local store; pull or build it first"
+
+
+@dataclass(frozen=True)
+class LocalImage:
+    reference: str
+    record: ImageRecord
+    manifest: Manifest
+
+    @property
+    def digest(self) -> str:
+        return self.manifest.digest
+
+    @property
+    def config_descriptor(self) -> Descriptor:
+        return self.manifest.config
+
+    @property
+    def layers(self) -> list[Descriptor]:
+        return self.manifest.layers
+
+
+class ImageStore:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.blobs = BlobStore(settings.blobs_dir)
+        self.records = ImageRecords(session_factory(settings.database_url))
+
+    def manifest(self, digest: str) -> Manifest:
+        raw = self.blobs.read_bytes(digest)
+        return Manifest(raw=raw, media_type=media_type_of(raw, None), digest=digest)
+
+    def config(self, image: LocalImage) -> dict:
+        return json.loads(self.blobs.read_bytes(image.config_descriptor.digest))
+
+    def get(self, name: str) -> LocalImage:
+        """By reference (`ubuntu`, `localhost:5443/demo/tiny:1.0`) or by manifest digest (`sha256:…`, a prefix works)."""
+        record = None
+        if name.startswith("sha256:"):
+            matches = {r.digest: r for r in self.records.all() if r.digest.startswith(name)}
+            if len(matches) > 1:
+                raise ImageNotFound(f"{name} (ambiguous: matches {len(matches)} images)")
+            record = next(iter(matches.values()), None)
+        else:
+            try:
+                record = self.records.get(str(parse(name)))
+            except InvalidReference:
+                record = None
+            record = record or self.records.get(name)
+        if record is None:
+            raise ImageNotFound(name)
+        return LocalImage(record.reference, record, self.manifest(record.digest))
+
+    def list(self) -> list[ImageRecord]:
+        return self.records.all()
+
+    def remove(self, name: str) -> ImageRecord:
+        image = self.get(name)
+        self.records.remove(image.reference)
+        return image.record
+
+    def referenced_blobs(self) -> set[str]:
+        keep: set[str] = set()
+        for record in self.records.all():
+            for digest in filter(None, (record.digest, record.index_digest)):
+                if not self.blobs.has(digest):
+                    continue
+                keep.add(digest)
+                manifest = self.manifest(digest)
+                if manifest.is_index:
+                    keep.update(d.digest for d in manifest.manifests)
+                else:
+                    keep.add(manifest.config.digest)
+                    keep.update(layer.digest for layer in manifest.layers)
+        return keep
+
+    def prune(self) -> tuple[int, int]:
+        """Delete blobs no image refers to; returns (blobs removed, bytes freed)."""
+        keep = self.referenced_blobs()
+        removed = freed = 0
+        for digest in list(self.blobs.digests()):
+            if digest not in keep:
+                freed += self.blobs.size(digest)
+                self.blobs.delete(digest)
+                removed += 1
+        return removed, freed

@@ -1,0 +1,22 @@
+"""How image transfers report progress: a small protocol the CLI renders (rich bars or plain lines)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class TransferProgress(Protocol):
+    def start(self, digest: str, size: int, what: str) -> None: ...
+    def advance(self, digest: str, nbytes: int) -> None: ...
+    def finish(self, digest: str, status: str) -> None: ...  # "downloaded", "cached", "uploaded", "exists", "mounted"
+
+
+class NoProgress:
+    def start(self, digest: str, size: int, what: str) -> None:
+        pass
+
+    def advance(self, digest: str, nbytes: int) -> None:
+        pass
+
+    def finish(self, digest: str, status: str) -> None:
+        pass

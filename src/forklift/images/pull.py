@@ -1,0 +1,111 @@
+"""Pull an image into the local store: resolve, fetch missing blobs in parallel (bounded), record."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from forklift.credentials import Keychain
+from forklift.images.local import ImageStore, LocalImage
+from forklift.images.progress import NoProgress, TransferProgress
+from forklift.images.records import ImageRecord
+from forklift.reference import Reference, parse
+from forklift.registry import RegistryClient
+from forklift.registry.manifest import Descriptor, Platform
+
+
+@dataclass(frozen=True)
+class PullResult:
+    image: LocalImage
+    downloaded_bytes: int
+    fetched_blobs: int
+    cached_blobs: int
+
+
+async def pull(
+    reference: Reference | str,
+    store: ImageStore,
+    *,
+    keychain: Keychain | None = None,
+    platform: Platform | None = None,
+    progress: TransferProgress | None = None,
+    client: RegistryClient | None = None,
+) -> PullResult:
+    ref = parse(reference) if isinstance(reference, str) else reference
+    progress = progress or NoProgress()
+    owns_client = client is None
+    client = client or RegistryClient(ref.registry, keychain=keychain, settings=store.settings)
+    try:
+        resolved = await client.resolve(ref, platform)
+        manifest = resolved.manifest
+        blobs = [manifest.config, *manifest.layers]
+        semaphore = asyncio.Semaphore(store.settings.max_concurrent_downloads)
+        counts = {"fetched": 0, "cached": 0, "bytes": 0}
+
+        async def fetch(descriptor: Descriptor, what: str) -> None:
+            async with semaphore:
+                progress.start(descriptor.digest, descriptor.size, what)
+
+                async def download(partial):
+                    def advance(n: int) -> None:
+                        counts["bytes"] += n
+                        progress.advance(descriptor.digest, n)
+
+                    await client.fetch_blob(ref.repository, descriptor, partial, advance)
+
+                _, fetched = await store.blobs.ensure(descriptor.digest, download)
+                counts["fetched" if fetched else "cached"] += 1
+                progress.finish(descriptor.digest, "downloaded" if fetched else "cached")
+
+        tasks = [fetch(manifest.config, "config")]
+        tasks += [fetch(layer, f"layer {i + 1}/{len(manifest.layers)}") for i, layer in enumerate(manifest.layers)]
+        await _gather_or_cancel(tasks)
+    finally:
+        if owns_client:
+            await client.aclose()
+
+    store.blobs.put_bytes(manifest.raw)
+    if resolved.index is not None:
+        store.blobs.put_bytes(resolved.index.raw)
+    for descriptor in blobs:
+        store.records.add_blob_source(descriptor.digest, ref.registry, ref.repository)
+    record = ImageRecord(
+        reference=str(ref),
+        digest=manifest.digest,
+        index_digest=resolved.index.digest if resolved.index else None,
+        media_type=manifest.media_type,
+        platform=str(resolved.platform) if resolved.platform else _platform_from_config(store, manifest.config.digest),
+        size=sum(d.size for d in blobs),
+        created_at=time.time(),
+    )
+    store.records.put(record)
+    image = LocalImage(record.reference, record, manifest)
+    return PullResult(image, counts["bytes"], counts["fetched"], counts["cached"])
+
+
+async def _gather_or_cancel(coroutines) -> None:
+    """Run all; on the first failure cancel the rest and raise that failure."""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _platform_from_config(store: ImageStore, config_digest: str) -> str | None:
+    import json
+
+    try:
+        config = json.loads(store.blobs.read_bytes(config_digest))
+    except (ValueError, KeyError):
+        return None
+    parts = [config.get("os"), config.get("architecture"), config.get("variant")]
+    return "/".join(p for p in parts if p) or None
+
+
+def pull_sync(reference: Reference | str, store: ImageStore, **kwargs) -> PullResult:
+    return asyncio.run(pull(reference, store, **kwargs))

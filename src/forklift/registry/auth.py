@@ -1,0 +1,180 @@
+"""The registry authentication dance as an `httpx.Auth` flow.
+
+    request ──► 401 + WWW-Authenticate ──► Basic: resend with credentials
+                                       └─► Bearer: token request (POST OAuth2 grant, or GET) ──► resend with token
+
+Once a registry's challenge is known, later requests are authorized up front (cached token per scope
+set), so streamed upload bodies are sent once. The flow yields the token requests itself, so the same
+code serves the sync and async clients and is testable without a network.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Callable, Generator
+
+import httpx
+
+from forklift.credentials import Credentials
+from forklift.registry import scopes as scope_utils
+from forklift.registry.challenge import Challenge, parse_response_challenges
+from forklift.registry.errors import AuthenticationFailed, RegistryServerError
+from forklift.registry.tokens import Token, TokenCache, token_from_response
+
+TOKEN_REQUEST = "forklift.token_request"
+CLIENT_ID = "forklift"
+# Token endpoints that do not speak the OAuth2 POST flow answer one of these; fall back to GET.
+_POST_UNSUPPORTED = {400, 404, 405, 501}
+
+Flow = Generator[httpx.Request, httpx.Response, None]
+
+
+def basic_header(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+class RegistryAuth(httpx.Auth):
+    def __init__(self, registry: str, credentials_for: Callable[[str | None], Credentials], cache: TokenCache | None = None):
+        self.registry = registry
+        self._credentials_for = credentials_for
+        self._cache = cache or TokenCache()
+        self._challenge: Challenge | None = None
+        self._post_unsupported: set[str] = set()
+        self._lock = threading.Lock()
+
+    def username_for(self, repository: str | None) -> str | None:
+        return self._credentials_for(repository).username
+
+    # -- the flow ---------------------------------------------------------------------------
+    def auth_flow(self, request: httpx.Request) -> Flow:
+        if request.extensions.get(TOKEN_REQUEST):
+            yield request
+            return
+        repository = scope_utils.repository_of(request.url.path)
+        credentials = self._credentials_for(repository)
+        needed = scope_utils.scopes_for(
+            request.method, request.url.path, request.extensions.get(scope_utils.EXTRA_SCOPES, ())
+        )
+        challenge = self._challenge
+        if challenge is not None and (needed or challenge.scheme == "basic"):
+            yield from self._authorize(request, challenge, needed, credentials, fresh=False)
+        response = yield request
+        if response.status_code != 401:
+            return
+        chosen = _pick(parse_response_challenges(response.headers))
+        if chosen is None:
+            return
+        self._challenge = chosen
+        if chosen.scheme == "basic" and (credentials.is_anonymous or not credentials.password):
+            return
+        if chosen.scheme == "bearer":
+            needed = scope_utils.merge(needed + chosen.scopes)
+            if not needed:
+                return  # a ping: learning the challenge is all it is for
+        yield from self._authorize(request, chosen, needed, credentials, fresh=True)
+        yield request
+
+    def _authorize(self, request: httpx.Request, challenge: Challenge, scopes: list[str],
+                   credentials: Credentials, *, fresh: bool) -> Flow:
+        if challenge.scheme == "basic":
+            if credentials.username and credentials.password:
+                request.headers["Authorization"] = basic_header(credentials.username, credentials.password)
+            return
+        if credentials.registry_token:
+            request.headers["Authorization"] = f"Bearer {credentials.registry_token}"
+            return
+        if not challenge.realm:
+            raise RegistryServerError(f"{self.registry} sent a Bearer challenge without a realm", registry=self.registry)
+        key = TokenCache.key(challenge.realm, challenge.service, scopes)
+        token = None if fresh else self._cache.get(key)
+        if token is None:
+            token = yield from self._fetch_token(challenge, scopes, credentials)
+            self._cache.put(key, token)
+        request.headers["Authorization"] = f"Bearer {token.value}"
+
+    # -- token endpoint ------------------------------------------------------------------------
+    def _fetch_token(self, challenge: Challenge, scopes: list[str], credentials: Credentials) -> Generator[httpx.Request, httpx.Response, Token]:
+        realm = challenge.realm
+        use_post = bool(credentials.identity_token) or (
+            bool(credentials.username and credentials.password) and realm not in self._post_unsupported
+        )
+        if use_post:
+            response = yield self._post_token_request(challenge, scopes, credentials)
+            if response.status_code in _POST_UNSUPPORTED and not credentials.identity_token:
+                self._post_unsupported.add(realm)
+                use_post = False
+        if not use_post:
+            response = yield self._get_token_request(challenge, scopes, credentials)
+        return self._parse_token(response, credentials)
+
+    def _post_token_request(self, challenge: Challenge, scopes: list[str], credentials: Credentials) -> httpx.Request:
+        form = {"service": challenge.service or "", "scope": " ".join(scopes), "client_id": CLIENT_ID}
+        if credentials.identity_token:
+            form.update(grant_type="refresh_token", refresh_token=credentials.identity_token)
+        else:
+            form.update(grant_type="password", username=credentials.username or "", password=credentials.password or "")
+        return httpx.Request("POST", challenge.realm, data=form, extensions={TOKEN_REQUEST: True})
+
+    def _get_token_request(self, challenge: Challenge, scopes: list[str], credentials: Credentials) -> httpx.Request:
+        params: list[tuple[str, str]] = []
+        if challenge.service:
+            params.append(("service", challenge.service))
+        params.extend(("scope", s) for s in scopes)
+        headers = {}
+        if credentials.username and credentials.password:
+            params.append(("account", credentials.username))
+            headers["Authorization"] = basic_header(credentials.username, credentials.password)
+        url = httpx.URL(challenge.realm).copy_merge_params(params)
+        return httpx.Request("GET", url, headers=headers, extensions={TOKEN_REQUEST: True})
+
+    def _parse_token(self, response: httpx.Response, credentials: Credentials) -> Token:
+        if response.status_code in (401, 403):
+            who = credentials.username or "anonymous"
+            raise AuthenticationFailed(
+                f"authentication to {self.registry} failed for user {who}: {response.status_code} from token server",
+                registry=self.registry,
+            )
+        if response.status_code != 200:
+            raise RegistryServerError(
+                f"token server for {self.registry} answered {response.status_code}", registry=self.registry
+            )
+        try:
+            return token_from_response(json.loads(response.content))
+        except ValueError as exc:
+            raise RegistryServerError(f"token server for {self.registry} sent a bad answer: {exc}", registry=self.registry) from None
+
+    # -- reading the bodies the flow needs (token responses only; blob bodies stay streamed) ----
+    def sync_auth_flow(self, request: httpx.Request):
+        flow = self.auth_flow(request)
+        request = next(flow)
+        while True:
+            response = yield request
+            if request.extensions.get(TOKEN_REQUEST):
+                response.read()
+            try:
+                request = flow.send(response)
+            except StopIteration:
+                break
+
+    async def async_auth_flow(self, request: httpx.Request):
+        flow = self.auth_flow(request)
+        request = next(flow)
+        while True:
+            response = yield request
+            if request.extensions.get(TOKEN_REQUEST):
+                await response.aread()
+            try:
+                request = flow.send(response)
+            except StopIteration:
+                break
+
+
+def _pick(challenges: list[Challenge]) -> Challenge | None:
+    """Prefer Bearer over Basic when a registry offers both."""
+    for scheme in ("bearer", "basic"):
+        for challenge in challenges:
+            if challenge.scheme == scheme:
+                return challenge
+    return None

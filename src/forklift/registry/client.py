@@ -1,0 +1,453 @@
+"""An async client for the OCI Distribution / Docker Registry HTTP API V2, one registry per instance.
+
+Callers get ready answers: verified manifests, verified blobs on disk, typed errors. Authentication
+lives in `auth.RegistryAuth`; trust in `tls`; retry policy in `retry`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from forklift import __version__
+from forklift.config import Settings, load_settings
+from forklift.credentials import AnonymousKeychain, Keychain
+from forklift.reference import DOCKER_HUB, DOCKER_HUB_API_HOST, Reference
+from forklift.registry import retry, tls
+from forklift.registry.auth import RegistryAuth
+from forklift.registry.errors import (
+    DigestMismatch,
+    PlatformNotFound,
+    RegistryError,
+    RegistryServerError,
+    TooManyRequests,
+    UnsupportedManifest,
+    error_for_response,
+    error_for_transport,
+)
+from forklift.registry.manifest import (
+    ACCEPT,
+    DEFAULT_PLATFORM,
+    DOCKER_SCHEMA1,
+    INDEX_TYPES,
+    IMAGE_TYPES,
+    Descriptor,
+    Manifest,
+    Platform,
+    media_type_of,
+    select_platform,
+)
+from forklift.registry.scopes import EXTRA_SCOPES
+from forklift.registry.tokens import TokenCache
+
+log = logging.getLogger("forklift.registry")
+
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+CHUNK = 1024 * 1024
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class ResolvedImage:
+    reference: Reference
+    manifest: Manifest  # the image manifest for the chosen platform
+    index: Manifest | None  # the index it was chosen from, when the reference named one
+    platform: Platform | None
+
+    @property
+    def digest(self) -> str:
+        return self.manifest.digest
+
+
+class RegistryClient:
+    def __init__(
+        self,
+        registry: str,
+        *,
+        keychain: Keychain | None = None,
+        settings: Settings | None = None,
+        token_cache: TokenCache | None = None,
+        max_retries: int = 5,
+        timeout: float = 60.0,
+    ):
+        self.registry = registry
+        self.settings = settings or load_settings()
+        self.max_retries = max_retries
+        keychain = keychain or AnonymousKeychain()
+        self._insecure = self.settings.is_insecure(registry)
+        self._auth = RegistryAuth(registry, lambda repo: keychain.resolve(registry, repo or ""), token_cache)
+        host = DOCKER_HUB_API_HOST if registry == DOCKER_HUB else registry
+        self._base = httpx.URL(f"https://{host}")
+        self._http = httpx.AsyncClient(
+            verify=tls.ssl_context(registry, self.settings.certs_dirs, verify=not self._insecure),
+            auth=self._auth,
+            timeout=httpx.Timeout(timeout, connect=15.0),
+            follow_redirects=True,
+            headers={"User-Agent": f"forklift/{__version__}"},
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+        )
+        self._pinged: asyncio.Lock | None = None
+        self._ping_done = False
+
+    async def __aenter__(self) -> "RegistryClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _url(self, path: str) -> httpx.URL:
+        return self._base.join(path)
+
+    def _username(self, repository: str | None) -> str | None:
+        return self._auth.username_for(repository)
+
+    async def ping(self) -> None:
+        """GET /v2/: learns the scheme (HTTP only for insecure registries) and the auth challenge."""
+        if self._ping_done:
+            return
+        if self._pinged is None:
+            self._pinged = asyncio.Lock()
+        async with self._pinged:
+            if self._ping_done:
+                return
+            try:
+                response = await self._send("GET", "/v2/", what="the registry API")
+            except RegistryError:
+                if not self._insecure or self._base.scheme == "http":
+                    raise
+                self._base = self._base.copy_with(scheme="http")
+                response = await self._send("GET", "/v2/", what="the registry API")
+            await response.aread()
+            if response.status_code not in (200, 401):
+                raise error_for_response(response, registry=self.registry, what="the registry API")
+            self._ping_done = True
+
+    async def _send(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        what: str,
+        headers: dict | None = None,
+        content_factory: Callable[[], object] | None = None,
+        extensions: dict | None = None,
+        stream: bool = False,
+    ) -> httpx.Response:
+        """Send with retries on connection errors, 408/429/5xx (honouring Retry-After)."""
+        target = url if isinstance(url, httpx.URL) else self._url(url)
+        for attempt in range(self.max_retries + 1):
+            request = self._http.build_request(
+                method, target, headers=headers, content=content_factory() if content_factory else None,
+                extensions=extensions,
+            )
+            try:
+                response = await self._http.send(request, stream=True)
+            except httpx.TransportError as exc:
+                if attempt < self.max_retries and retry.is_retryable_transport_error(exc):
+                    delay = retry.backoff(attempt)
+                    log.debug("%s %s: %s; retrying in %.2fs", method, target.path, exc, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                raise error_for_transport(exc, registry=self.registry,
+                                          certs_hint=tls.certs_hint(self.registry, self.settings.certs_dirs)) from None
+            _log_rate_limit(self.registry, response)
+            if response.status_code in retry.RETRY_STATUSES and attempt < self.max_retries:
+                delay = retry.retry_after(response)
+                delay = retry.backoff(attempt) if delay is None else delay
+                log.info("%s answered %d for %s; retrying in %.1fs", self.registry, response.status_code, what, delay)
+                await response.aclose()
+                await asyncio.sleep(delay)
+                continue
+            if not stream:
+                await response.aread()
+            return response
+        raise AssertionError("unreachable")
+
+    async def _fail(self, response: httpx.Response, *, what: str, repository: str | None) -> RegistryError:
+        await response.aread()
+        await response.aclose()
+        error = error_for_response(response, registry=self.registry, what=what, username=self._username(repository))
+        if response.status_code == 429:
+            return TooManyRequests(str(error), registry=self.registry)
+        return error
+
+    # -- manifests ----------------------------------------------------------------------------
+    async def head_manifest(self, repository: str, reference: str) -> Descriptor:
+        """Resolve a tag to a digest without a GET (a HEAD does not count as a pull on Docker Hub)."""
+        await self.ping()
+        what = f"{repository}:{reference}"
+        response = await self._send("HEAD", f"/v2/{repository}/manifests/{reference}", what=what, headers={"Accept": ACCEPT})
+        if response.status_code != 200:
+            raise await self._fail(response, what=what, repository=repository)
+        digest = response.headers.get("docker-content-digest")
+        if not digest:
+            manifest = await self.get_manifest(repository, reference)
+            return Descriptor(manifest.media_type, manifest.digest, len(manifest.raw))
+        media_type = response.headers.get("content-type", "").split(";")[0]
+        return Descriptor(media_type, digest, int(response.headers.get("content-length", 0)))
+
+    async def get_manifest(self, repository: str, reference: str) -> Manifest:
+        """GET a manifest and verify it: by digest against the digest asked for, by tag against the header."""
+        await self.ping()
+        what = f"{repository}@{reference}" if ":" in reference else f"{repository}:{reference}"
+        response = await self._send("GET", f"/v2/{repository}/manifests/{reference}", what=what, headers={"Accept": ACCEPT})
+        if response.status_code != 200:
+            raise await self._fail(response, what=what, repository=repository)
+        raw = response.content
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise RegistryServerError(f"manifest {what} on {self.registry} is larger than 4 MiB", registry=self.registry)
+        actual = "sha256:" + hashlib.sha256(raw).hexdigest()
+        expected = reference if ":" in reference else response.headers.get("docker-content-digest")
+        if expected and expected.startswith("sha256:") and expected != actual:
+            raise DigestMismatch(
+                f"manifest {what} from {self.registry} has digest {actual}, expected {expected}", registry=self.registry
+            )
+        media_type = media_type_of(raw, response.headers.get("content-type"))
+        if media_type in DOCKER_SCHEMA1:
+            raise UnsupportedManifest(
+                f"{what} on {self.registry} is a Docker schema 1 manifest, which is deprecated and not supported; "
+                "push the image again with a current client", registry=self.registry)
+        if media_type not in INDEX_TYPES + IMAGE_TYPES:
+            raise UnsupportedManifest(f"{what} on {self.registry} has unsupported manifest type '{media_type}'",
+                                      registry=self.registry)
+        return Manifest(raw=raw, media_type=media_type, digest=actual)
+
+    async def resolve(self, reference: Reference, platform: Platform | None = None) -> ResolvedImage:
+        """The image manifest `reference` names, choosing from an index by platform (default linux/amd64)."""
+        wanted = platform or DEFAULT_PLATFORM
+        top = await self.get_manifest(reference.repository, reference.identifier)
+        if not top.is_index:
+            return ResolvedImage(reference, top, None, None)
+        try:
+            chosen = select_platform(top, wanted)
+        except LookupError as exc:
+            raise PlatformNotFound(f"{reference}: {exc}; choose one with --platform", registry=self.registry) from None
+        manifest = await self.get_manifest(reference.repository, chosen.digest)
+        if manifest.is_index:
+            raise UnsupportedManifest(f"{reference}: nested index {chosen.digest} is not supported", registry=self.registry)
+        from forklift.registry.manifest import platform_of
+
+        return ResolvedImage(reference, manifest, top, platform_of(chosen))
+
+    async def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str) -> str:
+        await self.ping()
+        what = f"{repository}:{reference}"
+        response = await self._send(
+            "PUT", f"/v2/{repository}/manifests/{reference}", what=what,
+            headers={"Content-Type": media_type}, content_factory=lambda: raw,
+        )
+        if response.status_code not in (200, 201):
+            raise await self._fail(response, what=what, repository=repository)
+        digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        announced = response.headers.get("docker-content-digest")
+        if announced and announced != digest:
+            raise DigestMismatch(f"{self.registry} stored manifest {what} as {announced}, expected {digest}",
+                                 registry=self.registry)
+        return digest
+
+    async def list_tags(self, repository: str) -> list[str]:
+        """All tags, following `Link: <...>; rel="next"` pagination."""
+        await self.ping()
+        tags: list[str] = []
+        url: httpx.URL | None = self._url(f"/v2/{repository}/tags/list")
+        while url is not None:
+            response = await self._send("GET", url, what=f"tags of {repository}")
+            if response.status_code != 200:
+                raise await self._fail(response, what=repository, repository=repository)
+            tags.extend(response.json().get("tags") or [])
+            next_link = response.links.get("next", {}).get("url")
+            url = self._url(next_link) if next_link else None
+        return tags
+
+    # -- blobs --------------------------------------------------------------------------------
+    async def get_blob_bytes(self, repository: str, descriptor: Descriptor, limit: int = 64 * 1024 * 1024) -> bytes:
+        """A small blob (an image config) in memory, verified."""
+        await self.ping()
+        if descriptor.size > limit:
+            raise RegistryServerError(f"blob {descriptor.digest} is too large to read into memory", registry=self.registry)
+        what = f"blob {descriptor.digest} in {repository}"
+        response = await self._send("GET", f"/v2/{repository}/blobs/{descriptor.digest}", what=what)
+        if response.status_code != 200:
+            raise await self._fail(response, what=what, repository=repository)
+        _verify(response.content, descriptor, self.registry)
+        return response.content
+
+    async def fetch_blob(self, repository: str, descriptor: Descriptor, dest: Path, progress: Progress | None = None) -> None:
+        """Stream a blob into `dest`, resuming from the bytes already there; verify size and sha256.
+
+        On a digest mismatch `dest` is deleted and DigestMismatch raised; nothing unverified survives.
+        """
+        await self.ping()
+        what = f"blob {descriptor.digest} in {repository}"
+        hasher = hashlib.sha256()
+        offset = _hash_existing(dest, hasher, descriptor.size)
+        if offset and progress:
+            progress(offset)
+        for attempt in range(self.max_retries + 1):
+            headers = {"Range": f"bytes={offset}-"} if offset else None
+            response = await self._send("GET", f"/v2/{repository}/blobs/{descriptor.digest}", what=what,
+                                        headers=headers, stream=True)
+            try:
+                if response.status_code == 416 and offset == descriptor.size:
+                    break
+                if response.status_code == 200 and offset:
+                    hasher, offset = hashlib.sha256(), 0  # server ignored Range: start over
+                    if progress:
+                        progress(-_file_size(dest))
+                elif response.status_code == 206:
+                    if not response.headers.get("content-range", "").startswith(f"bytes {offset}-"):
+                        raise RegistryServerError(f"{self.registry} answered a resumed download of {what} "
+                                                  "with the wrong range", registry=self.registry)
+                elif response.status_code != 200:
+                    raise await self._fail(response, what=what, repository=repository)
+                with open(dest, "r+b" if offset else "wb") as out:
+                    out.seek(offset)
+                    out.truncate()
+                    async for chunk in response.aiter_raw():
+                        out.write(chunk)
+                        hasher.update(chunk)
+                        offset += len(chunk)
+                        if progress:
+                            progress(len(chunk))
+                        if offset > descriptor.size:
+                            break
+                break
+            except (httpx.TransportError, httpx.StreamError) as exc:
+                if attempt >= self.max_retries:
+                    raise error_for_transport(exc, registry=self.registry,
+                                              certs_hint=tls.certs_hint(self.registry, self.settings.certs_dirs)) from None
+                log.info("download of %s interrupted at %d bytes (%s); resuming", descriptor.digest, offset, exc)
+                await asyncio.sleep(retry.backoff(attempt))
+            finally:
+                await response.aclose()
+        actual = "sha256:" + hasher.hexdigest()
+        if offset != descriptor.size or actual != descriptor.digest:
+            dest.unlink(missing_ok=True)
+            raise DigestMismatch(
+                f"{what} from {self.registry}: got {offset} bytes with digest {actual}, expected "
+                f"{descriptor.size} bytes with digest {descriptor.digest}", registry=self.registry)
+
+    async def blob_exists(self, repository: str, digest: str) -> bool:
+        await self.ping()
+        what = f"blob {digest} in {repository}"
+        response = await self._send("HEAD", f"/v2/{repository}/blobs/{digest}", what=what)
+        if response.status_code == 200:
+            return True
+        if response.status_code == 404:
+            return False
+        raise await self._fail(response, what=what, repository=repository)
+
+    async def upload_blob(
+        self, repository: str, descriptor: Descriptor, path: Path, *, mount_from: str | None = None,
+        chunk_size: int | None = None, progress: Progress | None = None,
+    ) -> str:
+        """Make `descriptor` exist in `repository`. Returns 'exists', 'mounted' or 'uploaded'.
+
+        Skips blobs the registry has, tries a cross-repository mount when a source repository is
+        known, then uploads monolithically or in chunks of `chunk_size` bytes.
+        """
+        if await self.blob_exists(repository, descriptor.digest):
+            return "exists"
+        what = f"upload of {descriptor.digest} to {repository}"
+        start = self._url(f"/v2/{repository}/blobs/uploads/")
+        extensions = None
+        if mount_from and mount_from != repository:
+            start = start.copy_merge_params({"mount": descriptor.digest, "from": mount_from})
+            extensions = {EXTRA_SCOPES: [f"repository:{mount_from}:pull"]}
+        response = await self._send("POST", start, what=what, extensions=extensions)
+        if response.status_code == 201:
+            return "mounted"
+        if response.status_code != 202:
+            raise await self._fail(response, what=what, repository=repository)
+        location = self._location(response, what)
+        if chunk_size and descriptor.size > chunk_size:
+            location = await self._upload_chunks(repository, location, path, descriptor.size, chunk_size, what, progress)
+            body_factory, length = (lambda: b""), 0
+        else:
+            body_factory, length = (lambda: _read_file(path, 0, descriptor.size, progress)), descriptor.size
+        final = location.copy_merge_params({"digest": descriptor.digest})
+        response = await self._send("PUT", final, what=what, content_factory=body_factory,
+                                    headers={"Content-Type": "application/octet-stream", "Content-Length": str(length)})
+        if response.status_code not in (201, 204):
+            raise await self._fail(response, what=what, repository=repository)
+        announced = response.headers.get("docker-content-digest")
+        if announced and announced != descriptor.digest:
+            raise DigestMismatch(f"{self.registry} stored {descriptor.digest} as {announced}", registry=self.registry)
+        return "uploaded"
+
+    async def _upload_chunks(self, repository, location, path, size, chunk_size, what, progress) -> httpx.URL:
+        for start in range(0, size, chunk_size):
+            end = min(start + chunk_size, size) - 1
+            response = await self._send(
+                "PATCH", location, what=what,
+                content_factory=lambda start=start, end=end: _read_file(path, start, end - start + 1, progress),
+                headers={"Content-Type": "application/octet-stream", "Content-Range": f"{start}-{end}",
+                         "Content-Length": str(end - start + 1)},
+            )
+            if response.status_code != 202:
+                raise await self._fail(response, what=what, repository=repository)
+            location = self._location(response, what)
+        return location
+
+    def _location(self, response: httpx.Response, what: str) -> httpx.URL:
+        location = response.headers.get("location")
+        if not location:
+            raise RegistryServerError(f"{self.registry} gave no upload location for {what}", registry=self.registry)
+        # join keeps the query string (distribution's `_state`), which the PUT must send back.
+        return response.request.url.join(location)
+
+
+def _verify(data: bytes, descriptor: Descriptor, registry: str) -> None:
+    actual = "sha256:" + hashlib.sha256(data).hexdigest()
+    if len(data) != descriptor.size or actual != descriptor.digest:
+        raise DigestMismatch(f"blob {descriptor.digest} from {registry} has digest {actual} and {len(data)} bytes",
+                             registry=registry)
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _hash_existing(path: Path, hasher, expected_size: int) -> int:
+    """Feed a partial download into `hasher`; returns its length (0 when absent or overlong)."""
+    size = _file_size(path)
+    if size == 0 or size > expected_size:
+        return 0
+    with open(path, "rb") as existing:
+        while block := existing.read(CHUNK):
+            hasher.update(block)
+    return size
+
+
+async def _read_file(path: Path, offset: int, length: int, progress: Progress | None) -> AsyncIterator[bytes]:
+    with open(path, "rb") as source:
+        source.seek(offset)
+        remaining = length
+        while remaining > 0:
+            block = source.read(min(CHUNK, remaining))
+            if not block:
+                break
+            remaining -= len(block)
+            if progress:
+                progress(len(block))
+            yield block
+
+
+def _log_rate_limit(registry: str, response: httpx.Response) -> None:
+    remaining = response.headers.get("ratelimit-remaining")
+    if remaining is not None:
+        log.info("%s rate limit: remaining %s of %s", registry, remaining, response.headers.get("ratelimit-limit", "?"))

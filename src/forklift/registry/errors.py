@@ -1,0 +1,123 @@
+"""Every registry failure as a typed exception whose message a user can act on.
+
+Messages never carry a password or token: they are built from the registry host, the repository,
+the user name and the registry's own error codes only.
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+
+class RegistryError(Exception):
+    """Base class; `registry` is host[:port] as written in image references."""
+
+    def __init__(self, message: str, *, registry: str | None = None):
+        super().__init__(message)
+        self.registry = registry
+
+
+class AuthenticationFailed(RegistryError):
+    """Wrong credentials (or none where they are required)."""
+
+
+class AccessDenied(RegistryError):
+    """Credentials accepted, but not for this repository or action."""
+
+
+class NotFound(RegistryError):
+    """Repository, tag, manifest or blob does not exist (NAME_UNKNOWN, MANIFEST_UNKNOWN, BLOB_UNKNOWN)."""
+
+
+class TLSError(RegistryError):
+    """The registry's certificate is not trusted."""
+
+
+class RegistryUnreachable(RegistryError):
+    """DNS failure, refused connection, timeout."""
+
+
+class DigestMismatch(RegistryError):
+    """Content did not hash to the digest it was asked for or announced."""
+
+
+class TooManyRequests(RegistryError):
+    """Rate limited (429) and retries are exhausted."""
+
+
+class RegistryServerError(RegistryError):
+    """5xx from the registry after retries, or a malformed answer."""
+
+
+class UnsupportedManifest(RegistryError):
+    """A manifest type forklift does not pull (schema1, unknown media type)."""
+
+
+class PlatformNotFound(RegistryError):
+    """An index holds no manifest for the requested platform."""
+
+
+def registry_error_codes(response: httpx.Response) -> list[tuple[str, str]]:
+    """(code, message) pairs from a distribution-style `{"errors": [...]}` body, if any."""
+    try:
+        body = json.loads(response.content or b"{}")
+    except (ValueError, httpx.ResponseNotRead):
+        return []
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, list):
+        return []
+    return [(str(e.get("code", "")), str(e.get("message", ""))) for e in errors if isinstance(e, dict)]
+
+
+def error_for_response(
+    response: httpx.Response, *, registry: str, what: str, username: str | None = None
+) -> RegistryError:
+    """Map a failed registry response to a typed error. `what` names the object, e.g. 'demo/tiny:1.0'."""
+    status = response.status_code
+    codes = registry_error_codes(response)
+    code_names = {code for code, _ in codes}
+    detail = "; ".join(f"{code}: {message}" if message else code for code, message in codes)
+    suffix = f" ({detail})" if detail else ""
+    if status == 401:
+        if username:
+            return AuthenticationFailed(
+                f"authentication to {registry} failed for user {username}: 401{suffix}", registry=registry
+            )
+        return AuthenticationFailed(
+            f"{registry} requires authentication for {what} and no credentials were given: 401{suffix}; "
+            "pass --username/--password-stdin or run `forklift login`",
+            registry=registry,
+        )
+    if status == 403 or "DENIED" in code_names:
+        who = f" for user {username}" if username else ""
+        return AccessDenied(f"access to {what} on {registry} denied{who}: {status}{suffix}", registry=registry)
+    if status == 404:
+        if "MANIFEST_UNKNOWN" in code_names:
+            return NotFound(f"manifest unknown: {what} not found on {registry}{suffix}", registry=registry)
+        if "NAME_UNKNOWN" in code_names:
+            return NotFound(f"repository unknown: {what} not found on {registry}{suffix}", registry=registry)
+        if "BLOB_UNKNOWN" in code_names:
+            return NotFound(f"blob unknown: {what} not found on {registry}{suffix}", registry=registry)
+        return NotFound(f"{what} not found on {registry}: 404{suffix}", registry=registry)
+    if status == 429:
+        return TooManyRequests(f"{registry} is rate limiting requests for {what}: 429{suffix}", registry=registry)
+    return RegistryServerError(f"{registry} answered {status} for {what}{suffix}", registry=registry)
+
+
+def error_for_transport(exc: httpx.TransportError, *, registry: str, certs_hint: str) -> RegistryError:
+    """Map a connection-level failure (TLS, DNS, refused) to a typed error."""
+    text = str(exc) or type(exc).__name__
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        return TLSError(
+            f"TLS certificate of {registry} is not trusted (x509: certificate signed by unknown authority: "
+            f"{text}); put the registry's CA certificate in {certs_hint} or list {registry} under "
+            "insecure_registries in config.toml",
+            registry=registry,
+        )
+    if "Name or service not known" in text or "nodename nor servname" in text or "Temporary failure in name" in text:
+        return RegistryUnreachable(f"cannot resolve registry host {registry}: {text}", registry=registry)
+    if isinstance(exc, httpx.TimeoutException):
+        return RegistryUnreachable(f"timed out talking to {registry}: {text}", registry=registry)
+    return RegistryUnreachable(f"cannot connect to registry {registry}: {text}", registry=registry)
