@@ -5,7 +5,7 @@ config.toml (every key optional):
     region = "us-east-1"
     account = "000000000000"
     insecure_registries = ["localhost:5000"]   # plain HTTP / unverified TLS, by explicit opt-in only
-    max_concurrent_downloads = 3
+    max_concurrent_downloads = 6
     max_concurrent_uploads = 5
 """
 
@@ -33,7 +33,7 @@ class Settings:
     region: str = DEFAULT_REGION
     account: str = DEFAULT_ACCOUNT
     insecure_registries: frozenset[str] = field(default_factory=frozenset)
-    max_concurrent_downloads: int = 3
+    max_concurrent_downloads: int = 6
     max_concurrent_uploads: int = 5
 
     @property
@@ -74,6 +74,6 @@ def load_settings(home: Path | None = None) -> Settings:
         region=str(data.get("region", DEFAULT_REGION)),
         account=str(data.get("account", DEFAULT_ACCOUNT)),
         insecure_registries=frozenset(insecure),
-        max_concurrent_downloads=int(data.get("max_concurrent_downloads", 3)),
+        max_concurrent_downloads=int(data.get("max_concurrent_downloads", 6)),
         max_concurrent_uploads=int(data.get("max_concurrent_uploads", 5)),
     )

@@ -17,15 +17,14 @@ from forklift.cli.errors import handle_errors
 from forklift.cli.progress import transfer_progress
 from forklift.config import load_settings
 from forklift.credentials import ANONYMOUS, Credentials, Keychain, StaticKeychain
-from forklift.images.build import BuildOptions, build
-from forklift.images.layout import parse_layout_source
 from forklift.images.local import ImageNotFound, ImageStore
 from forklift.images.pull import pull
-from forklift.images.push import push, source_from_layout, source_from_store
 from forklift.reference import parse
 from forklift.registry.manifest import parse_platform
 
 console = Console()
+if not console.is_terminal:
+    console.width = 250  # pipes and logs get whole references, not ellipses
 
 
 def keychain_from_options(registry: str, username: str | None, password_stdin: bool) -> Keychain | None:
@@ -76,6 +75,9 @@ def pull_command(reference: str, username: str | None, password_stdin: bool, pla
 @handle_errors
 def push_command(source: str, reference: str, username: str | None, password_stdin: bool, chunk_size: int | None) -> None:
     """Push SOURCE (an image in the store, or oci:PATH[:TAG]) to REFERENCE."""
+    from forklift.images.layout import parse_layout_source
+    from forklift.images.push import push, source_from_layout, source_from_store
+
     ref = parse(reference)
     store = ImageStore(load_settings())
     if source.startswith("oci:"):
@@ -119,6 +121,9 @@ def build_command(directory: Path, tag: str, base: str | None, dest: str, entryp
                   env: tuple[str, ...], workdir: str | None, label: tuple[str, ...], push_after: bool,
                   username: str | None, password_stdin: bool, platform: str | None) -> None:
     """Build an image from DIRECTORY (a rootfs, or a folder layered on --base)."""
+    from forklift.images.build import BuildOptions, build
+    from forklift.images.push import push, source_from_store
+
     store = ImageStore(load_settings())
     target = parse(tag)
     keychain = keychain_from_options(target.registry, username, password_stdin)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from functools import cached_property
+from typing import TYPE_CHECKING
+
 from forklift.config import Settings
-from forklift.db import session_factory
-from forklift.images.records import ImageRecord, ImageRecords
 from forklift.images.store import BlobStore
 from forklift.reference import InvalidReference, parse
 from forklift.registry.manifest import Descriptor, Manifest, media_type_of
+
+if TYPE_CHECKING:
+    from forklift.images.records import ImageRecord, ImageRecords
 
 
 class ImageNotFound(LookupError):
@@ -21,7 +25,7 @@ class ImageNotFound(LookupError):
 @dataclass(frozen=True)
 class LocalImage:
     reference: str
-    record: ImageRecord
+    record: "ImageRecord"
     manifest: Manifest
 
     @property
@@ -41,7 +45,14 @@ class ImageStore:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.blobs = BlobStore(settings.blobs_dir)
-        self.records = ImageRecords(session_factory(settings.database_url))
+
+    @cached_property
+    def records(self) -> "ImageRecords":
+        # SQLAlchemy takes a quarter of a second to import: a pull pays it while its layers download.
+        from forklift.db import session_factory
+        from forklift.images.records import ImageRecords
+
+        return ImageRecords(session_factory(self.settings.database_url))
 
     def manifest(self, digest: str) -> Manifest:
         raw = self.blobs.read_bytes(digest)
@@ -68,10 +79,10 @@ class ImageStore:
             raise ImageNotFound(name)
         return LocalImage(record.reference, record, self.manifest(record.digest))
 
-    def list(self) -> list[ImageRecord]:
+    def list(self) -> list["ImageRecord"]:
         return self.records.all()
 
-    def remove(self, name: str) -> ImageRecord:
+    def remove(self, name: str) -> "ImageRecord":
         image = self.get(name)
         self.records.remove(image.reference)
         return image.record

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass
 
 from forklift.credentials import Keychain
 from forklift.images.local import ImageStore, LocalImage
 from forklift.images.progress import NoProgress, TransferProgress
-from forklift.images.records import ImageRecord
 from forklift.reference import Reference, parse
 from forklift.registry import RegistryClient
 from forklift.registry.manifest import Descriptor, Platform
@@ -58,12 +58,17 @@ async def pull(
                 counts["fetched" if fetched else "cached"] += 1
                 progress.finish(descriptor.digest, "downloaded" if fetched else "cached")
 
+        # Open the database (and import SQLAlchemy) on a spare core while the blobs download.
+        records_ready = asyncio.ensure_future(asyncio.to_thread(lambda: store.records))
         tasks = [fetch(manifest.config, "config")]
         tasks += [fetch(layer, f"layer {i + 1}/{len(manifest.layers)}") for i, layer in enumerate(manifest.layers)]
         await _gather_or_cancel(tasks)
+        await records_ready
     finally:
         if owns_client:
             await client.aclose()
+
+    from forklift.images.records import ImageRecord
 
     store.blobs.put_bytes(manifest.raw)
     if resolved.index is not None:
@@ -97,8 +102,6 @@ async def _gather_or_cancel(coroutines) -> None:
 
 
 def _platform_from_config(store: ImageStore, config_digest: str) -> str | None:
-    import json
-
     try:
         config = json.loads(store.blobs.read_bytes(config_digest))
     except (ValueError, KeyError):

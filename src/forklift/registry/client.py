@@ -22,6 +22,7 @@ from forklift.credentials import AnonymousKeychain, Keychain
 from forklift.reference import DOCKER_HUB, DOCKER_HUB_API_HOST, Reference
 from forklift.registry import retry, tls
 from forklift.registry.auth import RegistryAuth
+from forklift.registry.download import BlobDownload
 from forklift.registry.errors import (
     DigestMismatch,
     PlatformNotFound,
@@ -50,7 +51,7 @@ from forklift.registry.tokens import TokenCache
 log = logging.getLogger("forklift.registry")
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
-CHUNK = 1024 * 1024
+CHUNK = 1024 * 1024  # upload read size
 Progress = Callable[[int], None]
 
 
@@ -85,10 +86,13 @@ class RegistryClient:
         self._auth = RegistryAuth(registry, lambda repo: keychain.resolve(registry, repo or ""), token_cache)
         host = DOCKER_HUB_API_HOST if registry == DOCKER_HUB else registry
         self._base = httpx.URL(f"https://{host}")
+        self._ssl = tls.ssl_context(registry, self.settings.certs_dirs, verify=not self._insecure)
+        self._timeout = httpx.Timeout(timeout, connect=15.0)
+        self._sync_http: httpx.Client | None = None
         self._http = httpx.AsyncClient(
-            verify=tls.ssl_context(registry, self.settings.certs_dirs, verify=not self._insecure),
+            verify=self._ssl,
             auth=self._auth,
-            timeout=httpx.Timeout(timeout, connect=15.0),
+            timeout=self._timeout,
             follow_redirects=True,
             headers={"User-Agent": f"forklift/{__version__}"},
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
@@ -104,6 +108,8 @@ class RegistryClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        if self._sync_http is not None:
+            self._sync_http.close()
 
     # -- plumbing -----------------------------------------------------------------------------
     def _url(self, path: str) -> httpx.URL:
@@ -159,8 +165,7 @@ class RegistryClient:
                     log.debug("%s %s: %s; retrying in %.2fs", method, target.path, exc, delay)
                     await asyncio.sleep(delay)
                     continue
-                raise error_for_transport(exc, registry=self.registry,
-                                          certs_hint=tls.certs_hint(self.registry, self.settings.certs_dirs)) from None
+                raise self._transport_error(exc) from None
             _log_rate_limit(self.registry, response)
             if response.status_code in retry.RETRY_STATUSES and attempt < self.max_retries:
                 delay = retry.retry_after(response)
@@ -290,53 +295,27 @@ class RegistryClient:
         """
         await self.ping()
         what = f"blob {descriptor.digest} in {repository}"
-        hasher = hashlib.sha256()
-        offset = _hash_existing(dest, hasher, descriptor.size)
-        if offset and progress:
-            progress(offset)
-        for attempt in range(self.max_retries + 1):
-            headers = {"Range": f"bytes={offset}-"} if offset else None
-            response = await self._send("GET", f"/v2/{repository}/blobs/{descriptor.digest}", what=what,
-                                        headers=headers, stream=True)
-            try:
-                if response.status_code == 416 and offset == descriptor.size:
-                    break
-                if response.status_code == 200 and offset:
-                    hasher, offset = hashlib.sha256(), 0  # server ignored Range: start over
-                    if progress:
-                        progress(-_file_size(dest))
-                elif response.status_code == 206:
-                    if not response.headers.get("content-range", "").startswith(f"bytes {offset}-"):
-                        raise RegistryServerError(f"{self.registry} answered a resumed download of {what} "
-                                                  "with the wrong range", registry=self.registry)
-                elif response.status_code != 200:
-                    raise await self._fail(response, what=what, repository=repository)
-                with open(dest, "r+b" if offset else "wb") as out:
-                    out.seek(offset)
-                    out.truncate()
-                    async for chunk in response.aiter_raw():
-                        out.write(chunk)
-                        hasher.update(chunk)
-                        offset += len(chunk)
-                        if progress:
-                            progress(len(chunk))
-                        if offset > descriptor.size:
-                            break
-                break
-            except (httpx.TransportError, httpx.StreamError) as exc:
-                if attempt >= self.max_retries:
-                    raise error_for_transport(exc, registry=self.registry,
-                                              certs_hint=tls.certs_hint(self.registry, self.settings.certs_dirs)) from None
-                log.info("download of %s interrupted at %d bytes (%s); resuming", descriptor.digest, offset, exc)
-                await asyncio.sleep(retry.backoff(attempt))
-            finally:
-                await response.aclose()
-        actual = "sha256:" + hasher.hexdigest()
-        if offset != descriptor.size or actual != descriptor.digest:
-            dest.unlink(missing_ok=True)
-            raise DigestMismatch(
-                f"{what} from {self.registry}: got {offset} bytes with digest {actual}, expected "
-                f"{descriptor.size} bytes with digest {descriptor.digest}", registry=self.registry)
+        download = BlobDownload(
+            http=self._blob_http(), url=self._url(f"/v2/{repository}/blobs/{descriptor.digest}"),
+            descriptor=descriptor, registry=self.registry, max_retries=self.max_retries,
+            to_error=lambda response: error_for_response(response, registry=self.registry, what=what,
+                                                         username=self._username(repository)),
+            transport_error=self._transport_error,
+        )
+        await asyncio.to_thread(download.run, dest, progress)
+
+    def _blob_http(self) -> httpx.Client:
+        if self._sync_http is None:
+            self._sync_http = httpx.Client(
+                verify=self._ssl, auth=self._auth, timeout=self._timeout, follow_redirects=True,
+                headers={"User-Agent": f"forklift/{__version__}"},
+                limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            )
+        return self._sync_http
+
+    def _transport_error(self, exc: httpx.TransportError) -> RegistryError:
+        return error_for_transport(exc, registry=self.registry,
+                                   certs_hint=tls.certs_hint(self.registry, self.settings.certs_dirs))
 
     async def blob_exists(self, repository: str, digest: str) -> bool:
         await self.ping()
@@ -413,24 +392,6 @@ def _verify(data: bytes, descriptor: Descriptor, registry: str) -> None:
     if len(data) != descriptor.size or actual != descriptor.digest:
         raise DigestMismatch(f"blob {descriptor.digest} from {registry} has digest {actual} and {len(data)} bytes",
                              registry=registry)
-
-
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def _hash_existing(path: Path, hasher, expected_size: int) -> int:
-    """Feed a partial download into `hasher`; returns its length (0 when absent or overlong)."""
-    size = _file_size(path)
-    if size == 0 or size > expected_size:
-        return 0
-    with open(path, "rb") as existing:
-        while block := existing.read(CHUNK):
-            hasher.update(block)
-    return size
 
 
 async def _read_file(path: Path, offset: int, length: int, progress: Progress | None) -> AsyncIterator[bytes]:
