@@ -8,6 +8,7 @@ import sys
 import click
 
 from forklift import __version__
+from forklift.cli.demo import demo
 from forklift.cli.images import images
 
 
@@ -21,6 +22,7 @@ def main(verbose: int) -> None:
 
 
 main.add_command(images)
+main.add_command(demo)
 
 try:  # the catalog ships with its data file; optional while it is being generated
     from forklift.cli.catalog import catalog
