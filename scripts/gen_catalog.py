@@ -22,6 +22,7 @@ import importlib.util
 import json
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
@@ -157,10 +158,12 @@ def leaf(name: str, scope: str | None, version: str, raw: dict, processors, regi
     if raw.get("processor_in_tag", True) is False:
         out["hide"] = list(procs or [])
     elif name in TAG_WITHOUT_PROCESSOR:
+        # The SDK strips the characters of "-gpu" from the end of the tag, which only equals
+        # leaving the processor out when it is the last token and the prefix ends in another character.
+        prefix = out.get("prefix")
+        if not prefix or out.get("py") or container or prefix.rstrip("-gpu") != prefix:
+            raise SystemExit(f"gen_catalog: {name} {version}: unexpected tag shape; update TAG_WITHOUT_PROCESSOR")
         out["hide"] = TAG_WITHOUT_PROCESSOR[name]
-        for proc in out["hide"]:
-            if (out.get("prefix") or version).rstrip("-gpu") != (out.get("prefix") or version) and not out.get("py"):
-                raise SystemExit(f"gen_catalog: {name} {version}: tag would lose characters with -{proc}")
     if scope == GRAVITON_SCOPE and name in ARM64_TAGS:
         if version not in ARM64_TAGS[name]:
             return None  # no published arm64 tag known: the image cannot be addressed
@@ -220,6 +223,7 @@ def algorithm(name: str, raw: dict, registries: Registries) -> dict | None:
         for scope, config in configs.items():
             config["default"] = default_for_scope(raw, scope)
     if name in PINNED_ONLY:
+        out["pinned"] = True
         out["default_version"] = None
         for config in configs.values():
             config.pop("default", None)
@@ -278,10 +282,10 @@ def build() -> tuple[str, str]:
         "algorithms": algorithms,
     }
     data = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True) + "\n"
-    return data, notice(dist, versions[dist], sdk, versions["botocore"])
+    return data, notice(dist, versions[dist], sdk, versions["botocore"], skipped)
 
 
-def notice(dist: str, version: str, sdk: str | None, botocore: str) -> str:
+def notice(dist: str, version: str, sdk: str | None, botocore: str, skipped: list[str]) -> str:
     via = f" (installed with sagemaker {sdk})" if sdk and dist != "sagemaker" else ""
     return f"""forklift image catalog (catalog.json)
 =====================================
@@ -313,9 +317,10 @@ and limitations under the License.
 
 Modifications: the data was reorganised by scripts/gen_catalog.py (fields not needed to
 build image URIs removed, registry maps deduplicated, defaults precomputed); the legacy
-XGBoost ':1' image and its 'latest' alias were left out; frameworks that need a base
-framework version (huggingface, huggingface-neuron, huggingface-neuronx,
-huggingface-training-compiler) and non-image files were not included.
+XGBoost ':1' image and its 'latest' alias were left out; files that are not image configs
+or whose images need more than scope, version, processor and Python version to address
+were not included:
+{textwrap.fill(", ".join(sorted(skipped)) + ".", width=90, initial_indent="    ", subsequent_indent="    ")}
 """
 
 
