@@ -20,6 +20,7 @@ class RichTransferProgress:
             DownloadColumn(), TransferSpeedColumn(), console=console, transient=False,
         )
         self._tasks: dict[str, int] = {}
+        self._sizes: dict[str, int] = {}
 
     def __enter__(self):
         self._progress.start()
@@ -30,17 +31,13 @@ class RichTransferProgress:
 
     def start(self, digest: str, size: int, what: str) -> None:
         self._tasks[digest] = self._progress.add_task(what, total=size, digest=short(digest))
+        self._sizes[digest] = size
 
     def advance(self, digest: str, nbytes: int) -> None:
         self._progress.advance(self._tasks[digest], nbytes)
 
     def finish(self, digest: str, status: str) -> None:
-        task = self._tasks[digest]
-        total = self._progress.tasks[self._tasks_index(task)].total
-        self._progress.update(task, completed=total, description=status)
-
-    def _tasks_index(self, task_id: int) -> int:
-        return next(i for i, t in enumerate(self._progress.tasks) if t.id == task_id)
+        self._progress.update(self._tasks[digest], completed=self._sizes[digest], description=status)
 
 
 class PlainTransferProgress:
