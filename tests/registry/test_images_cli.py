@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 
 def forklift(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:

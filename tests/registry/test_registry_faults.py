@@ -7,8 +7,6 @@ told to misbehave — and every byte it serves comes from that registry.
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 
 import pytest
 

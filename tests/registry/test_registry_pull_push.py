@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from forklift.config import load_settings
 from forklift.credentials import Credentials, StaticKeychain
-from forklift.images.build import BuildOptions, build
+from forklift.images.build import build
 from forklift.images.local import ImageStore
 from forklift.images.pull import pull
 from forklift.images.push import push, source_from_store
 from forklift.reference import parse
 from forklift.registry import (
-    AuthenticationFailed, DigestMismatch, NotFound, PlatformNotFound, RegistryClient, TLSError, parse_platform,
+    AuthenticationFailed, NotFound, PlatformNotFound, RegistryClient, TLSError, parse_platform,
 )
 from forklift.registry.manifest import OCI_INDEX
 

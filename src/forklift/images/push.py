@@ -27,6 +27,8 @@ class PushSource:
     manifest: Manifest  # an image manifest or an index
     blob_path: Callable[[str], Path]
     load_manifest: Callable[[str], Manifest]
+    platform: str | None = None
+    from_store: bool = False  # pushing a stored image also records it under the target reference
 
 
 def source_from_store(store: ImageStore, name: str) -> PushSource:
@@ -34,7 +36,7 @@ def source_from_store(store: ImageStore, name: str) -> PushSource:
     manifest = store.manifest(image.record.index_digest) if image.record.index_digest else image.manifest
     if manifest.is_index and not all(store.blobs.has(d.digest) for d in manifest.manifests):
         manifest = image.manifest  # only one platform was pulled: push that one
-    return PushSource(manifest, store.blobs.path, store.manifest)
+    return PushSource(manifest, store.blobs.path, store.manifest, image.record.platform, from_store=True)
 
 
 def source_from_layout(layout: OciLayout, tag: str | None) -> PushSource:
@@ -99,8 +101,8 @@ async def push(
         if owns_client:
             await client.aclose()
 
-    if source.blob_path == store.blobs.path and not top.is_index:
-        store.records.put(ImageRecord(str(ref.with_tag(ref.tag)), top.digest, None, top.media_type, None,
+    if source.from_store and not top.is_index:
+        store.records.put(ImageRecord(str(ref.with_tag(ref.tag)), top.digest, None, top.media_type, source.platform,
                                       sum(d.size for d in [top.config, *top.layers]), time.time()))
     return PushResult(top.digest, statuses)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ from forklift.registry.manifest import (
     Manifest,
     Platform,
     media_type_of,
+    platform_of,
     select_platform,
 )
 from forklift.registry.scopes import EXTRA_SCOPES
@@ -241,8 +241,6 @@ class RegistryClient:
         manifest = await self.get_manifest(reference.repository, chosen.digest)
         if manifest.is_index:
             raise UnsupportedManifest(f"{reference}: nested index {chosen.digest} is not supported", registry=self.registry)
-        from forklift.registry.manifest import platform_of
-
         return ResolvedImage(reference, manifest, top, platform_of(chosen))
 
     async def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str) -> str:
