@@ -1,0 +1,30 @@
+"""Run one container in the foreground: stream its output, return how it ended."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from forklift.runtime.base import Runtime
+from forklift.runtime.spec import ContainerSpec, ExitStatus
+
+
+def run_foreground(spec: ContainerSpec, stream: TextIO = sys.stdout, runtime: Runtime | None = None,
+                   grace: float = 10.0) -> ExitStatus:
+    """Start `spec`, copy its stdout+stderr lines to `stream`, return its exit status.
+
+    Ctrl-C (KeyboardInterrupt) stops the container (SIGTERM, `grace`, SIGKILL) and returns.
+    """
+    if runtime is None:
+        from forklift.runtime.runc import RuncRuntime
+
+        runtime = RuncRuntime()
+    handle = runtime.start(spec)
+    try:
+        for line in handle.logs(follow=True):
+            stream.write(line + "\n")
+            stream.flush()
+        handle.wait()
+    except KeyboardInterrupt:
+        pass
+    return handle.stop(grace)  # after an exit: only forgets the container
