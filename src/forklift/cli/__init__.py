@@ -8,8 +8,14 @@ import sys
 import click
 
 from forklift import __version__
+from forklift.cli.buckets import buckets
+from forklift.cli.catalog import catalog
 from forklift.cli.demo import demo
+from forklift.cli.functions import functions
 from forklift.cli.images import images
+from forklift.cli.login import login, logout
+from forklift.cli.roles import roles
+from forklift.cli.run import run
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,11 +28,11 @@ def main(verbose: int) -> None:
 
 
 main.add_command(images)
+main.add_command(login)
+main.add_command(logout)
+main.add_command(functions)
+main.add_command(roles)
 main.add_command(demo)
-
-try:  # the catalog ships with its data file; optional while it is being generated
-    from forklift.cli.catalog import catalog
-except ImportError:  # pragma: no cover
-    catalog = None
-if catalog is not None:
-    main.add_command(catalog)
+main.add_command(run)
+main.add_command(catalog)
+main.add_command(buckets)

@@ -1,0 +1,100 @@
+"""`forklift run`: a handy `docker run` for images in private registries, on runc."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import click
+
+from forklift.cli.errors import handle_errors
+from forklift.cli.images import credential_options, keychain_from_options
+from forklift.cli.progress import transfer_progress
+
+
+def _mount(text: str):
+    from forklift.runtime import Mount
+
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
+        raise click.BadParameter(f"'{text}': expected SRC:DST[:ro|rw]")
+    source = Path(parts[0]).resolve()
+    if not source.exists():
+        raise click.BadParameter(f"'{text}': {source} does not exist")
+    return Mount(source, parts[1], read_only=len(parts) == 3 and parts[2] == "ro")
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("image")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--instance-type", help="ml.* instance type for CPU, memory and GPU limits (clamped to this machine).")
+@click.option("-e", "--env", multiple=True, help="KEY=VALUE (repeatable).")
+@click.option("-v", "--mount", "mounts", multiple=True, help="SRC:DST[:ro] bind mount (repeatable).")
+@click.option("--entrypoint", help="Override the image's entrypoint (a single executable).")
+@click.option("-w", "--workdir", help="Working directory inside the container.")
+@click.option("--publish", is_flag=True, help="Give the container its own address; port 8080 is reachable from the host.")
+@click.option("--network", type=click.Choice(["none", "isolated", "host"]),
+              help="Network mode (default: isolated with --publish, else none).")
+@click.option("--name", help="Container name (default: a random one).")
+@click.option("--platform", help="Platform to pull from a multi-platform image.")
+@credential_options
+@handle_errors
+def run(image: str, args: tuple[str, ...], instance_type: str | None, env: tuple[str, ...], mounts: tuple[str, ...],
+        entrypoint: str | None, workdir: str | None, publish: bool, network: str | None, name: str | None,
+        platform: str | None, username: str | None, password_stdin: bool) -> None:
+    """Run IMAGE (pulled if needed) with ARGS, stream its logs, and exit with its exit code."""
+    from forklift.config import load_settings
+    from forklift.images.local import ImageNotFound, ImageStore
+    from forklift.images.pull import pull
+    from forklift.images.rootfs import prepare_rootfs
+    from forklift.reference import parse
+    from forklift.registry.manifest import parse_platform
+    from forklift.runtime import ContainerSpec, resolve_instance_type, run_foreground
+
+    if os.geteuid() != 0:
+        raise click.ClickException("forklift run needs root (runc, cgroups and network namespaces)")
+    settings = load_settings()
+    store = ImageStore(settings)
+    try:
+        local = store.get(image)
+    except ImageNotFound:
+        ref = parse(image)
+        keychain = keychain_from_options(ref.registry, username, password_stdin)
+        with transfer_progress() as progress:
+            local = asyncio.run(pull(ref, store, keychain=keychain, progress=progress,
+                                     platform=parse_platform(platform) if platform else None)).image
+    rootfs, image_config = prepare_rootfs(store, local)
+
+    limits = {}
+    if instance_type:
+        resources = resolve_instance_type(instance_type)
+        if resources.warning:
+            click.echo(f"warning: {resources.warning}", err=True)
+        limits = {"cpus": resources.cpus, "memory_bytes": resources.memory_bytes, "gpu_count": resources.gpus}
+    environment = {}
+    for item in env:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"'{item}': expected KEY=VALUE", param_hint="--env")
+        environment[key] = value
+    container_name = name or f"run-{uuid.uuid4().hex[:8]}"
+    spec = ContainerSpec(
+        name=container_name, rootfs=rootfs, state_dir=settings.home / "containers" / container_name,
+        image_config=image_config, entrypoint=[entrypoint] if entrypoint else None,
+        args=list(args) if args else None, env=environment, workdir=workdir,
+        mounts=[_mount(m) for m in mounts], network=network or ("isolated" if publish else "none"), **limits,
+    )
+    status = run_foreground(spec, stream=sys.stdout, on_start=_announce if publish else None)
+    if status.oom_killed:
+        click.echo("container was killed: out of memory", err=True)
+    elif status.reason not in ("completed", "failed", "exited") and status.message:
+        click.echo(f"container ended: {status.reason}: {status.message}", err=True)
+    sys.exit(status.code)
+
+
+def _announce(handle) -> None:
+    if handle.address:
+        click.echo(f"container {handle.name} at http://{handle.address}:8080", err=True)
