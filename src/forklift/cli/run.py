@@ -56,6 +56,12 @@ def run(image: str, args: tuple[str, ...], instance_type: str | None, env: tuple
 
     if os.geteuid() != 0:
         raise click.ClickException("forklift run needs root (runc, cgroups and network namespaces)")
+    limits = {}
+    if instance_type:
+        resources = resolve_instance_type(instance_type)
+        if resources.warning:
+            click.echo(f"warning: {resources.warning}", err=True)
+        limits = {"cpus": resources.cpus, "memory_bytes": resources.memory_bytes, "gpu_count": resources.gpus}
     settings = load_settings()
     store = ImageStore(settings)
     try:
@@ -68,12 +74,6 @@ def run(image: str, args: tuple[str, ...], instance_type: str | None, env: tuple
                                      platform=parse_platform(platform) if platform else None)).image
     rootfs, image_config = prepare_rootfs(store, local)
 
-    limits = {}
-    if instance_type:
-        resources = resolve_instance_type(instance_type)
-        if resources.warning:
-            click.echo(f"warning: {resources.warning}", err=True)
-        limits = {"cpus": resources.cpus, "memory_bytes": resources.memory_bytes, "gpu_count": resources.gpus}
     environment = {}
     for item in env:
         key, sep, value = item.partition("=")

@@ -1,0 +1,64 @@
+"""`forklift run` as a user runs it: image from a private registry, pulled, unpacked and run on real runc."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from forklift.config import load_settings
+from forklift.images.build import BuildOptions, build
+from forklift.images.local import ImageStore
+from forklift.images.push import push_sync, source_from_store
+from fixtures.imagetools import keychain
+
+
+def forklift(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "forklift", *args], input=stdin, capture_output=True, text=True,
+                          env=os.environ.copy(), timeout=120)
+
+
+@pytest.fixture
+def private_image(forklift_home: Path, basic_registry, busybox_rootfs: Path) -> str:
+    store = ImageStore(load_settings())
+    reference = f"{basic_registry.address}/run/busybox:1"
+    image = build(store, [busybox_rootfs], tag=reference,
+                  options=BuildOptions(cmd=["/bin/sh", "-c", "echo $GREETING from the image"], env=["GREETING=hi"]))
+    push_sync(source_from_store(store, image.reference), reference, store, keychain=keychain(basic_registry))
+    store.remove(reference)
+    store.prune()
+    return reference
+
+
+def test_run_pulls_with_credentials_and_uses_the_image_config(private_image: str, basic_registry):
+    result = forklift("run", "-u", basic_registry.username, "--password-stdin", private_image,
+                      stdin=basic_registry.password + "\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hi from the image\n"
+    assert basic_registry.password not in result.stdout + result.stderr
+
+
+def test_run_args_env_mounts_and_exit_code(private_image: str, basic_registry, tmp_path: Path):
+    forklift("images", "pull", private_image, "-u", basic_registry.username, "--password-stdin",
+             stdin=basic_registry.password + "\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "in.txt").write_text("input\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    result = forklift("run", "--env", "EXTRA=1", "-v", f"{data}:/data:ro", "-v", f"{out}:/out",
+                      "--instance-type", "ml.t3.medium", private_image,
+                      "sh", "-c", 'echo "$GREETING $EXTRA"; cat /data/in.txt; echo written > /out/f; '
+                                  'touch /data/x 2>/dev/null || echo read-only; exit 7')
+    assert result.returncode == 7, result.stderr
+    assert result.stdout.splitlines() == ["hi 1", "input", "read-only"]
+    assert (out / "f").read_text() == "written\n"
+
+
+def test_unknown_instance_type_lists_known_ones(private_image: str):
+    result = forklift("run", "--instance-type", "ml.nope.large", private_image)
+    assert result.returncode == 1
+    assert "unknown instance type 'ml.nope.large'" in result.stderr and "ml.m5.xlarge" in result.stderr
