@@ -13,6 +13,7 @@ from forklift.cli.catalog import catalog
 from forklift.cli.demo import demo
 from forklift.cli.functions import functions
 from forklift.cli.images import images
+from forklift.cli.serve import serve
 from forklift.cli.login import login, logout
 from forklift.cli.roles import roles
 from forklift.cli.run import run
@@ -33,6 +34,7 @@ main.add_command(logout)
 main.add_command(functions)
 main.add_command(roles)
 main.add_command(demo)
+main.add_command(serve)
 main.add_command(run)
 main.add_command(catalog)
 main.add_command(buckets)

@@ -1,0 +1,30 @@
+"""Move data: `s3://` (an S3 endpoint, or the embedded bucket store), `file://`, `https://`; model archives.
+
+    store_for(uri, settings) -> ObjectStore       the backend that holds a URI
+    bucket_store(settings)   -> BucketStore       where s3:// lives (S3 endpoint or $FORKLIFT_HOME/buckets)
+    copy_object / copy_tree                       between any two URIs
+    stage_channel(data_source, dest_dir, ...)     a SageMaker training channel into a host directory
+    pack_tar_gz / extract_tar_gz                  model.tar.gz
+"""
+
+from forklift.storage.archive import extract_tar_gz, pack_tar_gz
+from forklift.storage.base import BucketInfo, BucketStore, ObjectInfo, ObjectStore
+from forklift.storage.channels import ChannelSource, read_manifest, stage_channel
+from forklift.storage.embedded import EmbeddedBuckets
+from forklift.storage.errors import (BucketAlreadyExists, ChannelError, InvalidBucketName, InvalidURI, NoSuchBucket,
+                                     NoSuchKey, ReadOnlyStore, StorageError, UnsafeArchive, UnsafeKey)
+from forklift.storage.https import HttpsObjects
+from forklift.storage.local import LocalFiles
+from forklift.storage.resolve import bucket_store, store_for
+from forklift.storage.s3 import S3Backend
+from forklift.storage.settings import s3_endpoint
+from forklift.storage.transfer import copy_object, copy_tree
+from forklift.storage.uri import Location, parse_uri, validate_bucket_name
+
+__all__ = [
+    "BucketAlreadyExists", "BucketInfo", "BucketStore", "ChannelError", "ChannelSource", "EmbeddedBuckets",
+    "HttpsObjects", "InvalidBucketName", "InvalidURI", "LocalFiles", "Location", "NoSuchBucket", "NoSuchKey",
+    "ObjectInfo", "ObjectStore", "ReadOnlyStore", "S3Backend", "StorageError", "UnsafeArchive", "UnsafeKey",
+    "bucket_store", "copy_object", "copy_tree", "extract_tar_gz", "pack_tar_gz", "parse_uri", "read_manifest",
+    "s3_endpoint", "stage_channel", "store_for", "validate_bucket_name",
+]

@@ -1,0 +1,172 @@
+"""An S3 endpoint (AWS, MinIO, moto, ...) through boto3, behind the ObjectStore protocol.
+
+Credentials come from boto3's usual chain (AWS_ACCESS_KEY_ID/SECRET, ~/.aws, ...). Path-style
+addressing is used because local S3 servers listen on an IP or `localhost`, where virtual-host
+names (`bucket.127.0.0.1`) do not resolve. botocore errors are turned into StorageError subclasses
+here, at the boundary, so callers and the CLI see one kind of failure with a readable message.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import boto3
+from boto3.exceptions import S3UploadFailedError
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+
+from forklift.config import Settings
+from forklift.storage.atomic import atomic_path
+from forklift.storage.base import BucketInfo, ObjectInfo, PrefixTransfers
+from forklift.storage.errors import BucketAlreadyExists, InvalidURI, NoSuchBucket, NoSuchKey, StorageError
+from forklift.storage.uri import Location, parse_uri, validate_bucket_name
+
+_NOT_FOUND = {"404", "NotFound", "NoSuchKey"}
+_clients: dict[tuple[str, str], Any] = {}
+_clients_lock = threading.Lock()  # boto3 sessions are not thread-safe; clients are
+
+
+def s3_client(endpoint_url: str, region: str) -> Any:
+    """One client per (endpoint, region), created once: building one costs ~0.1 s."""
+    with _clients_lock:
+        client = _clients.get((endpoint_url, region))
+        if client is None:
+            config = Config(s3={"addressing_style": "path"}, retries={"mode": "standard", "max_attempts": 5},
+                            max_pool_connections=32)
+            client = boto3.session.Session().client("s3", endpoint_url=endpoint_url, region_name=region,
+                                                    config=config)
+            _clients[(endpoint_url, region)] = client
+        return client
+
+
+class S3Backend(PrefixTransfers):
+    def __init__(self, endpoint_url: str, region: str = "us-east-1", client: Any = None) -> None:
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.client = client or s3_client(endpoint_url, region)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, endpoint_url: str) -> S3Backend:
+        backend = cls(endpoint_url, settings.region)
+        backend.workers = settings.max_concurrent_downloads
+        return backend
+
+    def __repr__(self) -> str:
+        return f"S3Backend({self.endpoint_url!r})"
+
+    @staticmethod
+    def _location(uri: str, *, need_key: bool) -> Location:
+        loc = parse_uri(uri)
+        if loc.scheme != "s3":
+            raise InvalidURI(f"{uri}: the S3 backend only handles s3:// URIs")
+        if need_key and (not loc.key or loc.key.endswith("/")):
+            raise InvalidURI(f"{uri}: names a bucket or prefix, not an object key")
+        return loc
+
+    @contextmanager
+    def _errors(self, loc: Location) -> Iterator[None]:
+        try:
+            yield
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            if code == "NoSuchBucket" or (code in _NOT_FOUND and not self._bucket_exists(loc.bucket)):
+                raise NoSuchBucket(loc.bucket) from None
+            if code in _NOT_FOUND:
+                raise NoSuchKey(loc.uri) from None
+            if code in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise BucketAlreadyExists(loc.bucket) from None
+            message = error.get("Message") or exc
+            raise StorageError(f"{loc.uri}: {code or 'error'} from {self.endpoint_url}: {message}") from None
+        except S3UploadFailedError as exc:  # the transfer manager hides the ClientError in its message
+            if "NoSuchBucket" in str(exc):
+                raise NoSuchBucket(loc.bucket) from None
+            raise StorageError(f"{loc.uri}: upload failed: {exc}") from None
+        except NoCredentialsError:
+            raise StorageError(f"no AWS credentials for the S3 endpoint {self.endpoint_url}: set AWS_ACCESS_KEY_ID "
+                               f"and AWS_SECRET_ACCESS_KEY (any values do for a local S3 server)") from None
+        except EndpointConnectionError:
+            raise StorageError(f"cannot reach the S3 endpoint {self.endpoint_url} (for {loc.uri})") from None
+        except BotoCoreError as exc:
+            raise StorageError(f"{loc.uri}: {exc}") from None
+
+    def _bucket_exists(self, bucket: str) -> bool:
+        try:
+            self.client.head_bucket(Bucket=bucket)
+        except ClientError:
+            return False
+        return True
+
+    # --- ObjectStore -------------------------------------------------------------------------------
+
+    def list(self, prefix_uri: str) -> list[ObjectInfo]:
+        loc = self._location(prefix_uri, need_key=False)
+        found: list[ObjectInfo] = []
+        with self._errors(loc):
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=loc.key):
+                for item in page.get("Contents", []):
+                    key = item["Key"]
+                    found.append(ObjectInfo(key, item["Size"], item["LastModified"], loc.with_key(key).uri))
+        found.sort(key=lambda obj: obj.key)
+        return found
+
+    def download(self, uri: str, dest_path: Path) -> Path:
+        loc = self._location(uri, need_key=True)
+        dest_path = Path(dest_path)
+        with self._errors(loc), atomic_path(dest_path) as tmp:
+            self.client.download_file(loc.bucket, loc.key, str(tmp))
+        return dest_path
+
+    def upload(self, src_path: Path, uri: str) -> None:
+        loc = self._location(uri, need_key=True)
+        with self._errors(loc):
+            self.client.upload_file(str(src_path), loc.bucket, loc.key)
+
+    def copy(self, src_uri: str, dst_uri: str) -> None:
+        src = self._location(src_uri, need_key=True)
+        dst = self._location(dst_uri, need_key=True)
+        with self._errors(src):
+            self.client.head_object(Bucket=src.bucket, Key=src.key)
+        with self._errors(dst):  # server side: the bytes never pass through this machine
+            self.client.copy({"Bucket": src.bucket, "Key": src.key}, dst.bucket, dst.key)
+
+    def delete(self, uri: str) -> None:
+        loc = self._location(uri, need_key=True)
+        with self._errors(loc):
+            self.client.delete_object(Bucket=loc.bucket, Key=loc.key)
+
+    def exists(self, uri: str) -> bool:
+        loc = self._location(uri, need_key=True)
+        try:
+            with self._errors(loc):
+                self.client.head_object(Bucket=loc.bucket, Key=loc.key)
+        except (NoSuchKey, NoSuchBucket):
+            return False
+        return True
+
+    def open_read(self, uri: str) -> BinaryIO:
+        loc = self._location(uri, need_key=True)
+        with self._errors(loc):
+            return self.client.get_object(Bucket=loc.bucket, Key=loc.key)["Body"]
+
+    # --- BucketStore -------------------------------------------------------------------------------
+
+    def list_buckets(self) -> list[BucketInfo]:
+        with self._errors(Location("s3", "*", "")):
+            response = self.client.list_buckets()
+        return sorted((BucketInfo(b["Name"], b.get("CreationDate")) for b in response.get("Buckets", [])),
+                      key=lambda b: b.name)
+
+    def make_bucket(self, name: str) -> None:
+        validate_bucket_name(name)
+        if self._bucket_exists(name):  # us-east-1 answers a repeated CreateBucket with success; be uniform
+            raise BucketAlreadyExists(name)
+        kwargs: dict[str, Any] = {"Bucket": name}
+        if self.region != "us-east-1":  # S3 refuses an explicit us-east-1 constraint, and needs any other
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        with self._errors(Location("s3", name, "")):
+            self.client.create_bucket(**kwargs)

@@ -1,0 +1,50 @@
+"""Copy objects between any two URIs: local ↔ s3, s3 → s3 (server side), https → anywhere."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from forklift.config import Settings, load_settings
+from forklift.storage.base import DEFAULT_WORKERS, ObjectStore, plan_prefix_download, run_parallel
+from forklift.storage.errors import StorageError
+from forklift.storage.resolve import store_for
+from forklift.storage.uri import Location, parse_uri
+
+
+def copy_object(src_uri: str, dst_uri: str, settings: Settings | None = None) -> None:
+    """Copy one object (or local file) to `dst_uri`, which names the destination object or file."""
+    settings = settings or load_settings()
+    _copy(store_for(src_uri, settings), store_for(dst_uri, settings), parse_uri(src_uri), parse_uri(dst_uri))
+
+
+def copy_tree(src_prefix: str, dst_prefix: str, settings: Settings | None = None) -> list[tuple[str, str]]:
+    """Copy every object under the "directory" `src_prefix` to the same relative keys under `dst_prefix`.
+
+    Both are taken as directories (`s3://b/data` means `data/`, never `data2/`). Returns the
+    (source, destination) URI pairs; copying nothing is an error, as in `aws s3 cp --recursive`
+    it would be a silent surprise.
+    """
+    settings = settings or load_settings()
+    src, dst = parse_uri(src_prefix).as_directory(), parse_uri(dst_prefix).as_directory()
+    src_store, dst_store = store_for(src.uri, settings), store_for(dst.uri, settings)
+    plan = plan_prefix_download(src, src_store.list(src.uri))
+    if not plan:
+        raise StorageError(f"no objects under {src.uri}")
+    pairs = [(obj.uri, dst.with_key(dst.key + rel.as_posix())) for obj, rel in plan]
+    run_parallel(lambda pair: _copy(src_store, dst_store, parse_uri(pair[0]), pair[1]), pairs,
+                 settings.max_concurrent_downloads or DEFAULT_WORKERS)
+    return [(src_uri, dst_loc.uri) for src_uri, dst_loc in pairs]
+
+
+def _copy(src_store: ObjectStore, dst_store: ObjectStore, src: Location, dst: Location) -> None:
+    if dst.is_local:
+        src_store.download(src.uri, Path(dst.key))
+    elif src.is_local:
+        dst_store.upload(Path(src.key), dst.uri)
+    elif src.scheme == dst.scheme:
+        src_store.copy(src.uri, dst.uri)
+    else:  # e.g. https → s3: no shared backend, so pass through a temporary file
+        with tempfile.TemporaryDirectory(prefix="forklift-copy-") as tmp:
+            staged = src_store.download(src.uri, Path(tmp) / "object")
+            dst_store.upload(staged, dst.uri)
