@@ -5,17 +5,25 @@ back a `ContainerHandle`. Backends implement the `Runtime` protocol; `RuncRuntim
 that needs no daemon.
 """
 
-from forklift.runtime.base import (
-    ContainerError,
-    ContainerExists,
-    ContainerHandle,
-    ContainerStartError,
-    Runtime,
-)
-from forklift.runtime.foreground import run_foreground
-from forklift.runtime.instance_types import UnknownInstanceType, resolve_instance_type
-from forklift.runtime.runc import RuncHandle, RuncRuntime
-from forklift.runtime.spec import ContainerSpec, ExitStatus, Mount, NetworkMode, Resources, SpecError
+from importlib import import_module
+
+# Exported names and the module each lives in. Loaded on first use, so the per-container supervisor
+# (which imports forklift.runtime.bundle) starts without importing the whole runtime.
+_EXPORTS = {
+    "ContainerError": "base", "ContainerExists": "base", "ContainerHandle": "base", "ContainerStartError": "base",
+    "Runtime": "base", "run_foreground": "foreground", "UnknownInstanceType": "instance_types",
+    "resolve_instance_type": "instance_types", "RuncHandle": "runc", "RuncRuntime": "runc",
+    "ContainerSpec": "spec", "ExitStatus": "spec", "Mount": "spec", "NetworkMode": "spec", "Resources": "spec",
+    "SpecError": "spec",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'forklift.runtime' has no attribute {name!r}")
+    return getattr(import_module(f"forklift.runtime.{module}"), name)
+
 
 __all__ = [
     "ContainerError", "ContainerExists", "ContainerHandle", "ContainerSpec", "ContainerStartError",

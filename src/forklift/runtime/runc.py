@@ -240,7 +240,7 @@ class RuncRuntime:
         try:
             with open(layout.supervisor_log, "ab") as log:
                 proc = subprocess.Popen(
-                    [self.python, "-m", "forklift.runtime.supervisor", str(spec.state_dir), str(write_fd)],
+                    [self.python, "-S", "-m", "forklift.runtime.supervisor", str(spec.state_dir), str(write_fd)],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(write_fd,),
                     start_new_session=True, env=env, cwd="/")
         except BaseException:
