@@ -9,7 +9,7 @@ import pytest
 
 from forklift.config import load_settings
 from forklift.credentials import Credentials, StaticKeychain
-from forklift.images.build import build
+from forklift.images.build import BuildOptions, build
 from forklift.images.local import ImageStore
 from forklift.images.pull import pull
 from forklift.images.push import push, source_from_store
@@ -190,3 +190,25 @@ async def test_chunked_upload_cross_repo_mount_and_existing_blobs(store, basic_r
     async with RegistryClient(basic_registry.address, keychain=keychain(basic_registry)) as client:
         assert sorted(await client.list_tags("team/base")) == ["1", "2"]
         assert (await client.head_manifest("team/app", "1")).digest == image.digest
+
+
+async def test_pull_and_prepare_unpacks_while_downloading(store, basic_registry, tmp_path):
+    from forklift.images.rootfs import pull_and_prepare, rootfs_cache
+
+    layers = make_layers(tmp_path, [200_000, 150_000, 100_000], "stream")
+    image = build(store, layers, tag="localhost/stream:1", options=BuildOptions(cmd=["/bin/true"]))
+    target = f"{basic_registry.address}/stream/img:1"
+    await push_image(store, image, target, basic_registry)
+    store.remove(target)
+    store.remove("localhost/stream:1")
+    store.prune()
+
+    prepared = await pull_and_prepare(target, store, keychain=keychain(basic_registry))
+    assert prepared.image.digest == image.digest
+    assert prepared.config["Cmd"] == ["/bin/true"]
+    for i, size in enumerate([200_000, 150_000, 100_000]):
+        assert (prepared.rootfs / "data" / f"stream-{i}.bin").stat().st_size == size
+    assert rootfs_cache(store).list() == [f"sha256:{prepared.rootfs.name}"]
+
+    with pytest.raises(NotFound):
+        await pull_and_prepare(f"{basic_registry.address}/stream/img:missing", store, keychain=keychain(basic_registry))

@@ -48,8 +48,7 @@ def run(image: str, args: tuple[str, ...], instance_type: str | None, env: tuple
     """Run IMAGE (pulled if needed) with ARGS, stream its logs, and exit with its exit code."""
     from forklift.config import load_settings
     from forklift.images.local import ImageNotFound, ImageStore
-    from forklift.images.pull import pull
-    from forklift.images.rootfs import prepare_rootfs
+    from forklift.images.rootfs import prepare_rootfs, pull_and_prepare
     from forklift.reference import parse
     from forklift.registry.manifest import parse_platform
     from forklift.runtime import ContainerSpec, resolve_instance_type, run_foreground
@@ -65,14 +64,14 @@ def run(image: str, args: tuple[str, ...], instance_type: str | None, env: tuple
     settings = load_settings()
     store = ImageStore(settings)
     try:
-        local = store.get(image)
+        rootfs, image_config = prepare_rootfs(store, store.get(image))
     except ImageNotFound:
         ref = parse(image)
         keychain = keychain_from_options(ref.registry, username, password_stdin)
         with transfer_progress() as progress:
-            local = asyncio.run(pull(ref, store, keychain=keychain, progress=progress,
-                                     platform=parse_platform(platform) if platform else None)).image
-    rootfs, image_config = prepare_rootfs(store, local)
+            prepared = asyncio.run(pull_and_prepare(ref, store, keychain=keychain, progress=progress,
+                                                    platform=parse_platform(platform) if platform else None))
+        rootfs, image_config = prepared.rootfs, prepared.config
 
     environment = {}
     for item in env:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from forklift.credentials import Keychain
@@ -12,7 +13,7 @@ from forklift.images.local import ImageStore, LocalImage
 from forklift.images.progress import NoProgress, TransferProgress
 from forklift.reference import Reference, parse
 from forklift.registry import RegistryClient
-from forklift.registry.manifest import Descriptor, Platform
+from forklift.registry.manifest import Descriptor, Manifest, Platform
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,10 @@ async def pull(
     platform: Platform | None = None,
     progress: TransferProgress | None = None,
     client: RegistryClient | None = None,
+    on_manifest: Callable[[Manifest], None] | None = None,
+    on_blob: Callable[[str], None] | None = None,
 ) -> PullResult:
+    """Pull into the store. `on_manifest` hears the chosen image manifest, `on_blob` each blob as it lands."""
     ref = parse(reference) if isinstance(reference, str) else reference
     progress = progress or NoProgress()
     owns_client = client is None
@@ -39,6 +43,8 @@ async def pull(
     try:
         resolved = await client.resolve(ref, platform)
         manifest = resolved.manifest
+        if on_manifest is not None:
+            on_manifest(manifest)
         blobs = [manifest.config, *manifest.layers]
         semaphore = asyncio.Semaphore(store.settings.max_concurrent_downloads)
         counts = {"fetched": 0, "cached": 0, "bytes": 0}
@@ -57,6 +63,8 @@ async def pull(
                 _, fetched = await store.blobs.ensure(descriptor.digest, download)
                 counts["fetched" if fetched else "cached"] += 1
                 progress.finish(descriptor.digest, "downloaded" if fetched else "cached")
+                if on_blob is not None:
+                    on_blob(descriptor.digest)
 
         # Open the database (and import SQLAlchemy) on a spare core while the blobs download.
         records_ready = asyncio.ensure_future(asyncio.to_thread(lambda: store.records))

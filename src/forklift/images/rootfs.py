@@ -1,28 +1,121 @@
-"""From a stored image to a root filesystem a container can use: unpacked once per layer chain, then shared."""
+"""From an image to a root filesystem a container can use: unpacked once per layer chain, then shared.
+
+`pull_and_prepare` streams: each layer is applied as soon as its blob (and every layer below it) has
+landed, while the layers above it are still downloading.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
+from forklift.credentials import Keychain
 from forklift.images.local import ImageStore, LocalImage
+from forklift.images.progress import TransferProgress
+from forklift.images.pull import pull
 from forklift.images.unpack import Layer, RootfsCache
+from forklift.reference import Reference
+from forklift.registry.manifest import Manifest, Platform
 
 
 class ImageConfigError(ValueError):
     pass
 
 
+@dataclass(frozen=True)
+class PreparedImage:
+    image: LocalImage
+    rootfs: Path
+    config: dict  # the OCI image config's runtime `config` object (Entrypoint, Cmd, Env, WorkingDir, User)
+
+
 def rootfs_cache(store: ImageStore) -> RootfsCache:
     return RootfsCache(store.settings.home / "rootfs")
 
 
-def prepare_rootfs(store: ImageStore, image: LocalImage) -> tuple[Path, dict]:
-    """The unpacked rootfs of `image` and its runtime config (the OCI config's `config` object)."""
-    config = store.config(image)
+def _layers(store: ImageStore, manifest: Manifest, config: dict, name: str) -> list[Layer]:
     diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
-    if len(diff_ids) != len(image.layers):
+    if len(diff_ids) != len(manifest.layers):
         raise ImageConfigError(
-            f"image {image.reference} lists {len(image.layers)} layers but its config has {len(diff_ids)} diff IDs")
-    layers = [Layer(store.blobs.path(d.digest), d.digest, d.media_type, diff_id)
-              for d, diff_id in zip(image.layers, diff_ids)]
+            f"image {name} lists {len(manifest.layers)} layers but its config has {len(diff_ids)} diff IDs")
+    return [Layer(store.blobs.path(d.digest), d.digest, d.media_type, diff_id)
+            for d, diff_id in zip(manifest.layers, diff_ids)]
+
+
+def prepare_rootfs(store: ImageStore, image: LocalImage) -> tuple[Path, dict]:
+    """The unpacked rootfs of a stored `image` and its runtime config."""
+    config = store.config(image)
+    layers = _layers(store, image.manifest, config, image.reference)
     return rootfs_cache(store).get_or_unpack(layers), config.get("config") or {}
+
+
+class _Arrivals:
+    """Blobs that have landed in the store, for a thread that waits on them; aborts when the pull fails."""
+
+    def __init__(self) -> None:
+        self._landed: set[str] = set()
+        self._manifest: Manifest | None = None
+        self._failed = False
+        self._changed = threading.Condition()
+
+    def manifest(self, manifest: Manifest) -> None:
+        with self._changed:
+            self._manifest = manifest
+            self._changed.notify_all()
+
+    def landed(self, digest: str) -> None:
+        with self._changed:
+            self._landed.add(digest)
+            self._changed.notify_all()
+
+    def fail(self) -> None:
+        with self._changed:
+            self._failed = True
+            self._changed.notify_all()
+
+    def _wait(self, ready) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: ready() or self._failed)
+            if self._failed:
+                raise asyncio.CancelledError("the pull failed; unpacking stopped")
+
+    def wait_manifest(self) -> Manifest:
+        self._wait(lambda: self._manifest is not None)
+        return self._manifest
+
+    def wait_blob(self, digest: str) -> None:
+        self._wait(lambda: digest in self._landed)
+
+
+async def pull_and_prepare(
+    reference: Reference | str,
+    store: ImageStore,
+    *,
+    keychain: Keychain | None = None,
+    platform: Platform | None = None,
+    progress: TransferProgress | None = None,
+) -> PreparedImage:
+    """Pull `reference` and unpack its rootfs, overlapping the two."""
+    arrivals = _Arrivals()
+
+    def unpack() -> tuple[Path, dict]:
+        manifest = arrivals.wait_manifest()
+        arrivals.wait_blob(manifest.config.digest)
+        config = json.loads(store.blobs.read_bytes(manifest.config.digest))
+        layers = _layers(store, manifest, config, str(reference))
+        rootfs = rootfs_cache(store).get_or_unpack(layers, wait_for=lambda layer: arrivals.wait_blob(layer.digest))
+        return rootfs, config.get("config") or {}
+
+    unpacking = asyncio.ensure_future(asyncio.to_thread(unpack))
+    try:
+        result = await pull(reference, store, keychain=keychain, platform=platform, progress=progress,
+                            on_manifest=arrivals.manifest, on_blob=arrivals.landed)
+    except BaseException:
+        arrivals.fail()
+        await asyncio.gather(unpacking, return_exceptions=True)
+        raise
+    rootfs, config = await unpacking
+    return PreparedImage(result.image, rootfs, config)

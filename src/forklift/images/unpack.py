@@ -19,7 +19,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -330,8 +330,12 @@ class RootfsCache:
         finally:
             os.close(fd)
 
-    def get_or_unpack(self, layers: Sequence[Layer]) -> Path:
-        """The rootfs for `layers` (base first), unpacking into a temp dir renamed into place."""
+    def get_or_unpack(self, layers: Sequence[Layer], wait_for: Callable[[Layer], None] | None = None) -> Path:
+        """The rootfs for `layers` (base first), unpacking into a temp dir renamed into place.
+
+        `wait_for(layer)` is called before each layer is applied and may block until its blob is
+        complete, so unpacking overlaps with downloading the layers above it.
+        """
         if not layers:
             raise ValueError("an image needs at least one layer")
         missing = [layer.digest for layer in layers if not layer.diff_id]
@@ -350,6 +354,8 @@ class RootfsCache:
             try:
                 os.chmod(tmp, 0o755)
                 for layer in layers:
+                    if wait_for is not None:
+                        wait_for(layer)
                     apply_layer(tmp, layer)
                 os.rename(tmp, final)
             except BaseException:
