@@ -8,13 +8,14 @@ import logging
 import click
 
 from forklift.config import ConfigError
+from forklift.credentials.errors import CredentialsError
 from forklift.images.layout import LayoutError
 from forklift.images.local import ImageNotFound
 from forklift.images.store import BlobNotFound
 from forklift.reference import InvalidReference
 from forklift.registry.errors import RegistryError
 
-EXPECTED = (RegistryError, InvalidReference, ImageNotFound, BlobNotFound, LayoutError, ConfigError, ValueError, OSError)
+EXPECTED = (CredentialsError, RegistryError, InvalidReference, ImageNotFound, BlobNotFound, LayoutError, ConfigError, ValueError, OSError)
 
 
 def handle_errors(func):

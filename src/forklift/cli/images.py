@@ -16,7 +16,8 @@ from rich.table import Table
 from forklift.cli.errors import handle_errors
 from forklift.cli.progress import transfer_progress
 from forklift.config import load_settings
-from forklift.credentials import ANONYMOUS, Credentials, Keychain, StaticKeychain
+from forklift.credentials import Credentials, Keychain
+from forklift.credentials.chain import default_keychain
 from forklift.images.local import ImageNotFound, ImageStore
 from forklift.images.pull import pull
 from forklift.reference import parse
@@ -27,16 +28,17 @@ if not console.is_terminal:
     console.width = 250  # pipes and logs get whole references, not ellipses
 
 
-def keychain_from_options(registry: str, username: str | None, password_stdin: bool) -> Keychain | None:
-    if not username and not password_stdin:
-        return None
-    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
-    if password_stdin and not password:
-        raise click.UsageError("--password-stdin given but standard input held no password")
-    if password and not username:
-        raise click.UsageError("--password-stdin needs --username")
-    credentials = Credentials(username=username, password=password) if username else ANONYMOUS
-    return StaticKeychain(credentials, registry)
+def keychain_from_options(registry: str, username: str | None, password_stdin: bool) -> Keychain:
+    """--username/--password-stdin for `registry` first, then docker's config.json, ECR, anonymous."""
+    explicit = None
+    if username or password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+        if password_stdin and not password:
+            raise click.UsageError("--password-stdin given but standard input held no password")
+        if password and not username:
+            raise click.UsageError("--password-stdin needs --username")
+        explicit = Credentials(username=username, password=password)
+    return default_keychain(load_settings(), explicit=explicit, explicit_registry=registry)
 
 
 def credential_options(func):

@@ -1,14 +1,39 @@
 """Which credentials for this registry and repository?
 
-Every feature asks one question of a `Keychain`: `resolve(registry, repository)`. Sources (explicit
-flags, docker's config.json, provider functions, cloud helpers) are keychains; a chain tries them in
-order. This layer knows nothing about HTTP.
+Every feature asks one question of a `Keychain`: `resolve(registry, repository)`. Sources are keychains;
+`chain.default_keychain` tries them in this order and the first answer wins:
+
+1. explicit credentials of the job, experiment or model (CLI flags; Gradient-style `--registryUsername`/
+   `--registryPassword`, kept encrypted for the job's lifetime by `secrets.SecretStore`);
+2. a credentials-provider function named by a Lambda-style ARN (`functions`, `invoke`; permission checked
+   against the execution role by `roles`);
+3. docker's `config.json` (`dockerconfig`, `helpers`): `credHelpers` > `credsStore` > `auths`;
+4. cloud helpers: ECR (`ecr`) through boto3's `GetAuthorizationToken`;
+5. anonymous.
+
+Google Container Registry and Artifact Registry (`gcr.io`, `<region>-docker.pkg.dev`) need no helper of
+their own: they take HTTP Basic credentials at their token endpoint, so any source above can supply them —
+username `_json_key` with the service-account JSON key file's contents as the password (verbatim, not
+base64), `_json_key_base64` with the same file base64-encoded, or `oauth2accesstoken` with the output of
+`gcloud auth print-access-token` (valid about an hour). Docker Hub takes a Docker ID and password or
+personal access token; ECR takes `AWS` and the token, which `ecr.EcrKeychain` fetches and refreshes.
+
+This layer knows nothing about HTTP: it never imports `forklift.registry`. Secret values never reach
+logs, exception messages or process arguments (see `Credentials.secrets`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
+
+from forklift.credentials.errors import (  # noqa: F401 - re-exported
+    AccessDeniedByRole,
+    CredentialsError,
+    FunctionFailed,
+    FunctionNotFound,
+    InvalidArn,
+)
 
 
 @dataclass(frozen=True)
@@ -70,3 +95,12 @@ class KeychainChain:
             if not found.is_anonymous:
                 return found
         return ANONYMOUS
+
+
+def __getattr__(name: str):
+    # The chain pulls in config and docker-config modules; import it only when asked for.
+    if name == "default_keychain":
+        from forklift.credentials.chain import default_keychain
+
+        return default_keychain
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,239 @@
+"""Credentials-provider functions addressed by Lambda-style ARNs.
+
+SageMaker's `RepositoryCredentialsProviderArn` names an AWS Lambda function that answers
+`{"Credentials": {"Username": …, "Password": …}}`. forklift keeps such functions locally:
+
+    forklift functions register my-provider --handler provider.py[:handler]   # handler(event, context)
+    forklift functions register my-provider --exec "/usr/local/bin/provider --team ml"
+
+and gives each the ARN `arn:aws:lambda:<region>:<account>:function:<name>` (region and account from
+the settings: config.toml or `forklift serve --region/--account`). The registered code is kept
+encrypted in the SecretStore (a handler may embed a password); the row holds only safe metadata.
+Invocation (see `invoke.py`) gets the event `{"registry", "repository", "image"}`.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from forklift.config import Settings
+from forklift.credentials import Credentials
+from forklift.credentials.arns import check_function_name, function_arn, parse_function_arn
+from forklift.credentials.errors import CredentialsError, FunctionExists, FunctionNotFound
+from forklift.credentials.invoke import Invocation, InvocationResult, credentials_from_response, invoke
+from forklift.credentials.models import FunctionRow, sessions_for
+from forklift.credentials.secrets import SecretStore
+
+DEFAULT_TIMEOUT = 10.0
+MAX_TIMEOUT = 900.0
+PYTHON, EXEC = "python", "exec"
+CODE_KIND = "function-code"
+
+
+@dataclass(frozen=True)
+class FunctionInfo:
+    name: str
+    arn: str
+    runtime: str
+    handler: str
+    origin: str
+    timeout: float
+    code_sha256: str
+    code_size: int
+    created_at: float
+    updated_at: float
+
+    def describe(self) -> dict:
+        """Lambda-like configuration; no code, no command arguments."""
+        handler = f"{Path(self.origin).name}:{self.handler}" if self.runtime == PYTHON else self.origin
+        return {
+            "FunctionName": self.name, "FunctionArn": self.arn, "Runtime": self.runtime, "Handler": handler,
+            "Timeout": self.timeout, "CodeSha256": self.code_sha256, "CodeSize": self.code_size,
+            "LastModified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.updated_at)),
+        }
+
+
+def _owner(name: str) -> str:
+    return f"function:{name}"
+
+
+def split_handler(spec: str) -> tuple[Path, str]:
+    """`FILE.py[:FUNC]` → (path, function name, default `handler`)."""
+    path, sep, func = spec.rpartition(":")
+    if sep and func.isidentifier() and path:
+        return Path(path), func
+    return Path(spec), "handler"
+
+
+class FunctionRegistry:
+    def __init__(self, settings: Settings, *, sessions: sessionmaker[Session] | None = None,
+                 secrets: SecretStore | None = None):
+        self.settings = settings
+        self._sessions = sessions or sessions_for(settings)
+        self._secrets = secrets or SecretStore(settings, sessions=self._sessions)
+
+    def arn(self, name: str) -> str:
+        return function_arn(name, self.settings.region, self.settings.account)
+
+    # -- naming ---------------------------------------------------------------------------------
+    def name_of(self, name_or_arn: str) -> str:
+        """The function name an ARN (or a bare name) refers to; FunctionNotFound names the expected ARN."""
+        if not name_or_arn.startswith("arn:"):
+            return check_function_name(name_or_arn)
+        arn = parse_function_arn(name_or_arn)
+        expected = self.arn(arn.name)
+        if arn.account != self.settings.account:
+            raise FunctionNotFound(
+                f"function ARN {name_or_arn} names account {arn.account}, but this forklift is account "
+                f"{self.settings.account}: expected {expected}")
+        if arn.region != self.settings.region:
+            raise FunctionNotFound(
+                f"function ARN {name_or_arn} names region {arn.region}, but this forklift is region "
+                f"{self.settings.region}: expected {expected}")
+        if arn.partition != "aws" or arn.qualifier not in (None, "$LATEST"):
+            raise FunctionNotFound(f"function ARN {name_or_arn} is not one forklift serves: expected {expected}")
+        return arn.name
+
+    def _row(self, session: Session, name_or_arn: str) -> FunctionRow:
+        name = self.name_of(name_or_arn)
+        row = session.get(FunctionRow, name)
+        if row is None:
+            raise FunctionNotFound(
+                f"no credentials-provider function {name} is registered (expected ARN {self.arn(name)}); "
+                f"register it with `forklift functions register {name} --handler FILE.py`")
+        return row
+
+    # -- registering ----------------------------------------------------------------------------
+    def register(self, name: str, *, handler: str | Path | None = None, command: str | Sequence[str] | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, replace: bool = False) -> FunctionInfo:
+        """Register a Python `handler` (`FILE.py[:FUNC]`) or a `command`; returns the function with its ARN."""
+        check_function_name(name)
+        if (handler is None) == (command is None):
+            raise CredentialsError("give exactly one of a handler file (FILE.py[:FUNC]) or a command to run")
+        if not 0 < timeout <= MAX_TIMEOUT:
+            raise CredentialsError(f"timeout must be between 0 and {MAX_TIMEOUT:g} seconds")
+        if handler is not None:
+            runtime, entry, origin, code = PYTHON, *_python_code(handler)
+        else:
+            runtime, entry, origin, code = EXEC, "-", *_exec_code(command)
+        now = time.time()
+        # The code secret is written first, in its own transaction: SQLite cannot upgrade a reader to a writer
+        # once another connection has committed.
+        secret_id = self._secrets.put_bytes(code, _owner(name), kind=CODE_KIND)
+        try:
+            with self._sessions.begin() as session:
+                row = session.get(FunctionRow, name)
+                if row is not None and not replace:
+                    raise FunctionExists(f"function {name} is already registered ({self.arn(name)}); "
+                                         "delete it first or register with --replace")
+                old_secret = row.code_secret_id if row is not None else None
+                if row is None:
+                    row = FunctionRow(name=name, created_at=now)
+                    session.add(row)
+                row.runtime, row.handler, row.origin, row.timeout = runtime, entry, origin, float(timeout)
+                row.code_secret_id, row.code_sha256 = secret_id, hashlib.sha256(code).hexdigest()
+                row.code_size, row.updated_at = len(code), now
+        except BaseException:
+            self._secrets.release(secret_id, _owner(name))
+            raise
+        if old_secret is not None:
+            self._secrets.release(old_secret, _owner(name))
+        return self._info(row)
+
+    def list(self) -> list[FunctionInfo]:
+        with self._sessions() as session:
+            return [self._info(r) for r in session.scalars(select(FunctionRow).order_by(FunctionRow.name))]
+
+    def get(self, name_or_arn: str) -> FunctionInfo:
+        with self._sessions() as session:
+            return self._info(self._row(session, name_or_arn))
+
+    def delete(self, name_or_arn: str) -> FunctionInfo:
+        with self._sessions.begin() as session:
+            row = self._row(session, name_or_arn)
+            info = self._info(row)
+            session.delete(row)
+        self._secrets.release(row.code_secret_id, _owner(info.name))
+        return info
+
+    # -- invoking -------------------------------------------------------------------------------
+    def invoke(self, name_or_arn: str, event: dict, *, timeout: float | None = None) -> InvocationResult:
+        with self._sessions() as session:
+            row = self._row(session, name_or_arn)
+        invocation = Invocation(
+            name=row.name, arn=self.arn(row.name), runtime=row.runtime, handler=row.handler, origin=row.origin,
+            code=self._secrets.get_bytes(row.code_secret_id), timeout=timeout or row.timeout,
+            region=self.settings.region)
+        return invoke(invocation, event)
+
+    def credentials(self, name_or_arn: str, registry: str, repository: str, image: str | None = None) -> Credentials:
+        """Ask the provider for credentials to pull `image` from `registry`/`repository`."""
+        event = {"registry": registry, "repository": repository, "image": image or f"{registry}/{repository}"}
+        result = self.invoke(name_or_arn, event)
+        return credentials_from_response(self.arn(self.name_of(name_or_arn)), result.response)
+
+    def _info(self, row: FunctionRow) -> FunctionInfo:
+        return FunctionInfo(row.name, self.arn(row.name), row.runtime, row.handler, row.origin, row.timeout,
+                            row.code_sha256, row.code_size, row.created_at, row.updated_at)
+
+
+def _python_code(handler: str | Path) -> tuple[str, str, bytes]:
+    path, func = split_handler(str(handler))
+    path = path.expanduser().resolve()
+    try:
+        source = path.read_bytes()
+    except OSError as exc:
+        raise CredentialsError(f"cannot read handler file {path}: {exc.strerror}") from None
+    try:
+        tree = ast.parse(source, filename=str(path))
+    except SyntaxError as exc:
+        raise CredentialsError(f"handler file {path} line {exc.lineno}: syntax error: {exc.msg}") from None
+    if func not in _top_level_names(tree):
+        raise CredentialsError(f"handler file {path} defines no function {func!r} (use FILE.py:FUNC for another name)")
+    return func, str(path), source
+
+
+def _top_level_names(tree: ast.Module) -> set[str]:
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+        elif isinstance(node, (ast.If, ast.Try)):
+            names.update(_top_level_names(ast.Module(body=node.body + getattr(node, "orelse", []), type_ignores=[])))
+    return names
+
+
+def _exec_code(command: str | Sequence[str]) -> tuple[str, bytes]:
+    argv = shlex.split(command) if isinstance(command, str) else list(command)
+    if not argv:
+        raise CredentialsError("empty command")
+    program = argv[0]
+    if "/" in program:
+        resolved = os.path.abspath(os.path.expanduser(program))
+        if not (os.path.isfile(resolved) and os.access(resolved, os.X_OK)):
+            raise CredentialsError(f"command {program} is not an executable file")
+    else:
+        found = shutil.which(program)  # resolved now: invocations run with a clean PATH
+        if found is None:
+            raise CredentialsError(f"command {program} is not on PATH")
+        resolved = os.path.abspath(found)
+    argv[0] = resolved
+    return resolved, json.dumps(argv).encode()
+

@@ -1,0 +1,121 @@
+"""IAM-style policy evaluation, as much as credentials providers need.
+
+A document is `{"Version": "2012-10-17", "Statement": [...]}` (a single statement object is allowed).
+Each statement has `Effect` (`Allow`/`Deny`), `Action` or `NotAction`, `Resource` or `NotResource`
+(strings or lists, with `*` and `?` wildcards; actions match case-insensitively). As in IAM, an explicit
+Deny wins, then any Allow, else the request is implicitly denied. `Condition` cannot be evaluated here
+(there is no request context), so documents with one are refused when stored rather than misread.
+
+Managed policies are known by name; `AmazonSageMakerFullAccess` lets a role invoke Lambda functions with
+SageMaker in their name, as SageMaker's documentation describes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from enum import Enum
+from functools import lru_cache
+
+from forklift.credentials.errors import InvalidPolicy
+
+INVOKE_FUNCTION = "lambda:InvokeFunction"
+_MANAGED_ARN = re.compile(r"^arn:aws[a-z-]*:iam::aws:policy/(?:[\w+=,.@-]+/)*([\w+=,.@-]+)$")
+
+# Our own description of the documented behaviour, not a copy of AWS's policy text.
+MANAGED_POLICIES: dict[str, dict] = {
+    "AmazonSageMakerFullAccess": {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Action": INVOKE_FUNCTION,
+            "Resource": [f"arn:aws:lambda:*:*:function:*{spelling}*"
+                         for spelling in ("SageMaker", "sagemaker", "Sagemaker")],
+        }],
+    },
+}
+
+
+class Decision(Enum):
+    ALLOW = "allow"
+    EXPLICIT_DENY = "explicit deny"
+    IMPLICIT_DENY = "implicit deny"
+
+
+def managed_policy_name(text: str) -> str:
+    """A managed policy's name from its name or ARN; InvalidPolicy for one forklift does not know."""
+    m = _MANAGED_ARN.match(text)
+    name = m.group(1) if m else text
+    if name not in MANAGED_POLICIES:
+        raise InvalidPolicy(f"unknown managed policy {text!r} (known: {', '.join(sorted(MANAGED_POLICIES))})")
+    return name
+
+
+def _as_list(value: object, field: str) -> list[str]:
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not values or not all(isinstance(v, str) and v for v in values):
+        raise InvalidPolicy(f"{field} must be a non-empty string or list of strings")
+    return values
+
+
+def validate_policy(document: str | dict) -> dict:
+    """Parse and check a policy document; returns it as a dict with `Statement` a list."""
+    if isinstance(document, str):
+        try:
+            document = json.loads(document)
+        except ValueError as exc:
+            raise InvalidPolicy(f"policy is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise InvalidPolicy("policy must be a JSON object with a Statement")
+    statements = document.get("Statement")
+    if isinstance(statements, dict):
+        statements = [statements]
+    if not isinstance(statements, list) or not statements:
+        raise InvalidPolicy("policy has no Statement list")
+    for i, statement in enumerate(statements):
+        where = f"Statement[{i}]"
+        if not isinstance(statement, dict):
+            raise InvalidPolicy(f"{where} is not an object")
+        if statement.get("Effect") not in ("Allow", "Deny"):
+            raise InvalidPolicy(f"{where}.Effect must be \"Allow\" or \"Deny\"")
+        if "Condition" in statement:
+            raise InvalidPolicy(f"{where} has a Condition, which forklift cannot evaluate")
+        for a, b in (("Action", "NotAction"), ("Resource", "NotResource")):
+            if (a in statement) == (b in statement):
+                raise InvalidPolicy(f"{where} needs exactly one of {a} and {b}")
+            key = a if a in statement else b
+            _as_list(statement[key], f"{where}.{key}")
+    return {**document, "Statement": statements}
+
+
+@lru_cache(maxsize=1024)
+def _pattern(pattern: str, ignore_case: bool) -> re.Pattern:
+    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.compile(f"^{body}$", (re.IGNORECASE | re.DOTALL) if ignore_case else re.DOTALL)
+
+
+def _any_match(patterns: list[str], value: str, ignore_case: bool) -> bool:
+    return any(_pattern(p, ignore_case).match(value) for p in patterns)
+
+
+def _applies(statement: dict, action: str, resource: str) -> bool:
+    if "Action" in statement:
+        action_ok = _any_match(_as_list(statement["Action"], "Action"), action, True)
+    else:
+        action_ok = not _any_match(_as_list(statement["NotAction"], "NotAction"), action, True)
+    if "Resource" in statement:
+        resource_ok = _any_match(_as_list(statement["Resource"], "Resource"), resource, False)
+    else:
+        resource_ok = not _any_match(_as_list(statement["NotResource"], "NotResource"), resource, False)
+    return action_ok and resource_ok
+
+
+def evaluate(documents: list[dict], action: str, resource: str) -> Decision:
+    allowed = False
+    for document in documents:
+        for statement in validate_policy(document)["Statement"]:
+            if _applies(statement, action, resource):
+                if statement["Effect"] == "Deny":
+                    return Decision.EXPLICIT_DENY
+                allowed = True
+    return Decision.ALLOW if allowed else Decision.IMPLICIT_DENY
