@@ -143,3 +143,18 @@ def test_images_cli_uses_docker_login(cli, home, pushed, private_registry, docke
     assert "Removed credentials" in out.stdout
     refused = cli("images", "pull", pushed.private.replace(":1", ":missing"), check=False)
     assert refused.returncode == 1 and "no credentials were given" in refused.stderr
+
+
+@pytest.mark.parametrize("which", ["basic_registry", "token_registry"])
+def test_login_checks_the_credentials_before_saving_them(request, cli, home, docker_config, which):
+    registry = request.getfixturevalue(which)
+    refused = cli("login", registry.address, "-u", registry.username, "--password-stdin",
+                  stdin="not-the-password-4410\n", check=False)
+    assert refused.returncode == 1
+    assert f"authentication to {registry.address} failed for user {registry.username}" in refused.stderr
+    assert "not-the-password-4410" not in refused.stdout + refused.stderr
+    assert not docker_config.exists() or registry.address not in docker_config.read_text()
+
+    saved = cli("login", registry.address, "-u", registry.username, "--password-stdin", stdin=registry.password + "\n")
+    assert "saved" in saved.stdout
+    assert registry.address in docker_config.read_text()

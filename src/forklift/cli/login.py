@@ -39,8 +39,25 @@ def login(registry: str, username: str | None, password_stdin: bool) -> None:
             raise click.UsageError("--username is required")
         username = click.prompt("Username")
     password = _read_password(password_stdin)
+    _check(registry, username, password)
     where = dockerconfig.login(registry, username, password)
     click.echo(f"Credentials for {username} at {registry} saved in {where}")
+
+
+def _check(registry: str, username: str, password: str) -> None:
+    """Refuse to save credentials the registry rejects."""
+    import asyncio
+
+    from forklift.config import load_settings
+    from forklift.credentials import Credentials, StaticKeychain
+    from forklift.registry import RegistryClient
+
+    async def check() -> None:
+        keychain = StaticKeychain(Credentials(username, password), registry)
+        async with RegistryClient(registry, keychain=keychain, settings=load_settings(), max_retries=2) as client:
+            await client.check_login()
+
+    asyncio.run(check())
 
 
 @click.command("logout")

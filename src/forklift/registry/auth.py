@@ -24,6 +24,8 @@ from forklift.registry.errors import AuthenticationFailed, RegistryServerError
 from forklift.registry.tokens import Token, TokenCache, token_from_response
 
 TOKEN_REQUEST = "forklift.token_request"
+# A login check: authenticate even a request that needs no scope, as `docker login` does.
+LOGIN_CHECK = "forklift.login_check"
 CLIENT_ID = "forklift"
 # Token endpoints that do not speak the OAuth2 POST flow answer one of these; fall back to GET.
 _POST_UNSUPPORTED = {400, 404, 405, 501}
@@ -71,7 +73,7 @@ class RegistryAuth(httpx.Auth):
             return
         if chosen.scheme == "bearer":
             needed = scope_utils.merge(needed + chosen.scopes)
-            if not needed:
+            if not needed and not request.extensions.get(LOGIN_CHECK):
                 return  # a ping: learning the challenge is all it is for
         yield from self._authorize(request, chosen, needed, credentials, fresh=True)
         yield request

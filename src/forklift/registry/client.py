@@ -20,7 +20,7 @@ from forklift.config import Settings, load_settings
 from forklift.credentials import AnonymousKeychain, Keychain
 from forklift.reference import DOCKER_HUB, DOCKER_HUB_API_HOST, Reference
 from forklift.registry import retry, tls
-from forklift.registry.auth import RegistryAuth
+from forklift.registry.auth import LOGIN_CHECK, RegistryAuth
 from forklift.registry.download import BlobDownload
 from forklift.registry.errors import (
     DigestMismatch,
@@ -138,6 +138,13 @@ class RegistryClient:
             if response.status_code not in (200, 401):
                 raise error_for_response(response, registry=self.registry, what="the registry API")
             self._ping_done = True
+
+    async def check_login(self) -> None:
+        """Prove the credentials work (Basic, or a token from the token server), as `docker login` does."""
+        await self.ping()
+        response = await self._send("GET", "/v2/", what="the registry API", extensions={LOGIN_CHECK: True})
+        if response.status_code != 200:
+            raise await self._fail(response, what="the registry API", repository=None)
 
     async def _send(
         self,
