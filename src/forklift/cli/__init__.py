@@ -13,6 +13,7 @@ from forklift.cli.catalog import catalog
 from forklift.cli.demo import demo
 from forklift.cli.functions import functions
 from forklift.cli.images import images
+from forklift.cli.jobs import jobs
 from forklift.cli.serve import serve
 from forklift.cli.login import login, logout
 from forklift.cli.roles import roles
@@ -38,3 +39,4 @@ main.add_command(serve)
 main.add_command(run)
 main.add_command(catalog)
 main.add_command(buckets)
+main.add_command(jobs)

@@ -135,9 +135,8 @@ def build_command(directory: Path, tag: str, base: str | None, dest: str, entryp
             base_image = store.get(base)
         except ImageNotFound:
             base_ref = parse(base)
-            base_keychain = keychain if base_ref.registry == target.registry else None
             with transfer_progress() as progress:
-                base_image = asyncio.run(pull(base_ref, store, keychain=base_keychain, progress=progress,
+                base_image = asyncio.run(pull(base_ref, store, keychain=keychain, progress=progress,
                                               platform=parse_platform(platform) if platform else None)).image
     labels = dict(item.split("=", 1) for item in label)
     options = BuildOptions(entrypoint=_command_list(entrypoint), cmd=_command_list(cmd), env=env, workdir=workdir,
