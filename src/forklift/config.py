@@ -57,15 +57,20 @@ class ConfigError(ValueError):
     """config.toml cannot be read or holds a wrong value."""
 
 
+def read_config_file(home: Path) -> tuple[Path, dict]:
+    """`$FORKLIFT_HOME/config.toml` parsed (empty when absent). Each package reads its own keys from it."""
+    path = home / "config.toml"
+    if not path.exists():
+        return path, {}
+    try:
+        return path, tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
 def load_settings(home: Path | None = None) -> Settings:
     home = home or forklift_home()
-    path = home / "config.toml"
-    data: dict = {}
-    if path.exists():
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
+    path, data = read_config_file(home)
     insecure = data.get("insecure_registries", [])
     if not isinstance(insecure, list) or not all(isinstance(h, str) for h in insecure):
         raise ConfigError(f"{path}: insecure_registries must be a list of host[:port] strings")

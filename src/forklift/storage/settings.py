@@ -12,10 +12,9 @@ config.py stays unaware of this key: storage reads it here so one package owns i
 from __future__ import annotations
 
 import os
-import tomllib
 from urllib.parse import urlsplit
 
-from forklift.config import ConfigError, Settings
+from forklift.config import ConfigError, Settings, read_config_file
 
 ENV_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 CONFIG_KEY = "s3_endpoint_url"
@@ -27,13 +26,7 @@ def s3_endpoint(settings: Settings) -> str | None:
         value = os.environ.get(var, "").strip()
         if value:
             return _checked(value, var)
-    path = settings.home / "config.toml"
-    if not path.exists():
-        return None
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    path, data = read_config_file(settings.home)
     value = data.get(CONFIG_KEY)
     if value is None or value == "":
         return None
