@@ -49,6 +49,24 @@ class RegistryAuth(httpx.Auth):
     def username_for(self, repository: str | None) -> str | None:
         return self._credentials_for(repository).username
 
+    def cached_authorization(self, method: str, url: httpx.URL) -> tuple[bool, str | None]:
+        """(known, header) for a request, without any network: known is False when a token must be fetched first."""
+        challenge = self._challenge
+        if challenge is None:
+            return True, None  # the registry has not asked for authentication
+        repository = scope_utils.repository_of(url.path)
+        credentials = self._credentials_for(repository)
+        if challenge.scheme == "basic":
+            if credentials.username and credentials.password:
+                return True, basic_header(credentials.username, credentials.password)
+            return True, None
+        if credentials.registry_token:
+            return True, f"Bearer {credentials.registry_token}"
+        if not challenge.realm:
+            return False, None
+        token = self._cache.get(TokenCache.key(challenge.realm, challenge.service, scope_utils.scopes_for(method, url.path)))
+        return (True, f"Bearer {token.value}") if token else (False, None)
+
     # -- the flow ---------------------------------------------------------------------------
     def auth_flow(self, request: httpx.Request) -> Flow:
         if request.extensions.get(TOKEN_REQUEST):

@@ -306,6 +306,8 @@ class RegistryClient:
             to_error=lambda response: error_for_response(response, registry=self.registry, what=what,
                                                          username=self._username(repository)),
             transport_error=self._transport_error,
+            cached_authorization=lambda url: self._auth.cached_authorization("GET", url),
+            ssl_context=self._ssl, timeout=self._timeout.read or 60.0,
         )
         await asyncio.to_thread(download.run, dest, progress)
 
