@@ -23,10 +23,17 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from forklift.runtime import network, ocispec, overlay
-from forklift.runtime.network import AddressPool, IsolatedNetwork
+from typing import TYPE_CHECKING
+
 from forklift.runtime.runccli import RuncCli
-from forklift.runtime.spec import ContainerSpec, ExitStatus, NetworkMode
+from forklift.runtime.spec import ExitStatus
+
+if TYPE_CHECKING:
+    from forklift.runtime.network import AddressPool
+    from forklift.runtime.spec import ContainerSpec
+
+# network, ocispec and overlay are imported where they are used: the per-container supervisor
+# imports this module on the container's start path and needs none of them until teardown.
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 HOST_ALIAS = "host.forklift.internal"  # the gateway of an isolated container, in its /etc/hosts
@@ -76,7 +83,10 @@ def read_exit(layout: Layout) -> ExitStatus | None:
     return ExitStatus.from_json(data) if data else None
 
 
-def prepare(spec: ContainerSpec, cli: RuncCli, pool: AddressPool) -> dict:
+def prepare(spec: "ContainerSpec", cli: RuncCli, pool: "AddressPool") -> dict:
+    from forklift.runtime import network, ocispec, overlay
+    from forklift.runtime.spec import NetworkMode
+
     """Mount the overlay, set up the network, write config.json and container.json."""
     layout = Layout(spec.state_dir)
     spec.state_dir.mkdir(parents=True, exist_ok=True)
@@ -143,6 +153,9 @@ def _locked(layout: Layout):
 
 def teardown(state_dir: Path, delete: bool = True) -> None:
     """Delete the runc container, unmount the overlay, remove the network. Idempotent."""
+    from forklift.runtime import network, overlay
+    from forklift.runtime.network import AddressPool, IsolatedNetwork
+
     layout = Layout(Path(state_dir))
     meta = read_json(layout.container_json)
     if meta is None:

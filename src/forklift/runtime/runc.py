@@ -224,7 +224,7 @@ class RuncRuntime:
     # -- the protocol ---------------------------------------------------------------------
     def start(self, spec: ContainerSpec) -> RuncHandle:
         spec.state_dir = spec.state_dir.absolute()
-        if self.cli.state(spec.container_id) is not None:
+        if self.cli.exists(spec.container_id):
             raise ContainerExists(f"runc already has a container {spec.container_id}")
         self._claim(spec)
         try:

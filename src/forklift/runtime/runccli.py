@@ -37,14 +37,16 @@ class RuncCli:
             raise RuncError(f"runc {' '.join(args)}: {proc.stderr.strip()}")
         return proc
 
-    def create(self, container_id: str, bundle: Path, pid_file: Path, log: Path, stdout, stderr) -> int:
-        """`runc create`; the container's stdio are `stdout`/`stderr` (files), stdin is /dev/null."""
-        argv = self.argv("create", "--bundle", str(bundle), "--pid-file", str(pid_file), container_id, log=log)
+    def run_detached(self, container_id: str, bundle: Path, pid_file: Path, log: Path, stdout, stderr) -> int:
+        """`runc run -d`: create and start in one runc process. The caller must be a child subreaper,
+        or the container's exit status is lost."""
+        argv = self.argv("run", "--detach", "--bundle", str(bundle), "--pid-file", str(pid_file), container_id,
+                         log=log)
         return subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr).returncode
 
-    def start(self, container_id: str, log: Path | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(self.argv("start", container_id, log=log), capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL)
+    def exists(self, container_id: str) -> bool:
+        """Whether runc knows the container, read from its state directory without running runc."""
+        return (Path(self.root or self.DEFAULT_ROOT) / container_id / "state.json").exists()
 
     def state(self, container_id: str) -> dict | None:
         proc = self._run("state", container_id)

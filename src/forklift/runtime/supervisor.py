@@ -3,8 +3,8 @@
     python -m forklift.runtime.supervisor STATE_DIR [READY_FD]
 
 Started by `RuncRuntime.start` in its own session, so it outlives the forklift server. It becomes
-a child subreaper, runs `runc create` (the container's stdout/stderr are the log files in
-STATE_DIR) and `runc start`, reports "started" on READY_FD, and reaps the container's init
+a child subreaper, runs `runc run --detach` (the container's stdout/stderr are the log files in
+STATE_DIR), reports "started" on READY_FD, and reaps the container's init
 itself: runc's detached mode would lose the exit code. Before the container is deleted it reads
 the memory cgroup's OOM-kill counter, then releases everything (bundle.teardown) and finally
 writes exit.json.
@@ -29,7 +29,7 @@ PR_SET_CHILD_SUBREAPER = 36
 
 
 def _reap(pid: int) -> int | None:
-    """Wait for the container init (our child once runc create has exited); its wait status."""
+    """Wait for the container init (our child once `runc run --detach` has exited); its wait status."""
     while True:
         try:
             got, status = os.waitpid(-1, 0)
@@ -93,17 +93,13 @@ class Supervisor:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
         with open(layout.stdout, "ab") as out, open(layout.stderr, "ab") as err:
-            rc = self.cli.create(cid, layout.state_dir, layout.pid_file, layout.runc_log, out, err)
+            # One runc process instead of create + start; as the subreaper we still reap the init.
+            rc = self.cli.run_detached(cid, layout.state_dir, layout.pid_file, layout.runc_log, out, err)
         if rc != 0:
-            return self.fail(f"runc create failed: {last_error(layout.runc_log) or f'exit {rc}'}")
+            return self.fail(f"runc run failed: {last_error(layout.runc_log) or f'exit {rc}'}")
         pid = int(layout.pid_file.read_text())
-        oom_before = bundle.cgroup_oom_kills(cgroup) or 0
+        oom_before = bundle.cgroup_oom_kills(cgroup) or 0  # a fresh cgroup: 0 unless it was reused
         signal.signal(signal.SIGTERM, lambda *_: os.kill(pid, signal.SIGTERM))  # pass a shutdown on
-        started = self.cli.start(cid, log=layout.runc_log)
-        if started.returncode != 0:
-            os.kill(pid, signal.SIGKILL)
-            _reap(pid)
-            return self.fail(f"runc start failed: {last_error(layout.runc_log) or started.stderr.strip()}")
         self.report({"ok": True, "pid": pid})
         self.log(f"started {cid} pid {pid}")
 
