@@ -12,6 +12,8 @@ class RuncError(RuntimeError):
 
 
 class RuncCli:
+    DEFAULT_ROOT = "/run/runc"  # runc's --root when run as root
+
     def __init__(self, binary: str = "runc", root: str | Path | None = None):
         self.binary = binary
         self.root = str(root) if root else None
