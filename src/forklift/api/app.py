@@ -1,0 +1,138 @@
+"""The ASGI app of `forklift serve`: routes mapped to handlers, nothing else.
+
+    POST /                                  X-Amz-Target: SageMaker.<Op> | Logs_20140328.<Op>
+    POST /endpoints/{EndpointName}/invocations   sagemaker-runtime InvokeEndpoint
+    GET  /ping                              health of the server itself
+
+Every response carries `x-amzn-RequestId`; every error is AWS-shaped, and anything unexpected is a
+500 `InternalFailure` whose details stay in the server log under the request id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from forklift import __version__
+from forklift.api.awsjson import JsonService, dispatch
+from forklift.api.context import RequestContext, build_context, new_request_id
+from forklift.api.errors import ApiError
+from forklift.api.logs import logs_handlers
+from forklift.api.logsource import NoLogs
+from forklift.api.protocol import REQUEST_ID_HEADER, json_error, json_response, rest_error
+from forklift.api.runtime import invoke_endpoint
+from forklift.api.services import ApiServices, call
+from forklift.api.validation import compile_patterns, service_model
+
+log = logging.getLogger(__name__)
+
+
+class RequestIdMiddleware:
+    """Gives each request a uuid4 id (scope state + response header) and turns escaped errors into 500s."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = MutableHeaders(scope=message)
+                if REQUEST_ID_HEADER.lower() not in headers:
+                    headers.append(REQUEST_ID_HEADER, request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("request %s failed", request_id)
+            if started:
+                raise
+            await json_error(ApiError.internal())(scope, receive, send_with_id)
+
+
+async def _guarded(render: Callable[[ApiError], Response], work: Awaitable[Response], request_id: str) -> Response:
+    try:
+        return await work
+    except ApiError as error:
+        if error.status >= 500:
+            log.warning("request %s: %s %s", request_id, error.code, error.message)
+        return render(error)
+    except Exception:
+        log.exception("request %s failed", request_id)
+        return render(ApiError.internal())
+
+
+def create_app(services: ApiServices) -> Starlette:
+    json_services = {
+        "SageMaker": JsonService("sagemaker", "ValidationException", services.sagemaker_handlers),
+        "Logs_20140328": JsonService("logs", "InvalidParameterException",
+                                     logs_handlers(services.log_source or NoLogs())),
+    }
+
+    def context(request: Request, operation: str) -> RequestContext:
+        return build_context(request.state.request_id, request.headers, request.query_params,
+                             services.region, services.account, operation)
+
+    async def aws_json(request: Request) -> Response:
+        work = dispatch(request, json_services, context)
+        return await _guarded(json_error, work, request.state.request_id)
+
+    async def invocations(request: Request) -> Response:
+        work = invoke_endpoint(request, context(request, "InvokeEndpoint"), services.runtime_handler)
+        return await _guarded(rest_error, work, request.state.request_id)
+
+    async def ping(request: Request) -> Response:
+        return json_response({"status": "Healthy", "version": __version__}, media_type="application/json")
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        message = f"No route for {request.method} {request.url.path}"
+        return json_error(ApiError("UnknownOperationException", message, exc.status_code))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        models = ("sagemaker", "sagemaker-runtime", "logs")
+        for name in models:  # load once, before the first request
+            await call(service_model, name)
+        threading.Thread(target=lambda: [compile_patterns(m) for m in models], name="compile-patterns",
+                         daemon=True).start()
+        for hook in services.on_startup:
+            await call(hook)
+        try:
+            yield
+        finally:
+            for hook in reversed(services.on_shutdown):
+                await call(hook)
+
+    app = Starlette(
+        routes=[
+            Route("/", aws_json, methods=["POST"]),
+            Route("/endpoints/{EndpointName}/invocations", invocations, methods=["POST"]),
+            Route("/ping", ping, methods=["GET"]),
+        ],
+        middleware=[Middleware(RequestIdMiddleware)],
+        exception_handlers={HTTPException: http_error},
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    return app

@@ -1,0 +1,91 @@
+"""awsJson1.1 dispatch: `POST /` with `X-Amz-Target: <Prefix>.<Operation>`.
+
+One target prefix per service (`SageMaker`, `Logs_20140328`), each with its botocore model, the
+error code its constraint violations use, and its operation → handler registry. Order of checks:
+a target outside the model → UnknownOperationException; unparseable body → SerializationException;
+constraint violations → the service's validation code (for every modelled operation, so a client
+learns about a bad request even where forklift has no behaviour yet); no handler registered →
+UnknownOperationException; then the handler.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from forklift.api.context import RequestContext
+from forklift.api.errors import ApiError
+from forklift.api.protocol import json_response
+from forklift.api.services import Handler, call
+from forklift.api.validation import operation_model, validate
+
+MAX_BODY = 16 * 1024 * 1024  # far above any SageMaker request; a bound on what one request may buffer
+
+
+@dataclass(frozen=True)
+class JsonService:
+    model: str  # botocore service name
+    validation_code: str  # "ValidationException" (SageMaker), "InvalidParameterException" (Logs)
+    handlers: Mapping[str, Handler]
+
+
+def resolve(target: str, services: Mapping[str, JsonService]) -> tuple[JsonService, str]:
+    """The service and operation an `X-Amz-Target` names, if botocore's model has that operation."""
+    prefix, _, operation = target.partition(".")
+    service = services.get(prefix)
+    if service is None or operation_model(service.model, operation) is None:
+        raise ApiError.unknown_operation(operation or target or "(no X-Amz-Target header)")
+    return service, operation
+
+
+def handler_for(service: JsonService, operation: str) -> Handler:
+    handler = service.handlers.get(operation)
+    if handler is None:
+        raise ApiError.unknown_operation(operation)
+    return handler
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The request body, refused (413) past `limit` bytes instead of buffering without bound."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError("RequestEntityTooLargeException", f"The request body exceeds {limit} bytes.", 413)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError("RequestEntityTooLargeException", f"The request body exceeds {limit} bytes.", 413)
+    return bytes(body)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_body(body: bytes) -> Any:
+    """The JSON document of a request; an empty body is `{}` (botocore sends `{}` for no input)."""
+    if not body.strip():
+        return {}
+    try:
+        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise ApiError.serialization("The request body is not valid UTF-8.") from None
+    except ValueError as exc:
+        raise ApiError.serialization(f"The request body is not valid JSON: {exc}") from None
+
+
+async def dispatch(request: Request, services: Mapping[str, JsonService],
+                   context: Callable[[Request, str], RequestContext]) -> Response:
+    """Resolve, parse, validate, run the handler; errors are raised as ApiError for the caller to render."""
+    service, operation = resolve(request.headers.get("x-amz-target", ""), services)
+    params = validate(service.model, operation, parse_body(await read_body(request)),
+                      error_code=service.validation_code)
+    result = await call(handler_for(service, operation), params, context(request, operation))
+    if result is not None and not isinstance(result, dict):
+        raise TypeError(f"the handler of {operation} returned {type(result).__name__}, not a dict")
+    return json_response(result)

@@ -1,0 +1,178 @@
+"""The CloudWatch Logs subset (`Logs_20140328.*`) the SageMaker SDK uses to stream job logs.
+
+DescribeLogGroups, DescribeLogStreams and GetLogEvents over a `LogSource`. GetLogEvents tokens are
+`f/<index>` / `b/<index>` positions in the stream, as on CloudWatch: a forward token points after
+the last event returned (and comes back unchanged when nothing new was written), a backward token
+at the first one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from forklift.api.context import RequestContext
+from forklift.api.errors import ApiError
+from forklift.api.logsource import LogEvent, LogSource
+from forklift.api.tokens import decode_event_token, encode_event_token, keyset_page
+
+CHUNK = 1000
+GROUP_NOT_FOUND = "The specified log group does not exist."
+STREAM_NOT_FOUND = "The specified log stream does not exist."
+
+
+def logs_handlers(source: LogSource) -> dict[str, Callable[[dict, RequestContext], dict]]:
+    api = LogsApi(source)
+    return {
+        "DescribeLogGroups": api.describe_log_groups,
+        "DescribeLogStreams": api.describe_log_streams,
+        "GetLogEvents": api.get_log_events,
+    }
+
+
+def _group_name(params: dict) -> str:
+    name, identifier = params.get("logGroupName"), params.get("logGroupIdentifier")
+    if name and identifier:
+        raise ApiError.logs_invalid_parameter("LogGroup name and LogGroup ARN are mutually exclusive parameters.")
+    if identifier:  # a name, or arn:aws:logs:<region>:<account>:log-group:<name>[:*]
+        if identifier.startswith("arn:"):
+            identifier = identifier.split(":log-group:", 1)[-1].removesuffix(":*")
+        return identifier
+    if not name:
+        raise ApiError.logs_invalid_parameter("Either logGroupName or logGroupIdentifier must be specified.")
+    return name
+
+
+def _group_arn(ctx: RequestContext, group: str) -> str:
+    return f"arn:aws:logs:{ctx.region}:{ctx.account}:log-group:{group}"
+
+
+class LogsApi:
+    def __init__(self, source: LogSource) -> None:
+        self.source = source
+
+    def describe_log_groups(self, params: dict, ctx: RequestContext) -> dict:
+        prefix, pattern = params.get("logGroupNamePrefix"), params.get("logGroupNamePattern")
+        if prefix and pattern:
+            raise ApiError.logs_invalid_parameter(
+                "LogGroup name prefix and LogGroup name pattern are mutually exclusive parameters.")
+        groups = list(self.source.groups(prefix))
+        if pattern:
+            groups = [g for g in groups if pattern.lower() in g.name.lower()]
+        wanted = params.get("logGroupIdentifiers")
+        if wanted:
+            names = {w.split(":log-group:", 1)[-1].removesuffix(":*") for w in wanted}
+            groups = [g for g in groups if g.name in names]
+        page, token = keyset_page(groups, lambda g: (g.name,), token=params.get("nextToken"),
+                                  limit=params.get("limit", 50), kind="logs:groups",
+                                  error=ApiError.logs_invalid_parameter)
+        return {
+            "logGroups": [{
+                "logGroupName": g.name,
+                "creationTime": g.creation_time,
+                "metricFilterCount": 0,
+                "arn": _group_arn(ctx, g.name) + ":*",
+                "storedBytes": 0,
+                "logGroupClass": "STANDARD",
+                "logGroupArn": _group_arn(ctx, g.name),
+            } for g in page],
+            "nextToken": token,
+        }
+
+    def describe_log_streams(self, params: dict, ctx: RequestContext) -> dict:
+        group = _group_name(params)
+        prefix = params.get("logStreamNamePrefix")
+        order = params.get("orderBy", "LogStreamName")
+        if order == "LastEventTime" and prefix:
+            raise ApiError.logs_invalid_parameter("Cannot order by LastEventTime with a logStreamNamePrefix.")
+        streams = self.source.streams(group, prefix)
+        if streams is None:
+            raise ApiError.logs_not_found(GROUP_NOT_FOUND)
+        if order == "LastEventTime":
+            def key(s): return (s.last_event_timestamp or 0, s.name)
+        else:
+            def key(s): return (s.name,)
+        descending = bool(params.get("descending", False))
+        page, token = keyset_page(list(streams), key, token=params.get("nextToken"), limit=params.get("limit", 50),
+                                  descending=descending, kind=f"logs:streams:{group}:{order}:{descending}",
+                                  error=ApiError.logs_invalid_parameter)
+        return {
+            "logStreams": [{
+                "logStreamName": s.name,
+                "creationTime": s.creation_time,
+                "firstEventTimestamp": s.first_event_timestamp,
+                "lastEventTimestamp": s.last_event_timestamp,
+                "lastIngestionTime": s.last_ingestion_time,
+                "arn": f"{_group_arn(ctx, group)}:log-stream:{s.name}",
+                "storedBytes": s.stored_bytes,
+            } for s in page],
+            "nextToken": token,
+        }
+
+    def get_log_events(self, params: dict, ctx: RequestContext) -> dict:
+        group, stream = _group_name(params), params["logStreamName"]
+        limit = params.get("limit", 10000)
+        window = (params.get("startTime"), params.get("endTime"))
+        if params.get("nextToken"):
+            direction, index = decode_event_token(params["nextToken"])
+        elif params.get("startFromHead"):
+            direction, index = "f", 0
+        else:
+            direction, index = "b", self._read(group, stream, -1, 1)[1]
+        scan = self._forward if direction == "f" else self._backward
+        found = scan(group, stream, index, limit, window)
+        first = found[0][0] if found else index
+        after = found[-1][0] + 1 if found else index
+        return {
+            "events": [{"timestamp": e.timestamp, "message": e.message,
+                        "ingestionTime": e.ingestion_time if e.ingestion_time is not None else e.timestamp}
+                       for _, e in found],
+            "nextForwardToken": encode_event_token("f", after),
+            "nextBackwardToken": encode_event_token("b", first),
+        }
+
+    def _read(self, group: str, stream: str, start: int, limit: int) -> tuple[list[LogEvent], int]:
+        result = self.source.events(group, stream, start, limit)
+        if result is None:
+            if self.source.streams(group, None) is None:
+                raise ApiError.logs_not_found(GROUP_NOT_FOUND)
+            raise ApiError.logs_not_found(STREAM_NOT_FOUND)
+        events, next_index = result
+        return list(events), next_index
+
+    @staticmethod
+    def _in_window(event: Any, window: tuple[int | None, int | None]) -> bool:
+        start, end = window
+        return (start is None or event.timestamp >= start) and (end is None or event.timestamp < end)
+
+    def _forward(self, group: str, stream: str, index: int, limit: int, window) -> list[tuple[int, LogEvent]]:
+        found: list[tuple[int, LogEvent]] = []
+        position = index
+        while len(found) < limit:
+            events, next_index = self._read(group, stream, position, CHUNK)
+            if not events or next_index <= position:
+                break
+            base = next_index - len(events)
+            for offset, event in enumerate(events):
+                if self._in_window(event, window):
+                    found.append((base + offset, event))
+                    if len(found) == limit:
+                        break
+            position = next_index
+        return found
+
+    def _backward(self, group: str, stream: str, index: int, limit: int, window) -> list[tuple[int, LogEvent]]:
+        found: list[tuple[int, LogEvent]] = []
+        upper = index
+        while len(found) < limit and upper > 0:
+            low = max(0, upper - CHUNK)
+            events, next_index = self._read(group, stream, low, upper - low)
+            base = next_index - len(events)
+            for offset in range(len(events) - 1, -1, -1):
+                if self._in_window(events[offset], window):
+                    found.append((base + offset, events[offset]))
+                    if len(found) == limit:
+                        break
+            upper = low
+        found.reverse()
+        return found

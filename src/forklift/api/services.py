@@ -1,0 +1,86 @@
+"""What the HTTP surface serves: the handler registry the control plane plugs into.
+
+A SageMaker handler takes the request's validated parameters (botocore member names, timestamps as
+aware datetimes, unknown members dropped) and a `RequestContext`, and returns the response dict
+(datetimes are sent as epoch seconds, None members are dropped). It may be a plain function (run in
+a worker thread) or a coroutine function. It answers errors by raising `ApiError`:
+
+    services = build_services(settings, region, account)
+
+    @services.sagemaker("DescribeTrainingJob")
+    def describe_training_job(params: dict, ctx: RequestContext) -> dict:
+        job = store.get(params["TrainingJobName"])
+        if job is None:
+            raise ApiError.validation("Requested resource not found.")
+        return {"TrainingJobName": job.name, "TrainingJobArn": ctx.arn("training-job", job.name), ...}
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+
+from forklift.api.context import RequestContext
+from forklift.api.logsource import LogSource
+from forklift.api.validation import operation_model
+from forklift.config import DEFAULT_ACCOUNT, DEFAULT_REGION, Settings
+
+if TYPE_CHECKING:
+    from forklift.api.runtime import InvokeRequest, InvokeResponse
+
+Result = Mapping[str, Any] | None
+Handler = Callable[[dict, RequestContext], Result | Awaitable[Result]]
+RuntimeHandler = Callable[["InvokeRequest", RequestContext], "InvokeResponse | Awaitable[InvokeResponse]"]
+Hook = Callable[[], Awaitable[None] | None]
+
+
+@dataclass
+class ApiServices:
+    """Defaults for ARNs, and the behaviour behind each route (the routes themselves do no work)."""
+
+    region: str = DEFAULT_REGION
+    account: str = DEFAULT_ACCOUNT
+    sagemaker_handlers: dict[str, Handler] = field(default_factory=dict)
+    runtime_handler: RuntimeHandler | None = None  # InvokeEndpoint; None: every endpoint is unknown
+    log_source: LogSource | None = None  # None: every log group is unknown
+    on_startup: list[Hook] = field(default_factory=list)  # run when the server starts (e.g. a scheduler)
+    on_shutdown: list[Hook] = field(default_factory=list)  # run, in reverse order, when it stops
+
+    def register(self, operation: str, handler: Handler) -> Handler:
+        """Serve SageMaker `operation` (e.g. "CreateTrainingJob") with `handler`."""
+        if operation_model("sagemaker", operation) is None:
+            raise ValueError(f"{operation!r} is not an operation of botocore's SageMaker model")
+        self.sagemaker_handlers[operation] = handler
+        return handler
+
+    def sagemaker(self, operation: str) -> Callable[[Handler], Handler]:
+        """Decorator form of `register`."""
+        return lambda handler: self.register(operation, handler)
+
+
+async def call(handler: Callable[..., Any], *args: Any) -> Any:
+    """Await an async handler; run a sync one in the thread pool (its result may still be awaitable)."""
+    if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(type(handler).__call__):
+        result = handler(*args)
+    else:
+        result = await run_in_threadpool(handler, *args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def build_services(settings: Settings, region: str, account: str) -> ApiServices:
+    """The services `forklift serve` runs. The control plane registers its handlers here."""
+    from forklift.api import training
+    from forklift.api.logs_source import log_source_for
+    from forklift.control import ControlPlane
+
+    services = ApiServices(region=region, account=account)
+    plane = ControlPlane.create(settings)
+    training.install(services, plane)
+    services.log_source = log_source_for(plane)
+    return services

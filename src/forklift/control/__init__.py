@@ -1,0 +1,50 @@
+"""The state machines behind the API: training jobs (and, later, models and endpoints).
+
+No HTTP here. `ControlPlane` wires the pieces one server process needs:
+
+    plane = ControlPlane.create(settings)     # store (SQLAlchemy), scheduler, runtime, services
+    plane.start()                             # reconcile after a restart, then admit jobs
+    plane.training.create(request, arn)       # TrainingService: create / describe / list / stop
+    plane.logs                                # a LogSource for the CloudWatch Logs subset
+    plane.close()                             # stop scheduling; containers keep running
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from forklift.config import Settings
+from forklift.control.logs import TrainingLogSource
+from forklift.control.scheduler import Scheduler
+from forklift.control.settings import ControlSettings, control_settings
+from forklift.control.store import JobStore
+from forklift.control.training import TrainingService
+from forklift.runtime import Runtime
+
+
+@dataclass
+class ControlPlane:
+    settings: Settings
+    control: ControlSettings
+    store: JobStore
+    scheduler: Scheduler
+    training: TrainingService
+    logs: TrainingLogSource
+
+    @classmethod
+    def create(cls, settings: Settings, runtime: Runtime | None = None) -> ControlPlane:
+        if runtime is None:
+            from forklift.runtime import RuncRuntime
+
+            runtime = RuncRuntime()
+        control = control_settings(settings)
+        store = JobStore(settings.database_url)
+        scheduler = Scheduler(settings, control, store, runtime)
+        training = TrainingService(settings, store, scheduler, control)
+        return cls(settings, control, store, scheduler, training, TrainingLogSource(settings.home, store))
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def close(self) -> None:
+        self.scheduler.close()

@@ -1,0 +1,17 @@
+"""What the control plane refuses, in words the API passes on unchanged."""
+
+
+class ControlError(Exception):
+    """A request the control plane cannot accept; `str()` is the message for the caller."""
+
+
+class InvalidRequest(ControlError):
+    """The request is well-formed but not acceptable (AWS: ValidationException)."""
+
+
+class JobNotFound(ControlError):
+    """No job by that name (AWS answers ValidationException "Requested resource not found.")."""
+
+
+class JobInUse(ControlError):
+    """A job by that name exists already (AWS: ResourceInUse)."""

@@ -1,0 +1,92 @@
+"""How a finished job is reported: FailureReason texts, the resolved image, and output upload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from forklift.config import Settings
+from forklift.control import staging
+from forklift.control.models import TrainingJobRow
+from forklift.control.status import MAX_FAILURE_REASON
+from forklift.reference import parse
+from forklift.runtime import ExitStatus
+
+
+def resolved_reference(image: str, digest: str) -> str:
+    ref = parse(image)
+    return f"{ref.registry}/{ref.repository}@{digest}"
+
+
+def pull_failure(image: str, exc: Exception) -> str:
+    """FailureReason for an image that could not be pulled; names the registry and the cause."""
+    from forklift.credentials.errors import CredentialsError
+    from forklift.registry import (
+        AuthenticationFailed,
+        NotFound,
+        RegistryError,
+        TLSError,
+    )
+
+    registry = parse(image).registry
+    if isinstance(exc, CredentialsError):
+        return f"ClientError: the credentials provider for {image} failed: {exc}"
+    if isinstance(exc, AuthenticationFailed):
+        return f"ClientError: authentication to {registry} failed while pulling {image}: {exc}"
+    if isinstance(exc, NotFound):
+        return f"ClientError: manifest unknown: {image} was not found in {registry}: {exc}"
+    if isinstance(exc, TLSError):
+        return (f"ClientError: TLS to {registry} failed (certificate signed by unknown authority?); add the "
+                f"registry's CA to $FORKLIFT_HOME/certs.d/{registry}/ca.crt: {exc}")
+    if isinstance(exc, RegistryError):
+        return f"ClientError: pulling {image} from {registry} failed: {exc}"
+    return f"ClientError: the training image {image} could not be prepared: {exc}"
+
+
+def volume_note(request: dict) -> str:
+    size = (request.get("ResourceConfig") or {}).get("VolumeSizeInGB")
+    return f" (VolumeSizeInGB={size} is not enforced by forklift)" if size else ""
+
+
+def failure_reason(directory: Path, exit_status: ExitStatus, request: dict) -> str | None:
+    """None for success; else the container's /opt/ml/output/failure or a platform reason."""
+    failure_file = staging.job_paths(directory)["output"] / "failure"
+    written = ""
+    try:
+        written = failure_file.read_text(errors="replace")[:MAX_FAILURE_REASON].strip()
+    except OSError:
+        pass
+    if exit_status.code == 0 and not exit_status.oom_killed:
+        return None
+    if written:
+        return written
+    if exit_status.oom_killed:
+        instance = (request.get("ResourceConfig") or {}).get("InstanceType", "the instance")
+        return (f"OutOfMemoryError: the training container ran out of memory (the memory limit of {instance}) "
+                "and was killed")
+    if exit_status.signal:
+        return f"AlgorithmError: the training container was killed by signal {exit_status.signal}"
+    if exit_status.reason == "lost":
+        return f"InternalServerError: the training container's exit status was lost: {exit_status.message}"
+    return f"AlgorithmError: the training container exited with code {exit_status.code}"
+
+
+def output_prefix(row: TrainingJobRow) -> str:
+    return f"{row.request['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{row.name}/output"
+
+
+def upload_outputs(directory: Path, row: TrainingJobRow, settings: Settings) -> str:
+    """Pack /opt/ml/model and /opt/ml/output/data, upload both; returns the model.tar.gz URI."""
+    from forklift.storage import pack_tar_gz, store_for
+
+    paths = staging.job_paths(directory)
+    prefix = output_prefix(row)
+    store = store_for(prefix, settings)
+    archives = directory / "archives"
+    archives.mkdir(exist_ok=True)
+    model_uri = f"{prefix}/model.tar.gz"
+    paths["model"].mkdir(parents=True, exist_ok=True)
+    store.upload(pack_tar_gz(paths["model"], archives / "model.tar.gz"), model_uri)
+    data = paths["output"] / "data"
+    if data.is_dir() and any(data.iterdir()):
+        store.upload(pack_tar_gz(data, archives / "output.tar.gz"), f"{prefix}/output.tar.gz")
+    return model_uri

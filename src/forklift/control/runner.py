@@ -1,0 +1,280 @@
+"""One training job's life, run in a worker thread:
+
+    credentials -> pull (layer progress in SecondaryStatus) -> rootfs -> stage channels and config
+    -> start the container -> wait (stop requests, MaxRuntimeInSeconds) -> failure file
+    -> pack and upload /opt/ml/model and /opt/ml/output/data -> Completed | Failed | Stopped
+
+Each step is written to the database before it is taken (`phase`), so a restarted server knows
+whether to start over (queued/preparing), re-adopt the container (running) or finish the upload
+(uploading). The runner never stops a container because the *server* is shutting down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from forklift.config import Settings
+from forklift.control import outcome, staging, status
+from forklift.control.logs import LogPump, job_dir
+from forklift.control.models import TrainingJobRow
+from forklift.control.settings import ControlSettings
+from forklift.control.store import JobStore
+from forklift.runtime import (
+    ContainerHandle,
+    ContainerSpec,
+    ContainerStartError,
+    ExitStatus,
+    Mount,
+    Runtime,
+)
+from forklift.runtime.instance_types import resolve_instance_type
+
+log = logging.getLogger(__name__)
+POLL = 0.5
+
+
+class JobStopped(Exception):
+    """A stop was requested before the container started."""
+
+
+class PullProgress:
+    """TransferProgress that rewrites the Downloading message, at most about once a second."""
+
+    def __init__(self, store: JobStore, name: str, image: str):
+        self.store, self.name, self.image = store, name, image
+        self.sizes: dict[str, int] = {}
+        self.done: dict[str, int] = {}
+        self.finished: set[str] = set()
+        self._last = 0.0
+
+    def start(self, digest: str, size: int, what: str) -> None:
+        self.sizes[digest] = size
+        self.done.setdefault(digest, 0)
+
+    def advance(self, digest: str, nbytes: int) -> None:
+        self.done[digest] = self.done.get(digest, 0) + nbytes
+        self._publish()
+
+    def finish(self, digest: str, state: str) -> None:
+        self.finished.add(digest)
+        self.done[digest] = self.sizes.get(digest, 0)
+        self._publish(force=len(self.finished) == len(self.sizes))
+
+    def _publish(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < 1.0:
+            return
+        self._last = now
+        total, done = sum(self.sizes.values()), sum(self.done.values())
+        message = (f"Downloading the training image {self.image}: {len(self.finished)}/{len(self.sizes)} blobs, "
+                   f"{done / 1e6:.1f} of {total / 1e6:.1f} MB")
+        self.store.update(self.name, lambda row: status.step(row, "Downloading", message))
+
+
+class JobRunner:
+    def __init__(self, settings: Settings, control: ControlSettings, store: JobStore, runtime: Runtime,
+                 name: str, stop_requested: threading.Event, shutdown: threading.Event):
+        self.settings, self.control, self.store, self.runtime = settings, control, store, runtime
+        self.name = name
+        self.stop_requested = stop_requested
+        self.shutdown = shutdown
+        self.directory = job_dir(settings.home, name)
+
+    # -- entry points --------------------------------------------------------------------
+    def run(self, handle: ContainerHandle | None = None) -> None:
+        """Drive the job to its end from wherever its `phase` says it is."""
+        try:
+            row = self.store.get(self.name)
+            if row is None or status.is_terminal(row):
+                return
+            if row.phase == "uploading":
+                return self._finish(ExitStatus.from_json(row.exit_status or {"code": -1}))
+            if handle is None:
+                handle = self._prepare_and_start(row)
+            exit_status = self._wait(handle)
+            if exit_status is not None:
+                self._finish(exit_status)
+        except JobStopped:
+            self._end_stopped_before_start()
+        except PlatformFailure as exc:
+            self.store.update(self.name, lambda r, reason=str(exc): status.fail(r, reason))
+        except Exception as exc:  # noqa: BLE001 - anything unforeseen still ends the job with a reason
+            log.exception("training job %s failed", self.name)
+            self.store.update(self.name, lambda r, reason=f"InternalServerError: {exc}": status.fail(r, reason))
+
+    # -- before the container ------------------------------------------------------------
+    def _check_stop(self) -> None:
+        row = self.store.get(self.name)
+        if self.stop_requested.is_set() or (row is not None and row.stop_reason):
+            raise JobStopped()
+
+    def _prepare_and_start(self, row: TrainingJobRow) -> ContainerHandle:
+        from forklift.images.local import ImageStore
+        from forklift.images.rootfs import prepare_rootfs
+
+        request = row.request
+        algorithm = request["AlgorithmSpecification"]
+        image = algorithm["TrainingImage"]
+        self.store.update(self.name, lambda r: (setattr(r, "phase", "preparing"),
+                                                status.step(r, "Downloading",
+                                                            f"Downloading the training image {image}")))
+        self._check_stop()
+        images = ImageStore(self.settings)
+        try:
+            pulled = asyncio.run(self._pull(images, image, request))
+        except Exception as exc:
+            raise PlatformFailure(outcome.pull_failure(image, exc)) from exc
+        resolved = outcome.resolved_reference(image, pulled.image.digest)
+        self._check_stop()
+        rootfs, image_config = prepare_rootfs(images, pulled.image)
+        self.store.update(self.name, lambda r: (setattr(r, "resolved_image", resolved), status.step(
+            r, "Downloading", f"Training image {resolved} downloaded; downloading input data")))
+        instance_type = (request.get("ResourceConfig") or {}).get("InstanceType")
+        try:
+            staging.write_config(self.directory, request, instance_type)
+            staged = staging.stage_inputs(self.directory, request, self.settings)
+        except Exception as exc:
+            raise PlatformFailure(f"ClientError: input data could not be downloaded: {exc}") from exc
+        self._check_stop()
+        spec = self._spec(row, rootfs, image_config, staged, instance_type)
+        self.store.update(self.name, lambda r: (setattr(r, "container_name", spec.name),
+                                                setattr(r, "phase", "running")))
+        try:
+            handle = self.runtime.start(spec)
+        except ContainerStartError as exc:
+            raise PlatformFailure(f"The training container could not be started: {exc}") from exc
+        self._pipes_done = threading.Event()
+        for fifo, source in staged.pipes:
+            staging.PipeFeeder(fifo, source, self._pipes_done).start()
+        now = time.time()
+        note = outcome.volume_note(request)
+
+        def training(r: TrainingJobRow) -> None:
+            r.training_start = now
+            r.log_stream = f"{self.name}/algo-1-{int(now)}"
+            status.step(r, "Training", f"Training image download completed. Training in progress.{note}", now)
+        self.store.update(self.name, training)
+        return handle
+
+    async def _pull(self, images, image: str, request: dict):
+        from forklift.credentials.chain import default_keychain
+        from forklift.images.pull import pull
+
+        config = (request["AlgorithmSpecification"].get("TrainingImageConfig") or {})
+        provider = (config.get("TrainingRepositoryAuthConfig") or {}).get("TrainingRepositoryCredentialsProviderArn")
+        keychain = await asyncio.to_thread(default_keychain, self.settings, function_arn=provider,
+                                           role_arn=request.get("RoleArn"), image=image)
+        return await pull(image, images, keychain=keychain, progress=PullProgress(self.store, self.name, image))
+
+    def _spec(self, row: TrainingJobRow, rootfs: Path, image_config: dict, staged: staging.StagedInput,
+              instance_type: str | None) -> ContainerSpec:
+        request = row.request
+        algorithm = request["AlgorithmSpecification"]
+        paths = staging.job_paths(self.directory)
+        entrypoint = algorithm.get("ContainerEntrypoint")
+        args = algorithm.get("ContainerArguments")
+        if args is None and entrypoint is None:
+            args = ["train"]
+        env = {**(request.get("Environment") or {}), "TRAINING_JOB_NAME": row.name, "TRAINING_JOB_ARN": row.arn,
+               "AWS_REGION": self.settings.region}
+        mounts = [Mount(paths["config"].parent, "/opt/ml/input"),
+                  Mount(paths["config"], "/opt/ml/input/config", read_only=True),
+                  Mount(paths["model"], "/opt/ml/model"),
+                  Mount(paths["output"], "/opt/ml/output"), *staged.mounts]
+        cpus = memory = None
+        if instance_type:
+            resources = resolve_instance_type(instance_type)
+            cpus, memory = resources.cpus, resources.memory_bytes
+        network = "none" if request.get("EnableNetworkIsolation") else "isolated"
+        return ContainerSpec(name=f"tj-{row.name}-{uuid.uuid4().hex[:8]}", rootfs=rootfs,
+                             state_dir=paths["container"], image_config=image_config, entrypoint=entrypoint,
+                             args=args, env=env, mounts=mounts, cpus=cpus, memory_bytes=memory,
+                             network=network, hostname=staging.HOST, labels={"forklift.training-job": row.name})
+
+    # -- while it runs ---------------------------------------------------------------------
+    def _wait(self, handle: ContainerHandle) -> ExitStatus | None:
+        """The container's exit status, or None when the server is shutting down (it keeps running)."""
+        pump = LogPump(self.directory, [handle.stdout_path, handle.stderr_path])
+        pump_done = threading.Event()
+        threading.Thread(target=pump.run, args=(pump_done,), daemon=True, name=f"logs-{self.name}").start()
+        try:
+            while True:
+                exit_status = handle.wait(timeout=POLL)
+                if exit_status is not None:
+                    break
+                if self.shutdown.is_set():
+                    return None
+                reason = self._stop_reason()
+                if reason:
+                    exit_status = handle.stop(grace=self.control.stop_grace_seconds)
+                    break
+            handle.stop(grace=1.0)  # after the exit this only releases the container's resources
+        finally:
+            pump_done.set()
+            if getattr(self, "_pipes_done", None):
+                self._pipes_done.set()
+        pump.drain(final=True)
+
+        def ended(r: TrainingJobRow) -> None:
+            r.exit_status = exit_status.to_json()
+            r.training_end = time.time()
+            r.phase = "uploading"
+        self.store.update(self.name, ended)
+        return exit_status
+
+    def _stop_reason(self) -> str | None:
+        row = self.store.get(self.name)
+        if row is None:
+            return None
+        if row.stop_reason:
+            return row.stop_reason
+        limit = (row.request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
+        if limit and row.training_start and time.time() - row.training_start >= int(limit):
+            def exceeded(r: TrainingJobRow) -> None:
+                r.stop_reason = "MaxRuntimeExceeded"
+                status.step(r, "Stopping", f"Stopping: MaxRuntimeInSeconds ({limit} s) exceeded")
+            self.store.update(self.name, exceeded)
+            return "MaxRuntimeExceeded"
+        return None
+
+    # -- after it ended --------------------------------------------------------------------
+    def _finish(self, exit_status: ExitStatus) -> None:
+        row = self.store.get(self.name)
+        failure = None if row.stop_reason else outcome.failure_reason(self.directory, exit_status, row.request)
+        artifacts = None
+        if failure is None:
+            self.store.update(self.name, lambda r: status.step(r, "Uploading", "Uploading generated training model"))
+            try:
+                artifacts = outcome.upload_outputs(self.directory, row, self.settings)
+            except Exception as exc:
+                failure = f"ClientError: uploading the model to {row.request['OutputDataConfig']['S3OutputPath']} " \
+                          f"failed: {exc}"
+
+        def final(r: TrainingJobRow) -> None:
+            r.model_artifacts = artifacts or r.model_artifacts
+            if failure is not None:
+                return status.fail(r, failure)
+            r.phase = "done"
+            if r.stop_reason:
+                message = ("Training job stopped: MaxRuntimeInSeconds exceeded" if r.stop_reason ==
+                           "MaxRuntimeExceeded" else "Training job stopped")
+                status.step(r, r.stop_reason, message)
+            else:
+                status.step(r, "Completed", "Training job completed")
+        self.store.update(self.name, final)
+
+    def _end_stopped_before_start(self) -> None:
+        def stopped(r: TrainingJobRow) -> None:
+            r.phase = "done"
+            r.stop_reason = r.stop_reason or "Stopped"
+            status.step(r, r.stop_reason, "Training job stopped before its container started")
+        self.store.update(self.name, stopped)
+
+
+class PlatformFailure(Exception):
+    """The platform could not run the job; the message is the FailureReason."""

@@ -1,0 +1,56 @@
+"""The control plane's own keys in `$FORKLIFT_HOME/config.toml` (config.py stays unaware of them):
+
+    platform_registries = ["registry.example.com"]   # images allowed with TrainingRepositoryAccessMode=Platform
+    stop_grace_seconds = 120                          # SIGTERM -> SIGKILL on StopTrainingJob / MaxRuntime
+    [capacity]                                        # what the scheduler may hand out (default: this machine)
+    cpus = 8
+    memory_gib = 32
+
+ECR registries (`<account>.dkr.ecr.<region>.amazonaws.com`) are always platform registries, as on
+SageMaker.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+
+from forklift.config import ConfigError, Settings
+from forklift.runtime.instance_types import machine_memory_bytes
+
+ECR_HOST = re.compile(r"\d{12}\.dkr\.ecr(-fips)?\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
+DEFAULT_STOP_GRACE = 120.0
+
+
+@dataclass(frozen=True)
+class ControlSettings:
+    platform_registries: frozenset[str] = field(default_factory=frozenset)
+    stop_grace_seconds: float = DEFAULT_STOP_GRACE
+    capacity_cpus: float = float(os.cpu_count() or 1)
+    capacity_memory: int = 0
+
+    def is_platform_registry(self, registry: str) -> bool:
+        return registry in self.platform_registries or bool(ECR_HOST.fullmatch(registry))
+
+
+def control_settings(settings: Settings) -> ControlSettings:
+    path = settings.home / "config.toml"
+    data: dict = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    registries = data.get("platform_registries", [])
+    if not isinstance(registries, list) or not all(isinstance(r, str) for r in registries):
+        raise ConfigError(f"{path}: platform_registries must be a list of host[:port] strings")
+    capacity = data.get("capacity", {})
+    try:
+        grace = float(data.get("stop_grace_seconds", DEFAULT_STOP_GRACE))
+        cpus = float(capacity.get("cpus", os.cpu_count() or 1))
+        memory = int(float(capacity.get("memory_gib", 0)) * 1024**3) or machine_memory_bytes()
+    except (TypeError, ValueError, AttributeError):
+        raise ConfigError(f"{path}: stop_grace_seconds and [capacity] cpus/memory_gib must be numbers") from None
+    return ControlSettings(frozenset(registries), grace, cpus, memory)

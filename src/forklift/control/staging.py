@@ -1,0 +1,140 @@
+"""The job's /opt/ml tree on the host: config files, input channels, Pipe FIFOs, output dirs.
+
+    $FORKLIFT_HOME/jobs/<job>/
+        input/config/{hyperparameters,resourceconfig,inputdataconfig}.json  -> /opt/ml/input/config (ro)
+        input/data/<channel>/              File mode                          -> /opt/ml/input/data/<channel>
+        input/data/<channel>_0             Pipe mode: a FIFO, fed by a thread while the job runs
+        pipe/<channel>/                    Pipe mode: the staged objects the feeder streams
+        model/  output/  output/data/      -> /opt/ml/model, /opt/ml/output
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import shutil
+import stat
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from forklift.config import Settings
+from forklift.runtime import Mount
+from forklift.storage import stage_channel
+
+log = logging.getLogger(__name__)
+HOST = "algo-1"
+
+
+@dataclass
+class StagedInput:
+    mounts: list[Mount] = field(default_factory=list)
+    pipes: list[tuple[Path, Path]] = field(default_factory=list)  # (fifo, directory of its data)
+
+
+def job_paths(directory: Path) -> dict[str, Path]:
+    return {"config": directory / "input" / "config", "data": directory / "input" / "data",
+            "pipe": directory / "pipe", "model": directory / "model", "output": directory / "output",
+            "container": directory / "container"}
+
+
+def write_config(directory: Path, request: dict, instance_type: str | None) -> None:
+    config = job_paths(directory)["config"]
+    config.mkdir(parents=True, exist_ok=True)
+    hyper = {str(k): str(v) for k, v in (request.get("HyperParameters") or {}).items()}
+    resource = {"current_host": HOST, "hosts": [HOST], "network_interface_name": "eth0",
+                "current_instance_type": instance_type or "local",
+                "current_group_name": "homogeneousCluster",
+                "instance_groups": [{"instance_group_name": "homogeneousCluster",
+                                     "instance_type": instance_type or "local", "hosts": [HOST]}]}
+    job_mode = (request.get("AlgorithmSpecification") or {}).get("TrainingInputMode", "File")
+    channels = {}
+    for channel in request.get("InputDataConfig") or []:
+        mode = channel.get("InputMode") or job_mode
+        s3 = (channel.get("DataSource") or {}).get("S3DataSource") or {}
+        entry = {"TrainingInputMode": "File" if mode == "FastFile" else mode,
+                 "S3DistributionType": s3.get("S3DataDistributionType", "FullyReplicated"),
+                 "RecordWrapperType": channel.get("RecordWrapperType", "None")}
+        if channel.get("ContentType"):
+            entry["ContentType"] = channel["ContentType"]
+        channels[channel["ChannelName"]] = entry
+    for name, data in (("hyperparameters.json", hyper), ("resourceconfig.json", resource),
+                       ("inputdataconfig.json", channels)):
+        (config / name).write_text(json.dumps(data, indent=1))
+
+
+def stage_inputs(directory: Path, request: dict, settings: Settings) -> StagedInput:
+    """Download every channel; returns the extra mounts (FastFile, read-only) and the Pipe FIFOs."""
+    paths = job_paths(directory)
+    paths["data"].mkdir(parents=True, exist_ok=True)
+    job_mode = (request.get("AlgorithmSpecification") or {}).get("TrainingInputMode", "File")
+    staged = StagedInput()
+    for channel in request.get("InputDataConfig") or []:
+        name = channel["ChannelName"]
+        mode = channel.get("InputMode") or job_mode
+        if mode == "Pipe":
+            source = stage_channel(channel["DataSource"], paths["pipe"] / name, input_mode="File", settings=settings)
+            fifo = paths["data"] / f"{name}_0"
+            if not fifo.exists():
+                os.mkfifo(fifo, 0o666)
+            staged.pipes.append((fifo, source.path))
+            continue
+        dest = paths["data"] / name
+        source = stage_channel(channel["DataSource"], dest, input_mode=mode, settings=settings)
+        if mode == "FastFile" or not source.copied:  # read-only, as SageMaker's FastFile mounts are
+            staged.mounts.append(Mount(source.path, f"/opt/ml/input/data/{name}", read_only=True))
+    for key in ("model", "output"):
+        paths[key].mkdir(parents=True, exist_ok=True)
+    (paths["output"] / "data").mkdir(exist_ok=True)
+    return staged
+
+
+class PipeFeeder:
+    """Streams a channel's files, in key order, into its FIFO once the container opens it."""
+
+    def __init__(self, fifo: Path, source: Path, done: threading.Event):
+        self.fifo, self.source, self.done = fifo, source, done
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self._run, daemon=True, name=f"pipe-{self.fifo.name}")
+        thread.start()
+        return thread
+
+    def _open(self) -> int | None:
+        # Non-blocking until a reader appears (ENXIO before that), so a job that never reads its
+        # pipe does not leave this thread stuck forever.
+        while not self.done.is_set():
+            try:
+                fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:
+                    raise
+                time.sleep(0.1)
+                continue
+            os.set_blocking(fd, True)
+            return fd
+        return None
+
+    def _run(self) -> None:
+        try:
+            fd = self._open()
+            if fd is None:
+                return
+            with os.fdopen(fd, "wb") as out:
+                for path in sorted(p for p in self.source.rglob("*") if p.is_file()):
+                    with open(path, "rb") as f:
+                        shutil.copyfileobj(f, out, 1 << 20)
+        except BrokenPipeError:
+            log.info("pipe %s: the reader closed it early", self.fifo)
+        except OSError as exc:
+            log.warning("pipe %s: %s", self.fifo, exc)
+
+
+def is_fifo(path: Path) -> bool:
+    try:
+        return stat.S_ISFIFO(path.lstat().st_mode)
+    except OSError:
+        return False

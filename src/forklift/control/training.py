@@ -1,0 +1,149 @@
+"""TrainingService: create, describe, list and stop training jobs.
+
+The request arrives already checked against botocore's model (types, enums, lengths, patterns);
+this module adds the rules the model cannot express (SageMaker's Platform/Vpc image rules, what
+forklift does not support yet) and hands accepted jobs to the scheduler.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Protocol
+
+from forklift.config import Settings
+from forklift.control import status
+from forklift.control.errors import InvalidRequest, JobInUse, JobNotFound
+from forklift.control.models import TrainingJobRow
+from forklift.control.settings import ControlSettings, control_settings
+from forklift.control.store import JobExists, JobStore, ListQuery
+from forklift.reference import InvalidReference, parse
+from forklift.runtime.instance_types import UnknownInstanceType, resolve_instance_type
+
+SUPPORTED_DATA_TYPES = ("S3Prefix", "ManifestFile")
+
+
+class Scheduler(Protocol):
+    def submit(self, name: str) -> None: ...
+    def stop(self, name: str) -> None: ...
+
+
+class NoScheduler:
+    def submit(self, name: str) -> None:
+        pass
+
+    def stop(self, name: str) -> None:
+        pass
+
+
+class TrainingService:
+    def __init__(self, settings: Settings, store: JobStore, scheduler: Scheduler | None = None,
+                 control: ControlSettings | None = None):
+        self.settings = settings
+        self.store = store
+        self.scheduler = scheduler or NoScheduler()
+        self.control = control or control_settings(settings)
+
+    # -- create ------------------------------------------------------------------------------
+    def create(self, request: dict[str, Any], arn: str) -> TrainingJobRow:
+        request = json.loads(json.dumps(request, default=str))  # a plain JSON copy for the row
+        self._check(request)
+        now = time.time()
+        row = TrainingJobRow(name=request["TrainingJobName"], arn=arn, request=request, status="InProgress",
+                             secondary_status="Starting", transitions=[], created_at=now, modified_at=now,
+                             phase="queued")
+        status.step(row, "Starting", "Preparing the instances for training", now)
+        try:
+            self.store.insert(row)
+        except JobExists:
+            raise JobInUse(f"Training job {request['TrainingJobName']} already exists") from None
+        self.scheduler.submit(row.name)
+        return row
+
+    def _check(self, request: dict[str, Any]) -> None:
+        resources = request.get("ResourceConfig") or {}
+        if int(resources.get("InstanceCount", 1)) > 1:
+            raise InvalidRequest("ResourceConfig.InstanceCount > 1 (distributed training) is not yet supported "
+                                 "by forklift; use InstanceCount 1")
+        if resources.get("InstanceGroups"):
+            raise InvalidRequest("ResourceConfig.InstanceGroups (heterogeneous clusters) is not yet supported")
+        if "InstanceType" in resources:
+            try:
+                resolve_instance_type(resources["InstanceType"])
+            except UnknownInstanceType as exc:
+                raise InvalidRequest(str(exc)) from None
+        algorithm = request.get("AlgorithmSpecification") or {}
+        image = algorithm.get("TrainingImage")
+        if not image:
+            raise InvalidRequest("AlgorithmSpecification.TrainingImage is required: forklift does not run "
+                                 "marketplace algorithms (AlgorithmName)")
+        self._check_image(image, algorithm.get("TrainingImageConfig") or {}, request)
+        self._check_channels(request.get("InputDataConfig") or [])
+
+    def _check_image(self, image: str, config: dict, request: dict) -> None:
+        try:
+            ref = parse(image)
+        except InvalidReference as exc:
+            raise InvalidRequest(f"AlgorithmSpecification.TrainingImage {image!r} is not a valid image: {exc}") from None
+        mode = config.get("TrainingRepositoryAccessMode", "Platform")
+        if mode == "Platform" and not self.control.is_platform_registry(ref.registry):
+            raise InvalidRequest(
+                f"TrainingImage {image} is in registry {ref.registry}, which is not a platform registry: to train "
+                "with an image from a private registry set TrainingImageConfig.TrainingRepositoryAccessMode to "
+                "Vpc and give a VpcConfig")
+        if mode == "Vpc" and not request.get("VpcConfig"):
+            raise InvalidRequest("TrainingRepositoryAccessMode Vpc requires a VpcConfig (SecurityGroupIds and "
+                                 "Subnets)")
+        provider = (config.get("TrainingRepositoryAuthConfig") or {}).get("TrainingRepositoryCredentialsProviderArn")
+        if provider:
+            if mode != "Vpc":
+                raise InvalidRequest("TrainingRepositoryAuthConfig requires TrainingRepositoryAccessMode Vpc")
+            from forklift.credentials.chain import check_provider
+            from forklift.credentials.errors import CredentialsError
+
+            try:
+                check_provider(self.settings, provider, request.get("RoleArn"))
+            except CredentialsError as exc:
+                raise InvalidRequest(str(exc)) from None
+
+    @staticmethod
+    def _check_channels(channels: list[dict]) -> None:
+        seen = set()
+        for channel in channels:
+            name = channel["ChannelName"]
+            if name in seen:
+                raise InvalidRequest(f"Channel name {name} is used more than once in InputDataConfig")
+            seen.add(name)
+            source = channel.get("DataSource") or {}
+            s3 = source.get("S3DataSource")
+            if s3 is None:
+                kinds = ", ".join(sorted(source)) or "none"
+                raise InvalidRequest(f"Channel {name}: only S3DataSource is supported (got {kinds})")
+            if s3.get("S3DataType", "S3Prefix") not in SUPPORTED_DATA_TYPES:
+                raise InvalidRequest(f"Channel {name}: S3DataType {s3['S3DataType']} is not supported; use "
+                                     f"{' or '.join(SUPPORTED_DATA_TYPES)}")
+
+    # -- read --------------------------------------------------------------------------------
+    def describe(self, name: str) -> TrainingJobRow:
+        row = self.store.get(name)
+        if row is None:
+            raise JobNotFound("Requested resource not found.")
+        return row
+
+    def list(self, query: ListQuery) -> tuple[list[TrainingJobRow], bool]:
+        return self.store.list(query)
+
+    # -- stop --------------------------------------------------------------------------------
+    def stop(self, name: str) -> TrainingJobRow:
+        def request_stop(row: TrainingJobRow) -> None:
+            if row.status != "InProgress":
+                return
+            row.stop_reason = "Stopped"
+            status.step(row, "Stopping", "Stopping the training job")
+
+        row = self.describe(name)
+        if row.status in status.TERMINAL:
+            raise InvalidRequest(f"The training job {name} is {row.status}; only an InProgress job can be stopped")
+        row = self.store.update(name, request_stop)
+        self.scheduler.stop(name)
+        return row

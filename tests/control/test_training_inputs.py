@@ -1,0 +1,76 @@
+"""What the container sees: config files, File / FastFile (read-only) / Pipe channels, ManifestFile,
+ContainerArguments, Environment and the job's identity."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+
+from conftest import busybox_job, unique, wait_for
+
+# Each command is one ContainerArguments entry (the model allows 256 characters each); the
+# entrypoint runs them in turn.
+ENTRYPOINT = ["/bin/sh", "-c", 'set -e; cd /opt/ml/model; for c in "$@"; do eval "$c"; done', "sh"]
+COMMANDS = [
+    "cp /opt/ml/input/config/hyperparameters.json /opt/ml/input/config/inputdataconfig.json "
+    "/opt/ml/input/config/resourceconfig.json .",
+    "cat /opt/ml/input/data/pipe_0 > piped.txt",
+    "ls /opt/ml/input/data/fast > fast.txt",
+    "if touch /opt/ml/input/data/fast/new 2>/dev/null; then echo writable > fast-mode.txt; "
+    "else echo read-only > fast-mode.txt; fi",
+    "find /opt/ml/input/data/listed -type f | sort > listed.txt",
+    'echo "$TRAINING_JOB_NAME $TRAINING_JOB_ARN $GREETING $#" > env.txt',
+]
+
+
+def test_channels_config_files_and_environment(server, sagemaker, training_images):
+    buckets = server.home / "buckets"
+    piped = buckets / "your-training-data-bucket" / "pipe-src"
+    piped.mkdir(parents=True)
+    (piped / "a.txt").write_text("first\n")
+    (piped / "b.txt").write_text("second\n")
+    fast = buckets / "your-training-data-bucket" / "fast-src"
+    fast.mkdir()
+    (fast / "local.csv").write_text("1\n")
+    listed = buckets / "your-training-data-bucket" / "listed-src"
+    (listed / "sub").mkdir(parents=True)
+    for key in ("keep-1.csv", "sub/keep-2.csv", "skip.csv"):
+        (listed / key).write_text(key)
+    manifest = buckets / "your-training-data-bucket" / "manifest.json"
+    manifest.write_text(json.dumps([{"prefix": "s3://your-training-data-bucket/listed-src/"},
+                                    "keep-1.csv", "sub/keep-2.csv"]))
+
+    def channel(name, uri, mode, data_type="S3Prefix"):
+        return {"ChannelName": name, "InputMode": mode, "DataSource": {"S3DataSource": {
+            "S3DataType": data_type, "S3Uri": uri, "S3DataDistributionType": "ShardedByS3Key"}}}
+
+    name = unique("inputs")
+    request = busybox_job(name, training_images.busybox, "unused", HyperParameters={"lr": "0.1", "depth": "3"},
+                          Environment={"GREETING": "hello"},
+                          InputDataConfig=[
+                              channel("pipe", "s3://your-training-data-bucket/pipe-src/", "Pipe"),
+                              channel("fast", "s3://your-training-data-bucket/fast-src/", "FastFile"),
+                              channel("listed", "s3://your-training-data-bucket/manifest.json", "File",
+                                      "ManifestFile")])
+    request["AlgorithmSpecification"]["ContainerEntrypoint"] = ENTRYPOINT
+    request["AlgorithmSpecification"]["ContainerArguments"] = COMMANDS
+    sagemaker.create_training_job(**request)
+    job = wait_for(sagemaker, name)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+
+    archive = server.home / "buckets" / "your-output-data-bucket" / "model-folder" / name / "output" / "model.tar.gz"
+    with tarfile.open(archive) as tar:
+        files = {m.name: tar.extractfile(m).read().decode() for m in tar.getmembers() if m.isfile()}
+    assert json.loads(files["hyperparameters.json"]) == {"lr": "0.1", "depth": "3"}
+    resource = json.loads(files["resourceconfig.json"])
+    assert resource["current_host"] == "algo-1" and resource["hosts"] == ["algo-1"]
+    channels = json.loads(files["inputdataconfig.json"])
+    assert channels["pipe"]["TrainingInputMode"] == "Pipe"
+    assert channels["fast"]["TrainingInputMode"] == "File"  # FastFile is reported as File
+    assert channels["listed"]["S3DistributionType"] == "ShardedByS3Key"
+    assert files["piped.txt"] == "first\nsecond\n"
+    assert files["fast.txt"] == "local.csv\n" and files["fast-mode.txt"] == "read-only\n"
+    assert files["listed.txt"].split() == ["/opt/ml/input/data/listed/keep-1.csv",
+                                           "/opt/ml/input/data/listed/sub/keep-2.csv"]
+    arn = f"arn:aws:sagemaker:us-east-1:000000000000:training-job/{name}"
+    assert files["env.txt"] == f"{name} {arn} hello {len(COMMANDS)}\n"
