@@ -74,3 +74,33 @@ def test_channels_config_files_and_environment(server, sagemaker, training_image
                                            "/opt/ml/input/data/listed/sub/keep-2.csv"]
     arn = f"arn:aws:sagemaker:us-east-1:000000000000:training-job/{name}"
     assert files["env.txt"] == f"{name} {arn} hello {len(COMMANDS)}\n"
+
+
+def test_file_uris_for_channels_and_output(server, sagemaker, training_images, tmp_path):
+    """forklift extension: file:// works wherever SageMaker takes an S3 URI."""
+    data = tmp_path / "local-data"
+    data.mkdir()
+    (data / "rows.csv").write_text("1,2\n3,4\n")
+    output = tmp_path / "local-output"
+    output.mkdir()
+    name = unique("fileuri")
+    request = busybox_job(name, training_images.busybox, "cp /opt/ml/input/data/train/rows.csv /opt/ml/model/",
+                          InputDataConfig=[{"ChannelName": "train", "DataSource": {"S3DataSource": {
+                              "S3DataType": "S3Prefix", "S3Uri": f"file://{data}"}}}],
+                          OutputDataConfig={"S3OutputPath": f"file://{output}"})
+    sagemaker.create_training_job(**request)
+    job = wait_for(sagemaker, name)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    assert job["ModelArtifacts"]["S3ModelArtifacts"] == f"file://{output}/{name}/output/model.tar.gz"
+    with tarfile.open(output / name / "output" / "model.tar.gz") as tar:
+        assert tar.extractfile("rows.csv").read() == b"1,2\n3,4\n"
+
+    bad = busybox_job(unique("badurl"), training_images.busybox, "true",
+                      OutputDataConfig={"S3OutputPath": "ftp://nowhere/x"})
+    try:
+        sagemaker.create_training_job(**bad)
+    except sagemaker.exceptions.ClientError as error:
+        assert error.response["Error"]["Code"] == "ValidationException"
+        assert "outputDataConfig.s3OutputPath" in error.response["Error"]["Message"]
+    else:
+        raise AssertionError("ftp:// was accepted")

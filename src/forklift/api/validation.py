@@ -164,6 +164,14 @@ def _pattern(pattern: str):
         return None
 
 
+# forklift extensions to SageMaker's patterns: wherever SageMaker takes an S3 URI (channels, output
+# paths, model data), a local `file:///absolute/path` is accepted too.
+PATTERN_EXTENSIONS = {
+    ("S3Uri", "(https|s3)://([^/]+)/?(.*)"): "(https|s3)://([^/]+)/?(.*)|file:///(.*)",
+    ("Url", "(https|s3)://([^/]+)/?(.*)"): "(https|s3)://([^/]+)/?(.*)|file:///(.*)",
+}
+
+
 def _checks(shape: Shape) -> list[tuple[str, Any]]:
     """The shape's constraints in AWS's reporting order, as (kind, parameter)."""
     meta = shape.metadata
@@ -177,7 +185,7 @@ def _checks(shape: Shape) -> list[tuple[str, Any]]:
         if "min" in meta:
             checks.append((f"min-{prefix}", meta["min"]))
     if shape.type_name == "string" and meta.get("pattern"):
-        checks.append(("pattern", meta["pattern"]))
+        checks.append(("pattern", PATTERN_EXTENSIONS.get((shape.name, meta["pattern"]), meta["pattern"])))
     if shape.type_name == "string" and getattr(shape, "enum", None):
         checks.append(("enum", _enum_values(shape)))
     return checks
