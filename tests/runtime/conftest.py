@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shlex
 import shutil
 import socket
@@ -26,15 +25,14 @@ from pathlib import Path
 
 import pytest
 
+from forklift.demo.rootfs import build_python_rootfs
 from forklift.runtime import ContainerSpec, RuncRuntime
 from forklift.runtime import bundle, network, overlay
 
 HERE = Path(__file__).parent
 IMAGES = Path("/tmp/forklift-test-images")
-FIXTURE_VERSION = "1"
+FIXTURE_VERSION = "2"  # bump when the images change
 PY = "/usr/bin/python3.11"
-PY_STDLIB = Path("/usr/lib/python3.11")
-PY_EXCLUDE = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "config-3.11-x86_64-linux-gnu"}
 CGROUP_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd")
 
 
@@ -94,40 +92,11 @@ def _install_busybox(root: Path) -> None:
     (root / "etc/group").write_text("root:x:0:\napp:x:1000:\nextra:x:2000:app\n")
 
 
-def _copy_file(src: str, root: Path) -> None:
-    dest = root / src.lstrip("/")
-    if dest.exists():
-        return
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(src, dest)  # follows symlinks, like cp -L
-
-
-def _shared_libs(binary: Path | str) -> list[str]:
-    out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True).stdout
-    return re.findall(r"(/\S+)", out)
-
-
 def _build_pyslim(root: Path) -> None:
-    _install_busybox(root)
-    for d in ("usr/bin", "opt/ml/code", "opt/ml/model", "opt/ml/input/data", "srv"):
-        (root / d).mkdir(parents=True, exist_ok=True)
-    _copy_file(PY, root)
-    os.symlink("python3.11", root / "usr/bin/python3")
-
-    def ignore(directory: str, names: list[str]) -> set[str]:
-        return {n for n in names if n in PY_EXCLUDE}
-
-    shutil.copytree(PY_STDLIB, root / PY_STDLIB.relative_to("/"), ignore=ignore, symlinks=True)
-    for lib in _shared_libs(PY):
-        _copy_file(lib, root)
-    for ext in (root / PY_STDLIB.relative_to("/") / "lib-dynload").glob("*.so"):
-        for lib in _shared_libs(ext):
-            _copy_file(lib, root)
-    packages = subprocess.run(["dpkg", "-L", "libc6", "libgcc-s1", "libstdc++6"], capture_output=True,
-                              text=True).stdout.split()
-    for f in packages:
-        if re.search(r"\.so[.0-9]*$", f) and os.path.isfile(f):
-            _copy_file(f, root)
+    build_python_rootfs(root)
+    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n")
+    (root / "etc/group").write_text("root:x:0:\napp:x:1000:\nextra:x:2000:app\n")
+    (root / "srv").mkdir()
     (root / "srv/index.html").write_text("hello from pyslim\n")
 
 

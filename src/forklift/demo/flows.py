@@ -1,0 +1,208 @@
+"""The demo's steps, each the way a user of the guides would do it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TRAINING_DATA = "s3://your-training-data-bucket/training-data-folder"
+OUTPUT_PATH = "s3://your-output-data-bucket/model-folder"
+EXECUTION_ROLE = "arn:aws:iam::123456789012:role/SageMakerExecutionRole"
+VPC_CONFIG = {"SecurityGroupIds": ["sg-0123456789abcdef0"],
+              "Subnets": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]}
+PROVIDER = '''\
+def handler(event, context):
+    return {"Credentials": {"Username": %r, "Password": %r}}
+'''
+
+
+@dataclass
+class DemoContext:
+    work: Path
+    home: Path
+    password: str  # never printed: the demo shows credentials flowing, not their value
+    say: Callable[[str], None]
+    registry: object | None = None
+    server: object | None = None
+    training_image: str = ""
+    function_arn: str = ""
+    model_artifacts: str = ""
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for cleanup in reversed(self.cleanups):
+            try:
+                cleanup()
+            except Exception as exc:  # keep cleaning up; the demo's result is already decided
+                self.say(f"    cleanup: {exc}")
+
+
+def run_flows(ctx: DemoContext, timings) -> None:
+    from forklift.demo import DEMO_USER
+
+    ctx.home.mkdir(parents=True)
+    os.environ["FORKLIFT_HOME"] = str(ctx.home)
+    # AWS's documented code calls boto3.client('sagemaker') with no endpoint: point boto3 at forklift.
+    for variable, value in (("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_ACCESS_KEY_ID", "forklift-demo"),
+                            ("AWS_SECRET_ACCESS_KEY", "forklift-demo")):
+        os.environ.setdefault(variable, value)
+
+    with timings.step("start a private registry (TLS with a generated CA, basic auth)"):
+        start_registry(ctx, DEMO_USER)
+    with timings.step("build the training/inference image and push it with credentials"):
+        build_and_push(ctx, DEMO_USER)
+    with timings.step("register a credentials-provider function"):
+        register_function(ctx, DEMO_USER)
+    with timings.step("upload training data and start forklift serve"):
+        upload_data(ctx)
+        start_server(ctx)
+    with timings.step("train with AWS's documented create_training_job code (Vpc mode, credentials function)"):
+        train(ctx)
+
+
+def start_registry(ctx: DemoContext, user: str) -> None:
+    from forklift.devregistry import LocalRegistry, create_pki, install_ca
+
+    pki = create_pki(ctx.work / "pki")
+    ctx.registry = LocalRegistry(ctx.work / "registry", pki, htpasswd={user: ctx.password}).start()
+    ctx.cleanups.append(ctx.registry.stop)
+    install_ca(pki, ctx.home / "certs.d", ctx.registry.address)
+    ctx.say(f"    registry at {ctx.registry.url}; its CA in {ctx.home / 'certs.d' / ctx.registry.address}")
+
+
+def build_and_push(ctx: DemoContext, user: str) -> None:
+    from forklift.config import load_settings
+    from forklift.credentials import Credentials, StaticKeychain
+    from forklift.demo.rootfs import build_python_rootfs
+    from forklift.demo.samples import write_program
+    from forklift.images.build import BuildOptions, build
+    from forklift.images.local import ImageStore
+    from forklift.images.push import push, source_from_store
+
+    store = ImageStore(load_settings())
+    base = build_python_rootfs(ctx.work / "python-rootfs")
+    code = write_program(ctx.work / "program")
+    ctx.training_image = f"{ctx.registry.address}/docker-local/my-training-image:1.0"
+    image = build(store, [base, code], tag=ctx.training_image, options=BuildOptions(
+        entrypoint=["python3", "/opt/program/entry.py"], env=["PYTHONUNBUFFERED=1"], workdir="/opt/ml"))
+    keychain = StaticKeychain(Credentials(user, ctx.password))
+    pushed = asyncio.run(push(source_from_store(store, image.reference), ctx.training_image, store,
+                              keychain=keychain))
+    ctx.say(f"    {ctx.training_image} ({sum(l.size for l in image.layers) / 1e6:.0f} MB, "
+            f"{len(image.layers)} layers) digest {pushed.digest}")
+    # Start cold, as a fresh server would: everything the jobs run comes from the registry.
+    store.remove(ctx.training_image)
+    store.prune()
+
+
+def register_function(ctx: DemoContext, user: str) -> None:
+    handler = ctx.work / "registry_credentials.py"
+    handler.write_text(PROVIDER % (user, ctx.password))
+    handler.chmod(0o600)
+    result = forklift(ctx, "functions", "register", "my-registry-credentials", "--handler", str(handler))
+    ctx.function_arn = result.stdout.strip().splitlines()[-1]
+    handler.unlink()  # forklift keeps the code, encrypted
+    ctx.say(f"    {ctx.function_arn}")
+
+
+def upload_data(ctx: DemoContext) -> None:
+    from forklift.config import load_settings
+    from forklift.demo.samples import training_csv
+    from forklift.storage import bucket_store
+
+    buckets = bucket_store(load_settings())
+    for bucket in ("your-training-data-bucket", "your-output-data-bucket"):
+        buckets.make_bucket(bucket)
+    data = ctx.work / "train.csv"
+    data.write_text(training_csv())
+    buckets.upload(data, f"{TRAINING_DATA}/train.csv")
+    ctx.say(f"    {TRAINING_DATA}/train.csv (200 rows)")
+
+
+def start_server(ctx: DemoContext) -> None:
+    from forklift.demo import Server
+
+    ctx.server = Server(ctx.home, ctx.work / "server.log")
+    ctx.cleanups.append(ctx.server.stop)
+    os.environ["AWS_ENDPOINT_URL_SAGEMAKER"] = ctx.server.url
+    os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = ctx.server.url
+    os.environ["AWS_ENDPOINT_URL_CLOUDWATCH_LOGS"] = ctx.server.url
+    ctx.say(f"    forklift serve at {ctx.server.url} (AWS_ENDPOINT_URL_SAGEMAKER points boto3 there)")
+
+
+def train(ctx: DemoContext) -> None:
+    import boto3
+
+    # -- from the guide, unchanged but for the image and function names --------------------------
+    training_image_config = {
+        'TrainingRepositoryAccessMode': 'Vpc',
+        'TrainingRepositoryAuthConfig': {
+            'TrainingRepositoryCredentialsProviderArn': ctx.function_arn
+        }
+    }
+    algorithm_specification = {
+        'TrainingImage': ctx.training_image,
+        'TrainingImageConfig': training_image_config,
+        'TrainingInputMode': 'File'
+    }
+    training_job_name = 'private-registry-job'
+    execution_role_arn = EXECUTION_ROLE
+    vpc_config = VPC_CONFIG
+    resource_config = {'InstanceType': 'ml.m4.xlarge', 'InstanceCount': 1, 'VolumeSizeInGB': 10}
+    input_data_config = [{
+        "ChannelName": "training",
+        "DataSource": {"S3DataSource": {"S3DataDistributionType": "FullyReplicated", "S3DataType": "S3Prefix",
+                                        "S3Uri": TRAINING_DATA}}}]
+    output_data_config = {'S3OutputPath': OUTPUT_PATH}
+    stopping_condition = {'MaxRuntimeInSeconds': 1800}
+    sm = boto3.client('sagemaker')
+    resp = sm.create_training_job(
+        TrainingJobName=training_job_name,
+        AlgorithmSpecification=algorithm_specification,
+        RoleArn=execution_role_arn,
+        InputDataConfig=input_data_config,
+        OutputDataConfig=output_data_config,
+        ResourceConfig=resource_config,
+        VpcConfig=vpc_config,
+        StoppingCondition=stopping_condition,
+        HyperParameters={'metric': 'euclidean'},
+    )
+    # ---------------------------------------------------------------------------------------------
+    ctx.say(f"    {resp['TrainingJobArn']}")
+    sm.get_waiter('training_job_completed_or_stopped').wait(
+        TrainingJobName=training_job_name, WaiterConfig={'Delay': 1, 'MaxAttempts': 600})
+    job = sm.describe_training_job(TrainingJobName=training_job_name)
+    for transition in job["SecondaryStatusTransitions"]:
+        ctx.say(f"    {transition['Status']:<12} {transition['StatusMessage']}")
+    if job["TrainingJobStatus"] != "Completed":
+        raise RuntimeError(f"training job {job['TrainingJobStatus']}: {job.get('FailureReason')}")
+    for line in job_logs(training_job_name):
+        ctx.say(f"    | {line}")
+    ctx.model_artifacts = job["ModelArtifacts"]["S3ModelArtifacts"]
+    ctx.say(f"    model: {ctx.model_artifacts}")
+
+
+def job_logs(job_name: str) -> list[str]:
+    import boto3
+
+    logs = boto3.client("logs")
+    group = "/aws/sagemaker/TrainingJobs"
+    streams = logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=f"{job_name}/")["logStreams"]
+    lines = []
+    for stream in streams:
+        events = logs.get_log_events(logGroupName=group, logStreamName=stream["logStreamName"], startFromHead=True)
+        lines += [event["message"] for event in events["events"]]
+    return lines
+
+
+def forklift(ctx: DemoContext, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "forklift", *args], input=stdin, capture_output=True, text=True,
+                            env={**os.environ, "FORKLIFT_HOME": str(ctx.home)})
+    if result.returncode != 0:
+        raise RuntimeError(f"forklift {' '.join(args[:2])} failed: {result.stderr.strip()}")
+    return result

@@ -1,0 +1,113 @@
+"""The demo's sample model: a scikit-learn-style nearest-centroid classifier in plain Python.
+
+One program serves both halves of SageMaker's container contract: `entry.py train` reads the
+`training` channel and writes /opt/ml/model/model.json; `entry.py serve` answers GET /ping and
+POST /invocations (CSV or JSON rows) on port 8080.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+ENTRY_POINT = '''\
+import csv, glob, json, math, os, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ML = "/opt/ml"
+
+
+class NearestCentroid:
+    """fit/predict like scikit-learn's NearestCentroid."""
+
+    def fit(self, rows, labels):
+        sums = {}
+        for row, label in zip(rows, labels):
+            total, count = sums.setdefault(label, ([0.0] * len(row), [0]))
+            for i, value in enumerate(row):
+                total[i] += value
+            count[0] += 1
+        self.centroids_ = {label: [v / count[0] for v in total] for label, (total, count) in sums.items()}
+        return self
+
+    def predict(self, rows):
+        return [min(self.centroids_, key=lambda label: math.dist(row, self.centroids_[label])) for row in rows]
+
+
+def train():
+    with open(f"{ML}/input/config/hyperparameters.json") as f:
+        hyperparameters = json.load(f)
+    rows, labels = [], []
+    for path in sorted(glob.glob(f"{ML}/input/data/training/*.csv")):
+        with open(path) as f:
+            for record in csv.reader(f):
+                labels.append(record[0])
+                rows.append([float(v) for v in record[1:]])
+    print(f"training on {len(rows)} rows, hyperparameters {hyperparameters}", flush=True)
+    model = NearestCentroid().fit(rows, labels)
+    accuracy = sum(p == t for p, t in zip(model.predict(rows), labels)) / len(rows)
+    print(f"train accuracy: {accuracy:.3f}", flush=True)
+    with open(f"{ML}/model/model.json", "w") as f:
+        json.dump({"centroids": model.centroids_, "accuracy": accuracy}, f)
+
+
+def serve():
+    with open(f"{ML}/model/model.json") as f:
+        model = NearestCentroid()
+        model.centroids_ = json.load(f)["centroids"]
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _reply(self, status, body, content_type="application/json"):
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            self._reply(200 if self.path == "/ping" else 404, "{}")
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+            if self.path != "/invocations":
+                return self._reply(404, "{}")
+            try:
+                if (self.headers.get("Content-Type") or "").startswith("application/json"):
+                    rows = json.loads(body)
+                else:
+                    rows = [[float(v) for v in line.split(",")] for line in body.splitlines() if line.strip()]
+                self._reply(200, json.dumps({"predictions": model.predict(rows)}))
+            except (ValueError, TypeError) as exc:
+                self._reply(400, json.dumps({"error": str(exc)}))
+
+        def log_message(self, *args):
+            pass
+
+    print("serving on port 8080", flush=True)
+    ThreadingHTTPServer(("0.0.0.0", 8080), Handler).serve_forever()
+
+
+if __name__ == "__main__":
+    {"train": train, "serve": serve}[sys.argv[1] if len(sys.argv) > 1 else "train"]()
+'''
+
+
+def write_program(directory: Path) -> Path:
+    """The image's code layer: /opt/program/entry.py."""
+    program = directory / "opt" / "program"
+    program.mkdir(parents=True, exist_ok=True)
+    (program / "entry.py").write_text(ENTRY_POINT)
+    return directory
+
+
+def training_csv(rows: int = 200, seed: int = 7) -> str:
+    """Two well-separated clusters: label, x, y."""
+    rng = random.Random(seed)
+    lines = []
+    for i in range(rows):
+        label, center = ("setosa", (1.0, 1.0)) if i % 2 else ("virginica", (4.0, 3.0))
+        lines.append(f"{label},{rng.gauss(center[0], 0.5):.3f},{rng.gauss(center[1], 0.5):.3f}")
+    return "\n".join(lines) + "\n"
