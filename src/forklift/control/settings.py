@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 
-from forklift.config import ConfigError, Settings
+from forklift.config import ConfigError, Settings, read_config_file
 from forklift.runtime.instance_types import machine_memory_bytes
 
 ECR_HOST = re.compile(r"\d{12}\.dkr\.ecr(-fips)?\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
@@ -36,13 +35,7 @@ class ControlSettings:
 
 
 def control_settings(settings: Settings) -> ControlSettings:
-    path = settings.home / "config.toml"
-    data: dict = {}
-    if path.exists():
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
+    path, data = read_config_file(settings.home)
     registries = data.get("platform_registries", [])
     if not isinstance(registries, list) or not all(isinstance(r, str) for r in registries):
         raise ConfigError(f"{path}: platform_registries must be a list of host[:port] strings")
