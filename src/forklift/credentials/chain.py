@@ -73,12 +73,13 @@ def check_provider(settings: Settings, function_arn: str, role_arn: str | None) 
     Raises FunctionNotFound / InvalidArn / AccessDeniedByRole — what CreateModel and CreateTrainingJob
     report as a ValidationException.
     """
-    from forklift.credentials.functions import FunctionRegistry
+    from forklift.credentials.functions import FunctionRegistry, secret_id_of
     from forklift.credentials.roles import RoleStore
 
     functions = FunctionRegistry(settings)
     canonical = functions.get(function_arn).arn
-    RoleStore(settings).check_invoke(role_arn, canonical)
+    if secret_id_of(canonical) is None:  # stored credentials run no code: nothing for a role to allow
+        RoleStore(settings).check_invoke(role_arn, canonical)
     return canonical
 
 

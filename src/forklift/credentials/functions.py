@@ -10,6 +10,12 @@ and gives each the ARN `arn:aws:lambda:<region>:<account>:function:<name>` (regi
 the settings: config.toml or `forklift serve --region/--account`). The registered code is kept
 encrypted in the SecretStore (a handler may embed a password); the row holds only safe metadata.
 Invocation (see `invoke.py`) gets the event `{"registry", "repository", "image"}`.
+
+Reserved names `forklift-secret-<secret id>` are not registered functions: they name credentials kept in
+the SecretStore (e.g. an experiment's `--registryUsername/--registryPassword`), so a training job can carry
+them as its `TrainingRepositoryCredentialsProviderArn` without a new API field. They resolve to the stored
+credentials (scoped to the registry they were given for), exist exactly as long as the secret does, and
+can never be invoked, registered over or shown.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import ast
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import time
@@ -29,7 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from forklift.config import Settings
-from forklift.credentials import Credentials
+from forklift.credentials import ANONYMOUS, Credentials
 from forklift.credentials.arns import check_function_name, function_arn, parse_function_arn
 from forklift.credentials.errors import CredentialsError, FunctionExists, FunctionNotFound
 from forklift.credentials.invoke import Invocation, InvocationResult, credentials_from_response, invoke
@@ -40,6 +47,23 @@ DEFAULT_TIMEOUT = 10.0
 MAX_TIMEOUT = 900.0
 PYTHON, EXEC = "python", "exec"
 CODE_KIND = "function-code"
+SECRET_PREFIX = "forklift-secret-"
+_SECRET_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def secret_function_name(secret_id: str) -> str:
+    """The reserved function name under which a stored secret is a credentials provider."""
+    if not _SECRET_ID.match(secret_id):
+        raise CredentialsError("not a secret id")
+    return SECRET_PREFIX + secret_id
+
+
+def secret_id_of(name: str) -> str | None:
+    """The secret id a reserved `forklift-secret-<id>` name (or ARN) stands for; None for any other name."""
+    name = name.rsplit(":function:", 1)[-1].split(":", 1)[0]
+    if name.startswith(SECRET_PREFIX) and _SECRET_ID.match(name[len(SECRET_PREFIX):]):
+        return name[len(SECRET_PREFIX):]
+    return None
 
 
 @dataclass(frozen=True)
@@ -87,6 +111,10 @@ class FunctionRegistry:
     def arn(self, name: str) -> str:
         return function_arn(name, self.settings.region, self.settings.account)
 
+    def secret_arn(self, secret_id: str) -> str:
+        """The provider ARN that resolves to the stored credentials `secret_id`."""
+        return self.arn(secret_function_name(secret_id))
+
     # -- naming ---------------------------------------------------------------------------------
     def name_of(self, name_or_arn: str) -> str:
         """The function name an ARN (or a bare name) refers to; FunctionNotFound names the expected ARN."""
@@ -120,6 +148,8 @@ class FunctionRegistry:
                  timeout: float = DEFAULT_TIMEOUT, replace: bool = False) -> FunctionInfo:
         """Register a Python `handler` (`FILE.py[:FUNC]`) or a `command`; returns the function with its ARN."""
         check_function_name(name)
+        if name.startswith(SECRET_PREFIX):
+            raise CredentialsError(f"function names starting with {SECRET_PREFIX} are reserved for stored credentials")
         if (handler is None) == (command is None):
             raise CredentialsError("give exactly one of a handler file (FILE.py[:FUNC]) or a command to run")
         if not 0 < timeout <= MAX_TIMEOUT:
@@ -157,6 +187,9 @@ class FunctionRegistry:
             return [self._info(r) for r in session.scalars(select(FunctionRow).order_by(FunctionRow.name))]
 
     def get(self, name_or_arn: str) -> FunctionInfo:
+        secret_id = secret_id_of(self.name_of(name_or_arn))
+        if secret_id is not None:
+            return self._secret_info(secret_id)
         with self._sessions() as session:
             return self._info(self._row(session, name_or_arn))
 
@@ -170,6 +203,8 @@ class FunctionRegistry:
 
     # -- invoking -------------------------------------------------------------------------------
     def invoke(self, name_or_arn: str, event: dict, *, timeout: float | None = None) -> InvocationResult:
+        if secret_id_of(self.name_of(name_or_arn)) is not None:
+            raise CredentialsError(f"{name_or_arn} names stored credentials, not code: it cannot be invoked")
         with self._sessions() as session:
             row = self._row(session, name_or_arn)
         invocation = Invocation(
@@ -180,9 +215,21 @@ class FunctionRegistry:
 
     def credentials(self, name_or_arn: str, registry: str, repository: str, image: str | None = None) -> Credentials:
         """Ask the provider for credentials to pull `image` from `registry`/`repository`."""
+        secret_id = secret_id_of(self.name_of(name_or_arn))
+        if secret_id is not None:  # stored credentials: only for the registry they were given for
+            self._secret_info(secret_id)
+            scope = self._secrets.registry_of(secret_id)
+            return self._secrets.get(secret_id) if scope in (None, registry) else ANONYMOUS
         event = {"registry": registry, "repository": repository, "image": image or f"{registry}/{repository}"}
         result = self.invoke(name_or_arn, event)
         return credentials_from_response(self.arn(self.name_of(name_or_arn)), result.response)
+
+    def _secret_info(self, secret_id: str) -> FunctionInfo:
+        name = secret_function_name(secret_id)
+        if not self._secrets.exists(secret_id):
+            raise FunctionNotFound(f"{self.arn(name)} names stored credentials that no longer exist (the "
+                                   "experiment or job that held them was deleted)")
+        return FunctionInfo(name, self.arn(name), "secret", "-", "secret-store", 0.0, "", 0, 0.0, 0.0)
 
     def _info(self, row: FunctionRow) -> FunctionInfo:
         return FunctionInfo(row.name, self.arn(row.name), row.runtime, row.handler, row.origin, row.timeout,

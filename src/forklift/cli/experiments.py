@@ -1,0 +1,281 @@
+"""`forklift experiments run|create|start|stop|clone|list|show|logs|delete`, as Gradient users know them.
+
+Each run of an experiment is a SageMaker training job on the forklift server (`FORKLIFT_URL`, default
+http://127.0.0.1:9400, started in the background when none answers), visible to boto3 as well.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from datetime import datetime
+
+import click
+
+from forklift.cli.errors import handle_errors as _handle_errors
+
+STATUS_STYLE = {"Completed": "green", "Failed": "red", "Stopped": "yellow", "Stopping": "yellow",
+                "InProgress": "cyan", "Created": "white"}
+
+
+def handle_errors(func):
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from forklift.experiments.records import ExperimentNotFound
+        from forklift.experiments.server import ServerUnavailable
+
+        try:
+            return func(*args, **kwargs)
+        except ClientError as exc:
+            raise click.ClickException(exc.response.get("Error", {}).get("Message") or str(exc)) from None
+        except (BotoCoreError, ExperimentNotFound, ServerUnavailable) as exc:
+            raise click.ClickException(str(exc)) from None
+    return _handle_errors(wrapper)
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _service(*, server: bool = True):
+    from forklift.config import load_settings
+    from forklift.experiments.server import clients, find_server
+    from forklift.experiments.service import Experiments
+
+    settings = load_settings()
+    if not server:
+        return Experiments(settings, say=_say)
+    sagemaker, logs = clients(find_server(settings, _say), settings)
+    return Experiments(settings, sagemaker, logs, say=_say)
+
+
+def experiment_options(func):
+    options = [
+        click.option("--name", help="Experiment name (default: exp-<random>); its first run is the training "
+                                    "job of the same name."),
+        click.option("--container", required=True, help="Image, docker syntax: tensorflow/tensorflow:1.5.1-gpu, "
+                     "docker.io/org/private_repo:latest, <acct>.dkr.ecr.<region>.amazonaws.com/ns/repo, "
+                     "gcr.io/project/repo:tag, host:port/repo@sha256:…"),
+        click.option("--command", help='Run with /bin/sh -c (the job\'s ContainerEntrypoint), e.g. '
+                     '"python train.py --epochs 3". Without it the image runs with the argument `train`.'),
+        click.option("--workspace", type=click.Path(exists=True, file_okay=False),
+                     help="Directory uploaded as s3://forklift-workspaces/<name>/code.tar.gz, given to the job as "
+                          "input channel `code`; the command first unpacks it into /opt/ml/code and runs there "
+                          "(the image needs /bin/sh and tar)."),
+        click.option("--machineType", "--machine-type", "machine_type",
+                     help="ml.* instance type, or a Gradient name (C4, C5, C7, P4000, P5000, RTX4000, V100, A100, "
+                          "…; see forklift.experiments.machines). Default ml.m5.large."),
+        click.option("--env", "-e", multiple=True, metavar="K=V", help="Environment variable (repeatable)."),
+        click.option("--hyperparameter", "--hp", multiple=True, metavar="K=V", help="Hyperparameter (repeatable)."),
+        click.option("--input", "inputs", multiple=True, metavar="NAME=URI",
+                     help="Input channel NAME from an s3:// URI, at /opt/ml/input/data/NAME (repeatable)."),
+        click.option("--max-runtime", type=click.IntRange(1), default=86400, show_default=True, metavar="SECONDS",
+                     help="Stop the run after this long (MaxRuntimeInSeconds)."),
+        click.option("--registryUsername", "--registry-username", "registry_username",
+                     help="Username for a private registry (Docker ID, AWS, _json_key, …)."),
+        click.option("--registryPassword", "--registry-password", "registry_password",
+                     help="Password for a private registry (a GCR JSON key as \"$(cat keyfile.json)\", unencoded). "
+                          "Kept encrypted for the experiment's lifetime, shared by its clones, never printed."),
+        click.option("--registry-password-stdin", is_flag=True,
+                     help="Read the registry password from stdin (keeps it out of shell history)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _new_experiment(kwargs: dict):
+    from forklift.credentials import Credentials
+    from forklift.experiments.request import parse_pairs
+    from forklift.experiments.service import NewExperiment
+
+    password = kwargs["registry_password"]
+    if kwargs["registry_password_stdin"]:
+        if password is not None:
+            raise click.UsageError("give --registryPassword or --registry-password-stdin, not both")
+        password = sys.stdin.read().rstrip("\r\n")
+    username = kwargs["registry_username"]
+    credentials = None
+    if username or password:
+        if not (username and password):
+            raise click.UsageError("a private registry needs both --registryUsername and --registryPassword")
+        credentials = Credentials(username=username, password=password)
+    return NewExperiment(container=kwargs["container"], name=kwargs["name"], command=kwargs["command"],
+                         workspace=kwargs["workspace"], machine_type=kwargs["machine_type"],
+                         env=parse_pairs(kwargs["env"], "--env"),
+                         hyperparameters=parse_pairs(kwargs["hyperparameter"], "--hyperparameter"),
+                         inputs=parse_pairs(kwargs["inputs"], "--input"), max_runtime=kwargs["max_runtime"],
+                         credentials=credentials)
+
+
+@click.group()
+def experiments() -> None:
+    """Gradient-style experiments: each run is a SageMaker training job on the forklift server.
+
+    The server is FORKLIFT_URL (default http://127.0.0.1:9400); when none answers, one is started in the
+    background for this FORKLIFT_HOME. `run` exits 0 when the run Completed, 1 when it Failed (the
+    FailureReason is printed on stderr) and 2 when it was Stopped.
+    """
+
+
+@experiments.command("create")
+@experiment_options
+@handle_errors
+def create(**kwargs) -> None:
+    """Create an experiment without starting it; prints its name."""
+    row = _service(server=False).create(_new_experiment(kwargs))
+    _say(f"created experiment {row.name} ({row.image} on {row.instance_type})")
+    click.echo(row.name)
+
+
+@experiments.command("run")
+@experiment_options
+@handle_errors
+def run(**kwargs) -> None:
+    """Create and start an experiment, follow its logs, and exit with its outcome (0/1/2)."""
+    new = _new_experiment(kwargs)
+    service = _service()
+    row = service.create(new)
+    _say(f"created experiment {row.name} ({row.image} on {row.instance_type})")
+    job = service.start(row.name)
+    _say(f"started experiment {row.name} (training job {job})")
+    _finish(service, row.name)
+
+
+def _finish(service, name: str) -> None:
+    from forklift.experiments.service import EXIT_CODES
+
+    try:
+        job = service.follow(name, follow=True, echo=click.echo, progress=lambda m: _say(f"[{name}] {m}"))
+    except KeyboardInterrupt:
+        _say(f"\nexperiment {name} keeps running: `forklift experiments logs --follow {name}`")
+        raise SystemExit(130) from None
+    status = job["TrainingJobStatus"]
+    if job.get("FailureReason"):
+        _say(f"experiment {name} {status}: {job['FailureReason']}")
+    else:
+        _say(f"experiment {name} {status}")
+    raise SystemExit(EXIT_CODES.get(status, 1))
+
+
+@experiments.command("start")
+@click.argument("name")
+@click.option("--follow", "-f", is_flag=True, help="Follow the logs and exit with the outcome, like `run`.")
+@handle_errors
+def start(name: str, follow: bool) -> None:
+    """Start a new run of an experiment (a new training job)."""
+    service = _service()
+    job = service.start(name)
+    _say(f"started experiment {name} (training job {job})")
+    if follow:
+        _finish(service, name)
+
+
+@experiments.command("stop")
+@click.argument("name")
+@handle_errors
+def stop(name: str) -> None:
+    """Stop a running experiment."""
+    job = _service().stop(name)
+    _say(f"stopping experiment {name} (training job {job})")
+
+
+@experiments.command("clone")
+@click.argument("source")
+@click.option("--name", help="Name of the clone (default: <source>-clone-<random>).")
+@click.option("--start", "start_now", is_flag=True, help="Start the clone right away.")
+@click.option("--follow", "-f", is_flag=True, help="With --start: follow the logs and exit with the outcome.")
+@handle_errors
+def clone(source: str, name: str | None, start_now: bool, follow: bool) -> None:
+    """Copy an experiment: same image, command, workspace and (reused) registry credentials."""
+    service = _service(server=start_now)
+    row = service.clone(source, name)
+    _say(f"cloned experiment {source} as {row.name}")
+    click.echo(row.name)
+    if start_now:
+        job = service.start(row.name)
+        _say(f"started experiment {row.name} (training job {job})")
+        if follow:
+            _finish(service, row.name)
+
+
+def _when(value) -> str:
+    if value is None:
+        return "-"
+    if not isinstance(value, datetime):
+        value = datetime.fromtimestamp(float(value))
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _status(job: dict | None) -> str:
+    status = job["TrainingJobStatus"] if job else "Created"
+    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+@experiments.command("list")
+@handle_errors
+def list_experiments() -> None:
+    """Experiments, newest first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("NAME", "STATUS", "MACHINE", "CONTAINER", "CREATED", "CLONED FROM", box=None)
+    for row, job in _service().list():
+        table.add_row(row.name, _status(job), row.machine_type, row.container, _when(row.created_at),
+                      row.cloned_from or "-")
+    Console().print(table)
+
+
+@experiments.command("show")
+@click.argument("name")
+@handle_errors
+def show(name: str) -> None:
+    """An experiment's settings and the status of its current run."""
+    from rich.console import Console
+    from rich.table import Table
+
+    service = _service()
+    row = service.store.get(name)
+    job = service.job(row)
+    table = Table(box=None, show_header=False)
+    rows = [("Name", row.name), ("Status", _status(job) + (f" / {job['SecondaryStatus']}" if job else "")),
+            ("Container", row.container), ("Image", row.image),
+            ("Machine", f"{row.machine_type} ({row.instance_type})" if row.machine_type != row.instance_type
+             else row.instance_type),
+            ("Command", row.command or "- (the image's entrypoint with `train`)"),
+            ("Workspace", f"{row.workspace} -> /opt/ml/code" if row.workspace else "-"),
+            ("Registry credentials", "stored, encrypted" if row.secret_id else "none"),
+            ("Environment", ", ".join(row.env) or "-"),
+            ("Hyperparameters", ", ".join(f"{k}={v}" for k, v in row.hyperparameters.items()) or "-"),
+            ("Inputs", ", ".join(f"{k}={v}" for k, v in row.inputs.items()) or "-"),
+            ("Max runtime", f"{row.max_runtime} s"), ("Cloned from", row.cloned_from or "-"),
+            ("Created", _when(row.created_at)), ("Runs", str(row.runs)), ("Training job", row.job_name or "-")]
+    if job:
+        rows += [("Started", _when(job.get("TrainingStartTime"))), ("Ended", _when(job.get("TrainingEndTime"))),
+                 ("Model", job.get("ModelArtifacts", {}).get("S3ModelArtifacts", "-"))]
+        if job.get("FailureReason"):
+            rows.append(("Failure", f"[red]{job['FailureReason']}[/]"))
+    for key, value in rows:
+        table.add_row(f"[bold]{key}[/]", value)
+    Console().print(table)
+
+
+@experiments.command("logs")
+@click.argument("name")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the run ends.")
+@handle_errors
+def logs(name: str, follow: bool) -> None:
+    """The current run's container output (stdout and stderr)."""
+    _service().follow(name, follow=follow, echo=click.echo)
+
+
+@experiments.command("delete")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Stop a running experiment first.")
+@handle_errors
+def delete(name: str, force: bool) -> None:
+    """Delete an experiment; its registry credentials are purged with the last experiment sharing them."""
+    purged = _service().delete(name, force=force)
+    _say(f"deleted experiment {name}" + ("; its registry credentials were purged" if purged else ""))
