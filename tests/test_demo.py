@@ -14,3 +14,4 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "Timing summary:" in result.stdout
     assert "train accuracy: 1.000" in result.stdout
     assert "Completed" in result.stdout
+    assert result.stdout.count("train accuracy: 1.000") == 2  # the boto3 job and the experiment

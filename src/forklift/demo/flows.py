@@ -63,6 +63,8 @@ def run_flows(ctx: DemoContext, timings) -> None:
         start_server(ctx)
     with timings.step("train with AWS's documented create_training_job code (Vpc mode, credentials function)"):
         train(ctx)
+    with timings.step("the same image as a Gradient-style experiment with --registryUsername/--registryPassword"):
+        experiment(ctx, DEMO_USER)
 
 
 def start_registry(ctx: DemoContext, user: str) -> None:
@@ -187,6 +189,24 @@ def train(ctx: DemoContext) -> None:
     ctx.say(f"    model: {ctx.model_artifacts}")
 
 
+def experiment(ctx: DemoContext, user: str) -> None:
+    # The password goes on stdin (--registry-password-stdin) so it never shows in `ps`; the Gradient
+    # spelling --registryPassword P works the same.
+    result = forklift(ctx, "experiments", "run", "--name", "gradient-style", "--container", ctx.training_image,
+                      "--registryUsername", user, "--registry-password-stdin", "--machineType", "C5",
+                      "--input", f"training={TRAINING_DATA}", "--hyperparameter", "metric=euclidean",
+                      stdin=ctx.password + "\n", env={"FORKLIFT_URL": ctx.server.url})
+    for line in result.stdout.strip().splitlines():
+        ctx.say(f"    | {line}")
+    shown = forklift(ctx, "experiments", "show", "gradient-style", env={"FORKLIFT_URL": ctx.server.url})
+    if ctx.password in result.stdout + result.stderr + shown.stdout:
+        raise RuntimeError("the registry password was printed")
+    ctx.say("    (the registry password appears nowhere in the output; it is stored encrypted until the "
+            "experiment is deleted)")
+    deleted = forklift(ctx, "experiments", "delete", "gradient-style", env={"FORKLIFT_URL": ctx.server.url})
+    ctx.say(f"    {deleted.stdout.strip().splitlines()[-1] if deleted.stdout.strip() else 'deleted'}")
+
+
 def job_logs(job_name: str) -> list[str]:
     import boto3
 
@@ -200,9 +220,10 @@ def job_logs(job_name: str) -> list[str]:
     return lines
 
 
-def forklift(ctx: DemoContext, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+def forklift(ctx: DemoContext, *args: str, stdin: str | None = None,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, "-m", "forklift", *args], input=stdin, capture_output=True, text=True,
-                            env={**os.environ, "FORKLIFT_HOME": str(ctx.home)})
+                            env={**os.environ, "FORKLIFT_HOME": str(ctx.home), **(env or {})})
     if result.returncode != 0:
         raise RuntimeError(f"forklift {' '.join(args[:2])} failed: {result.stderr.strip()}")
     return result
