@@ -14,6 +14,7 @@ from forklift.images.pull import pull
 from forklift.images.push import push, source_from_store
 from forklift.registry import RegistryClient
 from forklift.registry.auth import TOKEN_REQUEST, RegistryAuth
+from forklift.registry.tokens import TokenCache
 
 pytestmark = pytest.mark.anyio
 
@@ -49,12 +50,14 @@ async def test_registry_token_is_sent_as_is(store, busybox_image, token_registry
 async def test_expired_tokens_are_renewed(store, busybox_image, token_registry, token_server):
     await pushed(store, busybox_image, token_registry, "private/expiry:1")
     token_server.reset()
-    token_server.expires_in = 11  # minus the 10 s safety margin: usable for one second
-    async with RegistryClient(token_registry.address, keychain=keychain(token_registry)) as client:
+    token_server.expires_in = 60
+    skew = [0.0]
+    cache = TokenCache(clock=lambda: time.time() + skew[0])
+    async with RegistryClient(token_registry.address, keychain=keychain(token_registry), token_cache=cache) as client:
         await client.head_manifest("private/expiry", "1")
         await client.head_manifest("private/expiry", "1")
         assert len(token_server.fetches()) == 1
-        time.sleep(1.2)
+        skew[0] = 61  # the cache's clock moves past issued_at + expires_in
         await client.head_manifest("private/expiry", "1")
     assert len(token_server.fetches()) == 2
 

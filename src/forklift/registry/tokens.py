@@ -54,7 +54,8 @@ CacheKey = tuple[str, str, frozenset[str]]
 class TokenCache:
     """Thread-safe; one token per scope set (never a merged scope that grows without bound)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock=time.time) -> None:
+        self._clock = clock
         self._tokens: dict[CacheKey, Token] = {}
         self._lock = threading.Lock()
 
@@ -65,7 +66,7 @@ class TokenCache:
     def get(self, key: CacheKey) -> Token | None:
         with self._lock:
             token = self._tokens.get(key)
-            if token and token.expires_at > time.time():
+            if token and token.expires_at > self._clock():
                 return token
             self._tokens.pop(key, None)
             return None
