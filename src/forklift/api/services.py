@@ -75,12 +75,13 @@ async def call(handler: Callable[..., Any], *args: Any) -> Any:
 
 def build_services(settings: Settings, region: str, account: str) -> ApiServices:
     """The services `forklift serve` runs. The control plane registers its handlers here."""
-    from forklift.api import training
+    from forklift.api import inference, training
     from forklift.api.logs_source import log_source_for
     from forklift.control import ControlPlane
 
     services = ApiServices(region=region, account=account)
     plane = ControlPlane.create(settings)
     training.install(services, plane)
+    inference.install(services, plane.inference)
     services.log_source = log_source_for(plane)
     return services

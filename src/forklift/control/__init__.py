@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from forklift.config import Settings
+from forklift.control.inference import Inference
 from forklift.control.logs import TrainingLogSource
 from forklift.control.scheduler import Scheduler
 from forklift.control.settings import ControlSettings, control_settings
@@ -30,6 +31,7 @@ class ControlPlane:
     scheduler: Scheduler
     training: TrainingService
     logs: TrainingLogSource
+    inference: Inference
 
     @classmethod
     def create(cls, settings: Settings, runtime: Runtime | None = None) -> ControlPlane:
@@ -41,10 +43,13 @@ class ControlPlane:
         store = JobStore(settings.database_url)
         scheduler = Scheduler(settings, control, store, runtime)
         training = TrainingService(settings, store, scheduler, control)
-        return cls(settings, control, store, scheduler, training, TrainingLogSource(settings.home, store))
+        inference = Inference.create(settings, control, runtime)
+        return cls(settings, control, store, scheduler, training, TrainingLogSource(settings.home, store), inference)
 
     def start(self) -> None:
         self.scheduler.start()
+        self.inference.start()
 
     def close(self) -> None:
         self.scheduler.close()
+        self.inference.close()

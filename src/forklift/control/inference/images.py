@@ -1,0 +1,102 @@
+"""A model's image: SageMaker's Platform/Vpc rules, the credentials provider, and the digest.
+
+As on SageMaker, the credentials provider is called and the tag resolved when the model is
+created, so a wrong ARN, failing credentials or a missing image is a CreateModel error that says
+which. Endpoints then pull `registry/repo@digest`, so every instance runs the same bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from forklift.config import Settings
+from forklift.control.inference.errors import InvalidRequest
+from forklift.control.settings import ControlSettings
+from forklift.reference import InvalidReference, parse
+
+
+def provider_arn(container: dict) -> str | None:
+    return ((container.get("ImageConfig") or {}).get("RepositoryAuthConfig") or {}).get(
+        "RepositoryCredentialsProviderArn")
+
+
+def check_image_config(settings: Settings, control: ControlSettings, container: dict, request: dict) -> None:
+    """The rules the botocore model cannot express (same as training's, in inference words)."""
+    image = container.get("Image")
+    if not image:
+        raise InvalidRequest("The container definition needs an Image: forklift does not deploy model packages "
+                             "(ModelPackageName)")
+    try:
+        ref = parse(image)
+    except InvalidReference as exc:
+        raise InvalidRequest(f"Image {image!r} is not a valid image reference: {exc}") from None
+    mode = (container.get("ImageConfig") or {}).get("RepositoryAccessMode", "Platform")
+    if mode == "Platform" and not control.is_platform_registry(ref.registry):
+        raise InvalidRequest(
+            f"Image {image} is in registry {ref.registry}, which is not a platform registry: to deploy an image "
+            "from a private registry set ImageConfig.RepositoryAccessMode to Vpc and give a VpcConfig")
+    if mode == "Vpc" and not request.get("VpcConfig"):
+        raise InvalidRequest("RepositoryAccessMode Vpc requires a VpcConfig (SecurityGroupIds and Subnets)")
+    provider = provider_arn(container)
+    if provider:
+        if mode != "Vpc":
+            raise InvalidRequest("RepositoryAuthConfig requires RepositoryAccessMode Vpc")
+        from forklift.credentials.chain import check_provider
+        from forklift.credentials.errors import CredentialsError
+
+        try:
+            check_provider(settings, provider, request.get("ExecutionRoleArn"))
+        except CredentialsError as exc:
+            raise InvalidRequest(str(exc)) from None
+
+
+def keychain_for(settings: Settings, container: dict, role_arn: str | None):
+    from forklift.credentials.chain import default_keychain
+
+    return default_keychain(settings, function_arn=provider_arn(container), role_arn=role_arn,
+                            image=container["Image"])
+
+
+def resolve_image(settings: Settings, container: dict, role_arn: str | None) -> str:
+    """`registry/repo@sha256:…` for the container's image; InvalidRequest saying why it cannot be."""
+    from forklift.registry import RegistryClient
+
+    image = container["Image"]
+    ref = parse(image)
+
+    async def resolve() -> str:
+        keychain = await asyncio.to_thread(keychain_for, settings, container, role_arn)
+        async with RegistryClient(ref.registry, keychain=keychain, settings=settings, max_retries=1) as client:
+            return (await client.resolve(ref)).digest
+
+    try:
+        digest = asyncio.run(resolve())
+    except Exception as exc:
+        raise InvalidRequest(image_failure(image, exc)) from None
+    return f"{ref.registry}/{ref.repository}@{digest}"
+
+
+def image_failure(image: str, exc: BaseException) -> str:
+    """Why `image` could not be resolved or pulled: names the registry and the cause."""
+    from forklift.credentials.errors import CredentialsError
+    from forklift.registry import AuthenticationFailed, NotFound, RegistryError, TLSError
+
+    registry = parse(image).registry
+    if isinstance(exc, CredentialsError):
+        return f"The credentials provider for image {image} failed: {exc}"
+    if isinstance(exc, AuthenticationFailed):
+        return (f"Authentication to registry {registry} failed for image {image} (are the credentials the "
+                f"provider returns right?): {exc}")
+    if isinstance(exc, NotFound):
+        return f"Image {image} was not found in registry {registry}: {exc}"
+    if isinstance(exc, TLSError):
+        return (f"TLS to registry {registry} failed (certificate signed by unknown authority?); add its CA to "
+                f"$FORKLIFT_HOME/certs.d/{registry}/ca.crt: {exc}")
+    if isinstance(exc, RegistryError):
+        return f"Registry {registry} could not serve image {image}: {exc}"
+    return f"Image {image} could not be resolved: {type(exc).__name__}: {exc}"
+
+
+def model_container(request: dict) -> dict:
+    """The one container of a model: PrimaryContainer, or the single entry of Containers."""
+    return request.get("PrimaryContainer") or (request.get("Containers") or [{}])[0]

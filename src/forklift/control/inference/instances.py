@@ -1,0 +1,179 @@
+"""One variant's containers: prepare the image and model once, start instances, check `/ping`.
+
+    prepared = prepare_variant(settings, directory, variant, model)   # pull by digest + model.tar.gz
+    handle = start_instance(runtime, prepared, endpoint, directory)   # `serve`, own address, port 8080
+    ping(handle.address)                                              # GET /ping, 2 s timeout
+    last_lines(handle)                                                # for a FailureReason
+
+Files live under `$FORKLIFT_HOME/endpoints/<endpoint>/`: `events.log` (what the fleet did, for
+`forklift endpoints logs`), `<variant>-g<generation>/model` (extracted once, mounted read-only in
+every instance) and `instances/<container>/` (each container's state and stdout/stderr).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from forklift.config import Settings
+from forklift.control.inference.images import image_failure, keychain_for, model_container
+from forklift.control.inference.models import ModelRow
+from forklift.runtime import ContainerHandle, ContainerSpec, Mount, Runtime
+from forklift.runtime.instance_types import UnknownInstanceType, resolve_instance_type
+
+PING_TIMEOUT = 2.0
+DEFAULT_DOWNLOAD_TIMEOUT = 3600.0  # SageMaker's maximum ModelDataDownloadTimeoutInSeconds
+_pinger = httpx.Client(timeout=PING_TIMEOUT, trust_env=False)
+
+
+class DeployFailure(Exception):
+    """A variant could not be brought up; the message is the endpoint's FailureReason."""
+
+
+def endpoint_dir(settings: Settings, endpoint: str) -> Path:
+    return settings.home / "endpoints" / endpoint
+
+
+def log_event(directory: Path, message: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    with open(directory / "events.log", "a") as f:
+        f.write(f"{stamp}Z {message}\n")
+
+
+@dataclass(frozen=True)
+class PreparedVariant:
+    name: str
+    model_name: str
+    container: dict  # the model's container definition
+    rootfs: Path
+    image_config: dict
+    model_dir: Path
+    instance_type: str | None
+    deployed_image: dict  # {SpecifiedImage, ResolvedImage, ResolutionTime}
+
+
+def prepare_variant(settings: Settings, directory: Path, variant: dict, model: ModelRow,
+                    generation: int) -> PreparedVariant:
+    """Pull the model's image (by the digest resolved at CreateModel) and extract its model data."""
+    from forklift.images.local import ImageStore
+    from forklift.images.rootfs import pull_and_prepare
+
+    name = variant["VariantName"]
+    container = model_container(model.request)
+    resolved = model.resolved_image
+    try:
+        keychain = keychain_for(settings, container, model.request.get("ExecutionRoleArn"))
+        prepared = asyncio.run(pull_and_prepare(resolved, ImageStore(settings), keychain=keychain))
+    except Exception as exc:
+        raise DeployFailure(f"Variant {name}: the image could not be pulled: {image_failure(resolved, exc)}") from exc
+    model_dir = directory / f"{name}-g{generation}" / "model"
+    url = container.get("ModelDataUrl")
+    marker = model_dir.parent / "extracted"  # holds the URL: a re-created endpoint may reuse the name
+    if url and not (marker.exists() and marker.read_text() == url):
+        limit = float(variant.get("ModelDataDownloadTimeoutInSeconds") or DEFAULT_DOWNLOAD_TIMEOUT)
+        _download_with_limit(settings, url, model_dir, name, limit)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    return PreparedVariant(name, model.name, container, prepared.rootfs, prepared.config, model_dir,
+                           variant.get("InstanceType"),
+                           {"SpecifiedImage": container["Image"], "ResolvedImage": resolved,
+                            "ResolutionTime": model.resolution_time})
+
+
+def _download_with_limit(settings: Settings, url: str, model_dir: Path, variant: str, limit: float) -> None:
+    """ModelDataDownloadTimeoutInSeconds: the variant fails when the download takes longer (the copy
+    itself finishes in the background and is discarded)."""
+    import concurrent.futures
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-data-{variant}")
+    try:
+        pool.submit(_download_model, settings, url, model_dir, variant).result(timeout=limit)
+    except concurrent.futures.TimeoutError:
+        raise DeployFailure(f"Variant {variant}: downloading the model data {url} took longer than "
+                            f"ModelDataDownloadTimeoutInSeconds ({limit:g} s)") from None
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _download_model(settings: Settings, url: str, model_dir: Path, variant: str) -> None:
+    import shutil
+
+    from forklift.storage import extract_tar_gz, store_for
+
+    archive = model_dir.parent / "model.tar.gz"
+    shutil.rmtree(model_dir, ignore_errors=True)
+    model_dir.mkdir(parents=True)
+    try:
+        store_for(url, settings).download(url, archive)
+        extract_tar_gz(archive, model_dir)
+    except Exception as exc:
+        raise DeployFailure(f"Variant {variant}: the model data {url} could not be downloaded and extracted: "
+                            f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        archive.unlink(missing_ok=True)
+    (model_dir.parent / "extracted").write_text(url)
+
+
+def start_instance(runtime: Runtime, prepared: PreparedVariant, endpoint: str, directory: Path) -> ContainerHandle:
+    name = f"ep-{uuid.uuid4().hex[:12]}"
+    cpus = memory = None
+    if prepared.instance_type:
+        try:
+            resources = resolve_instance_type(prepared.instance_type)
+            cpus, memory = resources.cpus, resources.memory_bytes
+        except UnknownInstanceType:
+            pass
+    container = prepared.container
+    spec = ContainerSpec(
+        name=name, rootfs=prepared.rootfs, state_dir=directory / "instances" / name,
+        image_config=prepared.image_config, args=["serve"], env=dict(container.get("Environment") or {}),
+        mounts=[Mount(prepared.model_dir, "/opt/ml/model", read_only=True)], cpus=cpus, memory_bytes=memory,
+        network="isolated", hostname=container.get("ContainerHostname"),
+        labels={"forklift.endpoint": endpoint, "forklift.variant": prepared.name})
+    return runtime.start(spec)
+
+
+def ping(address: str | None) -> bool:
+    if not address:
+        return False
+    try:
+        return _pinger.get(f"http://{address}:8080/ping").status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def last_lines(handle: ContainerHandle, count: int = 10) -> str:
+    lines: list[str] = []
+    try:
+        for line in handle.logs(follow=False):
+            lines.append(line)
+            del lines[:-count]
+    except OSError:
+        pass
+    return "\n".join(lines)
+
+
+def exit_description(handle: ContainerHandle) -> str | None:
+    """None while the container runs; else how it ended, with its last log lines."""
+    status = handle.wait(timeout=0)
+    if status is None:
+        return None
+    how = (f"was killed by signal {status.signal}" if status.signal else
+           "ran out of memory" if status.oom_killed else f"exited with code {status.code}")
+    tail = last_lines(handle)
+    return f"the container {how}" + (f"; last log lines:\n{tail}" if tail else "")
+
+
+def remove_model_dirs(directory: Path, keep_generation: int | None = None) -> None:
+    """Delete extracted model data of generations no longer served (all of them with None)."""
+    import shutil
+
+    for path in directory.glob("*-g*"):
+        generation = path.name.rpartition("-g")[2]
+        if path.is_dir() and generation.isdigit() and int(generation) != keep_generation:
+            shutil.rmtree(path, ignore_errors=True)

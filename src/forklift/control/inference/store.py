@@ -1,0 +1,82 @@
+"""Inference rows in the database: insert, read, update in one transaction, list, delete.
+
+Names are unique case-insensitively (AWS lower-cases them in ARNs). Every endpoint write goes
+through `update_endpoint(name, change)`, so the fleet threads and API requests never overwrite
+each other's columns.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from forklift.control.inference.errors import AlreadyExists
+from forklift.control.inference.models import EndpointConfigRow, EndpointInstanceRow, EndpointRow, ModelRow
+from forklift.db import Base, session_factory
+
+Row = TypeVar("Row", ModelRow, EndpointConfigRow, EndpointRow)
+
+
+class InferenceStore:
+    def __init__(self, database_url: str, sessions: sessionmaker[Session] | None = None):
+        self._sessions = sessions or session_factory(database_url)
+        # engine_for created only the tables imported at that moment: make sure ours exist.
+        Base.metadata.create_all(self._sessions.kw["bind"])
+
+    # -- generic ---------------------------------------------------------------------------
+    def insert(self, row: Row, what: str) -> Row:
+        kind = type(row)
+        with self._sessions.begin() as session:
+            taken = session.scalar(select(kind.name).where(func.lower(kind.name) == row.name.lower()))
+            if taken is not None:
+                raise AlreadyExists(f"Cannot create already existing {what} \"{row.arn}\".")
+            session.add(row)
+        return row
+
+    def get(self, kind: type[Row], name: str) -> Row | None:
+        with self._sessions() as session:
+            return session.get(kind, name)
+
+    def all(self, kind: type[Row]) -> list[Row]:
+        with self._sessions() as session:
+            return list(session.scalars(select(kind)))
+
+    def delete(self, kind: type[Row], name: str) -> bool:
+        with self._sessions.begin() as session:
+            return session.execute(delete(kind).where(kind.name == name)).rowcount > 0
+
+    # -- endpoints ---------------------------------------------------------------------------
+    def update_endpoint(self, name: str, change: Callable[[EndpointRow], Any]) -> EndpointRow | None:
+        with self._sessions.begin() as session:
+            row = session.get(EndpointRow, name, with_for_update=True)
+            if row is None:
+                return None
+            change(row)
+            row.modified_at = time.time()
+            # JSON columns are flushed only when reassigned: copy so in-place edits are saved.
+            row.variants = [dict(v) for v in row.variants or []]
+            if row.pending_variants is not None:
+                row.pending_variants = [dict(v) for v in row.pending_variants]
+            return row
+
+    def endpoints_using(self, config_name: str) -> list[str]:
+        with self._sessions() as session:
+            return list(session.scalars(select(EndpointRow.name).where(
+                (EndpointRow.config_name == config_name) | (EndpointRow.pending_config == config_name))))
+
+    # -- instances ---------------------------------------------------------------------------
+    def add_instance(self, row: EndpointInstanceRow) -> None:
+        with self._sessions.begin() as session:
+            session.merge(row)
+
+    def instances(self, endpoint: str) -> list[EndpointInstanceRow]:
+        with self._sessions() as session:
+            return list(session.scalars(select(EndpointInstanceRow).where(EndpointInstanceRow.endpoint == endpoint)))
+
+    def remove_instance(self, container_name: str) -> None:
+        with self._sessions.begin() as session:
+            session.execute(delete(EndpointInstanceRow).where(EndpointInstanceRow.container_name == container_name))

@@ -1,0 +1,62 @@
+"""Inference fixtures: one real `forklift serve` subprocess for the session (its own FORKLIFT_HOME,
+trusting the test CA, short health-check timings), and an inference image built from the runtime
+tests' pyslim rootfs plus a small Python model server (see inference_support), pushed to the TLS
+basic-auth registry. Credentials-provider functions are registered with the real CLI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from inference_support import SERVE_PY, Server, _runtime_conftest, prepare_home, remove_containers
+
+from forklift.config import Settings
+from forklift.credentials import Credentials, StaticKeychain
+from forklift.devregistry import install_ca
+from forklift.images.build import BuildOptions, build
+from forklift.images.local import ImageStore
+from forklift.images.push import push_sync, source_from_store
+
+
+@pytest.fixture(scope="session")
+def inference_image(tmp_path_factory, pki, basic_registry) -> str:
+    rt = _runtime_conftest()
+    pyslim = rt._cached("pyslim", rt._digest("/usr/bin/busybox", rt.PY, "/lib/x86_64-linux-gnu/libc.so.6"),
+                        rt._build_pyslim)
+    home = tmp_path_factory.mktemp("inference-image-home")
+    install_ca(pki, home / "certs.d", basic_registry.address)
+    store = ImageStore(Settings(home=home))
+    code = tmp_path_factory.mktemp("inference-code")
+    (code / "opt" / "program").mkdir(parents=True)
+    (code / "opt" / "program" / "serve.py").write_text(SERVE_PY)
+    reference = f"{basic_registry.address}/docker-local/my-inference-image:latest"
+    image = build(store, [pyslim, code], tag=reference,
+                  options=BuildOptions(entrypoint=["python3", "/opt/program/serve.py"]))
+    keychain = StaticKeychain(Credentials(basic_registry.username, basic_registry.password))
+    push_sync(source_from_store(store, image.reference), reference, store, keychain=keychain)
+    return reference
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, pki, basic_registry, inference_image) -> Iterator[Server]:
+    home = tmp_path_factory.mktemp("inference-serve-home")
+    running = prepare_home(home, pki, basic_registry).start()
+    yield running
+    try:
+        sm = running.client("sagemaker")
+        for endpoint in sm.list_endpoints(MaxResults=100)["Endpoints"]:
+            sm.delete_endpoint(EndpointName=endpoint["EndpointName"])
+    finally:
+        running.stop()
+        remove_containers(home)
+
+
+@pytest.fixture
+def sagemaker(server: Server):
+    return server.client("sagemaker")
+
+
+@pytest.fixture
+def runtime_client(server: Server):
+    return server.client("sagemaker-runtime")

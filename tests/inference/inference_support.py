@@ -1,0 +1,259 @@
+"""Helpers of the inference tests (and bench/invoke.py): the model server image's source, a
+`forklift serve` subprocess with boto3 clients, and shortcuts to create models, configs and
+endpoints. Fixtures live in conftest.py; this module has a unique name so `from inference_support
+import ...` never picks another directory's conftest when several test directories run together.
+
+The model server answers `GET /ping` and `POST /invocations` (a linear model read from
+/opt/ml/model/model.json). Its behaviour is chosen by the model's Environment:
+MODE=crash (exits at start), MODE=never-ready (/ping answers 503). A body of `fail` gets a 500;
+after a body of `sick`, /ping answers 503 for good.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+
+from forklift.devregistry import install_ca
+
+HERE = Path(__file__).parent
+REGION = "us-east-1"
+CREDENTIALS = {"aws_access_key_id": "AKIDFORKLIFTTEST", "aws_secret_access_key": "forklift-test-secret"}
+NO_RETRY = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=90)
+ROLE = "arn:aws:iam::123456789012:role/SageMakerExecutionRole"
+VPC = {"SecurityGroupIds": ["sg-0123456789abcdef0"], "Subnets": ["subnet-0123456789abcdef0",
+                                                                  "subnet-0123456789abcdef1"]}
+SERVE_COMMAND = [sys.executable, "-m", "forklift"]
+CONFIG_TOML = """
+[inference]
+startup_health_check_timeout_seconds = 8
+health_check_interval_seconds = 0.5
+unhealthy_after_failed_pings = 2
+stop_grace_seconds = 2
+"""
+
+SERVE_PY = r'''
+import json, os, signal, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
+MODE = os.environ.get("MODE", "")
+print("model server starting with", sys.argv[1:], "mode", MODE or "normal", flush=True)
+if sys.argv[1:] != ["serve"]:
+    sys.exit(2)
+if MODE == "crash":
+    print("loading the model failed: weights are missing", flush=True)
+    sys.exit(3)
+MODEL = json.load(open("/opt/ml/model/model.json"))
+SICK = []
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stalls
+    wbufsize = 1 << 16  # ... and buffered into one (handle_one_request flushes)
+
+    def log_message(self, *args):
+        pass
+
+    def send(self, code, body, content_type="application/json", headers=()):
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path != "/ping":
+            return self.send(404, b"no such path")
+        if MODE == "never-ready" or SICK:
+            return self.send(503, b"still loading")
+        self.send(200, b"")
+
+    def do_POST(self):
+        data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path != "/invocations":
+            return self.send(404, b"no such path")
+        if data == b"sick":
+            SICK.append(True)
+            return self.send(200, b"[]")
+        if data == b"fail":
+            return self.send(500, b"model exploded on this input", "text/plain")
+        rows = json.loads(data)
+        predictions = [sum(w * x for w, x in zip(MODEL["weights"], row)) + MODEL["bias"] for row in rows]
+        body = {"predictions": predictions, "version": MODEL.get("version"),
+                "content_type": self.headers.get("Content-Type"), "accept": self.headers.get("Accept"),
+                "hostname": os.environ.get("HOSTNAME"), "custom": self.headers.get("X-Amzn-SageMaker-Custom-Attributes")}
+        echo = [("X-Amzn-SageMaker-Custom-Attributes", "seen=" + body["custom"])] if body["custom"] else []
+        self.send(200, json.dumps(body).encode(), headers=echo)
+
+
+ThreadingHTTPServer.daemon_threads = True
+ThreadingHTTPServer.request_queue_size = 256
+ThreadingHTTPServer(("0.0.0.0", 8080), Handler).serve_forever()
+'''
+
+
+def _runtime_conftest():
+    spec = importlib.util.spec_from_file_location("inference_runtime_fixtures",
+                                                  HERE.parent / "runtime" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class Server:
+    url: str
+    home: Path
+    process: subprocess.Popen | None = None
+
+    def client(self, service: str):
+        return boto3.client(service, endpoint_url=self.url, region_name=REGION, config=NO_RETRY, **CREDENTIALS)
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ, FORKLIFT_HOME=str(self.home), AWS_ACCESS_KEY_ID=CREDENTIALS["aws_access_key_id"],
+                    AWS_SECRET_ACCESS_KEY=CREDENTIALS["aws_secret_access_key"], AWS_DEFAULT_REGION=REGION)
+
+    def forklift(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
+        return subprocess.run([*SERVE_COMMAND, *args], capture_output=True, text=True, env=self.env(),
+                              timeout=timeout)
+
+    def start(self) -> Server:
+        (self.home / "server.json").unlink(missing_ok=True)
+        self.process = subprocess.Popen([*SERVE_COMMAND, "serve", "--port", "0"], env=self.env(),
+                                        stdout=subprocess.DEVNULL, stderr=open(self.home / "serve.log", "a"))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"forklift serve exited: {self.log()[-3000:]}")
+            try:
+                self.url = json.loads((self.home / "server.json").read_text())["url"]
+                return self
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.05)
+        raise RuntimeError("forklift serve did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        return (self.home / "serve.log").read_text()
+
+
+def provider_source(username: str, password: str) -> str:
+    return f"def handler(event, context):\n    return {{'Credentials': {{'Username': {username!r}, " \
+           f"'Password': {password!r}}}}}\n"
+
+
+def prepare_home(home: Path, pki, basic_registry) -> Server:
+    install_ca(pki, home / "certs.d", basic_registry.address)
+    (home / "config.toml").write_text(CONFIG_TOML)
+    server = Server("", home)
+    for name, (user, password) in {"registry-creds": (basic_registry.username, basic_registry.password),
+                                   "wrong-creds": (basic_registry.username, "not-the-password")}.items():
+        handler = home / f"{name}.py"
+        handler.write_text(provider_source(user, password))
+        result = server.forklift("functions", "register", name, "--handler", str(handler))
+        assert result.returncode == 0, result.stderr
+    return server
+
+
+def remove_containers(home: Path) -> None:
+    from forklift.runtime import RuncRuntime
+
+    runtime = RuncRuntime()
+    for meta in home.glob("endpoints/*/instances/*/container.json"):
+        handle = runtime.adopt(json.loads(meta.read_text())["name"])
+        if handle is not None:
+            handle.stop(grace=0.5)
+
+
+def function_arn(name: str) -> str:
+    return f"arn:aws:lambda:us-east-1:000000000000:function:{name}"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def model_tarball(home: Path, key: str, model: dict) -> str:
+    """Write model.json into s3://models/<key>/model.tar.gz in the embedded buckets; returns the URL."""
+    path = home / "buckets" / "models" / key / "model.tar.gz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(model).encode()
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("model.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return f"s3://models/{key}/model.tar.gz"
+
+
+def create_model(sm, server: Server, image: str, *, weights=(2.0, 3.0), bias=1.0, version="v1",
+                 environment: dict | None = None, provider: str | None = "registry-creds") -> str:
+    name = unique("model")
+    image_config = {"RepositoryAccessMode": "Vpc"}
+    if provider:
+        image_config["RepositoryAuthConfig"] = {"RepositoryCredentialsProviderArn": function_arn(provider)}
+    container = {"Image": image, "ImageConfig": image_config,
+                 "ModelDataUrl": model_tarball(server.home, name, {"weights": list(weights), "bias": bias,
+                                                                    "version": version}),
+                 "Environment": environment or {}}
+    sm.create_model(ModelName=name, PrimaryContainer=container, ExecutionRoleArn=ROLE, VpcConfig=VPC)
+    return name
+
+
+def create_config(sm, variants: list[tuple[str, str, int, float]]) -> str:
+    """variants: (VariantName, ModelName, InitialInstanceCount, InitialVariantWeight)."""
+    name = unique("config")
+    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[
+        {"VariantName": v, "ModelName": m, "InitialInstanceCount": n, "InstanceType": "ml.t2.medium",
+         "InitialVariantWeight": w} for v, m, n, w in variants])
+    return name
+
+
+def wait_status(sm, name: str, until=("InService", "Failed"), timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        endpoint = sm.describe_endpoint(EndpointName=name)
+        if endpoint["EndpointStatus"] in until:
+            return endpoint
+        if time.monotonic() > deadline:
+            raise AssertionError(f"endpoint {name} still {endpoint['EndpointStatus']}: {endpoint}")
+        time.sleep(0.2)
+
+
+def deploy(sm, server: Server, image: str, **model_args) -> str:
+    """A one-variant endpoint, InService; returns its name."""
+    model = create_model(sm, server, image, **model_args)
+    name = unique("endpoint")
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=create_config(sm, [("AllTraffic", model, 1, 1.0)]))
+    endpoint = wait_status(sm, name)
+    assert endpoint["EndpointStatus"] == "InService", endpoint
+    return name
+
+
+def predict(runtime_client, name: str, rows, **kwargs) -> dict:
+    response = runtime_client.invoke_endpoint(EndpointName=name, Body=json.dumps(rows),
+                                              ContentType="application/json", **kwargs)
+    return {**json.loads(response["Body"].read()), "variant": response["InvokedProductionVariant"]}
