@@ -18,8 +18,14 @@ demo: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Speed against baselines measured in the same run (not part of the tests).
 bench: setup
+	command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 	$(PY) bench/pull.py
+	$(PY) bench/unpack.py
+	$(PY) bench/start.py
+	$(PY) bench/api.py
+	$(PY) bench/invoke.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
