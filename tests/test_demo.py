@@ -15,3 +15,4 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "train accuracy: 1.000" in result.stdout
     assert "Completed" in result.stdout
     assert result.stdout.count("train accuracy: 1.000") == 2  # the boto3 job and the experiment
+    assert '["setosa", "virginica", "setosa"]' in result.stdout  # the endpoint's predictions

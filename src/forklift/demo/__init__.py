@@ -2,9 +2,10 @@
 
 A private registry with TLS (a generated CA registered in certs.d) and basic auth; a training image
 and an inference image built and pushed with credentials; a credentials-provider function; then
-`forklift serve` and AWS's documented boto3 code, unchanged but for `endpoint_url`: a training job
-from the private registry (Vpc mode, credentials function), the trained model deployed to an
-endpoint, predictions; and the same training image as a Gradient-style experiment.
+`forklift serve` and AWS's documented boto3 code, unchanged but for the endpoint (set through
+`AWS_ENDPOINT_URL_SAGEMAKER`): a training job from the private registry (Vpc mode, credentials
+function), the trained model deployed to an endpoint, predictions; and the same training image as a
+Gradient-style experiment.
 """
 
 from __future__ import annotations

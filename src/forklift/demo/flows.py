@@ -30,6 +30,7 @@ class DemoContext:
     registry: object | None = None
     server: object | None = None
     training_image: str = ""
+    inference_image: str = ""
     function_arn: str = ""
     model_artifacts: str = ""
     cleanups: list[Callable[[], None]] = field(default_factory=list)
@@ -63,6 +64,8 @@ def run_flows(ctx: DemoContext, timings) -> None:
         start_server(ctx)
     with timings.step("train with AWS's documented create_training_job code (Vpc mode, credentials function)"):
         train(ctx)
+    with timings.step("deploy with AWS's documented create_model/endpoint code and invoke the endpoint"):
+        deploy_and_invoke(ctx)
     with timings.step("the same image as a Gradient-style experiment with --registryUsername/--registryPassword"):
         experiment(ctx, DEMO_USER)
 
@@ -90,6 +93,7 @@ def build_and_push(ctx: DemoContext, user: str) -> None:
     base = build_python_rootfs(ctx.work / "python-rootfs")
     code = write_program(ctx.work / "program")
     ctx.training_image = f"{ctx.registry.address}/docker-local/my-training-image:1.0"
+    ctx.inference_image = f"{ctx.registry.address}/docker-local/my-inference-image:latest"
     image = build(store, [base, code], tag=ctx.training_image, options=BuildOptions(
         entrypoint=["python3", "/opt/program/entry.py"], env=["PYTHONUNBUFFERED=1"], workdir="/opt/ml"))
     keychain = StaticKeychain(Credentials(user, ctx.password))
@@ -97,6 +101,12 @@ def build_and_push(ctx: DemoContext, user: str) -> None:
                               keychain=keychain))
     ctx.say(f"    {ctx.training_image} ({sum(l.size for l in image.layers) / 1e6:.0f} MB, "
             f"{len(image.layers)} layers) digest {pushed.digest}")
+    # One program serves both contracts (train/serve); the inference repository gets the same
+    # image, its layers mounted from the training repository rather than uploaded again.
+    mounted = asyncio.run(push(source_from_store(store, image.reference), ctx.inference_image, store,
+                               keychain=keychain))
+    ctx.say(f"    {ctx.inference_image} (blobs {', '.join(sorted(set(mounted.statuses.values())))})")
+    store.remove(ctx.inference_image)
     # Start cold, as a fresh server would: everything the jobs run comes from the registry.
     store.remove(ctx.training_image)
     store.prune()
@@ -187,6 +197,69 @@ def train(ctx: DemoContext) -> None:
         ctx.say(f"    | {line}")
     ctx.model_artifacts = job["ModelArtifacts"]["S3ModelArtifacts"]
     ctx.say(f"    model: {ctx.model_artifacts}")
+
+
+def deploy_and_invoke(ctx: DemoContext) -> None:
+    import boto3
+
+    # -- from the guide, unchanged but for the image and function names and the trained model ----
+    image_config = {
+        'RepositoryAccessMode': 'Vpc',
+        'RepositoryAuthConfig': {
+            'RepositoryCredentialsProviderArn': ctx.function_arn
+        }
+    }
+    primary_container = {
+        'ContainerHostname': 'ModelContainer',
+        'Image': ctx.inference_image,
+        'ImageConfig': image_config,
+        'ModelDataUrl': ctx.model_artifacts,
+    }
+    model_name = 'vpc-model'
+    execution_role_arn = EXECUTION_ROLE
+    vpc_config = VPC_CONFIG
+    sm = boto3.client('sagemaker')
+    resp = sm.create_model(
+        ModelName=model_name,
+        PrimaryContainer=primary_container,
+        ExecutionRoleArn=execution_role_arn,
+        VpcConfig=vpc_config,
+    )
+    ctx.say(f"    {resp['ModelArn']}")
+    endpoint_config_name = 'my-endpoint-config'
+    sm.create_endpoint_config(
+        EndpointConfigName=endpoint_config_name,
+        ProductionVariants=[
+            {
+                'VariantName': 'MyVariant',
+                'ModelName': model_name,
+                'InitialInstanceCount': 1,
+                'InstanceType': 'ml.t2.medium'
+            },
+        ],
+    )
+    endpoint_name = 'my-endpoint'
+    sm.create_endpoint(
+        EndpointName=endpoint_name,
+        EndpointConfigName=endpoint_config_name,
+    )
+    sm.describe_endpoint(EndpointName=endpoint_name)
+    # ---------------------------------------------------------------------------------------------
+    sm.get_waiter('endpoint_in_service').wait(EndpointName=endpoint_name, WaiterConfig={'Delay': 1, 'MaxAttempts': 300})
+    endpoint = sm.describe_endpoint(EndpointName=endpoint_name)
+    for image in endpoint["ProductionVariants"][0]["DeployedImages"]:
+        ctx.say(f"    {endpoint['EndpointStatus']}: {image['ResolvedImage']}")
+    runtime = boto3.client('sagemaker-runtime')
+    rows = "0.9,1.1\n4.2,2.8\n1.3,0.7\n"
+    response = runtime.invoke_endpoint(EndpointName=endpoint_name, ContentType='text/csv', Body=rows)
+    predictions = response['Body'].read().decode()
+    ctx.say(f"    invoke_endpoint {rows.strip().splitlines()} -> {predictions} "
+            f"(variant {response['InvokedProductionVariant']})")
+    if '"setosa", "virginica", "setosa"' not in predictions:
+        raise RuntimeError(f"unexpected predictions: {predictions}")
+    sm.delete_endpoint(EndpointName=endpoint_name)
+    sm.get_waiter('endpoint_deleted').wait(EndpointName=endpoint_name, WaiterConfig={'Delay': 1, 'MaxAttempts': 60})
+    ctx.say("    endpoint deleted")
 
 
 def experiment(ctx: DemoContext, user: str) -> None:

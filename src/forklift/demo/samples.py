@@ -11,7 +11,7 @@ import random
 from pathlib import Path
 
 ENTRY_POINT = '''\
-import csv, glob, json, math, os, sys
+import csv, glob, json, math, os, signal, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ML = "/opt/ml"
@@ -91,6 +91,9 @@ def serve():
 
 
 if __name__ == "__main__":
+    # As PID 1 in its container this process would ignore SIGTERM without a handler, and every
+    # stop would wait out the grace period before SIGKILL.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     {"train": train, "serve": serve}[sys.argv[1] if len(sys.argv) > 1 else "train"]()
 '''
 
