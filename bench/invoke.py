@@ -33,7 +33,7 @@ UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 def load_fixtures():
     """The inference tests' helpers (model server source, image build, server process)."""
-    sys.path.insert(0, str(ROOT / "tests" / "inference"))
+    sys.path[:0] = [str(ROOT / "tests" / "inference"), str(ROOT / "tests")]
     import inference_support
 
     return inference_support
@@ -45,9 +45,9 @@ def build_image(fx, work: Path, registry: str, pki) -> str:
     from forklift.images.local import ImageStore
     from forklift.images.push import push_sync, source_from_store
 
-    rt = fx._runtime_conftest()
-    pyslim = rt._cached("pyslim", rt._digest("/usr/bin/busybox", rt.PY, "/lib/x86_64-linux-gnu/libc.so.6"),
-                        rt._build_pyslim)
+    from forklift.demo.rootfs import build_python_rootfs
+
+    pyslim = build_python_rootfs(work / "python-rootfs")
     code = work / "code"
     (code / "opt" / "program").mkdir(parents=True)
     (code / "opt" / "program" / "serve.py").write_text(fx.SERVE_PY)
@@ -99,7 +99,7 @@ def main() -> None:
         with LocalRegistry(work / "registry", pki) as registry:
             install_ca(pki, home / "certs.d", registry.address)
             image = build_image(fx, work, registry.address, pki)
-            server = fx.Server("", home).start()
+            server = fx.ServeProcess(home).start()
             sm = server.client("sagemaker")
             model = fx.create_model(sm, server, image, provider=None)
             name = "bench-endpoint"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import busybox_job, unique, wait_for
+from training_support import busybox_job, unique, wait_for
 
 
 def run_to_end(sagemaker, request: dict) -> dict:

@@ -8,7 +8,7 @@ import json
 import tarfile
 
 import httpx
-from conftest import ROLE, VPC, function_arn, unique
+from training_support import ROLE, VPC, function_arn, unique
 
 
 def raw_describe(server, name: str) -> dict:

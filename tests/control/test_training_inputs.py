@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import tarfile
 
-from conftest import busybox_job, unique, wait_for
+from training_support import busybox_job, unique, wait_for
 
 # Each command is one ContainerArguments entry (the model allows 256 characters each); the
 # entrypoint runs them in turn.

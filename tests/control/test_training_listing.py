@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from conftest import busybox_job, wait_for
+from training_support import busybox_job, wait_for
 
 
 def failing_job(name: str, image: str) -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import tarfile
 
-from conftest import busybox_job, unique, wait_for
+from training_support import busybox_job, unique, wait_for
 
 GATED = "echo before; until [ -f /opt/ml/model/go ]; do sleep 0.1; done; echo after; echo done > /opt/ml/model/m.txt"
 

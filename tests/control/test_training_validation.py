@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import busybox_job, job_request, unique
+from training_support import busybox_job, job_request, unique
 
 
 def error_of(call, **kwargs) -> tuple[str, str]:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from conftest import free_port
+from experiments_support import free_port
 
 
 def test_experiments_start_a_server_when_none_answers(tmp_path):

@@ -7,7 +7,7 @@ import sqlite3
 import time
 
 import pytest
-from conftest import JSON_KEY, JSON_KEY_USER, PASSWORD, USER, files_containing
+from experiments_support import JSON_KEY, JSON_KEY_USER, PASSWORD, USER, files_containing
 
 pytestmark = pytest.mark.usefixtures("exp_server")
 

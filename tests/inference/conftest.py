@@ -1,6 +1,6 @@
 """Inference fixtures: one real `forklift serve` subprocess for the session (its own FORKLIFT_HOME,
-trusting the test CA, short health-check timings), and an inference image built from the runtime
-tests' pyslim rootfs plus a small Python model server (see inference_support), pushed to the TLS
+trusting the test CA, short health-check timings), and an inference image built from forklift's slim
+Python rootfs plus a small Python model server (see inference_support), pushed to the TLS
 basic-auth registry. Credentials-provider functions are registered with the real CLI.
 """
 
@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from inference_support import SERVE_PY, Server, _runtime_conftest, prepare_home, remove_containers
+from fixtures.imagetools import cached_python_rootfs
+from fixtures.serve import ServeProcess, remove_containers
+from inference_support import SERVE_PY, prepare_home
 
 from forklift.config import Settings
 from forklift.credentials import Credentials, StaticKeychain
@@ -21,9 +23,7 @@ from forklift.images.push import push_sync, source_from_store
 
 @pytest.fixture(scope="session")
 def inference_image(tmp_path_factory, pki, basic_registry) -> str:
-    rt = _runtime_conftest()
-    pyslim = rt._cached("pyslim", rt._digest("/usr/bin/busybox", rt.PY, "/lib/x86_64-linux-gnu/libc.so.6"),
-                        rt._build_pyslim)
+    pyslim = cached_python_rootfs()
     home = tmp_path_factory.mktemp("inference-image-home")
     install_ca(pki, home / "certs.d", basic_registry.address)
     store = ImageStore(Settings(home=home))
@@ -39,7 +39,7 @@ def inference_image(tmp_path_factory, pki, basic_registry) -> str:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory, pki, basic_registry, inference_image) -> Iterator[Server]:
+def server(tmp_path_factory, pki, basic_registry, inference_image) -> Iterator[ServeProcess]:
     home = tmp_path_factory.mktemp("inference-serve-home")
     running = prepare_home(home, pki, basic_registry).start()
     yield running
@@ -53,10 +53,10 @@ def server(tmp_path_factory, pki, basic_registry, inference_image) -> Iterator[S
 
 
 @pytest.fixture
-def sagemaker(server: Server):
+def sagemaker(server: ServeProcess):
     return server.client("sagemaker")
 
 
 @pytest.fixture
-def runtime_client(server: Server):
+def runtime_client(server: ServeProcess):
     return server.client("sagemaker-runtime")

@@ -11,31 +11,18 @@ after a body of `sick`, /ping answers 503 for good.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
-import os
-import subprocess
-import sys
 import tarfile
 import time
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
-from botocore.config import Config
 
+from fixtures.serve import (  # noqa: F401  (re-exported for the tests)
+    ROLE, VPC, ServeProcess, function_arn, remove_containers, unique,
+)
 from forklift.devregistry import install_ca
 
-HERE = Path(__file__).parent
-REGION = "us-east-1"
-CREDENTIALS = {"aws_access_key_id": "AKIDFORKLIFTTEST", "aws_secret_access_key": "forklift-test-secret"}
-NO_RETRY = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=90)
-ROLE = "arn:aws:iam::123456789012:role/SageMakerExecutionRole"
-VPC = {"SecurityGroupIds": ["sg-0123456789abcdef0"], "Subnets": ["subnet-0123456789abcdef0",
-                                                                  "subnet-0123456789abcdef1"]}
-SERVE_COMMAND = [sys.executable, "-m", "forklift"]
 CONFIG_TOML = """
 [inference]
 startup_health_check_timeout_seconds = 8
@@ -108,93 +95,13 @@ ThreadingHTTPServer(("0.0.0.0", 8080), Handler).serve_forever()
 '''
 
 
-def _runtime_conftest():
-    spec = importlib.util.spec_from_file_location("inference_runtime_fixtures",
-                                                  HERE.parent / "runtime" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@dataclass
-class Server:
-    url: str
-    home: Path
-    process: subprocess.Popen | None = None
-
-    def client(self, service: str):
-        return boto3.client(service, endpoint_url=self.url, region_name=REGION, config=NO_RETRY, **CREDENTIALS)
-
-    def env(self) -> dict[str, str]:
-        return dict(os.environ, FORKLIFT_HOME=str(self.home), AWS_ACCESS_KEY_ID=CREDENTIALS["aws_access_key_id"],
-                    AWS_SECRET_ACCESS_KEY=CREDENTIALS["aws_secret_access_key"], AWS_DEFAULT_REGION=REGION)
-
-    def forklift(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
-        return subprocess.run([*SERVE_COMMAND, *args], capture_output=True, text=True, env=self.env(),
-                              timeout=timeout)
-
-    def start(self) -> Server:
-        (self.home / "server.json").unlink(missing_ok=True)
-        self.process = subprocess.Popen([*SERVE_COMMAND, "serve", "--port", "0"], env=self.env(),
-                                        stdout=subprocess.DEVNULL, stderr=open(self.home / "serve.log", "a"))
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"forklift serve exited: {self.log()[-3000:]}")
-            try:
-                self.url = json.loads((self.home / "server.json").read_text())["url"]
-                return self
-            except (OSError, ValueError, KeyError):
-                time.sleep(0.05)
-        raise RuntimeError("forklift serve did not start")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def log(self) -> str:
-        return (self.home / "serve.log").read_text()
-
-
-def provider_source(username: str, password: str) -> str:
-    return f"def handler(event, context):\n    return {{'Credentials': {{'Username': {username!r}, " \
-           f"'Password': {password!r}}}}}\n"
-
-
-def prepare_home(home: Path, pki, basic_registry) -> Server:
+def prepare_home(home: Path, pki, basic_registry) -> ServeProcess:
     install_ca(pki, home / "certs.d", basic_registry.address)
     (home / "config.toml").write_text(CONFIG_TOML)
-    server = Server("", home)
-    for name, (user, password) in {"registry-creds": (basic_registry.username, basic_registry.password),
-                                   "wrong-creds": (basic_registry.username, "not-the-password")}.items():
-        handler = home / f"{name}.py"
-        handler.write_text(provider_source(user, password))
-        result = server.forklift("functions", "register", name, "--handler", str(handler))
-        assert result.returncode == 0, result.stderr
+    server = ServeProcess(home)
+    server.register_function("registry-creds", basic_registry.username, basic_registry.password)
+    server.register_function("wrong-creds", basic_registry.username, "not-the-password")
     return server
-
-
-def remove_containers(home: Path) -> None:
-    from forklift.runtime import RuncRuntime
-
-    runtime = RuncRuntime()
-    for meta in home.glob("endpoints/*/instances/*/container.json"):
-        handle = runtime.adopt(json.loads(meta.read_text())["name"])
-        if handle is not None:
-            handle.stop(grace=0.5)
-
-
-def function_arn(name: str) -> str:
-    return f"arn:aws:lambda:us-east-1:000000000000:function:{name}"
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def model_tarball(home: Path, key: str, model: dict) -> str:
@@ -209,7 +116,7 @@ def model_tarball(home: Path, key: str, model: dict) -> str:
     return f"s3://models/{key}/model.tar.gz"
 
 
-def create_model(sm, server: Server, image: str, *, weights=(2.0, 3.0), bias=1.0, version="v1",
+def create_model(sm, server: ServeProcess, image: str, *, weights=(2.0, 3.0), bias=1.0, version="v1",
                  environment: dict | None = None, provider: str | None = "registry-creds") -> str:
     name = unique("model")
     image_config = {"RepositoryAccessMode": "Vpc"}
@@ -243,7 +150,7 @@ def wait_status(sm, name: str, until=("InService", "Failed"), timeout: float = 9
         time.sleep(0.2)
 
 
-def deploy(sm, server: Server, image: str, **model_args) -> str:
+def deploy(sm, server: ServeProcess, image: str, **model_args) -> str:
     """A one-variant endpoint, InService; returns its name."""
     model = create_model(sm, server, image, **model_args)
     name = unique("endpoint")
