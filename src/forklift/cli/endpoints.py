@@ -8,7 +8,6 @@ each instance's output), so it runs on the server's machine.
 
 from __future__ import annotations
 
-import functools
 import sys
 import time
 from pathlib import Path
@@ -20,20 +19,6 @@ from forklift.cli.jobs import _client, _when, endpoint_option
 
 STATUS_STYLE = {"InService": "green", "Failed": "red", "Creating": "cyan", "Updating": "cyan",
                 "Deleting": "yellow"}
-
-
-def aws_errors(func):
-    """A refused API call is one line on stderr, not a traceback."""
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        from botocore.exceptions import ClientError
-
-        try:
-            return func(*args, **kwargs)
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            raise click.ClickException(f"{error.get('Code')}: {error.get('Message')}") from None
-    return wrapper
 
 
 def _status(status: str) -> str:
@@ -50,7 +35,6 @@ def endpoints() -> None:
 @click.option("--name-contains")
 @endpoint_option
 @handle_errors
-@aws_errors
 def list_endpoints(status_equals: str | None, name_contains: str | None, endpoint_url: str | None) -> None:
     """Endpoints, newest first."""
     from rich.console import Console
@@ -73,7 +57,6 @@ def list_endpoints(status_equals: str | None, name_contains: str | None, endpoin
 @click.argument("name")
 @endpoint_option
 @handle_errors
-@aws_errors
 def show(name: str, endpoint_url: str | None) -> None:
     """An endpoint's status, variants, images and failure reason."""
     from rich.console import Console, Group
@@ -118,7 +101,6 @@ def _read_body(body: str) -> bytes:
 @click.option("--custom-attributes", help="X-Amzn-SageMaker-Custom-Attributes.")
 @endpoint_option
 @handle_errors
-@aws_errors
 def invoke(name: str, body: str, content_type: str | None, accept: str | None, target_variant: str | None,
            custom_attributes: str | None, endpoint_url: str | None) -> None:
     """Send one request to an endpoint and print the answer (raw bytes on stdout)."""
@@ -173,7 +155,6 @@ def logs(name: str, follow: bool) -> None:
 @click.option("--wait", is_flag=True, help="Return once the endpoint is gone.")
 @endpoint_option
 @handle_errors
-@aws_errors
 def delete(name: str, wait: bool, endpoint_url: str | None) -> None:
     """Delete an endpoint (its instances are stopped)."""
     sm = _client("sagemaker", endpoint_url)

@@ -18,6 +18,14 @@ from forklift.registry.errors import RegistryError
 EXPECTED = (CredentialsError, RegistryError, InvalidReference, ImageNotFound, BlobNotFound, LayoutError, ConfigError, ValueError, OSError)
 
 
+def _api_error_message(exc: Exception) -> str | None:
+    """A refused API call (botocore, imported only by the commands that talk to the server) as one line."""
+    if not type(exc).__module__.startswith("botocore"):
+        return None
+    error = (getattr(exc, "response", None) or {}).get("Error")
+    return f"{error.get('Code')}: {error.get('Message')}" if error else str(exc)
+
+
 def handle_errors(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -28,4 +36,9 @@ def handle_errors(func):
         except EXPECTED as exc:
             logging.getLogger("forklift").debug("command failed", exc_info=True)
             raise click.ClickException(str(exc)) from None
+        except Exception as exc:
+            message = _api_error_message(exc)
+            if message is None:
+                raise
+            raise click.ClickException(message) from None
     return wrapper

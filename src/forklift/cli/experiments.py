@@ -21,16 +21,12 @@ STATUS_STYLE = {"Completed": "green", "Failed": "red", "Stopped": "yellow", "Sto
 def handle_errors(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from botocore.exceptions import BotoCoreError, ClientError
-
         from forklift.experiments.records import ExperimentNotFound
         from forklift.experiments.server import ServerUnavailable
 
         try:
             return func(*args, **kwargs)
-        except ClientError as exc:
-            raise click.ClickException(exc.response.get("Error", {}).get("Message") or str(exc)) from None
-        except (BotoCoreError, ExperimentNotFound, ServerUnavailable) as exc:
+        except (ExperimentNotFound, ServerUnavailable) as exc:
             raise click.ClickException(str(exc)) from None
     return _handle_errors(wrapper)
 

@@ -6,34 +6,18 @@ or `--endpoint-url`), exactly as user code does, so they show what the API shows
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 from datetime import datetime
 
 import click
 
-from forklift.cli.errors import handle_errors as _handle_errors
+from forklift.cli.errors import handle_errors
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 ACTIVE = ("InProgress", "Stopping")
 STATUS_STYLE = {"Completed": "green", "Failed": "red", "Stopped": "yellow", "Stopping": "yellow",
                 "InProgress": "cyan"}
-
-
-def handle_errors(func):
-    """The CLI's usual error handling, plus API errors as one line (e.g. an unknown job name)."""
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            return func(*args, **kwargs)
-        except ClientError as exc:
-            raise click.ClickException(exc.response.get("Error", {}).get("Message") or str(exc)) from None
-        except BotoCoreError as exc:
-            raise click.ClickException(str(exc)) from None
-    return _handle_errors(wrapper)
 
 
 def _endpoint(url: str | None) -> str:

@@ -6,7 +6,6 @@ import json
 
 import click
 
-from forklift.cli.endpoints import aws_errors
 from forklift.cli.errors import handle_errors
 from forklift.cli.jobs import _client, _when, endpoint_option
 
@@ -20,7 +19,7 @@ def models() -> None:
 @click.option("--name-contains")
 @endpoint_option
 @handle_errors
-@aws_errors
+
 def list_models(name_contains: str | None, endpoint_url: str | None) -> None:
     """Models, newest first."""
     from rich.console import Console
@@ -40,7 +39,7 @@ def list_models(name_contains: str | None, endpoint_url: str | None) -> None:
 @click.argument("name")
 @endpoint_option
 @handle_errors
-@aws_errors
+
 def show(name: str, endpoint_url: str | None) -> None:
     """A model's definition, as DescribeModel returns it (JSON)."""
     model = _client("sagemaker", endpoint_url).describe_model(ModelName=name)
@@ -52,7 +51,7 @@ def show(name: str, endpoint_url: str | None) -> None:
 @click.argument("name")
 @endpoint_option
 @handle_errors
-@aws_errors
+
 def delete(name: str, endpoint_url: str | None) -> None:
     """Delete a model (endpoints already running from it keep running)."""
     _client("sagemaker", endpoint_url).delete_model(ModelName=name)
