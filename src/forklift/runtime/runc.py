@@ -34,6 +34,7 @@ DEFAULT_STATE_ROOT = Path("/run/forklift")
 START_TIMEOUT = 60.0
 KILL_TIMEOUT = 10.0
 POLL = 0.05
+LAUNCHER = str(Path(__file__).with_name("launcher.py"))  # run by path: no package import on the start path
 
 
 class RuncHandle:
@@ -240,7 +241,8 @@ class RuncRuntime:
         try:
             with open(layout.supervisor_log, "ab") as log:
                 proc = subprocess.Popen(
-                    [self.python, "-S", "-m", "forklift.runtime.supervisor", str(spec.state_dir), str(write_fd)],
+                    [self.python, "-S", LAUNCHER, str(spec.state_dir), str(write_fd), self.cli.binary,
+                     self.cli.root or "-", spec.container_id],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(write_fd,),
                     start_new_session=True, env=env, cwd="/")
         except BaseException:

@@ -1,31 +1,25 @@
-"""The per-container supervisor: runs one runc container to the end and records how it ended.
+"""The per-container supervisor: follows one runc container to the end and records how it ended.
 
-    python -m forklift.runtime.supervisor STATE_DIR [READY_FD]
-
-Started by `RuncRuntime.start` in its own session, so it outlives the forklift server. It becomes
-a child subreaper, runs `runc run --detach` (the container's stdout/stderr are the log files in
-STATE_DIR), reports "started" on READY_FD, and reaps the container's init
-itself: runc's detached mode would lose the exit code. Before the container is deleted it reads
-the memory cgroup's OOM-kill counter, then releases everything (bundle.teardown) and finally
+`launcher.py` (started by `RuncRuntime.start` in its own session, so it outlives the forklift server)
+becomes a child subreaper, runs `runc run --detach` (the container's stdout/stderr are the log files
+in STATE_DIR), reports "started", and then hands over to `Supervisor.supervise`, which reaps the
+container's init itself (runc's detached mode would lose the exit code), reads the memory cgroup's
+OOM-kill counter before the container is deleted, releases everything (bundle.teardown) and finally
 writes exit.json.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
-from forklift.runtime import bundle, procs
+from forklift.runtime import bundle
 from forklift.runtime.bundle import Layout
-from forklift.runtime.runccli import RuncCli, last_error
+from forklift.runtime.runccli import last_error
 from forklift.runtime.spec import ExitStatus
-
-PR_SET_CHILD_SUBREAPER = 36
 
 
 def _reap(pid: int) -> int | None:
@@ -63,14 +57,13 @@ class Supervisor:
         if meta is None:
             raise SystemExit(f"no container.json in {state_dir}")
         self.meta = meta
-        self.cli = RuncCli.from_json(meta["runc"])
 
     def log(self, msg: str) -> None:
         with open(self.layout.supervisor_log, "a") as f:
             f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {msg}\n")
 
     def report(self, data: dict) -> None:
-        """Tell the starting server whether the container runs; once (the fd is closed after)."""
+        """Tell the starting server the container failed to start; once (the fd is closed after)."""
         fd, self.ready_fd = self.ready_fd, None
         if fd is None:
             return
@@ -81,36 +74,24 @@ class Supervisor:
         finally:
             os.close(fd)
 
-    def run(self) -> ExitStatus:
+    def fail_to_start(self, code: int) -> ExitStatus:
+        """`runc run` failed (the launcher started it): record why and tell the server."""
+        return self.fail(f"runc run failed: {last_error(self.layout.runc_log) or f'exit {code}'}")
+
+    def supervise(self, pid: int) -> ExitStatus:
+        """The container's init `pid` runs (the launcher started it and reported it): reap it, record how it ended."""
         try:
-            return self._run()
+            self.log(f"started {self.meta['id']} pid {pid}")
+            wait_status = _reap(pid)
+            signal.signal(signal.SIGTERM, lambda *_: None)  # the pid is gone; finish the teardown
+            kills = bundle.cgroup_oom_kills(self.meta["cgroup"])  # before teardown deletes the cgroup
+            # The cgroup is created with the container (names are unique), so any OOM kill is its own.
+            status = classify(wait_status, bool(kills), bundle.read_json(self.layout.stop_json))
+            self.log(f"exited {status}")
+            self.finish(status)
+            return status
         except BaseException as exc:
             return self.fail(f"supervisor error: {exc!r}")
-
-    def _run(self) -> ExitStatus:
-        layout, cid, cgroup = self.layout, self.meta["id"], self.meta["cgroup"]
-        bundle.write_json(layout.supervisor_json, {"pid": os.getpid(), "start_time": procs.start_time(os.getpid())})
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-
-        with open(layout.stdout, "ab") as out, open(layout.stderr, "ab") as err:
-            # One runc process instead of create + start; as the subreaper we still reap the init.
-            rc = self.cli.run_detached(cid, layout.state_dir, layout.pid_file, layout.runc_log, out, err)
-        if rc != 0:
-            return self.fail(f"runc run failed: {last_error(layout.runc_log) or f'exit {rc}'}")
-        pid = int(layout.pid_file.read_text())
-        oom_before = bundle.cgroup_oom_kills(cgroup) or 0  # a fresh cgroup: 0 unless it was reused
-        signal.signal(signal.SIGTERM, lambda *_: os.kill(pid, signal.SIGTERM))  # pass a shutdown on
-        self.report({"ok": True, "pid": pid})
-        self.log(f"started {cid} pid {pid}")
-
-        wait_status = _reap(pid)
-        signal.signal(signal.SIGTERM, lambda *_: None)  # the pid is gone; finish the teardown
-        kills = bundle.cgroup_oom_kills(cgroup)  # before teardown deletes the cgroup
-        oom = kills is not None and kills > oom_before
-        status = classify(wait_status, oom, bundle.read_json(layout.stop_json))
-        self.log(f"exited {status}")
-        self.finish(status)
-        return status
 
     def fail(self, message: str) -> ExitStatus:
         status = ExitStatus(code=125, reason="error", message=message)
@@ -125,19 +106,3 @@ class Supervisor:
         except Exception as exc:  # record the exit status even if something could not be released
             self.log(f"teardown failed: {exc!r}")
         bundle.write_json(self.layout.exit_json, status.to_json())
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv:
-        print(__doc__, file=sys.stderr)
-        return 2
-    # No signals are ignored here: ignored dispositions would be inherited by the container.
-    # Being in a session of our own keeps the server's terminal signals away.
-    ready_fd = int(argv[1]) if len(argv) > 1 else None
-    Supervisor(Path(argv[0]).absolute(), ready_fd).run()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
