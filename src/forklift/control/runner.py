@@ -115,7 +115,6 @@ class JobRunner:
 
     def _prepare_and_start(self, row: TrainingJobRow) -> ContainerHandle:
         from forklift.images.local import ImageStore
-        from forklift.images.rootfs import prepare_rootfs
 
         request = row.request
         algorithm = request["AlgorithmSpecification"]
@@ -126,12 +125,12 @@ class JobRunner:
         self._check_stop()
         images = ImageStore(self.settings)
         try:
-            pulled = asyncio.run(self._pull(images, image, request))
+            prepared = asyncio.run(self._pull(images, image, request))
         except Exception as exc:
             raise PlatformFailure(outcome.pull_failure(image, exc)) from exc
-        resolved = outcome.resolved_reference(image, pulled.image.digest)
+        resolved = outcome.resolved_reference(image, prepared.image.digest)
         self._check_stop()
-        rootfs, image_config = prepare_rootfs(images, pulled.image)
+        rootfs, image_config = prepared.rootfs, prepared.config
         self.store.update(self.name, lambda r: (setattr(r, "resolved_image", resolved), status.step(
             r, "Downloading", f"Training image {resolved} downloaded; downloading input data")))
         instance_type = (request.get("ResourceConfig") or {}).get("InstanceType")
@@ -162,14 +161,16 @@ class JobRunner:
         return handle
 
     async def _pull(self, images, image: str, request: dict):
+        """Pull the image and unpack its rootfs, each layer as soon as it has landed."""
         from forklift.credentials.chain import default_keychain
-        from forklift.images.pull import pull
+        from forklift.images.rootfs import pull_and_prepare
 
         config = (request["AlgorithmSpecification"].get("TrainingImageConfig") or {})
         provider = (config.get("TrainingRepositoryAuthConfig") or {}).get("TrainingRepositoryCredentialsProviderArn")
         keychain = await asyncio.to_thread(default_keychain, self.settings, function_arn=provider,
                                            role_arn=request.get("RoleArn"), image=image)
-        return await pull(image, images, keychain=keychain, progress=PullProgress(self.store, self.name, image))
+        return await pull_and_prepare(image, images, keychain=keychain,
+                                      progress=PullProgress(self.store, self.name, image))
 
     def _spec(self, row: TrainingJobRow, rootfs: Path, image_config: dict, staged: staging.StagedInput,
               instance_type: str | None) -> ContainerSpec:
