@@ -17,29 +17,38 @@ def resolved_reference(image: str, digest: str) -> str:
     return f"{ref.registry}/{ref.repository}@{digest}"
 
 
+def image_error_reason(image: str, exc: BaseException, wording: list[tuple[type | None, str]]) -> str:
+    """The first template whose exception class `exc` is (None: any), filled with image, registry and error.
+
+    Training and inference word their reasons differently; which registry failure it was is decided here once.
+    """
+    registry = parse(image).registry
+    for kind, template in wording:
+        if kind is None or isinstance(exc, kind):
+            return template.format(image=image, registry=registry, exc=exc, error_type=type(exc).__name__)
+    raise AssertionError("the wording must end with a catch-all (None) template")
+
+
+def image_error_kinds() -> tuple[type, type, type, type, type]:
+    """CredentialsError, AuthenticationFailed, NotFound, TLSError, RegistryError — most specific first."""
+    from forklift.credentials.errors import CredentialsError
+    from forklift.registry import AuthenticationFailed, NotFound, RegistryError, TLSError
+
+    return CredentialsError, AuthenticationFailed, NotFound, TLSError, RegistryError
+
+
 def pull_failure(image: str, exc: Exception) -> str:
     """FailureReason for an image that could not be pulled; names the registry and the cause."""
-    from forklift.credentials.errors import CredentialsError
-    from forklift.registry import (
-        AuthenticationFailed,
-        NotFound,
-        RegistryError,
-        TLSError,
-    )
-
-    registry = parse(image).registry
-    if isinstance(exc, CredentialsError):
-        return f"ClientError: the credentials provider for {image} failed: {exc}"
-    if isinstance(exc, AuthenticationFailed):
-        return f"ClientError: authentication to {registry} failed while pulling {image}: {exc}"
-    if isinstance(exc, NotFound):
-        return f"ClientError: manifest unknown: {image} was not found in {registry}: {exc}"
-    if isinstance(exc, TLSError):
-        return (f"ClientError: TLS to {registry} failed (certificate signed by unknown authority?); add the "
-                f"registry's CA to $FORKLIFT_HOME/certs.d/{registry}/ca.crt: {exc}")
-    if isinstance(exc, RegistryError):
-        return f"ClientError: pulling {image} from {registry} failed: {exc}"
-    return f"ClientError: the training image {image} could not be prepared: {exc}"
+    credentials, authentication, not_found, tls, registry_error = image_error_kinds()
+    return image_error_reason(image, exc, [
+        (credentials, "ClientError: the credentials provider for {image} failed: {exc}"),
+        (authentication, "ClientError: authentication to {registry} failed while pulling {image}: {exc}"),
+        (not_found, "ClientError: manifest unknown: {image} was not found in {registry}: {exc}"),
+        (tls, "ClientError: TLS to {registry} failed (certificate signed by unknown authority?); add the "
+              "registry's CA to $FORKLIFT_HOME/certs.d/{registry}/ca.crt: {exc}"),
+        (registry_error, "ClientError: pulling {image} from {registry} failed: {exc}"),
+        (None, "ClientError: the training image {image} could not be prepared: {exc}"),
+    ])
 
 
 def volume_note(request: dict) -> str:

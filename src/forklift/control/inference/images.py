@@ -11,6 +11,7 @@ import asyncio
 
 from forklift.config import Settings
 from forklift.control.inference.errors import InvalidRequest
+from forklift.control.outcome import image_error_kinds, image_error_reason
 from forklift.control.settings import ControlSettings
 from forklift.reference import InvalidReference, parse
 
@@ -78,23 +79,17 @@ def resolve_image(settings: Settings, container: dict, role_arn: str | None) -> 
 
 def image_failure(image: str, exc: BaseException) -> str:
     """Why `image` could not be resolved or pulled: names the registry and the cause."""
-    from forklift.credentials.errors import CredentialsError
-    from forklift.registry import AuthenticationFailed, NotFound, RegistryError, TLSError
-
-    registry = parse(image).registry
-    if isinstance(exc, CredentialsError):
-        return f"The credentials provider for image {image} failed: {exc}"
-    if isinstance(exc, AuthenticationFailed):
-        return (f"Authentication to registry {registry} failed for image {image} (are the credentials the "
-                f"provider returns right?): {exc}")
-    if isinstance(exc, NotFound):
-        return f"Image {image} was not found in registry {registry}: {exc}"
-    if isinstance(exc, TLSError):
-        return (f"TLS to registry {registry} failed (certificate signed by unknown authority?); add its CA to "
-                f"$FORKLIFT_HOME/certs.d/{registry}/ca.crt: {exc}")
-    if isinstance(exc, RegistryError):
-        return f"Registry {registry} could not serve image {image}: {exc}"
-    return f"Image {image} could not be resolved: {type(exc).__name__}: {exc}"
+    credentials, authentication, not_found, tls, registry_error = image_error_kinds()
+    return image_error_reason(image, exc, [
+        (credentials, "The credentials provider for image {image} failed: {exc}"),
+        (authentication, "Authentication to registry {registry} failed for image {image} (are the credentials "
+                         "the provider returns right?): {exc}"),
+        (not_found, "Image {image} was not found in registry {registry}: {exc}"),
+        (tls, "TLS to registry {registry} failed (certificate signed by unknown authority?); add its CA to "
+              "$FORKLIFT_HOME/certs.d/{registry}/ca.crt: {exc}"),
+        (registry_error, "Registry {registry} could not serve image {image}: {exc}"),
+        (None, "Image {image} could not be resolved: {error_type}: {exc}"),
+    ])
 
 
 def model_container(request: dict) -> dict:
