@@ -25,12 +25,12 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.imagetools import cached_build
 from forklift.demo.rootfs import build_python_rootfs
 from forklift.runtime import ContainerSpec, RuncRuntime
 from forklift.runtime import bundle, network, overlay
 
 HERE = Path(__file__).parent
-IMAGES = Path("/tmp/forklift-test-images")
 FIXTURE_VERSION = "2"  # bump when the images change
 PY = "/usr/bin/python3.11"
 CGROUP_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd")
@@ -64,24 +64,6 @@ def _digest(*paths: str) -> str:
     return h.hexdigest()[:16]
 
 
-def _cached(name: str, key: str, build) -> Path:
-    """IMAGES/name-key, built once into a temporary directory and renamed into place."""
-    final = IMAGES / f"{name}-{key}"
-    if final.is_dir():
-        return final
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    tmp = IMAGES / f".{name}-{key}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
-    try:
-        build(tmp)
-        os.rename(tmp, final)
-    except OSError:
-        if not final.is_dir():
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
-
-
 def _install_busybox(root: Path) -> None:
     for d in ("bin", "etc", "proc", "sys", "dev", "tmp"):
         (root / d).mkdir(parents=True, exist_ok=True)
@@ -102,14 +84,14 @@ def _build_pyslim(root: Path) -> None:
 
 @pytest.fixture(scope="session")
 def busybox_rootfs() -> Path:
-    return _cached("busybox", _digest("/usr/bin/busybox"), _install_busybox)
+    return cached_build("busybox", _digest("/usr/bin/busybox"), _install_busybox)
 
 
 @pytest.fixture(scope="session")
 def pyslim_rootfs() -> Path:
     if not Path(PY).exists():
         pytest.skip(f"needs the host's {PY}")
-    return _cached("pyslim", _digest("/usr/bin/busybox", PY, "/lib/x86_64-linux-gnu/libc.so.6"), _build_pyslim)
+    return cached_build("pyslim", _digest("/usr/bin/busybox", PY, "/lib/x86_64-linux-gnu/libc.so.6"), _build_pyslim)
 
 
 # -- runtime and cleanup -----------------------------------------------------------------------
