@@ -1,20 +1,25 @@
 """The CloudWatch Logs subset (`Logs_20140328.*`) the SageMaker SDK uses to stream job logs.
 
-DescribeLogGroups, DescribeLogStreams and GetLogEvents over a `LogSource`. GetLogEvents tokens are
-`f/<index>` / `b/<index>` positions in the stream, as on CloudWatch: a forward token points after
-the last event returned (and comes back unchanged when nothing new was written), a backward token
-at the first one.
+DescribeLogGroups, DescribeLogStreams, GetLogEvents and FilterLogEvents over a `LogSource`.
+GetLogEvents tokens are `f/<index>` / `b/<index>` positions in the stream, as on CloudWatch: a
+forward token points after the last event returned (and comes back unchanged when nothing new was
+written), a backward token at the first one. FilterLogEvents merges the chosen streams by time
+(`logpattern` matches the filter pattern); its token is the (time, stream, position) of the last
+event returned.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import heapq
+import zlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from forklift.api.context import RequestContext
 from forklift.api.errors import ApiError
+from forklift.api.logpattern import compile_pattern
 from forklift.api.logsource import LogEvent, LogSource
-from forklift.api.tokens import decode_event_token, encode_event_token, keyset_page
+from forklift.api.tokens import decode_event_token, decode_token, encode_event_token, encode_token, keyset_page
 
 CHUNK = 1000
 GROUP_NOT_FOUND = "The specified log group does not exist."
@@ -27,6 +32,7 @@ def logs_handlers(source: LogSource) -> dict[str, Callable[[dict, RequestContext
         "DescribeLogGroups": api.describe_log_groups,
         "DescribeLogStreams": api.describe_log_streams,
         "GetLogEvents": api.get_log_events,
+        "FilterLogEvents": api.filter_log_events,
     }
 
 
@@ -130,6 +136,64 @@ class LogsApi:
             "nextForwardToken": encode_event_token("f", after),
             "nextBackwardToken": encode_event_token("b", first),
         }
+
+    def filter_log_events(self, params: dict, ctx: RequestContext) -> dict:
+        group = _group_name(params)
+        names, prefix = params.get("logStreamNames"), params.get("logStreamNamePrefix")
+        if names and prefix:
+            raise ApiError.logs_invalid_parameter(
+                "logStreamNames and logStreamNamePrefix are mutually exclusive parameters.")
+        try:
+            matches = compile_pattern(params.get("filterPattern"))
+        except ValueError as exc:
+            raise ApiError.logs_invalid_parameter(str(exc)) from None
+        streams = self.source.streams(group, prefix)
+        if streams is None:
+            raise ApiError.logs_not_found(GROUP_NOT_FOUND)
+        chosen = sorted(s.name for s in streams if not names or s.name in names)
+        kind = f"logs:filter:{group}"
+        after = decode_token(params["nextToken"], kind, error=ApiError.logs_invalid_parameter) \
+            if params.get("nextToken") else None
+        if after is not None and [type(part) for part in after] != [int, str, int]:
+            raise ApiError.logs_invalid_parameter("Invalid nextToken.")
+        start, end = params.get("startTime"), params.get("endTime")
+        limit = params.get("limit", 10000)
+        found: list[tuple[int, str, int, LogEvent]] = []
+        more = False
+        for key in heapq.merge(*(self._stream_events(group, name) for name in chosen)):
+            timestamp, _, _, event = key
+            if end is not None and timestamp >= end:
+                break
+            if (after is not None and key[:3] <= after) or (start is not None and timestamp < start) \
+                    or not matches(event.message):
+                continue
+            if len(found) == limit:
+                more = True
+                break
+            found.append(key)
+        return {
+            "events": [{"logStreamName": stream, "timestamp": e.timestamp, "message": e.message,
+                        "ingestionTime": e.ingestion_time if e.ingestion_time is not None else e.timestamp,
+                        "eventId": f"{e.timestamp:013d}{zlib.crc32(stream.encode()):010d}{index:010d}"}
+                       for _, stream, index, e in found],
+            "searchedLogStreams": [{"logStreamName": name, "searchedCompletely": True} for name in chosen],
+            "nextToken": encode_token(found[-1][:3], kind) if more else None,
+        }
+
+    def _stream_events(self, group: str, stream: str) -> Iterator[tuple[int, str, int, LogEvent]]:
+        """(timestamp, stream, position, event) of every event of a stream, oldest first."""
+        position = 0
+        while True:
+            result = self.source.events(group, stream, position, CHUNK)
+            if result is None:
+                return
+            events, next_index = result
+            if not events or next_index <= position:
+                return
+            base = next_index - len(events)
+            for offset, event in enumerate(events):
+                yield event.timestamp, stream, base + offset, event
+            position = next_index
 
     def _read(self, group: str, stream: str, start: int, limit: int) -> tuple[list[LogEvent], int]:
         result = self.source.events(group, stream, start, limit)

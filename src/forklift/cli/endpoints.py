@@ -1,9 +1,9 @@
 """`forklift endpoints list|show|invoke|logs|delete`: real-time endpoints, through the running server.
 
 Like `forklift jobs`, the commands call `forklift serve` with boto3 (found through
-`$FORKLIFT_HOME/server.json`, or `--endpoint-url`), so they show exactly what the API shows.
-`logs` reads the endpoint's files under `$FORKLIFT_HOME/endpoints/<name>/` (the fleet's events and
-each instance's output), so it runs on the server's machine.
+`$FORKLIFT_HOME/server.json`, or `--endpoint-url`), so they show exactly what the API shows;
+`logs` reads the endpoint's CloudWatch log group `/aws/sagemaker/Endpoints/<name>` (the
+`fleet-events` stream and one `<variant>/<instance>` stream per container).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import click
 from forklift.cli.errors import handle_errors
 from forklift.cli.jobs import _client, _when, endpoint_option
 
+LOG_GROUP_PREFIX = "/aws/sagemaker/Endpoints/"
 STATUS_STYLE = {"InService": "green", "Failed": "red", "Creating": "cyan", "Updating": "cyan",
                 "Deleting": "yellow"}
 
@@ -122,32 +123,41 @@ def invoke(name: str, body: str, content_type: str | None, accept: str | None, t
 @endpoints.command("logs")
 @click.argument("name")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until interrupted.")
+@endpoint_option
 @handle_errors
-def logs(name: str, follow: bool) -> None:
-    """The fleet's events for an endpoint, then each instance's output (stdout and stderr)."""
-    from forklift.config import load_settings
-    from forklift.runtime.bundle import Layout
-
-    directory = load_settings().home / "endpoints" / name
-    if not directory.is_dir():
-        raise click.ClickException(f"no logs for endpoint {name} under {directory}")
-    offsets: dict[Path, int] = {}
+def logs(name: str, follow: bool, endpoint_url: str | None) -> None:
+    """The endpoint's log group: the fleet's events and each instance's output, in time order."""
+    cw = _client("logs", endpoint_url)
+    group = f"{LOG_GROUP_PREFIX}{name}"
+    tokens: dict[str, str | None] = {}
     while True:
-        files = [directory / "events.log"] + [
-            p for d in sorted((directory / "instances").glob("*")) for p in (Layout(d).stdout, Layout(d).stderr)]
-        for path in files:
-            if not path.exists():
-                continue
-            with open(path, "rb") as f:
-                f.seek(offsets.get(path, 0))
-                data = f.read()
-                offsets[path] = f.tell()
-            label = "events" if path.name == "events.log" else path.parent.name
-            for line in data.decode(errors="replace").splitlines():
-                click.echo(f"[{label}] {line}")
+        try:
+            streams = [s["logStreamName"] for page in cw.get_paginator("describe_log_streams").paginate(
+                logGroupName=group) for s in page["logStreams"]]
+        except cw.exceptions.ResourceNotFoundException:
+            raise click.ClickException(f"no logs for endpoint {name} (no log group {group})") from None
+        fresh = []
+        for stream in streams:
+            events, tokens[stream] = _new_events(cw, group, stream, tokens.get(stream))
+            fresh += [(e["timestamp"], stream, e["message"]) for e in events]
+        for timestamp, stream, message in sorted(fresh, key=lambda e: e[0]):
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(timestamp / 1000))
+            click.echo(f"{stamp}.{timestamp % 1000:03d}Z [{stream}] {message}")
         if not follow:
             return
         time.sleep(1)
+
+
+def _new_events(cw, group: str, stream: str, token: str | None) -> tuple[list[dict], str | None]:
+    """The stream's events after `token` (all of them without), and the token to continue from."""
+    events: list[dict] = []
+    while True:
+        kwargs = {"nextToken": token} if token else {"startFromHead": True}
+        page = cw.get_log_events(logGroupName=group, logStreamName=stream, **kwargs)
+        events += page["events"]
+        if page["nextForwardToken"] == token:
+            return events, token
+        token = page["nextForwardToken"]
 
 
 @endpoints.command("delete")

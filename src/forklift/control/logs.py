@@ -2,7 +2,9 @@
 `$FORKLIFT_HOME/jobs/<job>/logs.jsonl`, and served to the API as a CloudWatch-style LogSource.
 
 The pump remembers how far it has read each file (`logs.offsets.json`), so a restarted server
-resumes where the previous one stopped instead of copying lines twice.
+resumes where the previous one stopped instead of copying lines twice. A line is stamped with its
+file's modification time when it was copied, i.e. when the last line of that chunk was written
+(never later than the copy, never earlier than a line copied before).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class LogPump:
         self.offsets_path = directory / OFFSETS_FILE
         self.sources = sources
         self._lock = threading.Lock()  # the pump thread and the runner's final drain must not interleave
+        self._last = 0  # the latest stamp written: events stay in time order
         try:
             self.offsets = json.loads(self.offsets_path.read_text())
         except (OSError, ValueError):
@@ -44,27 +47,31 @@ class LogPump:
             return self._drain(final)
 
     def _drain(self, final: bool) -> int:
-        lines: list[str] = []
+        lines: list[tuple[int, str]] = []
+        now = int(time.time() * 1000)
         for source in self.sources:
             offset = int(self.offsets.get(source.name, 0))
             try:
                 with open(source, "rb") as f:
                     f.seek(offset)
                     data = f.read()
+                    written = min(now, max(self._last, os.fstat(f.fileno()).st_mtime_ns // 1_000_000))
             except OSError:
                 continue
             end = len(data) if final else data.rfind(b"\n") + 1
             if end <= 0:
                 continue
             chunk = data[:end]
-            lines += [line.decode(errors="replace") for line in chunk.split(b"\n")]
+            texts = [line.decode(errors="replace") for line in chunk.split(b"\n")]
             if chunk.endswith(b"\n"):
-                lines.pop()  # the empty string after the last newline
+                texts.pop()  # the empty string after the last newline
+            lines += [(written, text) for text in texts]
             self.offsets[source.name] = offset + end
         if lines:
-            now = int(time.time() * 1000)
+            lines.sort(key=lambda line: line[0])  # stable: each file's lines keep their order
+            self._last = lines[-1][0]
             with open(self.events, "a") as f:
-                f.writelines(json.dumps({"t": now, "m": line}) + "\n" for line in lines)
+                f.writelines(json.dumps({"t": stamp, "m": text}) + "\n" for stamp, text in lines)
             tmp = self.offsets_path.with_suffix(".tmp")
             tmp.write_text(json.dumps(self.offsets))
             os.replace(tmp, self.offsets_path)

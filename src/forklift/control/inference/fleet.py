@@ -8,6 +8,7 @@
 
 The API only writes the desired state to the database and calls `wake(name)`; workers publish the
 healthy instances to the `Router`. Containers outlive the server: a new worker re-adopts them.
+Every instance's stdout/stderr is pumped into its log stream from start to stop (`logs`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from forklift.config import Settings
 from forklift.control.inference import instances as inst
+from forklift.control.inference.logs import InstanceLogs
 from forklift.control.inference.models import EndpointInstanceRow, EndpointRow
 from forklift.control.inference.routing import EndpointRoute, Router, VariantRoute
 from forklift.control.inference.settings import InferenceSettings
@@ -57,6 +59,7 @@ class FleetManager:
         self.workers: dict[str, EndpointWorker] = {}
         self.lock = threading.Lock()
         self.shutdown = threading.Event()
+        self.logs = InstanceLogs()  # each instance's stdout/stderr -> its CloudWatch log stream
 
     def start(self) -> None:
         """Re-adopt every endpoint's containers now (so they serve as soon as the server does), then
@@ -95,6 +98,7 @@ class FleetManager:
             worker.wake.set()
         for worker in workers:
             worker.thread.join(timeout)
+        self.logs.close()
 
     # -- shared by the workers -------------------------------------------------------------
     def publish(self, endpoint: str, fleet: list[Instance], weights: dict[str, float]) -> None:
@@ -112,6 +116,7 @@ class FleetManager:
             handle = inst.start_instance(self.runtime, prepared, endpoint, directory)
         except ContainerStartError as exc:
             raise inst.DeployFailure(f"Variant {prepared.name}: the container could not be started: {exc}") from exc
+        self.logs.follow(directory, prepared.name, handle)
         self.store.add_instance(EndpointInstanceRow(container_name=handle.name, endpoint=endpoint,
                                                     variant=prepared.name, generation=generation,
                                                     address=handle.address, created_at=time.time()))
@@ -138,5 +143,6 @@ class FleetManager:
             instance.handle.stop(grace=self.config.stop_grace)
         except Exception:
             log.exception("stopping instance %s of endpoint %s failed", instance.name, endpoint)
+        self.logs.finish(inst.endpoint_dir(self.settings, endpoint), instance.variant, instance.handle)
         self.store.remove_instance(instance.name)
         self.router.forget(endpoint, instance.name)

@@ -5,9 +5,10 @@
     ping(handle.address)                                              # GET /ping, 2 s timeout
     last_lines(handle)                                                # for a FailureReason
 
-Files live under `$FORKLIFT_HOME/endpoints/<endpoint>/`: `events.log` (what the fleet did, for
-`forklift endpoints logs`), `<variant>-g<generation>/model` (extracted once, mounted read-only in
-every instance) and `instances/<container>/` (each container's state and stdout/stderr).
+Files live under `$FORKLIFT_HOME/endpoints/<endpoint>/`: `events.log` (what the fleet did),
+`<variant>-g<generation>/model` (extracted once, mounted read-only in every instance),
+`instances/<container>/` (each container's state and stdout/stderr) and `logs/` (the same events and
+output as CloudWatch log streams, see `logs`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import httpx
 
 from forklift.config import Settings
 from forklift.control.inference.images import image_failure, keychain_for, model_container
+from forklift.control.inference.logs import record_fleet_event
 from forklift.control.inference.models import ModelRow
 from forklift.runtime import ContainerHandle, ContainerSpec, Mount, Runtime
 from forklift.runtime.instance_types import UnknownInstanceType, resolve_instance_type
@@ -40,10 +42,13 @@ def endpoint_dir(settings: Settings, endpoint: str) -> Path:
 
 
 def log_event(directory: Path, message: str) -> None:
+    """One fleet event: a line of `events.log`, and an event of the `fleet-events` log stream."""
     directory.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
     with open(directory / "events.log", "a") as f:
         f.write(f"{stamp}Z {message}\n")
+    record_fleet_event(directory, message, now)
 
 
 @dataclass(frozen=True)

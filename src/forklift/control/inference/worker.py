@@ -235,9 +235,11 @@ class EndpointWorker:
             if serving and irow.generation == row.generation and handle is not None \
                     and handle.wait(timeout=0) is None:
                 self.fleet_instances.append(Instance(irow.container_name, irow.variant, irow.generation, handle))
+                self.fleet.logs.follow(self.directory, irow.variant, handle)  # resumes at its offsets
                 continue
             if handle is not None:
                 handle.stop(grace=1.0)
+                self.fleet.logs.finish(self.directory, irow.variant, handle)
             self.store.remove_instance(irow.container_name)
         self.generation = row.generation
         self.weights = {v["VariantName"]: float(v.get("CurrentWeight", 1.0)) for v in row.variants}
