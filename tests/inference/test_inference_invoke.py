@@ -48,6 +48,9 @@ def test_container_error_is_a_model_error(runtime_client, endpoint):
     assert error["OriginalStatusCode"] == 500
     assert error["OriginalMessage"] == "model exploded on this input"
     assert "Received server error (500)" in error["Error"]["Message"]
+    group = f"/aws/sagemaker/Endpoints/{endpoint}"
+    assert group in error["Error"]["Message"]
+    assert error["LogStreamArn"].endswith(f":log-group:{group}")  # where the container's output is
 
 
 def test_unknown_endpoint_is_a_validation_error(runtime_client):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import random
 import re
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -55,7 +55,10 @@ class RequestContext:
 
 
 def new_request_id() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID, as AWS request ids are; from `random`, as they need not be
+    unguessable, which takes a third of `uuid.uuid4()`'s time on InvokeEndpoint's hot path."""
+    h = f"{random.getrandbits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
 def build_context(request_id: str, headers: Mapping[str, str], query: Mapping[str, str],

@@ -87,10 +87,11 @@ class InvokeProxy:
             except BaseException:
                 instance.in_flight -= 1
                 raise
-            return await self._answer(answer, instance, variant.name, request.endpoint_name)
+            return await self._answer(answer, instance, variant.name, request.endpoint_name, ctx)
         raise AssertionError("unreachable")
 
-    async def _answer(self, answer: Answer, instance: InstanceRoute, variant: str, endpoint: str) -> InvokeResponse:
+    async def _answer(self, answer: Answer, instance: InstanceRoute, variant: str, endpoint: str,
+                      ctx: RequestContext) -> InvokeResponse:
         streamed = False
         try:
             if answer.status >= 400 or (answer.length is not None and answer.length <= READ_WHOLE):
@@ -103,13 +104,15 @@ class InvokeProxy:
         finally:
             if not streamed:
                 instance.in_flight -= 1
-                await answer.release()
+                answer.release()
         if answer.status >= 400:
             text = body.decode(errors="replace")
             kind = "client" if answer.status < 500 else "server"
+            group = f"/aws/sagemaker/Endpoints/{endpoint}"
             raise ApiError.model_error(
-                f"Received {kind} error ({answer.status}) from primary with message \"{text}\". See "
-                f"`forklift endpoints logs {endpoint}` for more information.", answer.status, text)
+                f"Received {kind} error ({answer.status}) from primary with message \"{text}\". See the log group "
+                f"{group} in account {ctx.account} (`forklift endpoints logs {endpoint}`) for more information.",
+                answer.status, text, f"arn:aws:logs:{ctx.region}:{ctx.account}:log-group:{group}")
         return InvokeResponse(body=body, content_type=answer.headers.get("content-type", DEFAULT_CONTENT_TYPE),
                               invoked_production_variant=variant,
                               custom_attributes=answer.headers.get("x-amzn-sagemaker-custom-attributes"))
@@ -129,7 +132,7 @@ async def _stream(answer: Answer, instance: InstanceRoute) -> AsyncIterator[byte
             yield chunk
     finally:
         instance.in_flight -= 1
-        await answer.release()
+        answer.release()
 
 
 def install(services: ApiServices, router: Router) -> InvokeProxy:

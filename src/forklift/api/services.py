@@ -17,6 +17,7 @@ a worker thread) or a coroutine function. It answers errors by raising `ApiError
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -62,9 +63,23 @@ class ApiServices:
         return lambda handler: self.register(operation, handler)
 
 
+def _is_async(handler: Callable[..., Any]) -> bool:
+    try:
+        return _is_async_cached(handler)
+    except TypeError:  # unhashable
+        return _is_async_uncached(handler)
+
+
+def _is_async_uncached(handler: Callable[..., Any]) -> bool:
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(type(handler).__call__)
+
+
+_is_async_cached = functools.lru_cache(maxsize=1024)(_is_async_uncached)
+
+
 async def call(handler: Callable[..., Any], *args: Any) -> Any:
     """Await an async handler; run a sync one in the thread pool (its result may still be awaitable)."""
-    if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(type(handler).__call__):
+    if _is_async(handler):
         result = handler(*args)
     else:
         result = await run_in_threadpool(handler, *args)

@@ -89,6 +89,7 @@ def serve(host: str, port: int, region: str | None, account: str | None) -> None
     import uvicorn
 
     from forklift.api import build_services, create_app
+    from forklift.api.dataplane import protocol_for
     from forklift.config import load_settings
 
     settings = load_settings()
@@ -106,8 +107,8 @@ def serve(host: str, port: int, region: str | None, account: str | None) -> None
     url = f"http://{f'[{host}]' if ':' in host else host}:{bound_port}"
     app = create_app(build_services(settings, region, account))
     verbose = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
-    config = uvicorn.Config(app, log_config=None, access_log=verbose, lifespan="on",
-                            log_level=logging.getLogger().getEffectiveLevel())
+    config = uvicorn.Config(app, http=protocol_for(app.invoke), log_config=None, access_log=verbose,
+                            lifespan="on", log_level=logging.getLogger().getEffectiveLevel())
     _write_atomic(server_file, {"url": url, "pid": os.getpid()})
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it with the handler it found: make
     # that handler an exit that still runs the cleanup below.
