@@ -4,9 +4,11 @@
 
 Sets up everything in a temporary FORKLIFT_HOME: a TLS registry, the tests' small Python model
 server image (pushed there), a `forklift serve` subprocess and a one-instance endpoint. Then `wrk`
-sends the same small JSON POST (a) straight to the container's `http://<addr>:8080/invocations`
-and (b) to `POST /endpoints/<name>/invocations` on the server, exactly as botocore sends it
-(SigV4 headers are not needed: forklift does not verify them). Runs alternate between (a) and (b).
+sends the same small JSON POST, with the headers botocore sends (a SigV4 `Authorization` computed
+once: forklift reads its scope but does not verify signatures), (a) straight to the container's
+`http://<addr>:8080/invocations` and (b) to `POST /endpoints/<name>/invocations` on the server.
+Runs alternate between (a) and (b). Everything shares the machine's cores, so run it on an idle
+machine: a test suite running beside it halves both figures unevenly.
 
     latency:    1 connection, p50/p99 of each, and the p50 overhead forklift adds (target <= 1 ms)
     throughput: --connections connections, requests/s of each and the ratio (target >= 0.8)
@@ -59,6 +61,21 @@ def build_image(fx, work: Path, registry: str, pki) -> str:
     image = build(store, [pyslim, code], tag=ref, options=BuildOptions(entrypoint=["python3", "/opt/program/serve.py"]))
     push_sync(source_from_store(store, image.reference), ref, store)
     return ref
+
+
+def botocore_headers(server, endpoint: str) -> dict[str, str]:
+    """The headers boto3's sagemaker-runtime client sends with InvokeEndpoint (signed once)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest("POST", f"{server.url}/endpoints/{endpoint}/invocations", data=BODY,
+                         headers={"Content-Type": "application/json", "Accept": "application/json",
+                                  "User-Agent": "Boto3/1.40 md/Botocore#1.40 ua/2.1 os/linux",
+                                  "amz-sdk-invocation-id": "2f4e0d6c-5a83-4a7c-9e0e-1d3f7b4c2a10",
+                                  "amz-sdk-request": "attempt=1; max=5"})
+    SigV4Auth(Credentials("AKIAFORKLIFTBENCH", "secret"), "sagemaker", "us-east-1").add_auth(request)
+    return {name: value for name, value in request.headers.items() if name.lower() != "host"}
 
 
 def wrk(url: str, seconds: float, connections: int, script: Path, errors_expected: bool = False) -> dict:
@@ -115,8 +132,8 @@ def main() -> None:
             forklift_url = f"{server.url}/endpoints/{name}/invocations"
             script = work / "post.lua"
             script.write_text(f'wrk.method = "POST"\nwrk.body = \'{BODY}\'\n'
-                              'wrk.headers["Content-Type"] = "application/json"\n'
-                              'wrk.headers["Accept"] = "application/json"\n')
+                              + "".join(f'wrk.headers["{header}"] = "{value}"\n'
+                                        for header, value in botocore_headers(server, name).items()))
             (work / "get.lua").write_text('wrk.method = "GET"\n')
             for url in (direct_url, forklift_url):  # warm up connections and code paths
                 wrk(url, 1, args.connections, script)

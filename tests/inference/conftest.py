@@ -38,18 +38,29 @@ def inference_image(tmp_path_factory, pki, basic_registry) -> str:
     return reference
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory, pki, basic_registry, inference_image) -> Iterator[ServeProcess]:
-    home = tmp_path_factory.mktemp("inference-serve-home")
+def _serving(home, pki, basic_registry) -> Iterator[ServeProcess]:
+    """A `forklift serve` on `home`; afterwards its endpoints are deleted and their containers removed."""
     running = prepare_home(home, pki, basic_registry).start()
     yield running
     try:
-        sm = running.client("sagemaker")
-        for endpoint in sm.list_endpoints(MaxResults=100)["Endpoints"]:
-            sm.delete_endpoint(EndpointName=endpoint["EndpointName"])
+        if running.process and running.process.poll() is None:
+            sm = running.client("sagemaker")
+            for endpoint in sm.list_endpoints(MaxResults=100)["Endpoints"]:
+                sm.delete_endpoint(EndpointName=endpoint["EndpointName"])
     finally:
         running.stop()
         remove_containers(home)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, pki, basic_registry, inference_image) -> Iterator[ServeProcess]:
+    yield from _serving(tmp_path_factory.mktemp("inference-serve-home"), pki, basic_registry)
+
+
+@pytest.fixture
+def own_server(tmp_path_factory, pki, basic_registry, inference_image) -> Iterator[ServeProcess]:
+    """A server for one test alone, which may stop and start it."""
+    yield from _serving(tmp_path_factory.mktemp("inference-own-home"), pki, basic_registry)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from inference_support import create_config, create_model, deploy, prepare_home, remove_containers, unique, wait_status
+from inference_support import create_config, create_model, deploy, unique, wait_status
 
 GROUPS = "/aws/sagemaker/Endpoints/"
 STARTUP = "model server starting with ['serve'] mode normal"
@@ -184,20 +184,6 @@ def test_a_failed_endpoint_keeps_its_crashed_instance_output(server, sagemaker, 
     failed = wait_for(lambda: logs.filter_log_events(logGroupName=GROUPS + name, filterPattern="Failed")["events"],
                       "the failure event")
     assert [e["logStreamName"] for e in failed] == ["fleet-events"] and "exited with code 3" in failed[0]["message"]
-
-
-@pytest.fixture
-def own_server(tmp_path_factory, pki, basic_registry, inference_image):
-    server = prepare_home(tmp_path_factory.mktemp("inference-logs-home"), pki, basic_registry).start()
-    yield server
-    try:
-        if server.process and server.process.poll() is None:
-            sm = server.client("sagemaker")
-            for found in sm.list_endpoints()["Endpoints"]:
-                sm.delete_endpoint(EndpointName=found["EndpointName"])
-    finally:
-        server.stop()
-        remove_containers(server.home)
 
 
 def test_a_restarted_server_resumes_without_duplicates(own_server, inference_image):

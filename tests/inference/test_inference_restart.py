@@ -3,22 +3,7 @@ serve again at once, without being restarted."""
 
 from __future__ import annotations
 
-import pytest
-from inference_support import deploy, predict, prepare_home, remove_containers
-
-
-@pytest.fixture
-def own_server(tmp_path_factory, pki, basic_registry, inference_image):
-    server = prepare_home(tmp_path_factory.mktemp("inference-restart-home"), pki, basic_registry).start()
-    yield server
-    try:
-        if server.process and server.process.poll() is None:
-            sm = server.client("sagemaker")
-            for endpoint in sm.list_endpoints()["Endpoints"]:
-                sm.delete_endpoint(EndpointName=endpoint["EndpointName"])
-    finally:
-        server.stop()
-        remove_containers(server.home)
+from inference_support import deploy, predict
 
 
 def test_endpoint_survives_a_server_restart(own_server, inference_image):
