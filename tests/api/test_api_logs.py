@@ -126,3 +126,41 @@ def test_log_group_identifier_arn(logs) -> None:
     arn = f"arn:aws:logs:us-east-1:123456789012:log-group:{GROUP}"
     streams = logs.describe_log_streams(logGroupIdentifier=arn, logStreamNamePrefix="job-c/")["logStreams"]
     assert len(streams) == 2
+
+
+def test_filter_log_events_merges_streams_by_time_and_pages(logs) -> None:
+    seen, token = [], None
+    while True:
+        page = logs.filter_log_events(logGroupName=GROUP, logStreamNamePrefix="job-b/", filterPattern='"line 1"',
+                                      limit=3, **({"nextToken": token} if token else {}))
+        seen += [(e["timestamp"], e["logStreamName"], e["message"]) for e in page["events"]]
+        token = page.get("nextToken")
+        if not token:
+            break
+    # "line 1", "line 10".."line 19" of both hosts, interleaved by time
+    assert len(seen) == 22 and seen == sorted(seen)
+    assert seen[:2] == [(1011, "job-b/algo-1-1700000000", "job-b algo-1 line 1"),
+                        (1012, "job-b/algo-2-1700000000", "job-b algo-2 line 1")]
+    assert len({e for e in seen}) == len(seen)  # no event twice across pages
+
+
+def test_filter_log_events_terms_and_time_window(logs) -> None:
+    found = logs.filter_log_events(logGroupName=GROUP, logStreamNames=["job-a/algo-2-1700000000"],
+                                   filterPattern="?%line 2[34]$% ?MISSING -algo-1", startTime=3002, endTime=3300)
+    assert messages(found) == ["job-a algo-2 line 23", "job-a algo-2 line 24"]
+    assert [s["logStreamName"] for s in found["searchedLogStreams"]] == ["job-a/algo-2-1700000000"]
+    assert messages(logs.filter_log_events(logGroupName=GROUP, filterPattern="job-c line", endTime=2001)) \
+        == ["job-c algo-1 line 0"]  # both times are inclusive, as FilterLogEvents documents
+    assert messages(logs.filter_log_events(logGroupName=GROUP, filterPattern="job-c line", endTime=2000)) == []
+
+
+@pytest.mark.parametrize("pattern", ['{ $.level = "error" }', "[ip, user]", '"unclosed', "%(%"])
+def test_filter_log_events_refuses_patterns_it_cannot_match(logs, pattern) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        logs.filter_log_events(logGroupName=GROUP, filterPattern=pattern)
+    assert excinfo.value.response["Error"]["Code"] == "InvalidParameterException"
+
+
+def test_filter_log_events_unknown_group(logs) -> None:
+    with pytest.raises(logs.exceptions.ResourceNotFoundException):
+        logs.filter_log_events(logGroupName="/aws/sagemaker/NoSuchGroup")

@@ -162,7 +162,7 @@ class LogsApi:
         more = False
         for key in heapq.merge(*(self._stream_events(group, name) for name in chosen)):
             timestamp, _, _, event = key
-            if end is not None and timestamp >= end:
+            if end is not None and timestamp > end:  # unlike GetLogEvents, endTime is inclusive here
                 break
             if (after is not None and key[:3] <= after) or (start is not None and timestamp < start) \
                     or not matches(event.message):
