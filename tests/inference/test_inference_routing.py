@@ -7,6 +7,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from typing import Self
 
 import pytest
 
@@ -120,7 +121,7 @@ class _Peer:
         self.server: asyncio.Server | None = None
         self.port = 0
 
-    async def __aenter__(self) -> _Peer:
+    async def __aenter__(self) -> Self:
         self.server = await asyncio.start_server(self._on_connection, "127.0.0.1", 0)
         self.port = self.server.sockets[0].getsockname()[1]
         return self

@@ -39,6 +39,8 @@ _REQUEST_LINE = re.compile(rb"POST (/endpoints/[^/ ?]+/invocations)(?:\?([^ ]*))
 _LINE_PREFIX = b"POST /endpoints/"
 _MAX_LINE = 8192
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_INVALID = b"Invalid HTTP request received."
+_NOT_PIPELINABLE = b"Only InvokeEndpoint requests may be pipelined on this connection."
 
 
 def _status_line(status: int) -> bytes:
@@ -62,7 +64,7 @@ class _Request:
     size: int = 0
     keep_alive: bool = True
     close_after: bool = False  # the body was too large to read: answer, then drop the connection
-    refused: bool = False  # pipelined behind an InvokeEndpoint and not one
+    refused: bytes | None = None  # a 400's message: pipelined behind an InvokeEndpoint and not one, or malformed
 
 
 class DataPlaneProtocol(asyncio.Protocol):
@@ -122,12 +124,20 @@ class DataPlaneProtocol(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
-            self._reject(400, b"Invalid HTTP request received.")
+            if not self.queue and self.answering is None:
+                self._reject(400, _INVALID)
+                return
+            # Pipelined behind requests still to be answered: the 400 comes after their answers.
+            assert self.transport is not None
+            self.request = None
+            self.transport.pause_reading()
+            self._enqueue(_Request(refused=_INVALID))
 
     def shutdown(self) -> None:
-        """uvicorn's graceful shutdown: close now if idle, else after the answer in progress."""
+        """uvicorn's graceful shutdown: close now if idle, else after the answer to the request in progress
+        (being answered, or still being received)."""
         self.closing = True
-        if self.answering is None and self.transport is not None:
+        if self.answering is None and self.request is None and self.transport is not None:
             self.transport.close()
 
     # -- deciding and handing over -----------------------------------------------------------
@@ -151,7 +161,7 @@ class DataPlaneProtocol(asyncio.Protocol):
 
     def _reject(self, status: int, message: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(_STATUS_LINES.get(status) or _status_line(status)
+            self.transport.write((_STATUS_LINES.get(status) or _status_line(status))
                                  + b"content-type: text/plain\r\nconnection: close\r\ncontent-length: "
                                  + str(len(message)).encode() + b"\r\n\r\n" + message)
             self.transport.close()
@@ -176,14 +186,17 @@ class DataPlaneProtocol(asyncio.Protocol):
         parsed = httptools.parse_url(bytes(request.url))
         request.path = parsed.path.decode("latin-1")
         request.query = parsed.query or b""
-        request.refused = self.parser.get_method() != b"POST" or endpoint_in_path(request.path) is None
-        if request.refused:
+        if self.parser.get_method() != b"POST" or endpoint_in_path(request.path) is None:
+            request.refused = _NOT_PIPELINABLE
             return
+        expects = False
         for name, value in request.headers:
             if name == b"content-length" and value.isdigit() and int(value) > DRAIN_LIMIT:
                 self._too_large(request)
             elif name == b"expect" and value.lower() == b"100-continue":
-                self.transport.write(_CONTINUE)
+                expects = True
+        if expects and not request.close_after:  # a body that will not be read is not asked for
+            self.transport.write(_CONTINUE)
 
     def on_body(self, body: bytes) -> None:
         request = self.request
@@ -219,11 +232,13 @@ class DataPlaneProtocol(asyncio.Protocol):
     # -- answering ------------------------------------------------------------------------------
     async def _answer_all(self) -> None:
         try:
-            while self.queue and not self.closing:
+            while self.queue and self.transport is not None and not self.transport.is_closing():
                 request = self.queue.popleft()
-                if request.refused:
-                    self._reject(400, b"Only InvokeEndpoint requests may be pipelined on this connection.")
+                if request.refused is not None:
+                    self._reject(400, request.refused)
                     return
+                if request.close_after or not request.keep_alive:
+                    self.closing = True  # before the answer, so that it says `connection: close`
                 try:
                     await self._answer(request)
                 except Exception:
@@ -231,8 +246,8 @@ class DataPlaneProtocol(asyncio.Protocol):
                     self.closing = True
                     return
                 self.server_state.total_requests += 1
-                if request.close_after or not request.keep_alive:
-                    self.closing = True
+                if self.closing:
+                    break
         finally:
             self.server_state.tasks.discard(self.answering)
             self.answering = None

@@ -107,8 +107,10 @@ def serve(host: str, port: int, region: str | None, account: str | None) -> None
     url = f"http://{f'[{host}]' if ':' in host else host}:{bound_port}"
     app = create_app(build_services(settings, region, account))
     verbose = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
+    # A stop waits for requests in flight, but not forever for a client that stalls mid-request.
     config = uvicorn.Config(app, http=protocol_for(app.invoke), log_config=None, access_log=verbose,
-                            lifespan="on", log_level=logging.getLogger().getEffectiveLevel())
+                            lifespan="on", log_level=logging.getLogger().getEffectiveLevel(),
+                            timeout_graceful_shutdown=30)
     _write_atomic(server_file, {"url": url, "pid": os.getpid()})
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it with the handler it found: make
     # that handler an exit that still runs the cleanup below.
