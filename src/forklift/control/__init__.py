@@ -5,7 +5,7 @@ No HTTP here. `ControlPlane` wires the pieces one server process needs:
     plane = ControlPlane.create(settings)     # store (SQLAlchemy), scheduler, runtime, services
     plane.start()                             # reconcile after a restart, then admit jobs
     plane.training.create(request, arn)       # TrainingService: create / describe / list / stop
-    plane.logs                                # a LogSource for the CloudWatch Logs subset
+    plane.logs                                # training jobs' LogSource (endpoints: inference.logs)
     plane.close()                             # stop scheduling; containers keep running
 """
 

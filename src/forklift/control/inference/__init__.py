@@ -9,7 +9,8 @@
 Modules: `models`/`store` (tables), `images` (Platform/Vpc rules, credentials, digest), `instances`
 (one container: pull, model data, start, /ping), `fleet`/`worker`/`healing`/`scaling` (state
 machines), `routing` (weighted variant choice, round-robin instances), `upstream` (the keep-alive
-HTTP client InvokeEndpoint proxies through).
+HTTP client InvokeEndpoint proxies through), `logs` (each instance's output and the fleet's events
+as CloudWatch log streams).
 """
 
 from __future__ import annotations
