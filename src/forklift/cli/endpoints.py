@@ -16,6 +16,7 @@ import click
 
 from forklift.cli.errors import handle_errors
 from forklift.cli.jobs import _client, _when, endpoint_option
+from forklift.logsclient import read_forward
 
 LOG_GROUP_PREFIX = "/aws/sagemaker/Endpoints/"
 STATUS_STYLE = {"InService": "green", "Failed": "red", "Creating": "cyan", "Updating": "cyan",
@@ -138,7 +139,7 @@ def logs(name: str, follow: bool, endpoint_url: str | None) -> None:
             raise click.ClickException(f"no logs for endpoint {name} (no log group {group})") from None
         fresh = []
         for stream in streams:
-            events, tokens[stream] = _new_events(cw, group, stream, tokens.get(stream))
+            events, tokens[stream] = read_forward(cw, group, stream, tokens.get(stream))
             fresh += [(e["timestamp"], stream, e["message"]) for e in events]
         for timestamp, stream, message in sorted(fresh, key=lambda e: e[0]):
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(timestamp / 1000))
@@ -146,18 +147,6 @@ def logs(name: str, follow: bool, endpoint_url: str | None) -> None:
         if not follow:
             return
         time.sleep(1)
-
-
-def _new_events(cw, group: str, stream: str, token: str | None) -> tuple[list[dict], str | None]:
-    """The stream's events after `token` (all of them without), and the token to continue from."""
-    events: list[dict] = []
-    while True:
-        kwargs = {"nextToken": token} if token else {"startFromHead": True}
-        page = cw.get_log_events(logGroupName=group, logStreamName=stream, **kwargs)
-        events += page["events"]
-        if page["nextForwardToken"] == token:
-            return events, token
-        token = page["nextForwardToken"]
 
 
 @endpoints.command("delete")

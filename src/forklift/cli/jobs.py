@@ -13,6 +13,7 @@ from datetime import datetime
 import click
 
 from forklift.cli.errors import handle_errors
+from forklift.logsclient import read_forward
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 ACTIVE = ("InProgress", "Stopping")
@@ -153,14 +154,9 @@ def logs(name: str, follow: bool, endpoint_url: str | None) -> None:
             streams = cw.describe_log_streams(logGroupName=LOG_GROUP, logStreamNamePrefix=f"{name}/")["logStreams"]
             stream = streams[0]["logStreamName"] if streams else None
         if stream is not None:
-            while True:
-                kwargs = {"nextToken": token} if token else {"startFromHead": True}
-                page = cw.get_log_events(logGroupName=LOG_GROUP, logStreamName=stream, **kwargs)
-                for event in page["events"]:
-                    click.echo(event["message"])
-                if page["nextForwardToken"] == token:
-                    break
-                token = page["nextForwardToken"]
+            events, token = read_forward(cw, LOG_GROUP, stream, token)
+            for event in events:
+                click.echo(event["message"])
         if not follow or job["TrainingJobStatus"] not in ACTIVE:
             return
         time.sleep(1)

@@ -23,6 +23,7 @@ from forklift.experiments.workspace import (
     ensure_buckets,
     upload_workspace,
 )
+from forklift.logsclient import read_forward
 from forklift.reference import parse
 
 ACTIVE = ("InProgress", "Stopping")
@@ -204,18 +205,9 @@ class Experiments:
                                                          logStreamNamePrefix=f"{row.job_name}/")["logStreams"]
                 stream = streams[0]["logStreamName"] if streams else None
             if stream is not None:
-                token = self._drain(stream, token, echo)
+                events, token = read_forward(self.logs, LOG_GROUP, stream, token)
+                for event in events:
+                    echo(event["message"])
             if not follow or job["TrainingJobStatus"] not in ACTIVE:
                 return job
             time.sleep(poll)
-
-    def _drain(self, stream: str, token: str | None, echo: Callable[[str], None]) -> str | None:
-        """Echo every event after `token` (from the start when None); returns the token after the last one."""
-        while True:
-            kwargs = {"nextToken": token} if token else {"startFromHead": True}
-            page = self.logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=stream, **kwargs)
-            for event in page["events"]:
-                echo(event["message"])
-            if not page["events"]:
-                return token
-            token = page["nextForwardToken"]
