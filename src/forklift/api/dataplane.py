@@ -58,6 +58,7 @@ _STATUS_LINES = {status: _status_line(status) for status in (200, 400, 404, 413,
 class _Request:
     url: bytearray = field(default_factory=bytearray)
     path: str = ""
+    endpoint: str = ""
     query: bytes = b""
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     body: bytearray = field(default_factory=bytearray)
@@ -186,7 +187,8 @@ class DataPlaneProtocol(asyncio.Protocol):
         parsed = httptools.parse_url(bytes(request.url))
         request.path = parsed.path.decode("latin-1")
         request.query = parsed.query or b""
-        if self.parser.get_method() != b"POST" or endpoint_in_path(request.path) is None:
+        request.endpoint = endpoint_in_path(request.path) or ""
+        if self.parser.get_method() != b"POST" or not request.endpoint:
             request.refused = _NOT_PIPELINABLE
             return
         expects = False
@@ -271,7 +273,7 @@ class DataPlaneProtocol(asyncio.Protocol):
             return {"type": "http.request", "body": bytes(request.body), "more_body": False}
 
         writer = _ResponseWriter(self)
-        await self.handler(endpoint_in_path(request.path) or "", scope, receive, writer.send)
+        await self.handler(request.endpoint, scope, receive, writer.send)
         if not writer.finished:  # the handler broke off a streamed answer: the body is cut short
             self.closing = True
 

@@ -19,8 +19,10 @@ from collections.abc import AsyncIterator
 
 from forklift.api.context import RequestContext
 from forklift.api.errors import ApiError
+from forklift.api.logs import group_arn
 from forklift.api.runtime import InvokeRequest, InvokeResponse
 from forklift.api.services import ApiServices
+from forklift.control.inference.logs import GROUP_PREFIX
 from forklift.control.inference.routing import EndpointRoute, InstanceRoute, Router, UnknownVariant
 from forklift.control.inference.upstream import Answer, UpstreamConnectError, UpstreamError, UpstreamPool
 
@@ -108,11 +110,11 @@ class InvokeProxy:
         if answer.status >= 400:
             text = body.decode(errors="replace")
             kind = "client" if answer.status < 500 else "server"
-            group = f"/aws/sagemaker/Endpoints/{endpoint}"
+            group = GROUP_PREFIX + endpoint
             raise ApiError.model_error(
                 f"Received {kind} error ({answer.status}) from primary with message \"{text}\". See the log group "
                 f"{group} in account {ctx.account} (`forklift endpoints logs {endpoint}`) for more information.",
-                answer.status, text, f"arn:aws:logs:{ctx.region}:{ctx.account}:log-group:{group}")
+                answer.status, text, group_arn(ctx, group))
         return InvokeResponse(body=body, content_type=answer.headers.get("content-type", DEFAULT_CONTENT_TYPE),
                               invoked_production_variant=variant,
                               custom_attributes=answer.headers.get("x-amzn-sagemaker-custom-attributes"))

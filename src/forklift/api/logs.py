@@ -49,7 +49,7 @@ def _group_name(params: dict) -> str:
     return name
 
 
-def _group_arn(ctx: RequestContext, group: str) -> str:
+def group_arn(ctx: RequestContext, group: str) -> str:
     return f"arn:aws:logs:{ctx.region}:{ctx.account}:log-group:{group}"
 
 
@@ -77,10 +77,10 @@ class LogsApi:
                 "logGroupName": g.name,
                 "creationTime": g.creation_time,
                 "metricFilterCount": 0,
-                "arn": _group_arn(ctx, g.name) + ":*",
+                "arn": group_arn(ctx, g.name) + ":*",
                 "storedBytes": 0,
                 "logGroupClass": "STANDARD",
-                "logGroupArn": _group_arn(ctx, g.name),
+                "logGroupArn": group_arn(ctx, g.name),
             } for g in page],
             "nextToken": token,
         }
@@ -109,7 +109,7 @@ class LogsApi:
                 "firstEventTimestamp": s.first_event_timestamp,
                 "lastEventTimestamp": s.last_event_timestamp,
                 "lastIngestionTime": s.last_ingestion_time,
-                "arn": f"{_group_arn(ctx, group)}:log-stream:{s.name}",
+                "arn": f"{group_arn(ctx, group)}:log-stream:{s.name}",
                 "storedBytes": s.stored_bytes,
             } for s in page],
             "nextToken": token,

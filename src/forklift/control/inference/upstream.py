@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Mapping
 import httptools
 
 MAX_HEAD = 64 * 1024
+HEAD_TOO_LARGE = "the instance's answer headers are larger than 64 KiB"
 PAUSE_ABOVE = 1024 * 1024  # buffered answer bytes before reading from the instance pauses
 
 
@@ -65,7 +66,7 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self.fail(UpstreamError(f"the instance answered something that is not HTTP/1.1 ({exc})"))
         if self.answer is None and self.received > MAX_HEAD:
-            self.fail(UpstreamError("the instance's answer headers are larger than 64 KiB"))
+            self.fail(UpstreamError(HEAD_TOO_LARGE))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -85,7 +86,7 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         if self.head_size > MAX_HEAD:  # a head that ended within the read that took it past the limit
-            self.fail(UpstreamError("the instance's answer headers are larger than 64 KiB"))
+            self.fail(UpstreamError(HEAD_TOO_LARGE))
             return
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in self.header_list}
         answer = Answer(self, self.parser.get_status_code(), headers, self.parser.should_keep_alive())
