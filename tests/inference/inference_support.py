@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import io
 import json
+import contextlib
 import tarfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -164,3 +167,29 @@ def predict(runtime_client, name: str, rows, **kwargs) -> dict:
     response = runtime_client.invoke_endpoint(EndpointName=name, Body=json.dumps(rows),
                                               ContentType="application/json", **kwargs)
     return {**json.loads(response["Body"].read()), "variant": response["InvokedProductionVariant"]}
+
+
+@contextlib.contextmanager
+def calling_continuously(client, endpoint: str, callers: int = 3) -> Iterator[tuple[list[dict], list[str]]]:
+    """Threads invoking `endpoint` back to back while the block runs; yields (answers, errors), the
+    errors as repr strings (every one is a failed request)."""
+    answers: list[dict] = []
+    errors: list[str] = []
+    done = threading.Event()
+
+    def keep_calling() -> None:
+        while not done.is_set():
+            try:
+                answers.append(predict(client, endpoint, [[1, 1]]))
+            except Exception as exc:
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=keep_calling) for _ in range(callers)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield answers, errors
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join()

@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 
-from inference_support import deploy, predict
+from inference_support import calling_continuously, deploy, predict
 
 
 def _instances(server, name: str) -> dict[str, int]:
@@ -75,29 +74,12 @@ def test_no_failed_request_while_one_of_two_instances_dies(server, sagemaker, in
     sagemaker.create_endpoint(EndpointName=name,
                               EndpointConfigName=create_config(sagemaker, [("AllTraffic", model, 2, 1.0)]))
     assert wait_status(sagemaker, name)["EndpointStatus"] == "InService"
-    client = server.client("sagemaker-runtime")
-    answers, errors, done = [], [], threading.Event()
-
-    def keep_calling() -> None:
-        while not done.is_set():
-            try:
-                answers.append(predict(client, name, [[1, 1]]))
-            except Exception as exc:  # every failure is a test failure
-                errors.append(repr(exc))
-
-    callers = [threading.Thread(target=keep_calling) for _ in range(3)]
-    for caller in callers:
-        caller.start()
-    try:
+    with calling_continuously(server.client("sagemaker-runtime"), name) as (answers, errors):
         victim, pid = next(iter(_instances(server, name).items()))
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 60
         while victim in _instances(server, name) or len(_instances(server, name)) != 2:
             assert time.monotonic() < deadline, "the killed instance was not replaced"
             time.sleep(0.2)
-    finally:
-        done.set()
-        for caller in callers:
-            caller.join()
     assert errors == []
     assert len(answers) > 10

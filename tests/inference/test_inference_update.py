@@ -6,27 +6,14 @@ from __future__ import annotations
 import threading
 
 import pytest
-from inference_support import create_config, create_model, deploy, predict, wait_status
+from inference_support import calling_continuously, create_config, create_model, deploy, predict, wait_status
 
 
 def test_update_endpoint_without_failed_requests(server, sagemaker, runtime_client, inference_image):
     name = deploy(sagemaker, server, inference_image, version="v1")
     new_model = create_model(sagemaker, server, inference_image, weights=(10.0, 10.0), bias=0.0, version="v2")
     new_config = create_config(sagemaker, [("Blue", new_model, 2, 1.0)])
-    client = server.client("sagemaker-runtime")
-    answers, errors, done = [], [], threading.Event()
-
-    def keep_calling() -> None:
-        while not done.is_set():
-            try:
-                answers.append(predict(client, name, [[1, 1]]))
-            except Exception as exc:  # every failure is a test failure
-                errors.append(repr(exc))
-
-    callers = [threading.Thread(target=keep_calling) for _ in range(3)]
-    for caller in callers:
-        caller.start()
-    try:
+    with calling_continuously(server.client("sagemaker-runtime"), name) as (answers, errors):
         sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=new_config)
         assert sagemaker.describe_endpoint(EndpointName=name)["EndpointStatus"] == "Updating"
         endpoint = wait_status(sagemaker, name, until=("InService",))
@@ -34,10 +21,6 @@ def test_update_endpoint_without_failed_requests(server, sagemaker, runtime_clie
         seen_after = len(answers)
         while len(answers) < seen_after + 50:
             threading.Event().wait(0.05)
-    finally:
-        done.set()
-        for caller in callers:
-            caller.join()
     assert errors == []
     assert endpoint["EndpointConfigName"] == new_config
     assert endpoint.get("FailureReason") is None
