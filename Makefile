@@ -4,18 +4,29 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+SDK_V2_STAMP := $(VENV)/sagemaker-sdk-v2/.installed
+
+.PHONY: setup demo test bench lock clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/setup.sh
+# Installs from the lock files in requirements/ (hashes checked); `make lock` refreshes them.
+$(STAMP): pyproject.toml requirements/lock.txt scripts/setup.sh
 	bash scripts/setup.sh $(VENV)
 	touch $(STAMP)
+
+# The SageMaker SDK v2 the README's SDK section uses (run by the docs test), in a venv of its own.
+$(SDK_V2_STAMP): requirements/sagemaker-sdk-v2.txt $(STAMP)
+	WITH_SDK_V2=1 bash scripts/setup.sh $(VENV)
+	touch $(SDK_V2_STAMP)
+
+lock:
+	bash scripts/lock.sh $(VENV)
 
 demo: setup
 	$(VENV)/bin/forklift demo
 
-test: setup
+test: setup $(SDK_V2_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Speed against baselines measured in the same run (not part of the tests).

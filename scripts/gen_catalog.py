@@ -11,7 +11,7 @@ normalised so the run-time code does no version arithmetic (the schema is descri
 forklift/catalog.py). The same input always produces byte-identical output.
 
     .venv/bin/python scripts/gen_catalog.py            # (re)write the data files
-    .venv/bin/python scripts/gen_catalog.py --check    # exit 1 if they are out of date
+    .venv/bin/python scripts/gen_catalog.py --check    # exit 1 if the data is out of date
 """
 
 from __future__ import annotations
@@ -324,24 +324,63 @@ were not included:
 """
 
 
+# Members of "source" that only record which tool versions produced the data: a newer botocore or
+# SDK release that yields the same data must not make the catalog count as stale.
+VERSION_STAMPS = ("version", "sagemaker", "hosts")
+
+
+def without_version_stamps(doc: dict) -> dict:
+    source = {k: v for k, v in doc["source"].items() if k not in VERSION_STAMPS}
+    return {**doc, "source": source}
+
+
+def differences(recorded: dict, fresh: dict) -> list[str]:
+    """Names of what differs between two catalog documents, version stamps left out."""
+    recorded, fresh = without_version_stamps(recorded), without_version_stamps(fresh)
+    names = []
+    for key in sorted(set(recorded) | set(fresh)):
+        if key == "algorithms":
+            old, new = recorded.get(key, {}), fresh.get(key, {})
+            names += [f"algorithms.{a}" for a in sorted(set(old) | set(new)) if old.get(a) != new.get(a)]
+        elif recorded.get(key) != fresh.get(key):
+            names.append(key)
+    return names
+
+
+def check(data_dir: Path, data: str) -> list[str]:
+    """What is out of date in `data_dir` against freshly built `data`: the catalog's data, and a
+    notice that does not match the versions the recorded catalog names."""
+    catalog_path, notice_path = data_dir / "catalog.json", data_dir / "CATALOG_NOTICE"
+    if not catalog_path.exists() or not notice_path.exists():
+        return [f"{catalog_path.name} and {notice_path.name} must both exist"]
+    recorded = json.loads(catalog_path.read_text())
+    stale = differences(recorded, json.loads(data))
+    source = recorded["source"]
+    expected_notice = notice(source["package"], source["version"], source["sagemaker"],
+                             source["hosts"].split()[1], source["skipped"])
+    if notice_path.read_text() != expected_notice:
+        stale.append(f"{notice_path.name} (does not match the versions catalog.json records)")
+    return stale
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail if the data files are out of date")
+    parser.add_argument("--check", action="store_true",
+                        help="fail if the catalog's data is out of date (the tool versions it records are not compared)")
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR, help="where catalog.json and CATALOG_NOTICE live")
     args = parser.parse_args()
     data, text = build()
-    targets = {DATA_DIR / "catalog.json": data, DATA_DIR / "CATALOG_NOTICE": text}
     if args.check:
-        stale = [str(p.relative_to(ROOT)) for p, content in targets.items()
-                 if not p.exists() or p.read_text() != content]
+        stale = check(args.data_dir, data)
         if stale:
             print("gen_catalog: out of date: " + ", ".join(stale), file=sys.stderr)
             return 1
         return 0
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    for path, content in targets.items():
-        path.write_text(content)
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    (args.data_dir / "catalog.json").write_text(data)
+    (args.data_dir / "CATALOG_NOTICE").write_text(text)
     doc = json.loads(data)
-    print(f"wrote {DATA_DIR / 'catalog.json'} ({len(data.encode())} bytes, {len(doc['algorithms'])} algorithms; "
+    print(f"wrote {args.data_dir / 'catalog.json'} ({len(data.encode())} bytes, {len(doc['algorithms'])} algorithms; "
           f"skipped: {', '.join(doc['source']['skipped'])})")
     return 0
 

@@ -156,6 +156,38 @@ def test_data_is_current_and_deterministic():
     assert result.returncode == 0, result.stderr + "\nrun scripts/gen_catalog.py to regenerate"
 
 
+def _check_catalog(data_dir) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_catalog.py"), "--check", "--data-dir", str(data_dir)],
+                          capture_output=True, text=True)
+
+
+def test_freshness_check_compares_data_not_tool_versions(tmp_path):
+    """A botocore or SDK release that yields the same data leaves the catalog current; a change
+    to the data itself does not, and the check names what changed."""
+    if not (_has("sagemaker.core") or _has("sagemaker.image_uris")):
+        pytest.skip("the sagemaker package (test dependency) is not installed")
+    doc = data()
+    source = doc["source"]
+    notice = (DATA / "CATALOG_NOTICE").read_text()
+    recorded = (source["version"], source["sagemaker"], source["hosts"].split()[1])
+    source.update(version="0.0.1", sagemaker="0.0.2", hosts="botocore 0.0.3 endpoints data")
+    (tmp_path / "catalog.json").write_text(json.dumps(doc))
+    (tmp_path / "CATALOG_NOTICE").write_text(notice.replace(f"version {recorded[0]}", "version 0.0.1")
+                                             .replace(f"sagemaker {recorded[1]}", "sagemaker 0.0.2")
+                                             .replace(f"version {recorded[2]}", "version 0.0.3"))
+    result = _check_catalog(tmp_path)
+    assert result.returncode == 0, result.stderr
+
+    (tmp_path / "CATALOG_NOTICE").write_text(notice)
+    result = _check_catalog(tmp_path)
+    assert result.returncode == 1 and "CATALOG_NOTICE" in result.stderr
+
+    doc["algorithms"]["kmeans"]["configs"] = {}
+    (tmp_path / "catalog.json").write_text(json.dumps(doc))
+    result = _check_catalog(tmp_path)
+    assert result.returncode == 1 and "algorithms.kmeans" in result.stderr
+
+
 def _has(module: str) -> bool:
     try:
         return importlib.util.find_spec(module) is not None
