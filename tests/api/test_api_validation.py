@@ -201,7 +201,11 @@ def test_every_top_level_constraint_is_enforced(operation: str) -> None:
      "Member must have value greater than or equal to 0.0"),
     ("CreateEndpointConfig", ["ProductionVariants", 0, "InstanceType"], "ml.t9.medium",
      "Value 'ml.t9.medium' at 'productionVariants.1.member.instanceType' failed to satisfy constraint: "
-     "Member must satisfy enum value set: [ml.t2.medium, "),
+     "Member must satisfy enum value set: ["),
+    ("CreateEndpointConfig", ["ProductionVariants", 0, "InstanceType"], "ml.t9.medium",
+     " values of ProductionVariantInstanceType]; did you mean ml.t2.medium or "),
+    ("CreateTrainingJob", ["ResourceConfig", "InstanceType"], "ml.m5.larg",
+     " values of TrainingInstanceType]; did you mean ml.m5.large or "),
     ("CreateModel", ["PrimaryContainer", "Image"], "has space",
      "Value 'has space' at 'primaryContainer.image' failed to satisfy constraint: "
      "Member must satisfy regular expression pattern: [\\S]+"),

@@ -103,7 +103,12 @@ def test_experiments_machine_types():
     assert set(GRADIENT_MACHINES.values()) <= set(trainable)
     with pytest.raises(UnknownMachineType) as info:
         resolve_machine("K9000")
-    assert "P4000" in str(info.value) and "ml.p3.2xlarge" in str(info.value)
+    assert "P4000" in str(info.value) and "`forklift instance-types --training` lists them" in str(info.value)
+    # The API's own table decides for ml.* names: what it trains on, experiments train on.
+    assert resolve_machine("ml.c7i.large").instance_type == "ml.c7i.large"
+    with pytest.raises(UnknownMachineType) as info:
+        resolve_machine("ml.t2.medium")
+    assert "not a training instance type" in str(info.value) and "did you mean ml.t3.medium" in str(info.value)
 
 
 def test_experiments_cuda_heuristic():

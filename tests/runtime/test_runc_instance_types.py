@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from forklift.runtime import UnknownInstanceType, resolve_instance_type
-from forklift.runtime.instance_types import GIB, INSTANCE_TYPES, known_instance_types
+from forklift.runtime.instance_types import GIB, INSTANCE_TYPES, check_instance_type, known_instance_types
+
+ROOT = Path(__file__).resolve().parents[2]
 
 BIG = dict(machine_cpus=256, machine_memory=4096 * GIB, machine_gpus=8)
 
@@ -44,9 +50,42 @@ def test_defaults_to_this_machine():
     assert 0 < res.cpus <= 96 and 0 < res.memory_bytes <= 384 * GIB
 
 
-def test_unknown_instance_type_lists_the_known_ones():
+def test_unknown_instance_type_suggests_the_nearest_and_points_to_the_list():
     with pytest.raises(UnknownInstanceType) as exc:
         resolve_instance_type("ml.z9.huge")
     assert isinstance(exc.value, ValueError)
-    assert "ml.z9.huge" in str(exc.value) and "ml.m5.large" in str(exc.value)
+    message = str(exc.value)
+    assert "ml.z9.huge" in message and "`forklift instance-types` lists the" in message and len(message) < 200
+    with pytest.raises(UnknownInstanceType) as exc:
+        resolve_instance_type("ml.m5.larg")
+    assert "did you mean ml.m5.large" in str(exc.value)
     assert known_instance_types()[0].startswith("ml.")
+
+
+def test_one_table_holds_what_the_api_accepts_for_training_and_hosting():
+    """The table is the union of botocore's enums, each type marked with its uses, so the CLI and
+    experiments accept and refuse what the API does."""
+    from botocore.session import get_session
+
+    model = get_session().get_service_model("sagemaker")
+    training = set(model.shape_for("TrainingInstanceType").enum)
+    hosting = set(model.shape_for("ProductionVariantInstanceType").enum)
+    assert set(INSTANCE_TYPES) == training | hosting
+    assert set(known_instance_types("training")) == training
+    assert set(known_instance_types("hosting")) == hosting
+    assert check_instance_type("ml.c7i.large", "training").vcpu == 2
+    with pytest.raises(UnknownInstanceType) as exc:
+        check_instance_type("ml.t2.medium", "training")
+    assert "ml.t2.medium is not a training instance type (SageMaker accepts it for hosting)" in str(exc.value)
+    assert "did you mean ml.t3.medium" in str(exc.value)
+
+
+def test_table_is_current():
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_instance_types.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr + "\nrun scripts/gen_instance_types.py to regenerate"
+
+
+def test_accelerators_forklift_cannot_hand_over_are_said():
+    res = resolve_instance_type("ml.trn1.2xlarge", **BIG)
+    assert res.gpus == 0 and res.clamped and "1 Neuron/Gaudi accelerators -> 0" in res.warning

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import functools
 import logging
 import math
@@ -221,7 +222,22 @@ def _checks(shape: Shape) -> list[tuple[str, Any]]:
     return checks
 
 
-def _describe(shape: Shape, check: tuple[str, Any]) -> str:
+# An enum longer than this is not spelled out (AWS prints all 277 instance types, 9,000 characters):
+# the message names the nearest values instead, and where to see them all.
+LONG_ENUM = 40
+ENUM_LISTS = {"TrainingInstanceType": "forklift instance-types --training",
+              "ProductionVariantInstanceType": "forklift instance-types --hosting"}
+
+
+def _long_enum(shape: Shape, values: list[str], value: Any) -> str:
+    close = difflib.get_close_matches(str(value), values, n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ";"
+    where = ENUM_LISTS.get(shape.name, "forklift instance-types" if shape.name.endswith("InstanceType") else None)
+    listed = f" `{where}` lists them" if where else ""
+    return f"Member must satisfy enum value set: [{len(values)} values of {shape.name}]{hint}{listed}"
+
+
+def _describe(shape: Shape, check: tuple[str, Any], value: Any = None) -> str:
     kind, arg = check
     if kind == "max-length":
         return f"Member must have length less than or equal to {arg}"
@@ -233,6 +249,8 @@ def _describe(shape: Shape, check: tuple[str, Any]) -> str:
         return f"Member must have value greater than or equal to {_bound(shape, arg)}"
     if kind == "pattern":
         return f"Member must satisfy regular expression pattern: {arg}"
+    if len(arg) > LONG_ENUM:
+        return _long_enum(shape, arg, value)
     return f"Member must satisfy enum value set: [{', '.join(arg)}]"
 
 
@@ -253,7 +271,7 @@ def _passes(check: tuple[str, Any], value: Any) -> bool:
 
 
 def _failures(shape: Shape, value: Any) -> list[str]:
-    return [_describe(shape, check) for check in _checks(shape) if not _passes(check, value)]
+    return [_describe(shape, check, value) for check in _checks(shape) if not _passes(check, value)]
 
 
 @functools.lru_cache(maxsize=4096)

@@ -9,7 +9,7 @@ from forklift.control import staging
 from forklift.control.models import TrainingJobRow
 from forklift.control.status import MAX_FAILURE_REASON
 from forklift.reference import parse
-from forklift.runtime import ExitStatus
+from forklift.runtime import ExitStatus, resolve_instance_type
 
 
 def resolved_reference(image: str, digest: str) -> str:
@@ -49,6 +49,14 @@ def pull_failure(image: str, exc: Exception) -> str:
         (registry_error, "ClientError: pulling {image} from {registry} failed: {exc}"),
         (None, "ClientError: the training image {image} could not be prepared: {exc}"),
     ])
+
+
+def instance_note(instance_type: str | None) -> str:
+    """What the job's status message says when the instance type is larger than this machine."""
+    if not instance_type:
+        return ""
+    warning = resolve_instance_type(instance_type).warning
+    return f" ({warning})" if warning else ""
 
 
 def volume_note(request: dict) -> str:

@@ -151,7 +151,7 @@ class JobRunner:
         for fifo, source in staged.pipes:
             staging.PipeFeeder(fifo, source, self._pipes_done).start()
         now = time.time()
-        note = outcome.volume_note(request)
+        note = outcome.volume_note(request) + outcome.instance_note(instance_type)
 
         def training(r: TrainingJobRow) -> None:
             r.training_start = now

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from forklift.runtime.instance_types import INSTANCE_TYPES, known_instance_types
+from forklift.runtime.instance_types import LIST_COMMAND, TABLE, UnknownInstanceType, check_instance_type
 
 GRADIENT_MACHINES: dict[str, str] = {
     "C1": "ml.t3.medium", "C2": "ml.t3.medium", "C3": "ml.t3.large", "C4": "ml.m5.large", "C5": "ml.c5.xlarge",
@@ -41,10 +41,13 @@ DEFAULT_MACHINE = "ml.m5.large"
 
 
 class UnknownMachineType(ValueError):
-    def __init__(self, given: str):
+    def __init__(self, given: str, instance_error: UnknownInstanceType | None = None):
+        if instance_error is not None:  # an ml.* name: the same message the API's table gives
+            super().__init__(str(instance_error))
+            return
         super().__init__(
-            f"unknown machine type {given!r}. Gradient names: {', '.join(GRADIENT_MACHINES)}. "
-            f"SageMaker instance types: {', '.join(known_instance_types())}")
+            f"unknown machine type {given!r}. Gradient names: {', '.join(GRADIENT_MACHINES)}; or a SageMaker "
+            f"training instance type (`{LIST_COMMAND} --training` lists them)")
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,13 @@ class Machine:
 def resolve_machine(given: str | None) -> Machine:
     """`ml.*` as is; a Gradient name (any case) through the table; anything else UnknownMachineType."""
     given = (given or DEFAULT_MACHINE).strip()
-    instance_type = given if given in INSTANCE_TYPES else GRADIENT_MACHINES.get(given.upper())
+    if given.startswith("ml."):
+        try:
+            entry = check_instance_type(given, "training")
+        except UnknownInstanceType as exc:
+            raise UnknownMachineType(given, exc) from None
+        return Machine(given, entry.name, entry.gpus)
+    instance_type = GRADIENT_MACHINES.get(given.upper())
     if instance_type is None:
         raise UnknownMachineType(given)
-    return Machine(given, instance_type, INSTANCE_TYPES[instance_type][2])
+    return Machine(given, instance_type, TABLE[instance_type].gpus)
