@@ -7,14 +7,24 @@ config.toml (every key optional):
     insecure_registries = ["localhost:5000"]   # plain HTTP / unverified TLS, by explicit opt-in only
     max_concurrent_downloads = 6
     max_concurrent_uploads = 5
+
+Each package reads its own keys (control, inference, storage); the shape of the whole file is
+checked here, once, whenever it is read: an unknown key or a value of the wrong kind is an error
+naming the file, the key and the fix, before anything runs on a misread setting. `SCHEMA` is
+that shape, with whether `forklift serve` must be restarted to see a change.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
+import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "000000000000"
@@ -57,15 +67,113 @@ class ConfigError(ValueError):
     """config.toml cannot be read or holds a wrong value."""
 
 
+@dataclass(frozen=True)
+class Key:
+    """One config.toml key: what it holds, how to check a value (None when fine, else what to
+    write instead), and whether a running server sees a change without a restart."""
+
+    kind: str  # shown in messages: "a string", "a list of host[:port] strings", ...
+    check: Callable[[Any], str | None]
+    restart: bool = True
+
+
+HOST_PORT = re.compile(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:\d{1,5})?")
+
+
+def _host_list(value: Any) -> str | None:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return 'must be a list of host[:port] strings, e.g. ["localhost:5000"]'
+    for item in value:
+        if "://" in item:
+            bare = item.split("://", 1)[1].rstrip("/")
+            return f'"{item}" is a URL, and registries are named host[:port]: write "{bare}"'
+        if not HOST_PORT.fullmatch(item):
+            return f'"{item}" is not host[:port] (e.g. "registry.example.com:5000")'
+    return None
+
+
+def _number(minimum: float, integer: bool = False) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok or value < minimum:
+            return f"must be {'an integer' if integer else 'a number'} >= {minimum:g}"
+        return None
+    return check
+
+
+def _matching(pattern: str, what: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if isinstance(value, str) and re.fullmatch(pattern, value) else f"must be {what}"
+    return check
+
+
+def _http_url(value: Any) -> str | None:
+    if isinstance(value, str) and (value == "" or re.fullmatch(r"https?://[^/\s]+(/\S*)?", value)):
+        return None
+    return 'must be an http(s):// URL such as "http://127.0.0.1:9000"'
+
+
+SCHEMA: dict[str, Key | dict[str, Key]] = {
+    "region": Key("a region name", _matching(r"[a-z0-9-]{1,32}", 'a region name such as "us-east-1"')),
+    "account": Key("a 12-digit account id", _matching(r"\d{12}", 'a 12-digit account id such as "000000000000"')),
+    "insecure_registries": Key("a list of host[:port] strings", _host_list),
+    "max_concurrent_downloads": Key("an integer >= 1", _number(1, integer=True)),
+    "max_concurrent_uploads": Key("an integer >= 1", _number(1, integer=True)),
+    "platform_registries": Key("a list of host[:port] strings", _host_list),
+    "stop_grace_seconds": Key("a number of seconds", _number(0)),
+    "s3_endpoint_url": Key("an http(s):// URL", _http_url, restart=False),
+    "capacity": {"cpus": Key("a number of CPUs", _number(0.01)),
+                 "memory_gib": Key("a number of GiB", _number(0.01))},
+    "inference": {"startup_health_check_timeout_seconds": Key("a number of seconds", _number(1)),
+                  "health_check_interval_seconds": Key("a number of seconds", _number(0.01)),
+                  "unhealthy_after_failed_pings": Key("an integer >= 1", _number(1, integer=True)),
+                  "stop_grace_seconds": Key("a number of seconds", _number(0))},
+}
+
+
+def _did_you_mean(name: str, known, prefix: str) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {prefix}{close[0]}?"
+    return f"known keys: {', '.join(prefix + k for k in sorted(known))}"
+
+
+def config_problems(data: dict, schema: dict = SCHEMA, prefix: str = "") -> list[str]:
+    """Every unknown key and bad value in a parsed config.toml, each with its fix."""
+    problems = []
+    for name, value in data.items():
+        key = f"{prefix}{name}"
+        spec = schema.get(name)
+        if spec is None:
+            problems.append(f"unknown key {key}: {_did_you_mean(name, schema, prefix)}")
+        elif isinstance(spec, dict):
+            if not isinstance(value, dict):
+                problems.append(f"{key} must be a table ([{key}] with keys {', '.join(spec)})")
+            else:
+                problems += config_problems(value, spec, f"{key}.")
+        elif (fix := spec.check(value)) is not None:
+            problems.append(f"{key} = {json.dumps(value, default=str)}: {fix}")
+    return problems
+
+
 def read_config_file(home: Path) -> tuple[Path, dict]:
-    """`$FORKLIFT_HOME/config.toml` parsed (empty when absent). Each package reads its own keys from it."""
+    """`$FORKLIFT_HOME/config.toml` parsed and checked (empty when absent). Each package reads its
+    own keys from it."""
     path = home / "config.toml"
     if not path.exists():
         return path, {}
     try:
-        return path, tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
+    problems = config_problems(data)
+    if len(problems) == 1:
+        raise ConfigError(f"{path}: {problems[0]}")
+    if problems:
+        raise ConfigError(f"{path} has {len(problems)} problems:\n" + "\n".join(f"  {p}" for p in problems))
+    return path, data
 
 
 def load_settings(home: Path | None = None) -> Settings:

@@ -224,6 +224,10 @@ class LocalRegistry:
     def url(self) -> str:
         return f"https://{self.address}"
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
     def start(self) -> LocalRegistry:
         if self._process is not None and self._process.poll() is None:
             return self

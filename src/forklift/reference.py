@@ -78,7 +78,8 @@ class Reference:
             raise InvalidReference(f"invalid tag {tag!r}: {reason}")
         return replace(self, tag=tag, digest=None)
 
-    def familiar(self) -> str:
+    def familiar_name(self) -> str:
+        """The name as docker shows it: `ubuntu`, `org/app`, `ghcr.io/org/app` (no tag, no digest)."""
         name = self.name
         if self.registry == DOCKER_HUB:
             name = self.repository
@@ -86,7 +87,10 @@ class Reference:
             # Only strip "library/" when what is left still normalizes back to the same name.
             if rest != name and "/" not in rest:
                 name = rest
-        return name + self._suffix()
+        return name
+
+    def familiar(self) -> str:
+        return self.familiar_name() + self._suffix()
 
     def __str__(self) -> str:
         return self.name + self._suffix()

@@ -42,9 +42,13 @@ def test_experiments_start_a_server_when_none_answers(tmp_path):
                 time.sleep(0.1)
 
 
-def test_experiments_remote_url_is_not_started(tmp_path):
-    env = dict(os.environ, FORKLIFT_HOME=str(tmp_path), FORKLIFT_URL="http://192.0.2.1:9400")
+def test_experiments_only_start_a_loopback_http_server(tmp_path):
+    """A URL the CLI cannot start a server at (here https://, which `forklift serve` does not speak)
+    is an error naming it; the test sends nothing beyond loopback."""
+    url = f"https://127.0.0.1:{free_port()}"
+    env = dict(os.environ, FORKLIFT_HOME=str(tmp_path), FORKLIFT_URL=url)
     result = subprocess.run([sys.executable, "-m", "forklift", "experiments", "list"], capture_output=True, text=True,
                             env=env, timeout=60, check=False)
     assert result.returncode != 0
-    assert "no forklift server answers at http://192.0.2.1:9400" in result.stderr
+    assert f"no forklift server answers at {url}" in result.stderr
+    assert "only a loopback http:// URL is started automatically" in result.stderr

@@ -140,11 +140,16 @@ def test_experiments_stop_exits_2(exp_server, exp_images):
 
 def test_experiments_machine_types_and_cuda_warning(exp_server, exp_images):
     unknown = exp_server.forklift("experiments", "create", "--container", exp_images.busybox, "--machineType", "Z9")
-    assert unknown.returncode != 0 and "P4000" in unknown.stderr and "ml.m5.large" in unknown.stderr
+    assert unknown.returncode != 0 and "P4000" in unknown.stderr and "forklift instance-types --training" in unknown.stderr
+    hosting_only = exp_server.forklift("experiments", "create", "--container", exp_images.busybox,
+                                       "--machineType", "ml.t2.medium")
+    assert hosting_only.returncode != 0 and "not a training instance type" in hosting_only.stderr
     plain = exp_server.forklift("experiments", "create", "--name", "gpu-plain", "--container", exp_images.busybox,
                                 "--machineType", "P4000", "--registryUsername", USER, "--registryPassword", PASSWORD)
     assert plain.returncode == 0, plain.stderr
     assert "does not look CUDA-capable" in plain.stderr
+    # This machine has no GPU: the type is clamped, and the CLI says so before anything runs.
+    assert "note: ml.g4dn.xlarge is larger than this machine; clamped:" in plain.stderr and "1 GPU -> 0" in plain.stderr
     cuda = exp_server.forklift("experiments", "create", "--name", "gpu-cuda", "--container", exp_images.cuda,
                                "--machineType", "V100", "--registryUsername", USER, "--registryPassword", PASSWORD)
     assert cuda.returncode == 0, cuda.stderr
@@ -165,3 +170,28 @@ def test_experiments_inputs_and_max_runtime(exp_server, exp_images):
     assert result.returncode == 2, result.stderr  # MaxRuntimeInSeconds stops the run
     job = exp_server.client("sagemaker").describe_training_job(TrainingJobName="timed")
     assert job["TrainingJobStatus"] == "Stopped" and job["StoppingCondition"]["MaxRuntimeInSeconds"] == 1
+
+
+def test_experiments_clone_overrides_hyperparameters_and_scripts_well(exp_server, exp_images):
+    base = exp_server.forklift("experiments", "run", "--name", "hp-base", "--container", exp_images.busybox,
+                               "--registryUsername", USER, "--registryPassword", PASSWORD, "--hyperparameter", "lr=0.5",
+                               "--hyperparameter", "epochs=3",
+                               "--command", "echo hp=$(tr -d ' \\n' < /opt/ml/input/config/hyperparameters.json)")
+    assert base.returncode == 0, base.stderr
+    clone = exp_server.forklift("experiments", "clone", "hp-base", "--name", "hp-clone", "--hp", "lr=0.1",
+                                "--start", "--follow")
+    assert clone.returncode == 0, clone.stderr
+    assert 'hp={"lr":"0.1","epochs":"3"}' in clone.stdout  # overridden in place, the rest kept
+    job = exp_server.client("sagemaker").describe_training_job(TrainingJobName="hp-clone")
+    assert job["HyperParameters"] == {"epochs": "3", "lr": "0.1"}
+    malformed = exp_server.forklift("experiments", "clone", "hp-base", "--hp", "nokey")
+    assert malformed.returncode == 1 and "--hyperparameter 'nokey' is not KEY=VALUE" in malformed.stderr
+
+    followed = exp_server.forklift("experiments", "logs", "hp-clone", "--follow")
+    assert followed.returncode == 0 and followed.stderr.strip().endswith("experiment hp-clone Completed")
+
+    shown = json.loads(exp_server.forklift("experiments", "show", "hp-clone", "-o", "json").stdout)
+    assert shown["ClonedFrom"] == "hp-base" and shown["HyperParameters"] == {"epochs": "3", "lr": "0.1"}
+    assert shown["TrainingJob"]["TrainingJobStatus"] == "Completed" and PASSWORD not in json.dumps(shown)
+    listed = json.loads(exp_server.forklift("experiments", "ls", "-o", "json").stdout)["Experiments"]
+    assert {"hp-base", "hp-clone"} <= {e["Name"] for e in listed}

@@ -36,7 +36,15 @@ def test_endpoint_and_model_commands(server, sagemaker, inference_image, tmp_pat
     assert "Endpoint is InService" in logs.stdout and "model server starting" in logs.stdout
 
     assert model in server.forklift("models", "list").stdout
-    assert json.loads(server.forklift("models", "show", model).stdout)["ModelName"] == model
+    assert json.loads(server.forklift("models", "show", model, "-o", "json").stdout)["ModelName"] == model
+    table = server.forklift("models", "show", model)
+    assert table.returncode == 0 and inference_image in table.stdout and "Model data" in table.stdout
+
+    described = json.loads(server.forklift("endpoints", "show", name, "-o", "json").stdout)
+    assert described["EndpointStatus"] == "InService" and "ResponseMetadata" not in described
+    assert described["ProductionVariants"][0]["VariantName"] == "AllTraffic"
+    listed_json = json.loads(server.forklift("endpoints", "ls", "-o", "json").stdout)["Endpoints"]
+    assert name in [e["EndpointName"] for e in listed_json]
 
     missing = server.forklift("endpoints", "show", "no-such-endpoint")
     assert missing.returncode != 0 and "Could not find endpoint" in missing.stderr

@@ -51,7 +51,10 @@ def test_build_push_pull_inspect_ls_rm_prune(forklift_home: Path, basic_registry
     assert "layer 1/1: downloaded" in pulled.stderr  # plain progress lines when not on a terminal
     assert basic_registry.password not in pulled.stdout + pulled.stderr
     listing = forklift("images", "ls").stdout
-    assert reference in listing and "linux/amd64" in listing
+    repository, tag = reference.rsplit(":", 1)
+    assert repository in listing.split() and tag in listing.split() and "linux/amd64" in listing
+    as_json = json.loads(forklift("images", "ls", "-o", "json").stdout)["Images"]
+    assert [i["Reference"] for i in as_json] == [reference] and as_json[0]["Digest"] == digest
 
 
 def test_push_from_oci_layout_made_by_umoci(forklift_home: Path, basic_registry, busybox_rootfs: Path, tmp_path):

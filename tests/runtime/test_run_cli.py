@@ -56,9 +56,12 @@ def test_run_args_env_mounts_and_exit_code(private_image: str, basic_registry, t
     assert result.returncode == 7, result.stderr
     assert result.stdout.splitlines() == ["hi 1", "input", "read-only"]
     assert (out / "f").read_text() == "written\n"
+    # The container's directory (logs, overlay upper layer) went with it.
+    assert not list((load_settings().home / "containers").glob("run-*"))
 
 
-def test_unknown_instance_type_lists_known_ones(private_image: str):
-    result = forklift("run", "--instance-type", "ml.nope.large", private_image)
+def test_unknown_instance_type_suggests_and_points_to_the_list(private_image: str):
+    result = forklift("run", "--instance-type", "ml.m5.xlarg", private_image)
     assert result.returncode == 1
-    assert "unknown instance type 'ml.nope.large'" in result.stderr and "ml.m5.xlarge" in result.stderr
+    assert "unknown instance type 'ml.m5.xlarg'; did you mean ml.m5.xlarge" in result.stderr
+    assert "`forklift instance-types` lists the" in result.stderr and len(result.stderr) < 300

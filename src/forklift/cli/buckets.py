@@ -13,6 +13,8 @@ from datetime import datetime
 
 import click
 
+from forklift.cli.groups import Group
+from forklift.cli.output import emit_json, output_option
 from forklift.config import ConfigError, load_settings
 from forklift.storage import (Location, StorageError, bucket_store, copy_object, copy_tree, parse_uri,
                               store_for)
@@ -39,7 +41,7 @@ def s3_location(uri: str) -> Location:
     return loc
 
 
-@click.group()
+@click.group(cls=Group)
 def buckets() -> None:
     """Copy, list and remove objects in s3:// buckets (an S3 endpoint, or forklift's embedded store)."""
 
@@ -84,27 +86,45 @@ def _shown(uri: str) -> str:
 @buckets.command("ls")
 @click.argument("uri", required=False)
 @click.option("-r", "--recursive", is_flag=True, help="List every object below the prefix, not one level.")
+@output_option
 @storage_errors
-def ls_command(uri: str | None, recursive: bool) -> None:
-    """List buckets, or the objects in s3://BUCKET[/PREFIX]."""
+def ls_command(uri: str | None, recursive: bool, output: str) -> None:
+    """List buckets, or the objects in s3://BUCKET[/PREFIX] (`-o json`: S3's ListBuckets and
+    ListObjectsV2 shapes)."""
     if uri is None:
-        for bucket in bucket_store(load_settings()).list_buckets():
+        found = bucket_store(load_settings()).list_buckets()
+        if output == "json":
+            emit_json({"Buckets": [{"Name": b.name, "CreationDate": b.created} for b in found]})
+            return
+        for bucket in found:
             click.echo(f"{_when(bucket.created)} {bucket.name}")
         return
     loc = s3_location(uri)
     objects = store_for(loc.uri, load_settings()).list(loc.uri)
     base = loc.key[: loc.key.rfind("/") + 1]  # names are shown relative to the prefix's "directory"
-    shown_prefixes: set[str] = set()
+    entries: list[tuple[str, object]] = []  # ("prefix", "dir/") or ("object", obj), in key order
+    folded: set[str] = set()
     for obj in objects:
         rest = obj.key[len(loc.key):]
         if not recursive and "/" in rest:  # one level, as S3's delimiter listing: fold into "PRE dir/"
             common = obj.key[: len(loc.key) + rest.index("/") + 1]
-            if common not in shown_prefixes:
-                shown_prefixes.add(common)
-                click.echo(f"{'PRE':>30} {common[len(base):]}")
+            if common not in folded:
+                folded.add(common)
+                entries.append(("prefix", common))
             continue
-        name = obj.key if recursive else obj.key[len(base):]
-        click.echo(f"{_when(obj.last_modified)} {obj.size:>10} {name}")
+        entries.append(("object", obj))
+    if output == "json":
+        emit_json({"Name": loc.bucket, "Prefix": loc.key,
+                   "Contents": [{"Key": o.key, "Size": o.size, "LastModified": o.last_modified}
+                                for kind, o in entries if kind == "object"],
+                   "CommonPrefixes": [{"Prefix": p} for kind, p in entries if kind == "prefix"]})
+        return
+    for kind, entry in entries:
+        if kind == "prefix":
+            click.echo(f"{'PRE':>30} {entry[len(base):]}")
+        else:
+            name = entry.key if recursive else entry.key[len(base):]
+            click.echo(f"{_when(entry.last_modified)} {entry.size:>10} {name}")
 
 
 def _when(moment: datetime | None) -> str:

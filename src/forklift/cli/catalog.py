@@ -6,10 +6,10 @@ import json
 import warnings
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from forklift import catalog as lib
+from forklift.cli.groups import Group
+from forklift.cli.output import output_option, print_table
 
 
 def _run(func, *args, **kwargs):
@@ -25,7 +25,7 @@ def _run(func, *args, **kwargs):
     return result
 
 
-@click.group()
+@click.group(cls=Group)
 def catalog() -> None:
     """Images of SageMaker's built-in algorithms and frameworks (no network needed)."""
 
@@ -52,24 +52,15 @@ def _short(items: list[str], limit: int = 8) -> str:
     return ", ".join(items[:limit]) + (f", … (+{len(items) - limit})" if len(items) > limit else "")
 
 
-def _console() -> Console:
-    console = Console()
-    return console if console.is_terminal else Console(width=160)  # pipes and files get whole cells
-
-
-def _table(title: str, *columns: str) -> Table:
-    table = Table(title=title)
-    for i, name in enumerate(columns):
-        table.add_column(name, no_wrap=i == 0, overflow="fold",
-                         justify="right" if name in ("Versions", "Regions") else "left")
-    return table
 
 
 @catalog.command("list")
 @click.argument("algorithm", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def list_command(algorithm: str | None, as_json: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table (as -o json).")
+@output_option
+def list_command(algorithm: str | None, as_json: bool, output: str) -> None:
     """List the algorithms, or the images of ALGORITHM."""
+    as_json = as_json or output == "json"
     if algorithm is None:
         infos = [_run(lib.describe, name) for name in lib.list_algorithms()]
         if as_json:
@@ -77,25 +68,21 @@ def list_command(algorithm: str | None, as_json: bool) -> None:
                                    for i in infos}, indent=2))
             return
         source = lib.source()
-        table = _table(f"Algorithms and frameworks ({source['package']} {source['version']} data)",
-                       "Algorithm", "Kind", "Scopes", "Versions", "Newest", "Processors")
-        for info in infos:
-            table.add_row(info["algorithm"], "algorithm" if info["builtin"] else "framework", ", ".join(info["scopes"]),
-                          str(len(info["versions"])), info["versions"][-1] if info["versions"] else "",
-                          ", ".join(info["processors"]) or "any")
-        _console().print(table)
+        click.echo(f"Algorithms and frameworks ({source['package']} {source['version']} data)")
+        print_table(("ALGORITHM", "KIND", "SCOPES", "VERSIONS", "NEWEST", "PROCESSORS"),
+                    [(info["algorithm"], "algorithm" if info["builtin"] else "framework", ",".join(info["scopes"]),
+                      str(len(info["versions"])), info["versions"][-1] if info["versions"] else "",
+                      ",".join(info["processors"]) or "any") for info in infos])
         return
     info = _run(lib.describe, algorithm)
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
-    table = _table(f"{algorithm}: {len(info['versions'])} versions, {len(info['regions'])} regions",
-                   "Version", "Aliases", "Scopes", "Processors", "Python", "Repository", "Regions")
-    for row in info["images"]:
-        table.add_row(row["version"] or "(none)", ", ".join(row["aliases"]), ", ".join(row["scopes"]),
-                      ", ".join(row["processors"]) or "any", ", ".join(row["py_versions"]) or "-",
-                      ", ".join(row["repositories"]), str(len(row["regions"])))
-    _console().print(table)
+    click.echo(f"{algorithm}: {len(info['versions'])} versions, {len(info['regions'])} regions")
+    print_table(("VERSION", "ALIASES", "SCOPES", "PROCESSORS", "PYTHON", "REPOSITORY", "REGIONS"),
+                [(row["version"] or "(none)", ",".join(row["aliases"]) or "-", ",".join(row["scopes"]),
+                  ",".join(row["processors"]) or "any", ",".join(row["py_versions"]) or "-",
+                  ",".join(row["repositories"]), str(len(row["regions"]))) for row in info["images"]])
     click.echo(f"Regions: {_short(info['regions'])}")
     if info["builtin"]:
         click.echo("Built-in algorithm: tag ':1' by default; ':latest' only with --version latest.")

@@ -1,8 +1,7 @@
 """`forklift endpoints list|show|invoke|logs|delete`: real-time endpoints, through the running server.
 
-Like `forklift jobs`, the commands call `forklift serve` with boto3 (found through
-`$FORKLIFT_HOME/server.json`, or `--endpoint-url`), so they show exactly what the API shows;
-`logs` reads the endpoint's CloudWatch log group `/aws/sagemaker/Endpoints/<name>` (the
+Like `forklift jobs`, the commands call `forklift serve`'s API (found as `forklift.serverfile`
+says), so they show exactly what the API shows (`-o json`: the API's shapes); `logs` reads the endpoint's CloudWatch log group `/aws/sagemaker/Endpoints/<name>` (the
 `fleet-events` stream and one `<variant>/<instance>` stream per container).
 """
 
@@ -14,20 +13,25 @@ from pathlib import Path
 
 import click
 
+from forklift.cli.apiclient import client, endpoint_option
 from forklift.cli.errors import handle_errors
-from forklift.cli.jobs import _client, _when, endpoint_option
+from forklift.cli.groups import Group
+from forklift.cli.jobs import when
+from forklift.cli.output import api_shape, emit_json, output_option, print_fields, print_table
+from forklift.jsonclient import ApiError
 from forklift.logsclient import read_forward
 
 LOG_GROUP_PREFIX = "/aws/sagemaker/Endpoints/"
+DELETE_WAIT = 600.0
 STATUS_STYLE = {"InService": "green", "Failed": "red", "Creating": "cyan", "Updating": "cyan",
                 "Deleting": "yellow"}
 
 
-def _status(status: str) -> str:
-    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+def _status(status: str) -> tuple[str, str]:
+    return status, STATUS_STYLE.get(status, "white")
 
 
-@click.group()
+@click.group(cls=Group)
 def endpoints() -> None:
     """Real-time inference endpoints: list, show, invoke, logs, delete."""
 
@@ -35,53 +39,53 @@ def endpoints() -> None:
 @endpoints.command("list")
 @click.option("--status", "status_equals", type=click.Choice(list(STATUS_STYLE)))
 @click.option("--name-contains")
+@output_option
 @endpoint_option
 @handle_errors
-def list_endpoints(status_equals: str | None, name_contains: str | None, endpoint_url: str | None) -> None:
+def list_endpoints(status_equals: str | None, name_contains: str | None, output: str,
+                   endpoint_url: str | None) -> None:
     """Endpoints, newest first."""
-    from rich.console import Console
-    from rich.table import Table
-
     kwargs = {"SortBy": "CreationTime", "SortOrder": "Descending"}
     if status_equals:
         kwargs["StatusEquals"] = status_equals
     if name_contains:
         kwargs["NameContains"] = name_contains
-    table = Table("NAME", "STATUS", "CREATED", "MODIFIED", box=None)
-    for page in _client("sagemaker", endpoint_url).get_paginator("list_endpoints").paginate(**kwargs):
-        for e in page["Endpoints"]:
-            table.add_row(e["EndpointName"], _status(e["EndpointStatus"]), _when(e["CreationTime"]),
-                          _when(e["LastModifiedTime"]))
-    Console().print(table)
+    found = [e for page in client("sagemaker", endpoint_url).pages("ListEndpoints", **kwargs)
+             for e in page["Endpoints"]]
+    if output == "json":
+        emit_json({"Endpoints": found})
+        return
+    print_table(("NAME", "STATUS", "CREATED", "MODIFIED"),
+                [(e["EndpointName"], _status(e["EndpointStatus"]), when(e["CreationTime"]),
+                  when(e["LastModifiedTime"])) for e in found])
 
 
 @endpoints.command("show")
 @click.argument("name")
+@output_option
 @endpoint_option
 @handle_errors
-def show(name: str, endpoint_url: str | None) -> None:
-    """An endpoint's status, variants, images and failure reason."""
-    from rich.console import Console, Group
-    from rich.table import Table
-
-    e = _client("sagemaker", endpoint_url).describe_endpoint(EndpointName=name)
-    about = Table(box=None, show_header=False)
-    rows = [("Name", e["EndpointName"]), ("ARN", e["EndpointArn"]), ("Status", _status(e["EndpointStatus"])),
-            ("Config", e.get("EndpointConfigName", "-")), ("Created", _when(e["CreationTime"])),
-            ("Modified", _when(e["LastModifiedTime"]))]
+def show(name: str, output: str, endpoint_url: str | None) -> None:
+    """An endpoint's status, variants, images and failure reason (`-o json`: DescribeEndpoint)."""
+    e = client("sagemaker", endpoint_url).describe_endpoint(EndpointName=name)
+    if output == "json":
+        emit_json(api_shape(e))
+        return
+    fields = [("Name", e["EndpointName"]), ("ARN", e["EndpointArn"]), ("Status", _status(e["EndpointStatus"])),
+              ("Config", e.get("EndpointConfigName", "-")), ("Created", when(e["CreationTime"])),
+              ("Modified", when(e["LastModifiedTime"]))]
     if e.get("FailureReason"):
-        rows.append(("Failure", f"[red]{e['FailureReason']}[/]"))
-    for key, value in rows:
-        about.add_row(f"[bold]{key}[/]", str(value))
-    variants = Table("VARIANT", "WEIGHT", "INSTANCES", "STATUS", box=None)
-    images = []
+        fields.append(("Failure", (e["FailureReason"], "red")))
+    print_fields(fields)
+    click.echo()
+    rows, images = [], []
     for v in e.get("ProductionVariants", []):
         status = "; ".join(f"{s['Status']}: {s.get('StatusMessage', '')}" for s in v.get("VariantStatus", []))
-        variants.add_row(v["VariantName"], f"{v.get('CurrentWeight', 0):g}",
-                         f"{v.get('CurrentInstanceCount', 0)}/{v.get('DesiredInstanceCount', 0)}", status or "-")
+        rows.append((v["VariantName"], f"{v.get('CurrentWeight', 0):g}",
+                     f"{v.get('CurrentInstanceCount', 0)}/{v.get('DesiredInstanceCount', 0)}", status or "-"))
         images += [f"{v['VariantName']}: {d.get('SpecifiedImage')} -> {d.get('ResolvedImage')}"
                    for d in v.get("DeployedImages", [])]
-    Console().print(Group(about, "", variants))
+    print_table(("VARIANT", "WEIGHT", "INSTANCES", "STATUS"), rows)
     for line in images:  # never cut: the digest is what one copies
         click.echo(f"  image {line}")
 
@@ -106,18 +110,16 @@ def _read_body(body: str) -> bytes:
 def invoke(name: str, body: str, content_type: str | None, accept: str | None, target_variant: str | None,
            custom_attributes: str | None, endpoint_url: str | None) -> None:
     """Send one request to an endpoint and print the answer (raw bytes on stdout)."""
-    kwargs = {"ContentType": content_type, "Accept": accept, "TargetVariant": target_variant,
-              "CustomAttributes": custom_attributes}
-    runtime = _client("sagemaker-runtime", endpoint_url)
-    try:
-        response = runtime.invoke_endpoint(EndpointName=name, Body=_read_body(body),
-                                           **{k: v for k, v in kwargs.items() if v is not None})
-    except runtime.exceptions.ModelError as exc:
-        original = exc.response.get("OriginalMessage", "")
-        raise click.ClickException(f"ModelError: the container answered {exc.response.get('OriginalStatusCode')}: "
-                                   f"{original}") from None
-    click.echo(f"variant {response['InvokedProductionVariant']}, {response['ContentType']}", err=True)
-    sys.stdout.buffer.write(response["Body"].read())
+    from forklift.cli.apiclient import server_url
+    from forklift.jsonclient import invoke_endpoint
+
+    headers = {"Content-Type": content_type or "application/octet-stream", "Accept": accept,
+               "X-Amzn-SageMaker-Target-Variant": target_variant,
+               "X-Amzn-SageMaker-Custom-Attributes": custom_attributes}
+    answer = invoke_endpoint(server_url(endpoint_url), name, _read_body(body),
+                             {k: v for k, v in headers.items() if v is not None})
+    click.echo(f"variant {answer.variant}, {answer.content_type}", err=True)
+    sys.stdout.buffer.write(answer.body)
     sys.stdout.buffer.write(b"\n")
 
 
@@ -128,14 +130,16 @@ def invoke(name: str, body: str, content_type: str | None, accept: str | None, t
 @handle_errors
 def logs(name: str, follow: bool, endpoint_url: str | None) -> None:
     """The endpoint's log group: the fleet's events and each instance's output, in time order."""
-    cw = _client("logs", endpoint_url)
+    cw = client("logs", endpoint_url)
     group = f"{LOG_GROUP_PREFIX}{name}"
     tokens: dict[str, str | None] = {}
     while True:
         try:
-            streams = [s["logStreamName"] for page in cw.get_paginator("describe_log_streams").paginate(
-                logGroupName=group) for s in page["logStreams"]]
-        except cw.exceptions.ResourceNotFoundException:
+            streams = [s["logStreamName"] for page in cw.pages("DescribeLogStreams", logGroupName=group)
+                       for s in page["logStreams"]]
+        except ApiError as exc:
+            if exc.code != "ResourceNotFoundException":
+                raise
             raise click.ClickException(f"no logs for endpoint {name} (no log group {group})") from None
         fresh = []
         for stream in streams:
@@ -156,8 +160,17 @@ def logs(name: str, follow: bool, endpoint_url: str | None) -> None:
 @handle_errors
 def delete(name: str, wait: bool, endpoint_url: str | None) -> None:
     """Delete an endpoint (its instances are stopped)."""
-    sm = _client("sagemaker", endpoint_url)
+    sm = client("sagemaker", endpoint_url)
     sm.delete_endpoint(EndpointName=name)
-    if wait:
-        sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 600})
+    deadline = time.monotonic() + DELETE_WAIT
+    while wait:
+        try:
+            sm.describe_endpoint(EndpointName=name)
+        except ApiError as exc:
+            if exc.code != "ValidationException":
+                raise
+            break
+        if time.monotonic() > deadline:
+            raise click.ClickException(f"endpoint {name} was still being deleted after {DELETE_WAIT:g} s")
+        time.sleep(0.5)
     click.echo(f"endpoint {name} {'deleted' if wait else 'is being deleted'}")

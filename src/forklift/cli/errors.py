@@ -7,19 +7,29 @@ import logging
 
 import click
 
-from forklift.config import ConfigError
-from forklift.credentials.errors import CredentialsError
-from forklift.images.layout import LayoutError
-from forklift.images.local import ImageNotFound
-from forklift.images.store import BlobNotFound
-from forklift.reference import InvalidReference
-from forklift.registry.errors import RegistryError
 
-EXPECTED = (CredentialsError, RegistryError, InvalidReference, ImageNotFound, BlobNotFound, LayoutError, ConfigError, ValueError, OSError)
+def _expected() -> tuple[type[BaseException], ...]:
+    """The errors that are the user's to fix. Imported only once something failed: a command that
+    succeeds pays nothing for the modules that define them (an error from one of them means it is
+    loaded already)."""
+    from forklift.config import ConfigError
+    from forklift.credentials.errors import CredentialsError
+    from forklift.images.layout import LayoutError
+    from forklift.images.local import ImageNotFound
+    from forklift.images.store import BlobNotFound
+    from forklift.reference import InvalidReference
+    from forklift.registry.errors import RegistryError
+
+    return (CredentialsError, RegistryError, InvalidReference, ImageNotFound, BlobNotFound, LayoutError, ConfigError,
+            ValueError, OSError)
 
 
 def _api_error_message(exc: Exception) -> str | None:
-    """A refused API call (botocore, imported only by the commands that talk to the server) as one line."""
+    """A refused API call (the CLI's JSON client, or botocore in user-facing flows) as one line."""
+    from forklift.jsonclient import ApiError
+
+    if isinstance(exc, ApiError):
+        return str(exc)
     if not type(exc).__module__.startswith("botocore"):
         return None
     error = (getattr(exc, "response", None) or {}).get("Error")
@@ -33,10 +43,10 @@ def handle_errors(func):
             return func(*args, **kwargs)
         except click.ClickException:
             raise
-        except EXPECTED as exc:
-            logging.getLogger("forklift").debug("command failed", exc_info=True)
-            raise click.ClickException(str(exc)) from None
         except Exception as exc:
+            if isinstance(exc, _expected()):
+                logging.getLogger("forklift").debug("command failed", exc_info=True)
+                raise click.ClickException(str(exc)) from None
             message = _api_error_message(exc)
             if message is None:
                 raise

@@ -1,7 +1,8 @@
 """`forklift experiments run|create|start|stop|clone|list|show|logs|delete`, as Gradient users know them.
 
-Each run of an experiment is a SageMaker training job on the forklift server (`FORKLIFT_URL`, default
-http://127.0.0.1:9400, started in the background when none answers), visible to boto3 as well.
+Each run of an experiment is a SageMaker training job on the forklift server (found as every command
+finds it, default http://127.0.0.1:9400, started in the background when none answers), visible to
+boto3 as well.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from datetime import datetime
 import click
 
 from forklift.cli.errors import handle_errors as _handle_errors
+from forklift.cli.groups import Group
+from forklift.cli.output import api_shape, emit_json, output_option, print_fields, print_table
 
 STATUS_STYLE = {"Completed": "green", "Failed": "red", "Stopped": "yellow", "Stopping": "yellow",
                 "InProgress": "cyan", "Created": "white"}
@@ -106,12 +109,13 @@ def _new_experiment(kwargs: dict):
                          credentials=credentials)
 
 
-@click.group()
+@click.group(cls=Group)
 def experiments() -> None:
     """Gradient-style experiments: each run is a SageMaker training job on the forklift server.
 
-    The server is FORKLIFT_URL (default http://127.0.0.1:9400); when none answers, one is started in the
-    background for this FORKLIFT_HOME. `run` exits 0 when the run Completed, 1 when it Failed (the
+    The server is FORKLIFT_URL, AWS_ENDPOINT_URL_SAGEMAKER or this FORKLIFT_HOME's (default
+    http://127.0.0.1:9400); when none answers, one is started in the background for this FORKLIFT_HOME
+    (`forklift server stop` stops it). `run` exits 0 when the run Completed, 1 when it Failed (the
     FailureReason is printed on stderr) and 2 when it was Stopped.
     """
 
@@ -141,19 +145,19 @@ def run(**kwargs) -> None:
 
 
 def _finish(service, name: str) -> None:
-    from forklift.experiments.service import EXIT_CODES
-
     try:
         job = service.follow(name, follow=True, echo=click.echo, progress=lambda m: _say(f"[{name}] {m}"))
     except KeyboardInterrupt:
         _say(f"\nexperiment {name} keeps running: `forklift experiments logs --follow {name}`")
         raise SystemExit(130) from None
-    status = job["TrainingJobStatus"]
-    if job.get("FailureReason"):
-        _say(f"experiment {name} {status}: {job['FailureReason']}")
-    else:
-        _say(f"experiment {name} {status}")
-    raise SystemExit(EXIT_CODES.get(status, 1))
+    _exit_with(name, job)
+
+
+def _exit_with(name: str, job: dict) -> None:
+    from forklift.logsclient import EXIT_CODES, outcome_line
+
+    _say(outcome_line(f"experiment {name}", job))
+    raise SystemExit(EXIT_CODES.get(job["TrainingJobStatus"], 1))
 
 
 @experiments.command("start")
@@ -183,11 +187,15 @@ def stop(name: str) -> None:
 @click.option("--name", help="Name of the clone (default: <source>-clone-<random>).")
 @click.option("--start", "start_now", is_flag=True, help="Start the clone right away.")
 @click.option("--follow", "-f", is_flag=True, help="With --start: follow the logs and exit with the outcome.")
+@click.option("--hyperparameter", "--hp", multiple=True, metavar="K=V",
+              help="Override one of the source's hyperparameters, or add one (repeatable).")
 @handle_errors
-def clone(source: str, name: str | None, start_now: bool, follow: bool) -> None:
+def clone(source: str, name: str | None, start_now: bool, follow: bool, hyperparameter: tuple[str, ...]) -> None:
     """Copy an experiment: same image, command, workspace and (reused) registry credentials."""
+    from forklift.experiments.request import parse_pairs
+
     service = _service(server=start_now)
-    row = service.clone(source, name)
+    row = service.clone(source, name, hyperparameters=parse_pairs(hyperparameter, "--hyperparameter"))
     _say(f"cloned experiment {source} as {row.name}")
     click.echo(row.name)
     if start_now:
@@ -205,66 +213,79 @@ def _when(value) -> str:
     return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _status(job: dict | None) -> str:
+def _status(job: dict | None) -> tuple[str, str]:
     status = job["TrainingJobStatus"] if job else "Created"
-    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+    return status, STATUS_STYLE.get(status, "white")
+
+
+def _summary(row, job: dict | None) -> dict:
+    """An experiment as `-o json` shows it (its current run's DescribeTrainingJob under TrainingJob)."""
+    return {"Name": row.name, "Status": _status(job)[0], "MachineType": row.machine_type,
+            "InstanceType": row.instance_type, "Container": row.container, "Image": row.image,
+            "Command": row.command, "Workspace": row.workspace, "Environment": dict(row.env),
+            "HyperParameters": dict(row.hyperparameters), "Inputs": dict(row.inputs),
+            "MaxRuntimeInSeconds": row.max_runtime, "RegistryCredentials": bool(row.secret_id),
+            "ClonedFrom": row.cloned_from, "CreationTime": datetime.fromtimestamp(row.created_at).astimezone(),
+            "Runs": row.runs, "TrainingJobName": row.job_name}
 
 
 @experiments.command("list")
+@output_option
 @handle_errors
-def list_experiments() -> None:
+def list_experiments(output: str) -> None:
     """Experiments, newest first."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("NAME", "STATUS", "MACHINE", "CONTAINER", "CREATED", "CLONED FROM", box=None)
-    for row, job in _service().list():
-        table.add_row(row.name, _status(job), row.machine_type, row.container, _when(row.created_at),
-                      row.cloned_from or "-")
-    Console().print(table)
+    found = _service().list()
+    if output == "json":
+        emit_json({"Experiments": [_summary(row, job) for row, job in found]})
+        return
+    print_table(("NAME", "STATUS", "MACHINE", "CONTAINER", "CREATED", "CLONED FROM"),
+                [(row.name, _status(job), row.machine_type, row.container, _when(row.created_at),
+                  row.cloned_from or "-") for row, job in found])
 
 
 @experiments.command("show")
 @click.argument("name")
+@output_option
 @handle_errors
-def show(name: str) -> None:
+def show(name: str, output: str) -> None:
     """An experiment's settings and the status of its current run."""
-    from rich.console import Console
-    from rich.table import Table
-
     service = _service()
     row = service.store.get(name)
     job = service.job(row)
-    table = Table(box=None, show_header=False)
-    rows = [("Name", row.name), ("Status", _status(job) + (f" / {job['SecondaryStatus']}" if job else "")),
-            ("Container", row.container), ("Image", row.image),
-            ("Machine", f"{row.machine_type} ({row.instance_type})" if row.machine_type != row.instance_type
-             else row.instance_type),
-            ("Command", row.command or "- (the image's entrypoint with `train`)"),
-            ("Workspace", f"{row.workspace} -> /opt/ml/code" if row.workspace else "-"),
-            ("Registry credentials", "stored, encrypted" if row.secret_id else "none"),
-            ("Environment", ", ".join(row.env) or "-"),
-            ("Hyperparameters", ", ".join(f"{k}={v}" for k, v in row.hyperparameters.items()) or "-"),
-            ("Inputs", ", ".join(f"{k}={v}" for k, v in row.inputs.items()) or "-"),
-            ("Max runtime", f"{row.max_runtime} s"), ("Cloned from", row.cloned_from or "-"),
-            ("Created", _when(row.created_at)), ("Runs", str(row.runs)), ("Training job", row.job_name or "-")]
+    if output == "json":
+        emit_json({**_summary(row, job), "TrainingJob": api_shape(job) if job else None})
+        return
+    status, style = _status(job)
+    fields = [("Name", row.name), ("Status", (status + (f" / {job['SecondaryStatus']}" if job else ""), style)),
+              ("Container", row.container), ("Image", row.image),
+              ("Machine", f"{row.machine_type} ({row.instance_type})" if row.machine_type != row.instance_type
+               else row.instance_type),
+              ("Command", row.command or "- (the image's entrypoint with `train`)"),
+              ("Workspace", f"{row.workspace} -> /opt/ml/code" if row.workspace else "-"),
+              ("Registry credentials", "stored, encrypted" if row.secret_id else "none"),
+              ("Environment", ", ".join(row.env) or "-"),
+              ("Hyperparameters", ", ".join(f"{k}={v}" for k, v in row.hyperparameters.items()) or "-"),
+              ("Inputs", ", ".join(f"{k}={v}" for k, v in row.inputs.items()) or "-"),
+              ("Max runtime", f"{row.max_runtime} s"), ("Cloned from", row.cloned_from or "-"),
+              ("Created", _when(row.created_at)), ("Runs", str(row.runs)), ("Training job", row.job_name or "-")]
     if job:
-        rows += [("Started", _when(job.get("TrainingStartTime"))), ("Ended", _when(job.get("TrainingEndTime"))),
-                 ("Model", job.get("ModelArtifacts", {}).get("S3ModelArtifacts", "-"))]
+        fields += [("Started", _when(job.get("TrainingStartTime"))), ("Ended", _when(job.get("TrainingEndTime"))),
+                   ("Model", job.get("ModelArtifacts", {}).get("S3ModelArtifacts", "-"))]
         if job.get("FailureReason"):
-            rows.append(("Failure", f"[red]{job['FailureReason']}[/]"))
-    for key, value in rows:
-        table.add_row(f"[bold]{key}[/]", value)
-    Console().print(table)
+            fields.append(("Failure", (job["FailureReason"], "red")))
+    print_fields(fields)
 
 
 @experiments.command("logs")
 @click.argument("name")
-@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the run ends.")
+@click.option("--follow", "-f", is_flag=True,
+              help="Keep printing new lines until the run ends, then exit 0 (Completed), 1 (Failed) or 2 (Stopped).")
 @handle_errors
 def logs(name: str, follow: bool) -> None:
     """The current run's container output (stdout and stderr)."""
-    _service().follow(name, follow=follow, echo=click.echo)
+    job = _service().follow(name, follow=follow, echo=click.echo)
+    if follow:
+        _exit_with(name, job)
 
 
 @experiments.command("delete")

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 import click
 
 from forklift.cli.errors import handle_errors
+from forklift.cli.groups import Group
+from forklift.cli.output import emit_json, output_option, print_table
 from forklift.config import load_settings
 from forklift.credentials.errors import FunctionFailed
 from forklift.reference import parse
@@ -59,7 +61,7 @@ def _secret_values(value: object) -> set[str]:
     return {s for s in found if s}
 
 
-@click.group()
+@click.group(cls=Group)
 def functions() -> None:
     """Register and run credentials-provider functions (RepositoryCredentialsProviderArn)."""
 
@@ -82,16 +84,16 @@ def register_command(name: str, handler: str | None, command: str | None, timeou
 
 
 @functions.command("list")
+@output_option
 @handle_errors
-def list_command() -> None:
-    """List registered functions."""
+def list_command(output: str) -> None:
+    """List registered functions (`-o json`: Lambda's ListFunctions shape)."""
     rows = [f.describe() for f in _registry().list()]
-    header = ("NAME", "RUNTIME", "HANDLER", "TIMEOUT", "ARN")
-    table = [header] + [(r["FunctionName"], r["Runtime"], r["Handler"], f"{r['Timeout']:g}s", r["FunctionArn"])
-                        for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row in table:
-        click.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    if output == "json":
+        emit_json({"Functions": rows})
+        return
+    print_table(("NAME", "RUNTIME", "HANDLER", "TIMEOUT", "ARN"),
+                [(r["FunctionName"], r["Runtime"], r["Handler"], f"{r['Timeout']:g}s", r["FunctionArn"]) for r in rows])
 
 
 @functions.command("show")

@@ -10,10 +10,9 @@ from datetime import datetime
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
-
 from forklift.cli.errors import handle_errors
+from forklift.cli.groups import Group
+from forklift.cli.output import emit_json, output_option, print_table
 from forklift.cli.progress import transfer_progress
 from forklift.config import load_settings
 from forklift.credentials import Credentials, Keychain
@@ -22,11 +21,6 @@ from forklift.images.local import ImageNotFound, ImageStore
 from forklift.images.pull import pull
 from forklift.reference import parse
 from forklift.registry.manifest import parse_platform
-
-console = Console()
-if not console.is_terminal:
-    console.width = 250  # pipes and logs get whole references, not ellipses
-
 
 def keychain_from_options(registry: str, username: str | None, password_stdin: bool) -> Keychain:
     """--username/--password-stdin for `registry` first, then docker's config.json, ECR, anonymous."""
@@ -47,7 +41,7 @@ def credential_options(func):
     return func
 
 
-@click.group()
+@click.group(cls=Group)
 def images() -> None:
     """Pull, build, push and inspect images in forklift's local store."""
 
@@ -152,14 +146,24 @@ def build_command(directory: Path, tag: str, base: str | None, dest: str, entryp
 
 
 @images.command("ls")
+@output_option
 @handle_errors
-def ls_command() -> None:
-    """List images in the local store."""
-    table = Table("REFERENCE", "DIGEST", "PLATFORM", "SIZE", "CREATED", box=None)
-    for record in ImageStore(load_settings()).list():
-        created = datetime.fromtimestamp(record.created_at).strftime("%Y-%m-%d %H:%M")
-        table.add_row(record.reference, record.digest[:19], record.platform or "", _human(record.size), created)
-    console.print(table)
+def ls_command(output: str) -> None:
+    """List images in the local store (those jobs and endpoints pulled too: an image pulled by digest,
+    as endpoints pin theirs, has no tag)."""
+    records = ImageStore(load_settings()).list()
+    if output == "json":
+        emit_json({"Images": [{"Reference": r.reference, "Digest": r.digest, "IndexDigest": r.index_digest,
+                               "MediaType": r.media_type, "Platform": r.platform, "Size": r.size,
+                               "Created": datetime.fromtimestamp(r.created_at).astimezone()} for r in records]})
+        return
+    rows = []
+    for record in records:
+        ref = parse(record.reference)
+        rows.append((ref.familiar_name(), ref.tag or "(by digest)", record.digest.removeprefix("sha256:")[:12],
+                     record.platform or "", _human(record.size),
+                     datetime.fromtimestamp(record.created_at).strftime("%Y-%m-%d %H:%M")))
+    print_table(("REPOSITORY", "TAG", "DIGEST", "PLATFORM", "SIZE", "CREATED"), rows)
 
 
 @images.command("inspect")

@@ -2,57 +2,66 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
+from forklift.cli.apiclient import client, endpoint_option
 from forklift.cli.errors import handle_errors
-from forklift.cli.jobs import _client, _when, endpoint_option
+from forklift.cli.groups import Group
+from forklift.cli.jobs import when
+from forklift.cli.output import api_shape, emit_json, output_option, print_fields, print_table
 
 
-@click.group()
+@click.group(cls=Group)
 def models() -> None:
     """Models (an image, its model data and environment): list, show, delete."""
 
 
 @models.command("list")
 @click.option("--name-contains")
+@output_option
 @endpoint_option
 @handle_errors
-
-def list_models(name_contains: str | None, endpoint_url: str | None) -> None:
+def list_models(name_contains: str | None, output: str, endpoint_url: str | None) -> None:
     """Models, newest first."""
-    from rich.console import Console
-    from rich.table import Table
-
     kwargs = {"SortBy": "CreationTime", "SortOrder": "Descending"}
     if name_contains:
         kwargs["NameContains"] = name_contains
-    table = Table("NAME", "CREATED", box=None)
-    for page in _client("sagemaker", endpoint_url).get_paginator("list_models").paginate(**kwargs):
-        for m in page["Models"]:
-            table.add_row(m["ModelName"], _when(m["CreationTime"]))
-    Console().print(table)
+    found = [m for page in client("sagemaker", endpoint_url).pages("ListModels", **kwargs)
+             for m in page["Models"]]
+    if output == "json":
+        emit_json({"Models": found})
+        return
+    print_table(("NAME", "CREATED"), [(m["ModelName"], when(m["CreationTime"])) for m in found])
 
 
 @models.command("show")
 @click.argument("name")
+@output_option
 @endpoint_option
 @handle_errors
-
-def show(name: str, endpoint_url: str | None) -> None:
-    """A model's definition, as DescribeModel returns it (JSON)."""
-    model = _client("sagemaker", endpoint_url).describe_model(ModelName=name)
-    model.pop("ResponseMetadata", None)
-    click.echo(json.dumps(model, indent=2, default=str))
+def show(name: str, output: str, endpoint_url: str | None) -> None:
+    """A model's image, model data and role (`-o json`: the whole DescribeModel response)."""
+    model = client("sagemaker", endpoint_url).describe_model(ModelName=name)
+    if output == "json":
+        emit_json(api_shape(model))
+        return
+    containers = [model["PrimaryContainer"]] if model.get("PrimaryContainer") else model.get("Containers", [])
+    fields = [("Name", model["ModelName"]), ("ARN", model["ModelArn"]), ("Created", when(model["CreationTime"])),
+              ("Role", model.get("ExecutionRoleArn", "-"))]
+    for number, container in enumerate(containers, 1):
+        label = "" if len(containers) == 1 else f" {number}"
+        access = (container.get("ImageConfig") or {}).get("RepositoryAccessMode", "Platform")
+        fields += [(f"Image{label}", f"{container.get('Image', '-')} ({access} access)"),
+                   (f"Model data{label}", container.get("ModelDataUrl", "-")),
+                   (f"Environment{label}", ", ".join(sorted(container.get("Environment") or {})) or "-")]
+    print_fields(fields)
 
 
 @models.command("delete")
 @click.argument("name")
 @endpoint_option
 @handle_errors
-
 def delete(name: str, endpoint_url: str | None) -> None:
     """Delete a model (endpoints already running from it keep running)."""
-    _client("sagemaker", endpoint_url).delete_model(ModelName=name)
+    client("sagemaker", endpoint_url).delete_model(ModelName=name)
     click.echo(f"model {name} deleted")

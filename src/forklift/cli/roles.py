@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import click
 
 from forklift.cli.errors import handle_errors
+from forklift.cli.groups import Group
+from forklift.cli.output import emit_json, output_option
 from forklift.config import load_settings
 
 if TYPE_CHECKING:
@@ -21,7 +23,7 @@ def _store() -> RoleStore:
     return RoleStore(load_settings())
 
 
-@click.group()
+@click.group(cls=Group)
 def roles() -> None:
     """Define execution roles (IAM-style policies). With none defined, any role may invoke any function."""
 
@@ -42,10 +44,15 @@ def put_command(name: str, policy_file: Path | None, managed: tuple[str, ...]) -
 
 
 @roles.command("list")
+@output_option
 @handle_errors
-def list_command() -> None:
-    """List defined roles."""
-    for role in _store().list():
+def list_command(output: str) -> None:
+    """List defined roles (`-o json`: each as `roles show` describes it)."""
+    roles_ = _store().list()
+    if output == "json":
+        emit_json({"Roles": [role.describe() for role in roles_]})
+        return
+    for role in roles_:
         managed = f"  (managed: {', '.join(role.managed)})" if role.managed else ""
         click.echo(f"{role.arn}{managed}")
 

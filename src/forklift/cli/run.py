@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
 import uuid
 from pathlib import Path
@@ -13,6 +14,8 @@ import click
 from forklift.cli.errors import handle_errors
 from forklift.cli.images import credential_options, keychain_from_options
 from forklift.cli.progress import transfer_progress
+
+RUN_LABEL = "forklift.run"  # the image a `forklift run` container runs (`forklift ps` shows it)
 
 
 def _mount(text: str):
@@ -84,14 +87,32 @@ def run(image: str, args: tuple[str, ...], instance_type: str | None, env: tuple
         name=container_name, rootfs=rootfs, state_dir=settings.home / "containers" / container_name,
         image_config=image_config, entrypoint=[entrypoint] if entrypoint else None,
         args=list(args) if args else None, env=environment, workdir=workdir,
-        mounts=[_mount(m) for m in mounts], network=network or ("isolated" if publish else "none"), **limits,
+        mounts=[_mount(m) for m in mounts], network=network or ("isolated" if publish else "none"),
+        labels={RUN_LABEL: image}, **limits,
     )
-    status = run_foreground(spec, stream=sys.stdout, on_start=_announce if publish else None)
+    try:
+        status = run_foreground(spec, stream=sys.stdout, on_start=_announce if publish else None)
+    finally:
+        _remove_state(spec.state_dir)
     if status.oom_killed:
         click.echo("container was killed: out of memory", err=True)
     elif status.reason not in ("completed", "failed", "exited") and status.message:
         click.echo(f"container ended: {status.reason}: {status.message}", err=True)
     sys.exit(status.code)
+
+
+def _remove_state(state_dir: Path) -> None:
+    """The container's directory (logs, overlay upper layer) goes with it, unless something is still
+    mounted there (then it is left in place, and said)."""
+    prefix = str(state_dir.absolute())
+    try:
+        mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    except OSError:
+        mounts = []
+    if any(m == prefix or m.startswith(prefix + "/") for m in mounts):
+        click.echo(f"warning: {state_dir} is still mounted; left in place", err=True)
+        return
+    shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def _announce(handle) -> None:

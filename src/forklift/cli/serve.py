@@ -1,62 +1,22 @@
 """`forklift serve`: the SageMaker-compatible API on one port.
 
-While it runs, `$FORKLIFT_HOME/server.json` holds `{"url", "pid"}` so other commands can find it;
-the file is removed at exit. `--port 0` picks a free port (read the URL from server.json).
+While it runs, `$FORKLIFT_HOME/server.json` records it (`forklift.serverfile`) so other commands can
+find it; the file is removed at exit. `--port 0` picks a free port (read the URL from server.json).
+It prints a line per job and endpoint state change, and with `-v` a line per request.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 import signal
 import socket
-from pathlib import Path
+import sys
 
 import click
 
 from forklift.cli.errors import handle_errors
-
-SERVER_FILE = "server.json"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _claim(path: Path) -> None:
-    """Refuse to start over a running server's file; a stale one is replaced."""
-    try:
-        current = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return
-    pid = current.get("pid") if isinstance(current, dict) else None
-    if isinstance(pid, int) and pid != os.getpid() and _pid_alive(pid):
-        raise click.ClickException(
-            f"a forklift server is already running (pid {pid}, {current.get('url')}); "
-            f"stop it, or delete {path} if that process is not forklift")
-
-
-def _write_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(data) + "\n")
-    os.replace(tmp, path)
-
-
-def _remove_if_ours(path: Path) -> None:
-    try:
-        if json.loads(path.read_text()).get("pid") == os.getpid():
-            path.unlink()
-    except (OSError, ValueError, AttributeError):
-        pass
-
 
 def _exit_quietly(signum: int, frame: object) -> None:
     raise SystemExit(0)
@@ -77,21 +37,46 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+EVENTS_LOGGER = "forklift.events"
+
+
+def _configure_logging(verbose: int, log_file: str | None) -> None:
+    """State changes always; requests and everything else at INFO with -v, debug with -vv."""
+    stream = open(log_file, "a", buffering=1) if log_file else sys.stderr  # noqa: SIM115 - lives as long as the server
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s" if not verbose else
+                                           "%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING - 10 * min(verbose, 2))
+    logging.getLogger(EVENTS_LOGGER).setLevel(logging.INFO)
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=9400, show_default=True, type=click.IntRange(0, 65535),
               help="Port to listen on (0: any free port).")
 @click.option("--region", help="Region for ARNs when a request is not signed (default: config.toml, else us-east-1).")
 @click.option("--account", help="12-digit account id for ARNs (default: config.toml, else 000000000000).")
+@click.option("-v", "--verbose", count=True, help="A line per request (-vv: debug output).")
+@click.option("--log-file", type=click.Path(dir_okay=False), help="Append the server's output to this file.")
 @handle_errors
-def serve(host: str, port: int, region: str | None, account: str | None) -> None:
-    """Serve the SageMaker, sagemaker-runtime and CloudWatch Logs APIs for boto3's endpoint_url."""
+def serve(host: str, port: int, region: str | None, account: str | None, verbose: int, log_file: str | None) -> None:
+    """Serve the SageMaker, sagemaker-runtime and CloudWatch Logs APIs for boto3's endpoint_url.
+
+    Prints a line per job and endpoint state change (with -v, a line per request too). Ctrl-C or
+    SIGTERM stops it; running jobs and endpoints keep their containers, and the next `forklift serve`
+    picks them up. config.toml is read at start: restart the server after changing it.
+    """
     import uvicorn
 
     from forklift.api import build_services, create_app
     from forklift.api.dataplane import protocol_for
     from forklift.config import load_settings
+    from forklift.serverfile import ServerRunning, claim, remove_record_if_ours, write_record
 
+    verbose = max(verbose, (logging.WARNING - logging.getLogger().getEffectiveLevel()) // 10)  # or `forklift -v serve`
+    _configure_logging(verbose, log_file)
     settings = load_settings()
     region = region or settings.region
     account = account or settings.account
@@ -100,25 +85,31 @@ def serve(host: str, port: int, region: str | None, account: str | None) -> None
     if not re.fullmatch(r"[a-z0-9-]{1,32}", region):
         raise click.BadParameter("not a region name", param_hint="--region")
 
-    server_file = settings.home / SERVER_FILE
-    _claim(server_file)
+    try:
+        claim(settings.home)
+    except ServerRunning as exc:
+        raise click.ClickException(str(exc)) from None
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
     url = f"http://{f'[{host}]' if ':' in host else host}:{bound_port}"
     app = create_app(build_services(settings, region, account))
-    verbose = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
     # A stop waits for requests in flight, but not forever for a client that stalls mid-request.
-    config = uvicorn.Config(app, http=protocol_for(app.invoke), log_config=None, access_log=verbose,
+    config = uvicorn.Config(app, http=protocol_for(app.invoke), log_config=None, access_log=verbose > 0,
                             lifespan="on", log_level=logging.getLogger().getEffectiveLevel(),
                             timeout_graceful_shutdown=30)
-    _write_atomic(server_file, {"url": url, "pid": os.getpid()})
-    # uvicorn shuts down gracefully on SIGTERM, then re-raises it with the handler it found: make
-    # that handler an exit that still runs the cleanup below.
-    previous = signal.signal(signal.SIGTERM, _exit_quietly)
+    write_record(settings.home, url, log=os.path.abspath(log_file) if log_file else None)
+    # uvicorn shuts down gracefully on SIGINT and SIGTERM, then re-raises the signal with the handler
+    # it found: make that handler an exit that still runs the cleanup below (not click's "Aborted!").
+    previous = {sig: signal.signal(sig, _exit_quietly) for sig in (signal.SIGTERM, signal.SIGINT)}
+    events = logging.getLogger(EVENTS_LOGGER)
     try:
-        click.echo(f"forklift serving on {url} (region {region}, account {account})", err=True)
+        events.info("forklift serving on %s (region %s, account %s) for FORKLIFT_HOME=%s", url, region, account,
+                    settings.home)
         uvicorn.Server(config).run(sockets=[sock])
     finally:
-        _remove_if_ours(server_file)
+        remove_record_if_ours(settings.home)
         sock.close()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        events.info("forklift server on %s stopped; running jobs and endpoints keep their containers and the "
+                    "next `forklift serve` picks them up", url)

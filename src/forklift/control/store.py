@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from forklift.control import events
 from forklift.control.models import TrainingJobRow
 from forklift.db import Base, session_factory
 
@@ -68,6 +69,7 @@ class JobStore:
                 raise JobExists(taken)
             row.seq = (session.scalar(select(func.max(TrainingJobRow.seq))) or 0) + 1
             session.add(row)
+        events.training_job(row.name, None, row.status, row.secondary_status)
         return row
 
     def get(self, name: str) -> TrainingJobRow | None:
@@ -80,11 +82,14 @@ class JobStore:
             row = session.get(TrainingJobRow, name, with_for_update=True)
             if row is None:
                 return None
+            before = (row.status, row.secondary_status)
             change(row)
             row.modified_at = time.time()
             # JSON columns are compared by value on flush only when reassigned: copy to be sure.
             row.transitions = [dict(t) for t in row.transitions]
-            return row
+            after = (row.status, row.secondary_status, row.failure_reason)
+        events.training_job(name, before, *after)
+        return row
 
     def active(self) -> list[TrainingJobRow]:
         with self._sessions() as session:

@@ -83,19 +83,14 @@ def start_registry(ctx: DemoContext, user: str) -> None:
 def build_and_push(ctx: DemoContext, user: str) -> None:
     from forklift.config import load_settings
     from forklift.credentials import Credentials, StaticKeychain
-    from forklift.demo.rootfs import build_python_rootfs
-    from forklift.demo.samples import write_program
-    from forklift.images.build import BuildOptions, build
+    from forklift.demo.samples import build_sample_image
     from forklift.images.local import ImageStore
     from forklift.images.push import push, source_from_store
 
     store = ImageStore(load_settings())
-    base = build_python_rootfs(ctx.work / "python-rootfs")
-    code = write_program(ctx.work / "program")
     ctx.training_image = f"{ctx.registry.address}/docker-local/my-training-image:1.0"
     ctx.inference_image = f"{ctx.registry.address}/docker-local/my-inference-image:latest"
-    image = build(store, [base, code], tag=ctx.training_image, options=BuildOptions(
-        entrypoint=["python3", "/opt/program/entry.py"], env=["PYTHONUNBUFFERED=1"], workdir="/opt/ml"))
+    image = build_sample_image(store, ctx.work, ctx.training_image)
     keychain = StaticKeychain(Credentials(user, ctx.password))
     pushed = asyncio.run(push(source_from_store(store, image.reference), ctx.training_image, store,
                               keychain=keychain))

@@ -106,6 +106,17 @@ def write_program(directory: Path) -> Path:
     return directory
 
 
+def build_sample_image(store, work: Path, tag: str):
+    """The sample image (this machine's Python and the program above) in `store` as `tag`."""
+    from forklift.demo.rootfs import build_python_rootfs
+    from forklift.images.build import BuildOptions, build
+
+    base = build_python_rootfs(work / "python-rootfs")
+    code = write_program(work / "program")
+    return build(store, [base, code], tag=tag, options=BuildOptions(
+        entrypoint=["python3", "/opt/program/entry.py"], env=["PYTHONUNBUFFERED=1"], workdir="/opt/ml"))
+
+
 def training_csv(rows: int = 200, seed: int = 7) -> str:
     """Two well-separated clusters: label, x, y."""
     rng = random.Random(seed)

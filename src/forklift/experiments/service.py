@@ -23,12 +23,10 @@ from forklift.experiments.workspace import (
     ensure_buckets,
     upload_workspace,
 )
-from forklift.logsclient import read_forward
+from forklift.logsclient import ACTIVE, follow_training_job
 from forklift.reference import parse
+from forklift.runtime.instance_types import resolve_instance_type
 
-ACTIVE = ("InProgress", "Stopping")
-LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-EXIT_CODES = {"Completed": 0, "Failed": 1, "Stopped": 2}
 
 
 class ExperimentError(ValueError):
@@ -77,6 +75,9 @@ class Experiments:
             workspace_uri=f"s3://{rq.WORKSPACE_BUCKET}/{name}/{rq.CODE_ARCHIVE}" if new.workspace else None,
             inputs=new.inputs, max_runtime=new.max_runtime))
         credentials = new.credentials if new.credentials and not new.credentials.is_anonymous else None
+        clamped = resolve_instance_type(machine.instance_type).warning
+        if clamped:
+            self.say(f"note: {clamped}")
         if machine.is_gpu:
             self._check_cuda(image, credentials)
         row = ExperimentRow(name=name, container=new.container, image=image, command=new.command,
@@ -139,16 +140,25 @@ class Experiments:
         return row.job_name
 
     # -- clone and delete ----------------------------------------------------------------------
-    def clone(self, source: str, name: str | None = None) -> ExperimentRow:
-        """A new experiment with the source's settings, workspace archive and (shared) credentials."""
+    def clone(self, source: str, name: str | None = None,
+              hyperparameters: dict[str, str] | None = None) -> ExperimentRow:
+        """A new experiment with the source's settings, workspace archive and (shared) credentials;
+        `hyperparameters` override the source's, key by key."""
         original = self.store.get(source)
         name = rq.check_name(name or f"{source[:40]}-clone-{uuid.uuid4().hex[:4]}")
         if self.store.exists(name):
             raise ExperimentError(f"an experiment named {name!r} already exists; choose another --name")
+        merged = {**original.hyperparameters, **(hyperparameters or {})}
+        if hyperparameters:
+            rq.check_request(rq.training_request(
+                experiment=name, job=rq.job_name(name, 2), image=original.image,
+                instance_type=original.instance_type, role_arn=self.role_arn, command=original.command,
+                env=original.env, hyperparameters=merged, workspace_uri=original.workspace_uri,
+                inputs=original.inputs, max_runtime=original.max_runtime))
         row = ExperimentRow(name=name, container=original.container, image=original.image, command=original.command,
                             workspace=original.workspace, workspace_uri=original.workspace_uri,
                             machine_type=original.machine_type, instance_type=original.instance_type,
-                            env=dict(original.env), hyperparameters=dict(original.hyperparameters),
+                            env=dict(original.env), hyperparameters=merged,
                             inputs=dict(original.inputs), max_runtime=original.max_runtime,
                             secret_id=original.secret_id, cloned_from=source, runs=0, created_at=time.time())
         if row.secret_id:
@@ -187,27 +197,10 @@ class Experiments:
         return [(row, self.job(row)) for row in self.store.list()]
 
     def follow(self, name: str, *, follow: bool, echo: Callable[[str], None],
-               progress: Callable[[str], None] | None = None, poll: float = 1.0) -> dict | None:
+               progress: Callable[[str], None] | None = None, poll: float = 1.0) -> dict:
         """Print the current run's log lines (all of them, then new ones while it runs with `follow`)."""
         row = self.store.get(name)
         if not row.job_name:
             raise ExperimentError(f"experiment {name} has not been started (`forklift experiments start {name}`)")
-        stream, token, seen = None, None, 0
-        while True:
-            job = self.sagemaker.describe_training_job(TrainingJobName=row.job_name)
-            if progress:
-                transitions = job.get("SecondaryStatusTransitions") or []
-                for step in transitions[seen:]:
-                    progress(f"{step['Status']}: {step.get('StatusMessage', '')}")
-                seen = len(transitions)
-            if stream is None:
-                streams = self.logs.describe_log_streams(logGroupName=LOG_GROUP,
-                                                         logStreamNamePrefix=f"{row.job_name}/")["logStreams"]
-                stream = streams[0]["logStreamName"] if streams else None
-            if stream is not None:
-                events, token = read_forward(self.logs, LOG_GROUP, stream, token)
-                for event in events:
-                    echo(event["message"])
-            if not follow or job["TrainingJobStatus"] not in ACTIVE:
-                return job
-            time.sleep(poll)
+        return follow_training_job(self.sagemaker, self.logs, row.job_name, follow=follow, echo=echo,
+                                   progress=progress, poll=poll)

@@ -1,6 +1,6 @@
 """Push an image (from the local store or an OCI layout) to a registry.
 
-Blobs the registry has are skipped; blobs known to live in another repository of the same registry
+The credentials are checked first; then blobs the registry has are skipped; blobs known to live in another repository of the same registry
 are mounted; the rest are uploaded (in parallel, bounded). Manifests go last, children before an index.
 """
 
@@ -89,6 +89,8 @@ async def push(
         await client.put_manifest(ref.repository, tag, manifest.raw, manifest.media_type)
 
     try:
+        # A wrong password fails here, once, before any blob is read or sent (as `docker push` does).
+        await client.check_login()
         top = source.manifest
         if top.is_index:
             for child in top.manifests:

@@ -1,23 +1,23 @@
 """Talk to container registries (OCI Distribution / Docker Registry HTTP API V2)."""
 
-from forklift.registry.client import RegistryClient, ResolvedImage
-from forklift.registry.errors import (
-    AccessDenied,
-    AuthenticationFailed,
-    DigestMismatch,
-    NotFound,
-    PlatformNotFound,
-    RegistryError,
-    RegistryServerError,
-    RegistryUnreachable,
-    TLSError,
-    TooManyRequests,
-    UnsupportedManifest,
-)
-from forklift.registry.manifest import Descriptor, Manifest, Platform, parse_platform
+from importlib import import_module
 
-__all__ = [
-    "AccessDenied", "AuthenticationFailed", "Descriptor", "DigestMismatch", "Manifest", "NotFound", "Platform",
-    "PlatformNotFound", "RegistryClient", "RegistryError", "RegistryServerError", "RegistryUnreachable",
-    "ResolvedImage", "TLSError", "TooManyRequests", "UnsupportedManifest", "parse_platform",
-]
+# Exported names and the module each lives in, loaded on first use: reading a manifest from the
+# local store (`forklift images ls`) does not import httpx with the client.
+_EXPORTS = {
+    "RegistryClient": "client", "ResolvedImage": "client",
+    **dict.fromkeys(("AccessDenied", "AuthenticationFailed", "DigestMismatch", "NotFound", "PlatformNotFound",
+                     "RegistryError", "RegistryServerError", "RegistryUnreachable", "TLSError", "TooManyRequests",
+                     "UnsupportedManifest"), "errors"),
+    **dict.fromkeys(("Descriptor", "Manifest", "Platform", "parse_platform"), "manifest"),
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'forklift.registry' has no attribute {name!r}")
+    return getattr(import_module(f"forklift.registry.{module}"), name)
+
+
+__all__ = sorted(_EXPORTS)

@@ -63,6 +63,14 @@ class RuncHandle:
             return None
 
     @property
+    def labels(self) -> dict[str, str]:
+        return dict(self._meta.get("labels") or {})
+
+    @property
+    def created(self) -> float | None:
+        return self._meta.get("created")
+
+    @property
     def log_paths(self) -> tuple[Path, Path]:
         return self.stdout_path, self.stderr_path
 

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from forklift.control import events
 from forklift.control.inference.errors import AlreadyExists
 from forklift.control.inference.models import EndpointConfigRow, EndpointInstanceRow, EndpointRow, ModelRow
 from forklift.db import Base, session_factory
@@ -35,6 +36,8 @@ class InferenceStore:
             if taken is not None:
                 raise AlreadyExists(f"Cannot create already existing {what} \"{row.arn}\".")
             session.add(row)
+        if isinstance(row, EndpointRow):
+            events.endpoint(row.name, None, row.status)
         return row
 
     def get(self, kind: type[Row], name: str) -> Row | None:
@@ -47,7 +50,10 @@ class InferenceStore:
 
     def delete(self, kind: type[Row], name: str) -> bool:
         with self._sessions.begin() as session:
-            return session.execute(delete(kind).where(kind.name == name)).rowcount > 0
+            deleted = session.execute(delete(kind).where(kind.name == name)).rowcount > 0
+        if deleted and kind is EndpointRow:
+            events.endpoint(name, None, "Deleted")
+        return deleted
 
     # -- endpoints ---------------------------------------------------------------------------
     def update_endpoint(self, name: str, change: Callable[[EndpointRow], Any]) -> EndpointRow | None:
@@ -55,13 +61,16 @@ class InferenceStore:
             row = session.get(EndpointRow, name, with_for_update=True)
             if row is None:
                 return None
+            before = row.status
             change(row)
             row.modified_at = time.time()
             # JSON columns are flushed only when reassigned: copy so in-place edits are saved.
             row.variants = [dict(v) for v in row.variants or []]
             if row.pending_variants is not None:
                 row.pending_variants = [dict(v) for v in row.pending_variants]
-            return row
+            after = (row.status, row.failure_reason)
+        events.endpoint(name, before, *after)
+        return row
 
     def endpoints_using(self, config_name: str) -> list[str]:
         with self._sessions() as session:

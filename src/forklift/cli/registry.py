@@ -1,0 +1,96 @@
+"""`forklift registry start|status|stop|password`: a local TLS registry to try things on."""
+
+from __future__ import annotations
+
+import click
+
+from forklift.cli.errors import handle_errors
+from forklift.cli.groups import Group
+from forklift.cli.output import emit_json, output_option, print_fields
+
+
+def _home():
+    from forklift.config import forklift_home
+
+    return forklift_home()
+
+
+@click.group(cls=Group)
+def registry() -> None:
+    """A private registry on this machine (CNCF distribution with TLS and auth) to try forklift on.
+
+    Its CA goes to $FORKLIFT_HOME/certs.d and its user's password is saved as `forklift login` saves
+    one, so `forklift images`, jobs and endpoints use it with no flags.
+    """
+
+
+@registry.command("start")
+@click.option("--port", default=5443, show_default=True, type=click.IntRange(1, 65535), help="Port on localhost.")
+@click.option("--auth", type=click.Choice(["basic", "token"]), default="basic", show_default=True,
+              help="htpasswd basic auth, or bearer tokens from a token server of its own.")
+@click.option("--user", default="forklift", show_default=True, help="The registry's user.")
+@handle_errors
+def start_command(port: int, auth: str, user: str) -> None:
+    """Start the registry in the background; prints its address (the data stays across restarts)."""
+    from forklift.localregistry import RegistryProblem, start
+
+    home = _home()
+    try:
+        state = start(home, port=port, auth=auth, user=user)
+    except RegistryProblem as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"registry at https://{state.address} ({auth} auth), user {state.user}; its password is saved "
+               f"as `forklift login` saves one (`forklift registry password` prints it), its CA in "
+               f"{home / 'certs.d' / state.address}", err=True)
+    click.echo(state.address)
+
+
+@registry.command("status")
+@output_option
+@handle_errors
+def status_command(output: str) -> None:
+    """Whether the registry runs, where, with which auth and user; exits 1 when it does not."""
+    from forklift.localregistry import directory, read_state
+
+    home = _home()
+    state = read_state(home)
+    running = state is not None and state.running
+    status = {"Running": running, "Directory": str(directory(home))}
+    if state is not None:
+        status.update(Address=state.address, Auth=state.auth, User=state.user, Pid=state.pid,
+                      TokenServerPid=state.token_pid)
+    if output == "json":
+        emit_json(status)
+    elif running:
+        print_fields([("Address", state.address), ("Auth", state.auth), ("User", state.user),
+                      ("Pid", str(state.pid)), ("Data", status["Directory"])])
+    else:
+        click.echo("the local registry is not running (`forklift registry start`)")
+    raise SystemExit(0 if running else 1)
+
+
+@registry.command("stop")
+@handle_errors
+def stop_command() -> None:
+    """Stop the registry (its images and the saved password stay for the next start)."""
+    from forklift.localregistry import stop
+
+    state = stop(_home())
+    click.echo(f"registry on {state.address} stopped" if state else "the local registry was not running", err=True)
+
+
+@registry.command("password")
+@handle_errors
+def password_command() -> None:
+    """Print the registry user's password (for a credentials function or --registryPassword), like
+    `aws ecr get-login-password`."""
+    from forklift.localregistry import read_state, saved_password
+
+    state = read_state(_home())
+    if state is None:
+        raise click.ClickException("the local registry has not been started (`forklift registry start`)")
+    password = saved_password(state.address, state.user)
+    if password is None:
+        raise click.ClickException(f"no saved password for {state.user} at {state.address} (a `forklift logout` "
+                                   "removed it?): `forklift registry stop && forklift registry start` sets a new one")
+    click.echo(password)

@@ -1,0 +1,101 @@
+"""`forklift server start|status|stop`: `forklift serve` in the background for this FORKLIFT_HOME."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import click
+
+from forklift.cli.errors import handle_errors
+from forklift.cli.groups import Group
+from forklift.cli.output import emit_json, output_option, print_fields
+
+
+def _home():
+    from forklift.config import forklift_home
+
+    return forklift_home()
+
+
+@click.group(cls=Group)
+def server() -> None:
+    """The forklift server in the background: start, status, stop.
+
+    `start` runs `forklift serve` detached (output in $FORKLIFT_HOME/server.log) and returns once it
+    answers; every command finds it through $FORKLIFT_HOME/server.json. `forklift serve` runs it in the
+    foreground instead.
+    """
+
+
+@server.command("start")
+@click.option("--port", default=9400, show_default=True, type=click.IntRange(1, 65535), help="Port on 127.0.0.1.")
+@handle_errors
+def start_command(port: int) -> None:
+    """Start the server in the background and print its URL (nothing to do when one runs)."""
+    from forklift.background import ServerUnavailable, answers, log_path, start
+    from forklift.serverfile import live_record
+
+    home = _home()
+    record = live_record(home)
+    if record is not None and answers(record.url):
+        click.echo(f"forklift server already running at {record.url} (pid {record.pid})", err=True)
+        click.echo(record.url)
+        return
+    url = f"http://127.0.0.1:{port}"
+    if answers(url):
+        raise click.ClickException(f"another server answers at {url} (not this FORKLIFT_HOME's); choose --port")
+    try:
+        pid = start(home, url)
+    except ServerUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"forklift server started at {url} (pid {pid}, log {log_path(home)})", err=True)
+    click.echo(url)
+
+
+def _status(home) -> dict:
+    from forklift.background import answers, log_path
+    from forklift.serverfile import pid_alive, read_record, record_path
+
+    record = read_record(home)
+    if record is None:
+        return {"Running": False, "Home": str(home)}
+    alive = pid_alive(record.pid)
+    return {"Running": alive, "Answering": alive and answers(record.url), "Url": record.url, "Pid": record.pid,
+            "Started": datetime.fromtimestamp(record.started).astimezone() if record.started else None,
+            "Log": record.log or str(log_path(home)), "Home": str(home),
+            "Record": str(record_path(home)) + ("" if alive else " (stale: the process is gone)")}
+
+
+@server.command("status")
+@output_option
+@handle_errors
+def status_command(output: str) -> None:
+    """Whether this FORKLIFT_HOME's server runs, where, and since when; exits 1 when none runs."""
+    status = _status(_home())
+    if output == "json":
+        emit_json(status)
+    elif not status["Running"]:
+        click.echo(f"no forklift server is running for FORKLIFT_HOME={status['Home']}")
+    else:
+        started = status["Started"]
+        uptime = f" (up {int(time.time() - started.timestamp())} s)" if started else ""
+        print_fields([("Url", status["Url"]), ("Pid", str(status["Pid"])),
+                      ("Answering", "yes" if status["Answering"] else ("no", "red")),
+                      ("Started", (started.strftime("%Y-%m-%d %H:%M:%S") if started else "-") + uptime),
+                      ("Log", status["Log"]), ("Home", status["Home"])])
+    raise SystemExit(0 if status["Running"] else 1)
+
+
+@server.command("stop")
+@handle_errors
+def stop_command() -> None:
+    """Stop this FORKLIFT_HOME's server (a graceful stop: running jobs and endpoints keep going and
+    the next server picks them up)."""
+    from forklift.background import ServerUnavailable, stop
+
+    try:
+        pid = stop(_home())
+    except ServerUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"forklift server (pid {pid}) stopped" if pid else "no forklift server was running", err=True)

@@ -1,0 +1,178 @@
+"""The AWS JSON protocol over `http.client`, for the commands people type.
+
+boto3 takes about 0.4 s to import and build a client; the CLI's calls to `forklift serve` are plain
+awsJson1.1 requests (`POST /`, `X-Amz-Target: SageMaker.DescribeTrainingJob`), so the commands make
+them with the standard library and answer in tens of milliseconds. The calls look like boto3's
+(`client.describe_training_job(TrainingJobName=...)`, `client.pages("ListTrainingJobs", ...)`), and a
+refused call raises `ApiError` with the server's code and message. SageMaker timestamps (epoch
+seconds in members named `...Time`) come back as datetimes, as boto3 returns them.
+
+User code and the SDK keep using boto3; this is only the CLI's transport.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+SERVICES = {"sagemaker": "SageMaker", "logs": "Logs_20140328"}
+CONTENT_TYPE = "application/x-amz-json-1.1"
+TIMEOUT = 120.0
+MAX_RESPONSE = 64 * 1024 * 1024
+
+
+class ApiError(Exception):
+    """The server refused a call: its HTTP status, AWS error code and message."""
+
+    def __init__(self, status: int, code: str, message: str):
+        self.status, self.code, self.message = status, code, message
+        super().__init__(f"{code}: {message}")
+
+
+class Unreachable(ApiError):
+    def __init__(self, url: str, reason: str):
+        super().__init__(0, "Unreachable", f"cannot reach the forklift server at {url}: {reason}")
+
+
+def _operation(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def _datetimes(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: (datetime.fromtimestamp(v, UTC) if k.endswith("Time") and isinstance(v, (int, float))
+                    and not isinstance(v, bool) else _datetimes(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_datetimes(v) for v in value]
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+class JsonClient:
+    """One service (`sagemaker` or `logs`) of the server at `url`, over one kept-alive connection."""
+
+    def __init__(self, service: str, url: str, *, headers: dict[str, str] | None = None, timeout: float = TIMEOUT):
+        self.target_prefix = SERVICES[service]
+        self.convert_times = service == "sagemaker"  # Logs' times are epoch milliseconds, kept as numbers
+        self.url = url.rstrip("/")
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise Unreachable(url, "not an http:// or https:// URL")
+        self._parts, self._timeout = parts, timeout
+        self._headers = dict(headers or {})
+        self._connection: http.client.HTTPConnection | None = None
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._connection is None:
+            parts = self._parts
+            if parts.scheme == "https":
+                self._connection = http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=self._timeout,
+                                                               context=ssl.create_default_context())
+            else:
+                self._connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=self._timeout)
+        return self._connection
+
+    def call(self, operation: str, **params: Any) -> dict:
+        body = json.dumps(params, default=_jsonable).encode()
+        headers = {**self._headers, "Content-Type": CONTENT_TYPE, "X-Amz-Target": f"{self.target_prefix}.{operation}",
+                   "Accept": "application/json"}
+        for attempt in (1, 2):  # a kept-alive connection the server closed meanwhile: once more, fresh
+            connection = self._connect()
+            try:
+                connection.request("POST", self._parts.path or "/", body=body, headers=headers)
+                response = connection.getresponse()
+                data = response.read(MAX_RESPONSE + 1)
+                break
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                self.close()
+                if attempt == 2:
+                    raise Unreachable(self.url, str(exc) or type(exc).__name__) from None
+            except OSError as exc:
+                self.close()
+                raise Unreachable(self.url, exc.strerror or str(exc)) from None
+        if len(data) > MAX_RESPONSE:
+            self.close()
+            raise ApiError(response.status, "ResponseTooLarge", f"{operation}'s answer is over {MAX_RESPONSE} bytes")
+        try:
+            document = json.loads(data) if data else {}
+        except ValueError:
+            raise ApiError(response.status, "InvalidResponse",
+                           f"{operation}: the server answered {response.status} without JSON") from None
+        if response.status >= 400:
+            code = str(document.get("__type", "") or response.reason).rsplit("#", 1)[-1]
+            raise ApiError(response.status, code, str(document.get("message") or document.get("Message") or ""))
+        return _datetimes(document) if self.convert_times else document
+
+    def pages(self, operation: str, **params: Any) -> Iterator[dict]:
+        """Every page of a listing, following NextToken (SageMaker) or nextToken (Logs)."""
+        seen: set[str] = set()
+        while True:
+            page = self.call(operation, **params)
+            yield page
+            token = page.get("NextToken") or page.get("nextToken")
+            if not token or token in seen:
+                return
+            seen.add(token)
+            params["NextToken" if "NextToken" in page else "nextToken"] = token
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def __getattr__(self, name: str):
+        if not re.fullmatch(r"[a-z]+(_[a-z0-9]+)*", name):
+            raise AttributeError(name)
+        operation = _operation(name)
+        return lambda **params: self.call(operation, **params)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    body: bytes
+    content_type: str
+    variant: str
+
+
+def invoke_endpoint(url: str, endpoint: str, body: bytes, headers: dict[str, str],
+                    timeout: float = TIMEOUT) -> Invocation:
+    """sagemaker-runtime's InvokeEndpoint (rest-json: `POST /endpoints/<name>/invocations`); a refused
+    call raises ApiError, a container's error `ModelError` with its `OriginalStatusCode`/`OriginalMessage`
+    in the message."""
+    parts = urlsplit(url.rstrip("/"))
+    factory = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection = factory(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), timeout=timeout)
+    try:
+        connection.request("POST", f"{parts.path}/endpoints/{quote(endpoint, safe='')}/invocations", body=body,
+                           headers=headers)
+        response = connection.getresponse()
+        data = response.read(MAX_RESPONSE + 1)
+    except OSError as exc:
+        raise Unreachable(url, exc.strerror or str(exc)) from None
+    finally:
+        connection.close()
+    if response.status >= 400:
+        try:
+            document = json.loads(data)
+        except ValueError:
+            document = {}
+        code = (response.getheader("x-amzn-ErrorType") or document.get("__type") or response.reason).split(":")[0]
+        message = str(document.get("message") or document.get("Message") or "")
+        if "OriginalStatusCode" in document:
+            message = (f"the container answered {document['OriginalStatusCode']}: "
+                       f"{document.get('OriginalMessage', '')}")
+        raise ApiError(response.status, code, message)
+    return Invocation(data, response.getheader("Content-Type", ""),
+                      response.getheader("x-Amzn-Invoked-Production-Variant", ""))

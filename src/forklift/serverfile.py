@@ -1,0 +1,117 @@
+"""Which forklift server a command talks to, and the record a running server leaves behind.
+
+While `forklift serve` runs, `$FORKLIFT_HOME/server.json` holds `{"url", "pid", "started", "log"}`;
+it is removed at exit. A command that talks to the API finds its server in this order:
+
+    --endpoint-url URL                 (the command's option)
+    FORKLIFT_URL                       (forklift's own variable)
+    AWS_ENDPOINT_URL_SAGEMAKER         (boto3's variable, which user code reads too)
+    $FORKLIFT_HOME/server.json         (the server started for this FORKLIFT_HOME)
+
+Standard library only: every command that talks to a server imports this first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+SERVER_FILE = "server.json"
+URL_VARIABLES = ("FORKLIFT_URL", "AWS_ENDPOINT_URL_SAGEMAKER")
+DEFAULT_URL = "http://127.0.0.1:9400"
+
+
+class NoServer(Exception):
+    """No server is named for this command; the message says how to start or name one."""
+
+
+class ServerRunning(Exception):
+    """A live server already owns this FORKLIFT_HOME's server.json."""
+
+
+@dataclass(frozen=True)
+class ServerRecord:
+    url: str
+    pid: int
+    started: float | None = None
+    log: str | None = None  # where a server started in the background writes its output
+
+
+def record_path(home: Path) -> Path:
+    return home / SERVER_FILE
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, ended but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return not Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return True
+
+
+def read_record(home: Path) -> ServerRecord | None:
+    """The recorded server, whether or not its process still runs; None when there is no record."""
+    try:
+        data = json.loads(record_path(home).read_text())
+        return ServerRecord(url=str(data["url"]), pid=int(data["pid"]), started=data.get("started"),
+                            log=data.get("log"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def live_record(home: Path) -> ServerRecord | None:
+    """The recorded server if its process is alive."""
+    record = read_record(home)
+    return record if record is not None and pid_alive(record.pid) else None
+
+
+def claim(home: Path) -> None:
+    """Refuse to start over a live server's record; a stale one is replaced later."""
+    record = live_record(home)
+    if record is not None and record.pid != os.getpid():
+        raise ServerRunning(f"a forklift server is already running for FORKLIFT_HOME={home} (pid {record.pid}, "
+                            f"{record.url}): stop it with `forklift server stop`, or delete {record_path(home)} "
+                            "if that process is not forklift")
+
+
+def write_record(home: Path, url: str, log: str | None = None) -> None:
+    path = record_path(home)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    record = ServerRecord(url=url, pid=os.getpid(), started=time.time(), log=log)
+    tmp.write_text(json.dumps(asdict(record)) + "\n")
+    os.replace(tmp, path)
+
+
+def remove_record_if_ours(home: Path) -> None:
+    record = read_record(home)
+    if record is not None and record.pid == os.getpid():
+        try:
+            record_path(home).unlink()
+        except OSError:
+            pass
+
+
+def server_url(home: Path, explicit: str | None = None) -> tuple[str, str]:
+    """(URL, where it came from) for a command's server, in the order the module docstring gives."""
+    if explicit:
+        return explicit.rstrip("/"), "--endpoint-url"
+    for variable in URL_VARIABLES:
+        value = os.environ.get(variable, "").strip()
+        if value:
+            return value.rstrip("/"), variable
+    record = read_record(home)
+    if record is not None and pid_alive(record.pid):
+        return record.url.rstrip("/"), str(record_path(home))
+    stale = f" ({record_path(home)} names pid {record.pid}, which is not running)" if record else ""
+    raise NoServer(f"no forklift server is running for FORKLIFT_HOME={home}{stale}: start one with "
+                   "`forklift server start` (or `forklift serve` in another terminal), or name one with "
+                   "--endpoint-url or FORKLIFT_URL")
