@@ -37,6 +37,7 @@ bench: setup
 	$(PY) bench/start.py
 	$(PY) bench/api.py
 	$(PY) bench/invoke.py
+	$(PY) bench/cli.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
