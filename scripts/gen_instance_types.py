@@ -76,6 +76,8 @@ EXPLICIT: dict[str, dict[str, tuple[float, int, int]]] = {
 }
 # Burstable families whose `medium` has 2 vCPUs (elsewhere `medium` is 1).
 TWO_VCPU_MEDIUM = {"t2", "t3"}
+# Sizes whose vCPUs are not 4 per `xlarge`.
+VCPU_EXCEPTIONS = {"ml.c4.8xlarge": 36}
 
 
 def vcpus(family: str, size: str) -> int:
@@ -91,7 +93,7 @@ def vcpus(family: str, size: str) -> int:
 
 def figures(name: str) -> dict:
     _, family, size = name.split(".", 2)
-    cpu = vcpus(family, size)
+    cpu = VCPU_EXCEPTIONS.get(name) or vcpus(family, size)
     if family in EXPLICIT:
         if size not in EXPLICIT[family]:
             raise SystemExit(f"gen_instance_types: no figures for {name}: add its size to EXPLICIT[{family!r}]")
@@ -101,7 +103,7 @@ def figures(name: str) -> dict:
         ratio = MEMORY_PER_VCPU_FAMILY.get(base, MEMORY_PER_VCPU.get(base[0]))
         if ratio is None or not re.fullmatch(r"[cmr]\d+[a-z]*", base):
             raise SystemExit(f"gen_instance_types: unknown instance family {family!r} ({name}): add its figures")
-        memory, gpus, accelerators = cpu * ratio, 0, 0
+        memory, gpus, accelerators = vcpus(family, size) * ratio, 0, 0
     entry = {"vcpu": cpu, "memory_gib": memory, "gpus": gpus}
     if accelerators:
         entry["accelerators"] = accelerators

@@ -98,7 +98,13 @@ def test_config_check_names_the_file_the_key_and_the_fix(env):
 
     config.write_text("stop_grace_seconds = -1\n")
     negative = forklift(env, "config", "check")
-    assert negative.returncode == 1 and "stop_grace_seconds = -1: must be a number >= 0" in negative.stderr
+    assert negative.returncode == 1 and "stop_grace_seconds = -1: must be a number from 0 to 86400" in negative.stderr
+    # TOML has nan and inf: neither is a timeout, an interval or a size.
+    config.write_text("[inference]\nhealth_check_interval_seconds = nan\n[capacity]\nmemory_gib = inf\n")
+    unbounded = forklift(env, "config", "check")
+    assert unbounded.returncode == 1 and "Traceback" not in unbounded.stderr
+    assert "inference.health_check_interval_seconds = NaN: must be a number" in unbounded.stderr
+    assert "capacity.memory_gib = Infinity: must be a number" in unbounded.stderr
 
 
 def test_config_keys_lists_every_key_with_its_restart_rule(env):
@@ -220,6 +226,8 @@ def test_registry_start_push_pull_status_stop(env, auth):
         status = forklift(env, "registry", "status", "-o", "json")
         assert status.returncode == 0 and json.loads(status.stdout)["Auth"] == auth
         assert password not in status.stdout
+        if auth == "token":
+            _token_server_refuses_cleanly(json.loads(status.stdout)["TokenServer"], home_of(env), password)
 
         pushed = forklift(env, "samples", "push", f"{address}/team", timeout=180)
         assert pushed.returncode == 0, pushed.stderr
@@ -238,6 +246,51 @@ def test_registry_start_push_pull_status_stop(env, auth):
         stopped = forklift(env, "registry", "stop", timeout=60)
     assert stopped.returncode == 0 and "stopped" in stopped.stderr
     assert forklift(env, "registry", "status").returncode == 1
+
+
+def _token_server_refuses_cleanly(realm: str, home: Path, password: str) -> None:
+    """Wrong, over-long (bcrypt takes 72 bytes) and malformed credentials get an answer, not a dropped connection."""
+    import ssl
+
+    import httpx
+
+    ca = ssl.create_default_context(cafile=str(home / "registry" / "pki" / "ca.crt"))
+    form = {"grant_type": "password", "service": "forklift-local-registry", "client_id": "test",
+            "scope": "repository:team/x:pull"}
+    for user, secret in (("forklift", "wrong"), ("forklift", "x" * 80), ("nobody", password)):
+        answer = httpx.post(realm, data={**form, "username": user, "password": secret}, verify=ca, timeout=10)
+        assert answer.status_code == 401, (user, answer.status_code)
+    assert httpx.post(realm, data={"grant_type": "refresh_token"}, verify=ca, timeout=10).status_code == 400
+    assert httpx.post(realm, content=b"x" * 70_000, verify=ca, timeout=10,
+                      headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code == 413
+    granted = httpx.post(realm, data={**form, "username": "forklift", "password": password}, verify=ca, timeout=10)
+    assert granted.status_code == 200 and granted.json()["expires_in"] == 300
+    anonymous = httpx.get(realm, params={"scope": "repository:team/x:pull"}, verify=ca, timeout=10)
+    assert anonymous.status_code == 200  # a token that grants nothing, as the protocol says
+
+
+def test_stop_commands_never_signal_a_process_that_reused_a_recorded_pid(env):
+    """After a crash or a reboot, server.json and the registry's state.json may name a pid that another
+    process has now: `stop` leaves it alone."""
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        home = home_of(env)
+        (home / "server.json").write_text(json.dumps({"url": "http://127.0.0.1:9", "pid": bystander.pid,
+                                                      "pid_start": 1, "started": 0}))
+        (home / "registry").mkdir()
+        (home / "registry" / "state.json").write_text(json.dumps({
+            "port": free_port(), "auth": "token", "user": "forklift", "pid": bystander.pid, "pid_start": 1,
+            "token_pid": bystander.pid, "token_pid_start": 1, "token_port": free_port()}))
+        server = forklift(env, "server", "stop")
+        assert server.returncode == 0 and "no forklift server was running" in server.stderr
+        assert forklift(env, "server", "status").returncode == 1
+        registry = forklift(env, "registry", "stop")
+        assert registry.returncode == 0, registry.stderr
+        time.sleep(0.2)
+        assert bystander.poll() is None, "a stop signalled a process that is not forklift's"
+    finally:
+        bystander.kill()
+        bystander.wait()
 
 
 def test_samples_data_is_csv(env):

@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from forklift.serverfile import live_record, pid_alive
+from forklift.serverfile import live_record, same_process
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 40.0  # the server waits up to 30 s for requests in flight
@@ -29,13 +29,27 @@ class ServerUnavailable(RuntimeError):
     pass
 
 
+# A proxy in http_proxy would answer for a loopback server (or not at all): never through one.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def answers(url: str, timeout: float = 2.0) -> bool:
     """Whether a forklift (or SageMaker-like) server answers `GET /ping` at `url`."""
     try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}/ping", timeout=timeout) as response:
+        with _DIRECT.open(f"{url.rstrip('/')}/ping", timeout=timeout) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+def log_tail(path: Path, size: int = 1500) -> str:
+    """The last `size` bytes of a log that may have grown large."""
+    try:
+        with open(path, "rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - size))
+            return log.read().decode(errors="replace").strip()
+    except OSError:
+        return ""
 
 
 def log_path(home: Path) -> Path:
@@ -61,23 +75,34 @@ def start(home: Path, url: str) -> int:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            tail = log.read_text(errors="replace")[-1500:].strip()
-            raise ServerUnavailable(f"forklift serve exited with status {process.returncode} (log {log}):\n{tail}")
+            record = live_record(home)
+            if record is not None and answers(url):  # another command started one at the same moment
+                return record.pid
+            raise ServerUnavailable(f"forklift serve exited with status {process.returncode} (log {log}):\n"
+                                    f"{log_tail(log)}")
         if answers(url, timeout=1.0):
             return process.pid
         time.sleep(0.2)
-    raise ServerUnavailable(f"forklift serve did not answer at {url} within {START_TIMEOUT:g} s (log {log})")
+    process.terminate()
+    raise ServerUnavailable(f"forklift serve did not answer at {url} within {START_TIMEOUT:g} s, and was stopped "
+                            f"(log {log})")
 
 
 def stop(home: Path, timeout: float = STOP_TIMEOUT) -> int | None:
     """Stop the server recorded for `home` (SIGTERM: a graceful stop); its pid, or None when none runs."""
-    record = live_record(home)
+    record = live_record(home)  # the recorded server, not whatever got its pid later
     if record is None:
         return None
-    os.kill(record.pid, signal.SIGTERM)
+    try:
+        os.kill(record.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return record.pid
+    except PermissionError:
+        raise ServerUnavailable(f"the forklift server (pid {record.pid}) belongs to another user: stop it as "
+                                "that user") from None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not pid_alive(record.pid):
+        if not same_process(record.pid, record.pid_start):
             return record.pid
         time.sleep(0.1)
     raise ServerUnavailable(f"the forklift server (pid {record.pid}) did not stop within {timeout:g} s; "

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 import re
 import tomllib
@@ -92,13 +93,17 @@ def _host_list(value: Any) -> str | None:
     return None
 
 
-def _number(minimum: float, integer: bool = False) -> Callable[[Any], str | None]:
+def _number(minimum: float, maximum: float, integer: bool = False) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
         ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-        if isinstance(value, bool) or not ok or value < minimum:
-            return f"must be {'an integer' if integer else 'a number'} >= {minimum:g}"
+        # nan and inf are TOML floats too: neither makes a timeout, an interval or a size.
+        if isinstance(value, bool) or not ok or not math.isfinite(value) or not minimum <= value <= maximum:
+            return f"must be {'an integer' if integer else 'a number'} from {minimum:g} to {maximum:g}"
         return None
     return check
+
+
+DAY = 86400.0
 
 
 def _matching(pattern: str, what: str) -> Callable[[Any], str | None]:
@@ -117,17 +122,17 @@ SCHEMA: dict[str, Key | dict[str, Key]] = {
     "region": Key("a region name", _matching(r"[a-z0-9-]{1,32}", 'a region name such as "us-east-1"')),
     "account": Key("a 12-digit account id", _matching(r"\d{12}", 'a 12-digit account id such as "000000000000"')),
     "insecure_registries": Key("a list of host[:port] strings", _host_list),
-    "max_concurrent_downloads": Key("an integer >= 1", _number(1, integer=True)),
-    "max_concurrent_uploads": Key("an integer >= 1", _number(1, integer=True)),
+    "max_concurrent_downloads": Key("an integer from 1 to 64", _number(1, 64, integer=True)),
+    "max_concurrent_uploads": Key("an integer from 1 to 64", _number(1, 64, integer=True)),
     "platform_registries": Key("a list of host[:port] strings", _host_list),
-    "stop_grace_seconds": Key("a number of seconds", _number(0)),
+    "stop_grace_seconds": Key("a number of seconds", _number(0, DAY)),
     "s3_endpoint_url": Key("an http(s):// URL", _http_url, restart=False),
-    "capacity": {"cpus": Key("a number of CPUs", _number(0.01)),
-                 "memory_gib": Key("a number of GiB", _number(0.01))},
-    "inference": {"startup_health_check_timeout_seconds": Key("a number of seconds", _number(1)),
-                  "health_check_interval_seconds": Key("a number of seconds", _number(0.01)),
-                  "unhealthy_after_failed_pings": Key("an integer >= 1", _number(1, integer=True)),
-                  "stop_grace_seconds": Key("a number of seconds", _number(0))},
+    "capacity": {"cpus": Key("a number of CPUs", _number(0.01, 100_000)),
+                 "memory_gib": Key("a number of GiB", _number(0.01, 1_000_000))},
+    "inference": {"startup_health_check_timeout_seconds": Key("a number of seconds", _number(1, DAY)),
+                  "health_check_interval_seconds": Key("a number of seconds", _number(0.01, 3600)),
+                  "unhealthy_after_failed_pings": Key("an integer from 1 to 1000", _number(1, 1000, integer=True)),
+                  "stop_grace_seconds": Key("a number of seconds", _number(0, DAY))},
 }
 
 
@@ -156,9 +161,11 @@ def config_problems(data: dict, schema: dict = SCHEMA, prefix: str = "") -> list
     return problems
 
 
-def read_config_file(home: Path) -> tuple[Path, dict]:
+def read_config_file(home: Path, *, check: bool = True) -> tuple[Path, dict]:
     """`$FORKLIFT_HOME/config.toml` parsed and checked (empty when absent). Each package reads its
-    own keys from it."""
+    own keys from it. `check=False` is for a key read again at each use by a running server: a typo
+    elsewhere in the file, made since the server started, must not break what already runs (the
+    reader checks its own key)."""
     path = home / "config.toml"
     if not path.exists():
         return path, {}
@@ -168,7 +175,7 @@ def read_config_file(home: Path) -> tuple[Path, dict]:
         raise ConfigError(f"{path}: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
-    problems = config_problems(data)
+    problems = config_problems(data) if check else []
     if len(problems) == 1:
         raise ConfigError(f"{path}: {problems[0]}")
     if problems:

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 SERVICES = {"sagemaker": "SageMaker", "logs": "Logs_20140328"}
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -38,17 +38,69 @@ class ApiError(Exception):
 
 class Unreachable(ApiError):
     def __init__(self, url: str, reason: str):
-        super().__init__(0, "Unreachable", f"cannot reach the forklift server at {url}: {reason}")
+        super().__init__(0, "Unreachable", f"cannot reach the forklift server at {_shown(url)}: {reason}")
+
+
+def _shown(url: str) -> str:
+    """`url` without any user:password@ it was given with."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    return parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")).geturl()
+
+
+def _endpoint(url: str) -> tuple[SplitResult, type[http.client.HTTPConnection]]:
+    parts = urlsplit(url.rstrip("/"))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Unreachable(url, "not an http:// or https:// URL")
+    return parts, http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+
+
+def _read_whole(response: http.client.HTTPResponse, what: str) -> bytes:
+    """The answer's body, refused when it is larger than MAX_RESPONSE or shorter than announced."""
+    try:
+        data = response.read(MAX_RESPONSE + 1)
+    except http.client.IncompleteRead as exc:
+        raise ApiError(response.status, "IncompleteResponse", f"{what}: the answer ended after {len(exc.partial)} "
+                       "bytes, before its announced length") from None
+    if len(data) > MAX_RESPONSE:
+        raise ApiError(response.status, "ResponseTooLarge", f"{what}: the answer is over {MAX_RESPONSE} bytes")
+    if response.length:  # Content-Length announced more than came
+        raise ApiError(response.status, "IncompleteResponse",
+                       f"{what}: the answer ended {response.length} bytes short of its announced length")
+    return data
+
+
+def _failure(exc: Exception) -> str:
+    if isinstance(exc, http.client.HTTPException):  # its text is whatever the peer sent: not repeated
+        return f"the answer is not HTTP a forklift server would send ({type(exc).__name__})"
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+def _error_document(data: bytes) -> dict:
+    try:
+        document = json.loads(data)
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
 
 
 def _operation(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
 
 
+def _datetime(value: float) -> datetime | float:
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):  # not a time any calendar holds: kept as the number it was
+        return value
+
+
 def _datetimes(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: (datetime.fromtimestamp(v, UTC) if k.endswith("Time") and isinstance(v, (int, float))
-                    and not isinstance(v, bool) else _datetimes(v)) for k, v in value.items()}
+        return {k: (_datetime(v) if k.endswith("Time") and isinstance(v, (int, float)) and not isinstance(v, bool)
+                    else _datetimes(v)) for k, v in value.items()}
     if isinstance(value, list):
         return [_datetimes(v) for v in value]
     return value
@@ -67,49 +119,51 @@ class JsonClient:
         self.target_prefix = SERVICES[service]
         self.convert_times = service == "sagemaker"  # Logs' times are epoch milliseconds, kept as numbers
         self.url = url.rstrip("/")
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise Unreachable(url, "not an http:// or https:// URL")
-        self._parts, self._timeout = parts, timeout
+        self._parts, self._factory = _endpoint(self.url)
+        self._timeout = timeout
         self._headers = dict(headers or {})
         self._connection: http.client.HTTPConnection | None = None
 
-    def _connect(self) -> http.client.HTTPConnection:
-        if self._connection is None:
-            parts = self._parts
-            if parts.scheme == "https":
-                self._connection = http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=self._timeout,
-                                                               context=ssl.create_default_context())
-            else:
-                self._connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=self._timeout)
-        return self._connection
+    def _connect(self) -> tuple[http.client.HTTPConnection, bool]:
+        """The connection, and whether it was used before (and so may have been closed by the server)."""
+        if self._connection is not None:
+            return self._connection, True
+        parts = self._parts
+        extra = {"context": ssl.create_default_context()} if parts.scheme == "https" else {}
+        self._connection = self._factory(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
+                                         timeout=self._timeout, **extra)
+        return self._connection, False
 
     def call(self, operation: str, **params: Any) -> dict:
         body = json.dumps(params, default=_jsonable).encode()
         headers = {**self._headers, "Content-Type": CONTENT_TYPE, "X-Amz-Target": f"{self.target_prefix}.{operation}",
                    "Accept": "application/json"}
-        for attempt in (1, 2):  # a kept-alive connection the server closed meanwhile: once more, fresh
-            connection = self._connect()
+        while True:
+            connection, reused = self._connect()
             try:
                 connection.request("POST", self._parts.path or "/", body=body, headers=headers)
                 response = connection.getresponse()
-                data = response.read(MAX_RESPONSE + 1)
+                data = _read_whole(response, operation)
                 break
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
                 self.close()
-                if attempt == 2:
+                # Only a kept-alive connection the server had closed before this request is retried:
+                # the request never reached it. A fresh connection failing is an answer.
+                if not reused:
                     raise Unreachable(self.url, str(exc) or type(exc).__name__) from None
-            except OSError as exc:
+            except (OSError, http.client.HTTPException) as exc:
                 self.close()
-                raise Unreachable(self.url, exc.strerror or str(exc)) from None
-        if len(data) > MAX_RESPONSE:
-            self.close()
-            raise ApiError(response.status, "ResponseTooLarge", f"{operation}'s answer is over {MAX_RESPONSE} bytes")
+                raise Unreachable(self.url, _failure(exc)) from None
+            except ApiError:
+                self.close()
+                raise
         try:
             document = json.loads(data) if data else {}
         except ValueError:
             raise ApiError(response.status, "InvalidResponse",
                            f"{operation}: the server answered {response.status} without JSON") from None
+        if not isinstance(document, dict):
+            raise ApiError(response.status, "InvalidResponse", f"{operation}: the answer is not a JSON object")
         if response.status >= 400:
             code = str(document.get("__type", "") or response.reason).rsplit("#", 1)[-1]
             raise ApiError(response.status, code, str(document.get("message") or document.get("Message") or ""))
@@ -151,28 +205,26 @@ def invoke_endpoint(url: str, endpoint: str, body: bytes, headers: dict[str, str
     """sagemaker-runtime's InvokeEndpoint (rest-json: `POST /endpoints/<name>/invocations`); a refused
     call raises ApiError, a container's error `ModelError` with its `OriginalStatusCode`/`OriginalMessage`
     in the message."""
-    parts = urlsplit(url.rstrip("/"))
-    factory = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    connection = factory(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), timeout=timeout)
+    parts, factory = _endpoint(url)
+    extra = {"context": ssl.create_default_context()} if parts.scheme == "https" else {}
+    connection = factory(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), timeout=timeout,
+                         **extra)
     try:
         connection.request("POST", f"{parts.path}/endpoints/{quote(endpoint, safe='')}/invocations", body=body,
                            headers=headers)
         response = connection.getresponse()
-        data = response.read(MAX_RESPONSE + 1)
-    except OSError as exc:
-        raise Unreachable(url, exc.strerror or str(exc)) from None
+        data = _read_whole(response, "InvokeEndpoint")
+    except (OSError, http.client.HTTPException) as exc:
+        raise Unreachable(url, _failure(exc)) from None
     finally:
         connection.close()
     if response.status >= 400:
-        try:
-            document = json.loads(data)
-        except ValueError:
-            document = {}
-        code = (response.getheader("x-amzn-ErrorType") or document.get("__type") or response.reason).split(":")[0]
+        document = _error_document(data)
+        code = (response.getheader("x-amzn-ErrorType") or str(document.get("__type") or "") or response.reason)
         message = str(document.get("message") or document.get("Message") or "")
         if "OriginalStatusCode" in document:
             message = (f"the container answered {document['OriginalStatusCode']}: "
                        f"{document.get('OriginalMessage', '')}")
-        raise ApiError(response.status, code, message)
+        raise ApiError(response.status, code.split(":")[0], message)
     return Invocation(data, response.getheader("Content-Type", ""),
                       response.getheader("x-Amzn-Invoked-Production-Variant", ""))

@@ -20,10 +20,11 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from forklift.serverfile import pid_alive
+from forklift.background import log_tail
+from forklift.serverfile import process_start, same_process
 
 DEFAULT_PORT = 5443
 DEFAULT_USER = "forklift"
@@ -44,14 +45,22 @@ class RegistryState:
     token_pid: int | None = None
     token_port: int | None = None
     started: float | None = None
+    # When each process began (clock ticks since boot): a pid reused after a crash or a reboot is not ours.
+    pid_start: int | None = None
+    token_pid_start: int | None = None
 
     @property
     def address(self) -> str:
         return f"localhost:{self.port}"
 
+    def processes(self) -> list[tuple[int, int | None]]:
+        """(pid, start) of each process recorded so far (the registry's pid is 0 until it has started)."""
+        found = [(self.pid, self.pid_start), (self.token_pid, self.token_pid_start)]
+        return [(pid, start) for pid, start in found if pid]
+
     @property
     def running(self) -> bool:
-        return pid_alive(self.pid) and (self.token_pid is None or pid_alive(self.token_pid))
+        return self.pid > 0 and all(same_process(pid, start) for pid, start in self.processes())
 
 
 def directory(home: Path) -> Path:
@@ -104,6 +113,8 @@ def start(home: Path, port: int = DEFAULT_PORT, auth: str = "basic", user: str =
             return current
         raise RegistryProblem(f"the local registry already runs on {current.address} with {current.auth} auth: "
                               "`forklift registry stop` first")
+    if current is not None:  # half of it died (or the machine restarted): end what is left of it
+        stop(home)
     if not port_free(port):
         raise RegistryProblem(f"port {port} on 127.0.0.1 is in use: choose another with --port")
     work = directory(home)
@@ -111,27 +122,31 @@ def start(home: Path, port: int = DEFAULT_PORT, auth: str = "basic", user: str =
     pki = create_pki(work / "pki")
     address = f"localhost:{port}"
     password = saved_password(address, user) or secrets.token_urlsafe(18)
-    token_pid = token_port = None
-    token_auth = None
-    if auth == "token":  # the token server checks passwords against an htpasswd file, as the registry would
-        write_htpasswd(work / "htpasswd", {user: password})
-        token_port = _free_port()
-        token_pid = _start_token_server(work, token_port)
-        token_auth = TokenAuth(realm=f"https://localhost:{token_port}/token", service=SERVICE, issuer=ISSUER,
-                               root_cert_bundle=pki.ca_cert)
-    registry = LocalRegistry(work, pki, port=port, htpasswd={user: password} if auth == "basic" else None,
-                             token_auth=token_auth)
+    state = RegistryState(port=port, auth=auth, user=user, pid=0, started=time.time())
     try:
-        registry.start()
-    except RuntimeError as exc:
-        if token_pid:
-            _terminate(token_pid)
-        raise RegistryProblem(str(exc)) from None
-    install_ca(pki, home / "certs.d", address)
-    dockerconfig.login(address, user, password)
-    state = RegistryState(port=port, auth=auth, user=user, pid=registry.pid, token_pid=token_pid,
-                          token_port=token_port, started=time.time())
-    _write_state(home, state)
+        token_auth = None
+        if auth == "token":  # the token server checks passwords against an htpasswd file, as the registry would
+            write_htpasswd(work / "htpasswd", {user: password})
+            token_port = _free_port()
+            token_pid = _start_token_server(work, token_port)
+            state = replace(state, token_pid=token_pid, token_port=token_port,
+                            token_pid_start=process_start(token_pid))
+            _write_state(home, state)
+            token_auth = TokenAuth(realm=f"https://localhost:{token_port}/token", service=SERVICE, issuer=ISSUER,
+                                   root_cert_bundle=pki.ca_cert)
+        registry = LocalRegistry(work, pki, port=port, htpasswd={user: password} if auth == "basic" else None,
+                                 token_auth=token_auth)
+        try:
+            registry.start()
+        except RuntimeError as exc:
+            raise RegistryProblem(str(exc)) from None
+        state = replace(state, pid=registry.pid, pid_start=process_start(registry.pid))
+        _write_state(home, state)  # recorded first: whatever fails next, `stop` can end it
+        install_ca(pki, home / "certs.d", address)
+        dockerconfig.login(address, user, password)
+    except BaseException:
+        stop(home)
+        raise
     return state
 
 
@@ -146,12 +161,12 @@ def _start_token_server(work: Path, port: int) -> int:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            tail = (work / "tokenserver.log").read_text(errors="replace")[-1000:]
-            raise RegistryProblem(f"the token server exited with status {process.returncode}:\n{tail}")
+            raise RegistryProblem(f"the token server exited with status {process.returncode}:\n"
+                                  f"{log_tail(work / 'tokenserver.log')}")
         if not port_free(port):
             return process.pid
         time.sleep(0.05)
-    _terminate(process.pid)
+    _terminate(process.pid, process_start(process.pid))
     raise RegistryProblem("the token server did not listen within 10 s")
 
 
@@ -161,16 +176,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _terminate(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while time.monotonic() < deadline and pid_alive(pid):
-        time.sleep(0.05)
-    if pid_alive(pid):
-        os.kill(pid, signal.SIGKILL)
+def _terminate(pid: int, start: int | None) -> None:
+    """SIGTERM, then SIGKILL after STOP_TIMEOUT; only while `pid` is still the process that began at `start`."""
+    for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT), (signal.SIGKILL, 2.0)):
+        if not same_process(pid, start):
+            return
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):  # gone, or another user's process by now
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and same_process(pid, start):
+            time.sleep(0.05)
 
 
 def stop(home: Path) -> RegistryState | None:
@@ -178,8 +195,7 @@ def stop(home: Path) -> RegistryState | None:
     state = read_state(home)
     if state is None:
         return None
-    for pid in (state.pid, state.token_pid):
-        if pid:
-            _terminate(pid)
+    for pid, start in state.processes():
+        _terminate(pid, start)
     (directory(home) / "state.json").unlink(missing_ok=True)
     return state

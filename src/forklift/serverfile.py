@@ -1,7 +1,8 @@
 """Which forklift server a command talks to, and the record a running server leaves behind.
 
-While `forklift serve` runs, `$FORKLIFT_HOME/server.json` holds `{"url", "pid", "started", "log"}`;
-it is removed at exit. A command that talks to the API finds its server in this order:
+While `forklift serve` runs, `$FORKLIFT_HOME/server.json` holds `{"url", "pid", "pid_start", "started",
+"log"}`; it is removed at exit. `pid_start` (when the process began, in clock ticks since boot) tells the
+recorded server from an unrelated process that got its pid after a crash or a reboot. A command that talks to the API finds its server in this order:
 
     --endpoint-url URL                 (the command's option)
     FORKLIFT_URL                       (forklift's own variable)
@@ -38,6 +39,7 @@ class ServerRecord:
     pid: int
     started: float | None = None
     log: str | None = None  # where a server started in the background writes its output
+    pid_start: int | None = None
 
 
 def record_path(home: Path) -> Path:
@@ -58,12 +60,25 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def process_start(pid: int) -> int | None:
+    """When process `pid` began (clock ticks since boot, /proc/PID/stat field 22); None when unknown."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def same_process(pid: int, start: int | None) -> bool:
+    """Whether `pid` still runs and is the process that began at `start` (None: not recorded)."""
+    return pid_alive(pid) and (start is None or process_start(pid) == start)
+
+
 def read_record(home: Path) -> ServerRecord | None:
     """The recorded server, whether or not its process still runs; None when there is no record."""
     try:
         data = json.loads(record_path(home).read_text())
         return ServerRecord(url=str(data["url"]), pid=int(data["pid"]), started=data.get("started"),
-                            log=data.get("log"))
+                            log=data.get("log"), pid_start=data.get("pid_start"))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -71,7 +86,7 @@ def read_record(home: Path) -> ServerRecord | None:
 def live_record(home: Path) -> ServerRecord | None:
     """The recorded server if its process is alive."""
     record = read_record(home)
-    return record if record is not None and pid_alive(record.pid) else None
+    return record if record is not None and same_process(record.pid, record.pid_start) else None
 
 
 def claim(home: Path) -> None:
@@ -86,7 +101,7 @@ def claim(home: Path) -> None:
 def write_record(home: Path, url: str, log: str | None = None) -> None:
     path = record_path(home)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    record = ServerRecord(url=url, pid=os.getpid(), started=time.time(), log=log)
+    record = ServerRecord(url=url, pid=os.getpid(), started=time.time(), log=log, pid_start=process_start(os.getpid()))
     tmp.write_text(json.dumps(asdict(record)) + "\n")
     os.replace(tmp, path)
 
@@ -109,7 +124,7 @@ def server_url(home: Path, explicit: str | None = None) -> tuple[str, str]:
         if value:
             return value.rstrip("/"), variable
     record = read_record(home)
-    if record is not None and pid_alive(record.pid):
+    if record is not None and same_process(record.pid, record.pid_start):
         return record.url.rstrip("/"), str(record_path(home))
     stale = f" ({record_path(home)} names pid {record.pid}, which is not running)" if record else ""
     raise NoServer(f"no forklift server is running for FORKLIFT_HOME={home}{stale}: start one with "

@@ -10,7 +10,9 @@ then refuses.
     python -m forklift.tokenserver CONFIG.json     # {"port", "pki", "htpasswd", "issuer", "service"}
 
 GET /token (HTTP Basic) and POST /token (OAuth2 password grant) are served over TLS on 127.0.0.1.
-Requests are bounded: a head or form over 64 KiB, or a client silent for 10 s, is dropped.
+Requests are bounded: a form over 64 KiB is refused, a client silent for 10 s is dropped, at most 64
+connections are served at once (more wait in the listen queue), and http.server's own limits hold
+for the head (a 64 KiB line, 100 headers).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import binascii
 import json
 import ssl
 import sys
+import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 EXPIRES_IN = 300
 MAX_FORM = 64 * 1024
 CLIENT_TIMEOUT = 10.0
+MAX_CONNECTIONS = 64
 ACTIONS = ("pull", "push", "delete")
 
 
@@ -55,7 +59,12 @@ class TokenService:
 
     def authenticate(self, username: str | None, password: str | None) -> bool:
         hashed = self._users().get(username or "")
-        return bool(hashed and password is not None and bcrypt.checkpw(password.encode(), hashed))
+        if not hashed or password is None:
+            return False
+        try:
+            return bcrypt.checkpw(password.encode(), hashed)
+        except ValueError:  # a password bcrypt cannot take (over 72 bytes), or a damaged hash: not this user
+            return False
 
     def token(self, username: str | None, scopes: list[str]) -> dict:
         access = []
@@ -130,16 +139,36 @@ def handler_for(service: TokenService) -> type[BaseHTTPRequestHandler]:
                 return self._answer(401, {"error": "invalid_grant"})
             self._answer(200, service.token(first["username"], first.get("scope", "").split()))
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
-            sys.stderr.write(f"{self.address_string()} {format % args}\n")
-
     return Handler
+
+
+class BoundedServer(ThreadingHTTPServer):
+    """A thread per connection, at most MAX_CONNECTIONS at once."""
+
+    daemon_threads = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request, client_address):
+        self._slots.acquire()
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 def serve(config: dict) -> None:
     service = TokenService(config)
-    server = ThreadingHTTPServer(("127.0.0.1", int(config["port"])), handler_for(service))
-    server.daemon_threads = True
+    server = BoundedServer(("127.0.0.1", int(config["port"])), handler_for(service))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(str(service.pki.server_cert), str(service.pki.server_key))
     # The handshake happens in each connection's thread, so a client that stalls in it holds only its own.

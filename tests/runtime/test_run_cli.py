@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +66,21 @@ def test_unknown_instance_type_suggests_and_points_to_the_list(private_image: st
     assert result.returncode == 1
     assert "unknown instance type 'ml.m5.xlarg'; did you mean ml.m5.xlarge" in result.stderr
     assert "`forklift instance-types` lists the" in result.stderr and len(result.stderr) < 300
+
+
+def test_a_taken_name_is_refused_and_the_other_containers_directory_kept(private_image: str, basic_registry):
+    forklift("images", "pull", private_image, "-u", basic_registry.username, "--password-stdin",
+             stdin=basic_registry.password + "\n")
+    state = load_settings().home / "containers" / "taken-name"
+    first = subprocess.Popen([sys.executable, "-m", "forklift", "run", "--name", "taken-name", private_image,
+                              "sh", "-c", "echo up; sleep 60"], stdout=subprocess.PIPE, text=True,
+                             env=os.environ.copy())
+    try:
+        assert first.stdout.readline() == "up\n"
+        second = forklift("run", "--name", "taken-name", private_image, "true")
+        assert second.returncode == 1 and "a container named taken-name exists already" in second.stderr
+        assert (state / "container.json").exists()  # still the first one's
+    finally:
+        first.send_signal(signal.SIGINT)  # as Ctrl-C: the container is stopped, then its directory removed
+        first.wait(60)
+    assert not state.exists()

@@ -58,6 +58,7 @@ def status_command(output: str) -> None:
     status = {"Running": running, "Directory": str(directory(home))}
     if state is not None:
         status.update(Address=state.address, Auth=state.auth, User=state.user, Pid=state.pid,
+                      TokenServer=f"https://localhost:{state.token_port}/token" if state.token_port else None,
                       TokenServerPid=state.token_pid)
     if output == "json":
         emit_json(status)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import sys
 import uuid
@@ -54,7 +55,7 @@ def run(image: str, args: tuple[str, ...], instance_type: str | None, env: tuple
     from forklift.images.rootfs import prepare_rootfs, pull_and_prepare
     from forklift.reference import parse
     from forklift.registry.manifest import parse_platform
-    from forklift.runtime import ContainerSpec, resolve_instance_type, run_foreground
+    from forklift.runtime import ContainerExists, ContainerSpec, resolve_instance_type, run_foreground
 
     if os.geteuid() != 0:
         raise click.ClickException("forklift run needs root (runc, cgroups and network namespaces)")
@@ -92,8 +93,13 @@ def run(image: str, args: tuple[str, ...], instance_type: str | None, env: tuple
     )
     try:
         status = run_foreground(spec, stream=sys.stdout, on_start=_announce if publish else None)
-    finally:
+    except ContainerExists:
+        # The name is another container's, and so is the directory: it stays.
+        raise click.ClickException(f"a container named {container_name} exists already; choose another --name") from None
+    except BaseException:
         _remove_state(spec.state_dir)
+        raise
+    _remove_state(spec.state_dir)
     if status.oom_killed:
         click.echo("container was killed: out of memory", err=True)
     elif status.reason not in ("completed", "failed", "exited") and status.message:
@@ -106,7 +112,9 @@ def _remove_state(state_dir: Path) -> None:
     mounted there (then it is left in place, and said)."""
     prefix = str(state_dir.absolute())
     try:
-        mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+        # The kernel writes a space in a mount point as \040 (and tab, newline, backslash likewise).
+        mounts = [re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), line.split()[1])
+                  for line in Path("/proc/self/mounts").read_text().splitlines()]
     except OSError:
         mounts = []
     if any(m == prefix or m.startswith(prefix + "/") for m in mounts):

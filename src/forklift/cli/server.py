@@ -55,12 +55,12 @@ def start_command(port: int) -> None:
 
 def _status(home) -> dict:
     from forklift.background import answers, log_path
-    from forklift.serverfile import pid_alive, read_record, record_path
+    from forklift.serverfile import read_record, record_path, same_process
 
     record = read_record(home)
     if record is None:
         return {"Running": False, "Home": str(home)}
-    alive = pid_alive(record.pid)
+    alive = same_process(record.pid, record.pid_start)
     return {"Running": alive, "Answering": alive and answers(record.url), "Url": record.url, "Pid": record.pid,
             "Started": datetime.fromtimestamp(record.started).astimezone() if record.started else None,
             "Log": record.log or str(log_path(home)), "Home": str(home),

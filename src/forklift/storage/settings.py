@@ -26,7 +26,7 @@ def s3_endpoint(settings: Settings) -> str | None:
         value = os.environ.get(var, "").strip()
         if value:
             return _checked(value, var)
-    path, data = read_config_file(settings.home)
+    path, data = read_config_file(settings.home, check=False)  # read at each use: see read_config_file
     value = data.get(CONFIG_KEY)
     if value is None or value == "":
         return None
