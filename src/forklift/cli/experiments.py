@@ -24,13 +24,16 @@ STATUS_STYLE = {"Completed": "green", "Failed": "red", "Stopped": "yellow", "Sto
 def handle_errors(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from forklift.experiments.records import ExperimentNotFound
-        from forklift.experiments.server import ServerUnavailable
-
         try:
             return func(*args, **kwargs)
-        except (ExperimentNotFound, ServerUnavailable) as exc:
-            raise click.ClickException(str(exc)) from None
+        except Exception as exc:
+            # Imported once something failed: a listing that succeeds does not pay for the ORM.
+            from forklift.experiments.records import ExperimentNotFound
+            from forklift.experiments.server import ServerUnavailable
+
+            if isinstance(exc, (ExperimentNotFound, ServerUnavailable)):
+                raise click.ClickException(str(exc)) from None
+            raise
     return _handle_errors(wrapper)
 
 
@@ -229,12 +232,37 @@ def _summary(row, job: dict | None) -> dict:
             "Runs": row.runs, "TrainingJobName": row.job_name}
 
 
+EXPERIMENT_COLUMNS = ("name", "container", "image", "command", "workspace", "workspace_uri", "machine_type",
+                      "instance_type", "env", "hyperparameters", "inputs", "max_runtime", "secret_id", "cloned_from",
+                      "job_name", "runs", "created_at")
+
+
+def _quick_list():
+    """(row, current job) pairs read without the ORM (`forklift.quickread`); None when only it can."""
+    from types import SimpleNamespace
+
+    from forklift import quickread
+    from forklift.config import load_settings
+    from forklift.experiments.server import clients, find_server
+
+    settings = load_settings()
+    rows = quickread.select(settings, "experiments", EXPERIMENT_COLUMNS, order_by="created_at DESC",
+                            json_columns=("env", "hyperparameters", "inputs"))
+    if rows is None:
+        return None
+    sagemaker, _ = clients(find_server(settings, _say), settings)
+    return [(SimpleNamespace(**row), sagemaker.describe_training_job(TrainingJobName=row["job_name"])
+             if row["job_name"] else None) for row in rows]
+
+
 @experiments.command("list")
 @output_option
 @handle_errors
 def list_experiments(output: str) -> None:
     """Experiments, newest first."""
-    found = _service().list()
+    found = _quick_list()
+    if found is None:
+        found = _service().list()
     if output == "json":
         emit_json({"Experiments": [_summary(row, job) for row, job in found]})
         return

@@ -88,7 +88,18 @@ def register_command(name: str, handler: str | None, command: str | None, timeou
 @handle_errors
 def list_command(output: str) -> None:
     """List registered functions (`-o json`: Lambda's ListFunctions shape)."""
-    rows = [f.describe() for f in _registry().list()]
+    from forklift import quickread
+    from forklift.credentials.arns import function_arn
+    from forklift.credentials.functioninfo import COLUMNS, FunctionInfo
+
+    settings = load_settings()
+    found = quickread.select(settings, "credential_functions", COLUMNS, order_by="name")
+    if found is None:
+        infos = _registry().list()
+    else:
+        infos = [FunctionInfo(row["name"], function_arn(row["name"], settings.region, settings.account),
+                              *(row[c] for c in COLUMNS[1:])) for row in found]
+    rows = [f.describe() for f in infos]
     if output == "json":
         emit_json({"Functions": rows})
         return

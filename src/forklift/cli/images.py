@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shlex
 import sys
@@ -10,20 +9,22 @@ from datetime import datetime
 from pathlib import Path
 
 import click
+
 from forklift.cli.errors import handle_errors
 from forklift.cli.groups import Group
 from forklift.cli.output import emit_json, output_option, print_table
-from forklift.cli.progress import transfer_progress
 from forklift.config import load_settings
-from forklift.credentials import Credentials, Keychain
-from forklift.credentials.chain import default_keychain
-from forklift.images.local import ImageNotFound, ImageStore
-from forklift.images.pull import pull
 from forklift.reference import parse
-from forklift.registry.manifest import parse_platform
 
-def keychain_from_options(registry: str, username: str | None, password_stdin: bool) -> Keychain:
+# The registry client, the progress bars and the image records load in the commands that use them:
+# `forklift images ls` answers without httpx, rich or SQLAlchemy.
+
+
+def keychain_from_options(registry: str, username: str | None, password_stdin: bool):
     """--username/--password-stdin for `registry` first, then docker's config.json, ECR, anonymous."""
+    from forklift.credentials import Credentials
+    from forklift.credentials.chain import default_keychain
+
     explicit = None
     if username or password_stdin:
         password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
@@ -41,6 +42,9 @@ def credential_options(func):
     return func
 
 
+IMAGE_COLUMNS = ("reference", "digest", "index_digest", "media_type", "platform", "size", "created_at")
+
+
 @click.group(cls=Group)
 def images() -> None:
     """Pull, build, push and inspect images in forklift's local store."""
@@ -53,6 +57,13 @@ def images() -> None:
 @handle_errors
 def pull_command(reference: str, username: str | None, password_stdin: bool, platform: str | None) -> None:
     """Pull REFERENCE into the local store and print its digest."""
+    import asyncio
+
+    from forklift.cli.progress import transfer_progress
+    from forklift.images.local import ImageStore
+    from forklift.images.pull import pull
+    from forklift.registry.manifest import parse_platform
+
     ref = parse(reference)
     store = ImageStore(load_settings())
     keychain = keychain_from_options(ref.registry, username, password_stdin)
@@ -71,7 +82,11 @@ def pull_command(reference: str, username: str | None, password_stdin: bool, pla
 @handle_errors
 def push_command(source: str, reference: str, username: str | None, password_stdin: bool, chunk_size: int | None) -> None:
     """Push SOURCE (an image in the store, or oci:PATH[:TAG]) to REFERENCE."""
+    import asyncio
+
+    from forklift.cli.progress import transfer_progress
     from forklift.images.layout import parse_layout_source
+    from forklift.images.local import ImageStore
     from forklift.images.push import push, source_from_layout, source_from_store
 
     ref = parse(reference)
@@ -117,8 +132,14 @@ def build_command(directory: Path, tag: str, base: str | None, dest: str, entryp
                   env: tuple[str, ...], workdir: str | None, label: tuple[str, ...], push_after: bool,
                   username: str | None, password_stdin: bool, platform: str | None) -> None:
     """Build an image from DIRECTORY (a rootfs, or a folder layered on --base)."""
+    import asyncio
+
+    from forklift.cli.progress import transfer_progress
     from forklift.images.build import BuildOptions, build
+    from forklift.images.local import ImageNotFound, ImageStore
+    from forklift.images.pull import pull
     from forklift.images.push import push, source_from_store
+    from forklift.registry.manifest import parse_platform
 
     store = ImageStore(load_settings())
     target = parse(tag)
@@ -151,18 +172,25 @@ def build_command(directory: Path, tag: str, base: str | None, dest: str, entryp
 def ls_command(output: str) -> None:
     """List images in the local store (those jobs and endpoints pulled too: an image pulled by digest,
     as endpoints pin theirs, has no tag)."""
-    records = ImageStore(load_settings()).list()
+    from forklift import quickread
+
+    settings = load_settings()
+    records = quickread.select(settings, "images", IMAGE_COLUMNS, order_by="reference")
+    if records is None:
+        from forklift.images.local import ImageStore
+
+        records = [{column: getattr(r, column) for column in IMAGE_COLUMNS} for r in ImageStore(settings).list()]
     if output == "json":
-        emit_json({"Images": [{"Reference": r.reference, "Digest": r.digest, "IndexDigest": r.index_digest,
-                               "MediaType": r.media_type, "Platform": r.platform, "Size": r.size,
-                               "Created": datetime.fromtimestamp(r.created_at).astimezone()} for r in records]})
+        emit_json({"Images": [{"Reference": r["reference"], "Digest": r["digest"], "IndexDigest": r["index_digest"],
+                               "MediaType": r["media_type"], "Platform": r["platform"], "Size": r["size"],
+                               "Created": datetime.fromtimestamp(r["created_at"]).astimezone()} for r in records]})
         return
     rows = []
     for record in records:
-        ref = parse(record.reference)
-        rows.append((ref.familiar_name(), ref.tag or "(by digest)", record.digest.removeprefix("sha256:")[:12],
-                     record.platform or "", _human(record.size),
-                     datetime.fromtimestamp(record.created_at).strftime("%Y-%m-%d %H:%M")))
+        ref = parse(record["reference"])
+        rows.append((ref.familiar_name(), ref.tag or "(by digest)", record["digest"].removeprefix("sha256:")[:12],
+                     record["platform"] or "", _human(record["size"]),
+                     datetime.fromtimestamp(record["created_at"]).strftime("%Y-%m-%d %H:%M")))
     print_table(("REPOSITORY", "TAG", "DIGEST", "PLATFORM", "SIZE", "CREATED"), rows)
 
 
@@ -171,6 +199,8 @@ def ls_command(output: str) -> None:
 @handle_errors
 def inspect_command(name: str) -> None:
     """Show an image as JSON: digest, media type, platform, config, layers with sizes."""
+    from forklift.images.local import ImageStore
+
     store = ImageStore(load_settings())
     image = store.get(name)
     out = {
@@ -191,6 +221,8 @@ def inspect_command(name: str) -> None:
 @handle_errors
 def rm_command(names: tuple[str, ...]) -> None:
     """Remove image records (blobs go with `forklift images prune`)."""
+    from forklift.images.local import ImageStore
+
     store = ImageStore(load_settings())
     for name in names:
         record = store.remove(name)
@@ -201,6 +233,8 @@ def rm_command(names: tuple[str, ...]) -> None:
 @handle_errors
 def prune_command() -> None:
     """Delete blobs that no image refers to."""
+    from forklift.images.local import ImageStore
+
     removed, freed = ImageStore(load_settings()).prune()
     click.echo(f"Deleted {removed} blobs, freed {_human(freed)}")
 

@@ -29,7 +29,6 @@ import shlex
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
@@ -39,13 +38,13 @@ from forklift.config import Settings
 from forklift.credentials import ANONYMOUS, Credentials
 from forklift.credentials.arns import check_function_name, function_arn, parse_function_arn
 from forklift.credentials.errors import CredentialsError, FunctionExists, FunctionNotFound
+from forklift.credentials.functioninfo import EXEC, PYTHON, FunctionInfo
 from forklift.credentials.invoke import Invocation, InvocationResult, credentials_from_response, invoke
 from forklift.credentials.models import FunctionRow, sessions_for
 from forklift.credentials.secrets import SecretStore
 
 DEFAULT_TIMEOUT = 10.0
 MAX_TIMEOUT = 900.0
-PYTHON, EXEC = "python", "exec"
 CODE_KIND = "function-code"
 SECRET_PREFIX = "forklift-secret-"
 _SECRET_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -64,29 +63,6 @@ def secret_id_of(name: str) -> str | None:
     if name.startswith(SECRET_PREFIX) and _SECRET_ID.match(name[len(SECRET_PREFIX):]):
         return name[len(SECRET_PREFIX):]
     return None
-
-
-@dataclass(frozen=True)
-class FunctionInfo:
-    name: str
-    arn: str
-    runtime: str
-    handler: str
-    origin: str
-    timeout: float
-    code_sha256: str
-    code_size: int
-    created_at: float
-    updated_at: float
-
-    def describe(self) -> dict:
-        """Lambda-like configuration; no code, no command arguments."""
-        handler = f"{Path(self.origin).name}:{self.handler}" if self.runtime == PYTHON else self.origin
-        return {
-            "FunctionName": self.name, "FunctionArn": self.arn, "Runtime": self.runtime, "Handler": handler,
-            "Timeout": self.timeout, "CodeSha256": self.code_sha256, "CodeSize": self.code_size,
-            "LastModified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.updated_at)),
-        }
 
 
 def _owner(name: str) -> str:
