@@ -205,7 +205,7 @@ class LocalRegistry:
         self.workdir = Path(workdir)
         self.pki = pki
         self._auto_port = port == 0
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.htpasswd = dict(htpasswd) if htpasswd is not None else None
         self.token_auth = token_auth
         self.binary = binary
@@ -247,7 +247,7 @@ class LocalRegistry:
                 self.stop()
                 if not self._auto_port or attempt == 2:
                     raise RuntimeError(self._failure(f"port {self.port} is in use")) from None
-                self.port = _free_port()
+                self.port = free_port()
         raise AssertionError("unreachable")
 
     def stop(self) -> None:
@@ -348,7 +348,8 @@ class _PortTaken(Exception):
     pass
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on now (another process may take it before it is bound)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -50,11 +50,19 @@ def _shown(url: str) -> str:
     return parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")).geturl()
 
 
-def _endpoint(url: str) -> tuple[SplitResult, type[http.client.HTTPConnection]]:
+def _endpoint(url: str) -> SplitResult:
     parts = urlsplit(url.rstrip("/"))
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise Unreachable(url, "not an http:// or https:// URL")
-    return parts, http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    return parts
+
+
+def _connection(parts: SplitResult, timeout: float) -> http.client.HTTPConnection:
+    """A connection (not yet opened) to the server `parts` names, TLS verified for https."""
+    if parts.scheme == "https":
+        return http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=timeout,
+                                           context=ssl.create_default_context())
+    return http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
 
 
 def _read_whole(response: http.client.HTTPResponse, what: str) -> bytes:
@@ -119,7 +127,7 @@ class JsonClient:
         self.target_prefix = SERVICES[service]
         self.convert_times = service == "sagemaker"  # Logs' times are epoch milliseconds, kept as numbers
         self.url = url.rstrip("/")
-        self._parts, self._factory = _endpoint(self.url)
+        self._parts = _endpoint(self.url)
         self._timeout = timeout
         self._headers = dict(headers or {})
         self._connection: http.client.HTTPConnection | None = None
@@ -128,10 +136,7 @@ class JsonClient:
         """The connection, and whether it was used before (and so may have been closed by the server)."""
         if self._connection is not None:
             return self._connection, True
-        parts = self._parts
-        extra = {"context": ssl.create_default_context()} if parts.scheme == "https" else {}
-        self._connection = self._factory(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
-                                         timeout=self._timeout, **extra)
+        self._connection = _connection(self._parts, self._timeout)
         return self._connection, False
 
     def call(self, operation: str, **params: Any) -> dict:
@@ -205,10 +210,8 @@ def invoke_endpoint(url: str, endpoint: str, body: bytes, headers: dict[str, str
     """sagemaker-runtime's InvokeEndpoint (rest-json: `POST /endpoints/<name>/invocations`); a refused
     call raises ApiError, a container's error `ModelError` with its `OriginalStatusCode`/`OriginalMessage`
     in the message."""
-    parts, factory = _endpoint(url)
-    extra = {"context": ssl.create_default_context()} if parts.scheme == "https" else {}
-    connection = factory(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), timeout=timeout,
-                         **extra)
+    parts = _endpoint(url)
+    connection = _connection(parts, timeout)
     try:
         connection.request("POST", f"{parts.path}/endpoints/{quote(endpoint, safe='')}/invocations", body=body,
                            headers=headers)

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from forklift.background import log_tail
-from forklift.serverfile import process_start, same_process
+from forklift.serverfile import process_start, same_process, write_json_atomically
 
 DEFAULT_PORT = 5443
 DEFAULT_USER = "forklift"
@@ -75,10 +75,7 @@ def read_state(home: Path) -> RegistryState | None:
 
 
 def _write_state(home: Path, state: RegistryState) -> None:
-    path = directory(home) / "state.json"
-    tmp = path.with_name(".state.json.tmp")
-    tmp.write_text(json.dumps(asdict(state)) + "\n")
-    os.replace(tmp, path)
+    write_json_atomically(directory(home) / "state.json", asdict(state))
 
 
 def saved_password(address: str, user: str) -> str | None:
@@ -105,7 +102,7 @@ def start(home: Path, port: int = DEFAULT_PORT, auth: str = "basic", user: str =
     """Start the registry (and its token server) in the background; the running one when it already
     runs with these settings."""
     from forklift.credentials import dockerconfig
-    from forklift.devregistry import LocalRegistry, TokenAuth, create_pki, install_ca, write_htpasswd
+    from forklift.devregistry import LocalRegistry, TokenAuth, create_pki, free_port, install_ca, write_htpasswd
 
     current = read_state(home)
     if current is not None and current.running:
@@ -127,7 +124,7 @@ def start(home: Path, port: int = DEFAULT_PORT, auth: str = "basic", user: str =
         token_auth = None
         if auth == "token":  # the token server checks passwords against an htpasswd file, as the registry would
             write_htpasswd(work / "htpasswd", {user: password})
-            token_port = _free_port()
+            token_port = free_port()
             token_pid = _start_token_server(work, token_port)
             state = replace(state, token_pid=token_pid, token_port=token_port,
                             token_pid_start=process_start(token_pid))
@@ -168,12 +165,6 @@ def _start_token_server(work: Path, port: int) -> int:
         time.sleep(0.05)
     _terminate(process.pid, process_start(process.pid))
     raise RegistryProblem("the token server did not listen within 10 s")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _terminate(pid: int, start: int | None) -> None:

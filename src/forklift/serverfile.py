@@ -46,6 +46,14 @@ def record_path(home: Path) -> Path:
     return home / SERVER_FILE
 
 
+def _stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat's fields after the command name (the process state is the first); None if unreadable."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def pid_alive(pid: int) -> bool:
     """Whether process `pid` runs (a zombie, ended but not yet reaped, does not)."""
     try:
@@ -54,17 +62,16 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    try:
-        return not Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
-    except (OSError, IndexError):
-        return True
+    fields = _stat(pid)
+    return fields is None or fields[0] != "Z"
 
 
 def process_start(pid: int) -> int | None:
     """When process `pid` began (clock ticks since boot, /proc/PID/stat field 22); None when unknown."""
+    fields = _stat(pid)
     try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
+        return int(fields[19]) if fields else None
+    except (IndexError, ValueError):
         return None
 
 
@@ -98,12 +105,17 @@ def claim(home: Path) -> None:
                             "if that process is not forklift")
 
 
-def write_record(home: Path, url: str, log: str | None = None) -> None:
-    path = record_path(home)
+def write_json_atomically(path: Path, data: dict) -> None:
+    """Readers see the old file or the whole new one, never a part; writers in other processes do not
+    share a temporary file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    record = ServerRecord(url=url, pid=os.getpid(), started=time.time(), log=log, pid_start=process_start(os.getpid()))
-    tmp.write_text(json.dumps(asdict(record)) + "\n")
+    tmp.write_text(json.dumps(data) + "\n")
     os.replace(tmp, path)
+
+
+def write_record(home: Path, url: str, log: str | None = None) -> None:
+    record = ServerRecord(url=url, pid=os.getpid(), started=time.time(), log=log, pid_start=process_start(os.getpid()))
+    write_json_atomically(record_path(home), asdict(record))
 
 
 def remove_record_if_ours(home: Path) -> None:

@@ -12,11 +12,10 @@ from datetime import datetime
 
 import click
 
+from forklift import labels
 from forklift.cli.errors import handle_errors
 from forklift.cli.output import emit_json, output_option, print_table
 
-JOB_LABEL, ENDPOINT_LABEL, VARIANT_LABEL, RUN_LABEL = ("forklift.training-job", "forklift.endpoint",
-                                                       "forklift.variant", "forklift.run")
 
 
 def _since(epoch: float | None) -> datetime | None:
@@ -47,14 +46,14 @@ def _containers() -> tuple[list[dict], str | None]:
         handle = runtime.adopt(name)
         if handle is None or not handle.is_running():
             continue
-        labels = handle.labels
-        if JOB_LABEL in labels:
-            kind, owner, detail = "job", labels[JOB_LABEL], f"container {handle.name}"
-        elif ENDPOINT_LABEL in labels:
-            kind, owner = "endpoint", f"{labels[ENDPOINT_LABEL]}/{labels.get(VARIANT_LABEL, '?')}"
+        tags = handle.labels
+        if labels.TRAINING_JOB in tags:
+            kind, owner, detail = "job", tags[labels.TRAINING_JOB], f"container {handle.name}"
+        elif labels.ENDPOINT in tags:
+            kind, owner = "endpoint", f"{tags[labels.ENDPOINT]}/{tags.get(labels.VARIANT, '?')}"
             detail = f"instance {handle.name}"
         else:
-            kind, owner, detail = "run", handle.name, labels.get(RUN_LABEL, "")
+            kind, owner, detail = "run", handle.name, tags.get(labels.RUN, "")
         found.append({"Kind": kind, "Name": owner, "Status": "running", "Pid": handle.pid,
                       "Address": handle.address, "Since": _since(handle.created), "Detail": detail})
     return found, None

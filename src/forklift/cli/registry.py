@@ -7,12 +7,8 @@ import click
 from forklift.cli.errors import handle_errors
 from forklift.cli.groups import Group
 from forklift.cli.output import emit_json, output_option, print_fields
-
-
-def _home():
-    from forklift.config import forklift_home
-
-    return forklift_home()
+from forklift.config import forklift_home
+from forklift.localregistry import DEFAULT_PORT, DEFAULT_USER
 
 
 @click.group(cls=Group)
@@ -25,16 +21,16 @@ def registry() -> None:
 
 
 @registry.command("start")
-@click.option("--port", default=5443, show_default=True, type=click.IntRange(1, 65535), help="Port on localhost.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535), help="Port on localhost.")
 @click.option("--auth", type=click.Choice(["basic", "token"]), default="basic", show_default=True,
               help="htpasswd basic auth, or bearer tokens from a token server of its own.")
-@click.option("--user", default="forklift", show_default=True, help="The registry's user.")
+@click.option("--user", default=DEFAULT_USER, show_default=True, help="The registry's user.")
 @handle_errors
 def start_command(port: int, auth: str, user: str) -> None:
     """Start the registry in the background; prints its address (the data stays across restarts)."""
     from forklift.localregistry import RegistryProblem, start
 
-    home = _home()
+    home = forklift_home()
     try:
         state = start(home, port=port, auth=auth, user=user)
     except RegistryProblem as exc:
@@ -52,7 +48,7 @@ def status_command(output: str) -> None:
     """Whether the registry runs, where, with which auth and user; exits 1 when it does not."""
     from forklift.localregistry import directory, read_state
 
-    home = _home()
+    home = forklift_home()
     state = read_state(home)
     running = state is not None and state.running
     status = {"Running": running, "Directory": str(directory(home))}
@@ -76,7 +72,7 @@ def stop_command() -> None:
     """Stop the registry (its images and the saved password stay for the next start)."""
     from forklift.localregistry import stop
 
-    state = stop(_home())
+    state = stop(forklift_home())
     click.echo(f"registry on {state.address} stopped" if state else "the local registry was not running", err=True)
 
 
@@ -87,7 +83,7 @@ def password_command() -> None:
     `aws ecr get-login-password`."""
     from forklift.localregistry import read_state, saved_password
 
-    state = read_state(_home())
+    state = read_state(forklift_home())
     if state is None:
         raise click.ClickException("the local registry has not been started (`forklift registry start`)")
     password = saved_password(state.address, state.user)

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import click
 
+from forklift import labels
 from forklift.cli.errors import handle_errors
 from forklift.cli.images import credential_options, keychain_from_options
 from forklift.cli.progress import transfer_progress
-
-RUN_LABEL = "forklift.run"  # the image a `forklift run` container runs (`forklift ps` shows it)
 
 
 def _mount(text: str):
@@ -89,7 +88,7 @@ def run(image: str, args: tuple[str, ...], instance_type: str | None, env: tuple
         image_config=image_config, entrypoint=[entrypoint] if entrypoint else None,
         args=list(args) if args else None, env=environment, workdir=workdir,
         mounts=[_mount(m) for m in mounts], network=network or ("isolated" if publish else "none"),
-        labels={RUN_LABEL: image}, **limits,
+        labels={labels.RUN: image}, **limits,
     )
     try:
         status = run_foreground(spec, stream=sys.stdout, on_start=_announce if publish else None)

@@ -10,12 +10,7 @@ import click
 from forklift.cli.errors import handle_errors
 from forklift.cli.groups import Group
 from forklift.cli.output import emit_json, output_option, print_fields
-
-
-def _home():
-    from forklift.config import forklift_home
-
-    return forklift_home()
+from forklift.config import forklift_home
 
 
 @click.group(cls=Group)
@@ -36,7 +31,7 @@ def start_command(port: int) -> None:
     from forklift.background import ServerUnavailable, answers, log_path, start
     from forklift.serverfile import live_record
 
-    home = _home()
+    home = forklift_home()
     record = live_record(home)
     if record is not None and answers(record.url):
         click.echo(f"forklift server already running at {record.url} (pid {record.pid})", err=True)
@@ -72,7 +67,7 @@ def _status(home) -> dict:
 @handle_errors
 def status_command(output: str) -> None:
     """Whether this FORKLIFT_HOME's server runs, where, and since when; exits 1 when none runs."""
-    status = _status(_home())
+    status = _status(forklift_home())
     if output == "json":
         emit_json(status)
     elif not status["Running"]:
@@ -95,7 +90,7 @@ def stop_command() -> None:
     from forklift.background import ServerUnavailable, stop
 
     try:
-        pid = stop(_home())
+        pid = stop(forklift_home())
     except ServerUnavailable as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"forklift server (pid {pid}) stopped" if pid else "no forklift server was running", err=True)

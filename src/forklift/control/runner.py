@@ -18,6 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
+from forklift import labels
 from forklift.config import Settings
 from forklift.control import outcome, staging, status
 from forklift.control.logs import LogPump, job_dir
@@ -195,7 +196,7 @@ class JobRunner:
         return ContainerSpec(name=f"tj-{row.name}-{uuid.uuid4().hex[:8]}", rootfs=rootfs,
                              state_dir=paths["container"], image_config=image_config, entrypoint=entrypoint,
                              args=args, env=env, mounts=mounts, cpus=cpus, memory_bytes=memory,
-                             network=network, hostname=staging.HOST, labels={"forklift.training-job": row.name})
+                             network=network, hostname=staging.HOST, labels={labels.TRAINING_JOB: row.name})
 
     # -- while it runs ---------------------------------------------------------------------
     def _wait(self, handle: ContainerHandle) -> ExitStatus | None:

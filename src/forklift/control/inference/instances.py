@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from forklift import labels
 from forklift.config import Settings
 from forklift.control.inference.images import image_failure, keychain_for, model_container
 from forklift.control.inference.logs import record_fleet_event
@@ -139,7 +140,7 @@ def start_instance(runtime: Runtime, prepared: PreparedVariant, endpoint: str, d
         image_config=prepared.image_config, args=["serve"], env=dict(container.get("Environment") or {}),
         mounts=[Mount(prepared.model_dir, "/opt/ml/model", read_only=True)], cpus=cpus, memory_bytes=memory,
         network="isolated", hostname=container.get("ContainerHostname"),
-        labels={"forklift.endpoint": endpoint, "forklift.variant": prepared.name})
+        labels={labels.ENDPOINT: endpoint, labels.VARIANT: prepared.name})
     return runtime.start(spec)
 
 
