@@ -12,7 +12,7 @@ from forklift.experiments.machines import (
     UnknownMachineType,
     resolve_machine,
 )
-from forklift.runtime.instance_types import INSTANCE_TYPES
+from forklift.control.instance_types import INSTANCE_TYPES
 
 
 @pytest.mark.parametrize("given, expected", [

@@ -12,7 +12,7 @@ from typing import Self
 import pytest
 
 from forklift.control.inference.routing import EndpointRoute, Router, UnknownVariant, VariantRoute
-from forklift.control.inference.upstream import PAUSE_ABOVE, UpstreamConnectError, UpstreamError, UpstreamPool
+from forklift.api.upstream import PAUSE_ABOVE, UpstreamConnectError, UpstreamError, UpstreamPool
 
 
 def _route(router: Router, weights: dict[str, float], per_variant: int = 1) -> EndpointRoute:

@@ -32,9 +32,9 @@ from forklift.api.awsjson import JsonService, dispatch
 from forklift.api.context import RequestContext, build_context, new_request_id
 from forklift.api.errors import ApiError
 from forklift.api.logs import logs_handlers
-from forklift.api.logsource import NoLogs
+from forklift.control.logsource import NoLogs
 from forklift.api.protocol import REQUEST_ID_HEADER, json_error, json_response
-from forklift.api.runtime import endpoint_in_path, invoke_endpoint
+from forklift.api.sagemaker_runtime import endpoint_in_path, invoke_endpoint
 from forklift.api.services import ApiServices, call
 from forklift.api.validation import compile_patterns, service_model
 

@@ -31,7 +31,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-from forklift.api.runtime import DRAIN_LIMIT, endpoint_in_path, max_body
+from forklift.api.sagemaker_runtime import DRAIN_LIMIT, endpoint_in_path, max_body
 
 log = logging.getLogger(__name__)
 Handler = Callable[[str, dict, Callable, Callable], Awaitable[None]]  # (endpoint, scope, receive, send)

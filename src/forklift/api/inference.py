@@ -87,10 +87,7 @@ def describe_endpoint(row: EndpointRow) -> dict[str, Any]:
 
 
 def install(services: ApiServices, inference: Inference) -> None:
-    """Serve the model, endpoint-config and endpoint operations, and InvokeEndpoint."""
-    from forklift.api import invoke
-
-    invoke.install(services, inference.router)
+    """Serve the model, endpoint-config and endpoint operations."""
     service = inference.service
 
     @services.sagemaker("CreateModel")

@@ -2,7 +2,7 @@
 
 Nothing here touches the database: the fleet manager keeps the `Router` current, and one
 `UpstreamPool` keeps connections to the containers alive, so forklift adds little to a call (see
-`forklift.control.inference.upstream` for why it is not httpx). Small answers are read whole;
+`forklift.api.upstream` for why it is not httpx). Small answers are read whole;
 anything larger (or of unknown length) is streamed back as it arrives.
 
     container 4xx/5xx             -> ModelError 424 (OriginalStatusCode, OriginalMessage)
@@ -20,11 +20,11 @@ from collections.abc import AsyncIterator
 from forklift.api.context import RequestContext
 from forklift.api.errors import ApiError
 from forklift.api.logs import group_arn
-from forklift.api.runtime import InvokeRequest, InvokeResponse
+from forklift.api.invocation import InvokeRequest, InvokeResponse
 from forklift.api.services import ApiServices
 from forklift.control.inference.logs import GROUP_PREFIX
 from forklift.control.inference.routing import EndpointRoute, InstanceRoute, Router, UnknownVariant
-from forklift.control.inference.upstream import Answer, UpstreamConnectError, UpstreamError, UpstreamPool
+from forklift.api.upstream import Answer, UpstreamConnectError, UpstreamError, UpstreamPool
 
 TIMEOUT = 60.0  # SageMaker's limit for an answer to /invocations
 PORT = 8080

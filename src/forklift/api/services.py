@@ -1,11 +1,11 @@
-"""What the HTTP surface serves: the handler registry the control plane plugs into.
+"""What the HTTP surface serves: the handler registry that the API's handler modules register in.
 
 A SageMaker handler takes the request's validated parameters (botocore member names, timestamps as
 aware datetimes, unknown members dropped) and a `RequestContext`, and returns the response dict
 (datetimes are sent as epoch seconds, None members are dropped). It may be a plain function (run in
 a worker thread) or a coroutine function. It answers errors by raising `ApiError`:
 
-    services = build_services(settings, region, account)
+    services = ApiServices(region, account)   # forklift.api.wiring.build_services fills one in
 
     @services.sagemaker("DescribeTrainingJob")
     def describe_training_job(params: dict, ctx: RequestContext) -> dict:
@@ -21,21 +21,18 @@ import functools
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 from forklift.api.context import RequestContext
-from forklift.api.logsource import LogSource
+from forklift.api.invocation import RuntimeHandler
 from forklift.api.validation import operation_model
-from forklift.config import DEFAULT_ACCOUNT, DEFAULT_REGION, Settings
-
-if TYPE_CHECKING:
-    from forklift.api.runtime import InvokeRequest, InvokeResponse
+from forklift.config import DEFAULT_ACCOUNT, DEFAULT_REGION
+from forklift.control.logsource import LogSource
 
 Result = Mapping[str, Any] | None
 Handler = Callable[[dict, RequestContext], Result | Awaitable[Result]]
-RuntimeHandler = Callable[["InvokeRequest", RequestContext], "InvokeResponse | Awaitable[InvokeResponse]"]
 Hook = Callable[[], Awaitable[None] | None]
 
 
@@ -86,17 +83,3 @@ async def call(handler: Callable[..., Any], *args: Any) -> Any:
     if inspect.isawaitable(result):
         result = await result
     return result
-
-
-def build_services(settings: Settings, region: str, account: str) -> ApiServices:
-    """The services `forklift serve` runs. The control plane registers its handlers here."""
-    from forklift.api import inference, training
-    from forklift.api.logs_source import log_source_for
-    from forklift.control import ControlPlane
-
-    services = ApiServices(region=region, account=account)
-    plane = ControlPlane.create(settings)
-    training.install(services, plane)
-    inference.install(services, plane.inference)
-    services.log_source = log_source_for(plane)
-    return services

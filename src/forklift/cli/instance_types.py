@@ -18,7 +18,7 @@ def instance_types(use: str | None, family: str | None, output: str) -> None:
     """Instance types with their vCPUs, memory and GPUs, and what a container gets on this machine.
 
     Types larger than this machine are clamped to it: GPUs the machine lacks become 0."""
-    from forklift.runtime.instance_types import TABLE, known_instance_types, resolve_instance_type
+    from forklift.control.instance_types import TABLE, known_instance_types, resolve_instance_type
 
     names = [n for n in known_instance_types(use) if family is None or n.split(".")[1] == family]
     if not names:

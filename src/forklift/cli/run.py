@@ -54,7 +54,8 @@ def run(image: str, args: tuple[str, ...], instance_type: str | None, env: tuple
     from forklift.images.rootfs import prepare_rootfs, pull_and_prepare
     from forklift.reference import parse
     from forklift.registry.manifest import parse_platform
-    from forklift.runtime import ContainerExists, ContainerSpec, resolve_instance_type, run_foreground
+    from forklift.control.instance_types import resolve_instance_type
+    from forklift.runtime import ContainerExists, ContainerSpec, run_foreground
 
     if os.geteuid() != 0:
         raise click.ClickException("forklift run needs root (runc, cgroups and network namespaces)")

@@ -1,11 +1,12 @@
-"""The state machines behind the API: training jobs (and, later, models and endpoints).
+"""The state machines behind the API: training jobs, and models, endpoint configs and endpoints.
 
 No HTTP here. `ControlPlane` wires the pieces one server process needs:
 
     plane = ControlPlane.create(settings)     # store (SQLAlchemy), scheduler, runtime, services
     plane.start()                             # reconcile after a restart, then admit jobs
     plane.training.create(request, arn)       # TrainingService: create / describe / list / stop
-    plane.logs                                # training jobs' LogSource (endpoints: inference.logs)
+    plane.logs                                # training jobs' LogSource
+    plane.log_source()                        # training and endpoint logs: what the Logs API reads
     plane.close()                             # stop scheduling; containers keep running
 """
 
@@ -15,12 +16,14 @@ from dataclasses import dataclass
 
 from forklift.config import Settings
 from forklift.control.inference import Inference
-from forklift.control.logs import TrainingLogSource
+from forklift.control.inference.logs import GROUP_PREFIX, EndpointLogSource
+from forklift.control.logs import GROUP, TrainingLogSource
+from forklift.control.logsource import LogSource, MergedLogSource
 from forklift.control.scheduler import Scheduler
 from forklift.control.settings import ControlSettings, control_settings
 from forklift.control.store import JobStore
 from forklift.control.training import TrainingService
-from forklift.runtime import Runtime
+from forklift.runtime import RuncRuntime, Runtime
 
 
 @dataclass
@@ -35,16 +38,16 @@ class ControlPlane:
 
     @classmethod
     def create(cls, settings: Settings, runtime: Runtime | None = None) -> ControlPlane:
-        if runtime is None:
-            from forklift.runtime import RuncRuntime
-
-            runtime = RuncRuntime()
+        runtime = runtime or RuncRuntime()
         control = control_settings(settings)
         store = JobStore(settings.database_url)
         scheduler = Scheduler(settings, control, store, runtime)
         training = TrainingService(settings, store, scheduler, control)
         inference = Inference.create(settings, control, runtime)
         return cls(settings, control, store, scheduler, training, TrainingLogSource(settings.home, store), inference)
+
+    def log_source(self) -> LogSource:
+        return MergedLogSource({GROUP: self.logs, GROUP_PREFIX: EndpointLogSource(self.settings.home)})
 
     def start(self) -> None:
         self.scheduler.start()

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from forklift.control.logsource import LogEvent, StreamInfo, GroupInfo
 from forklift.control.store import JobStore
 
 GROUP = "/aws/sagemaker/TrainingJobs"
@@ -83,29 +84,6 @@ class LogPump:
         self.drain()
 
 
-@dataclass(frozen=True)
-class StreamInfo:
-    name: str
-    creation_time: int
-    first_event_timestamp: int | None = None
-    last_event_timestamp: int | None = None
-    last_ingestion_time: int | None = None
-    stored_bytes: int = 0
-
-
-@dataclass(frozen=True)
-class GroupInfo:
-    name: str
-    creation_time: int
-
-
-@dataclass(frozen=True)
-class LogEvent:
-    timestamp: int
-    message: str
-    ingestion_time: int | None = None
-
-
 def read_events(home: Path, job: str) -> list[LogEvent]:
     try:
         with open(job_dir(home, job) / EVENTS_FILE) as f:
@@ -115,7 +93,7 @@ def read_events(home: Path, job: str) -> list[LogEvent]:
 
 
 class TrainingLogSource:
-    """The LogSource protocol of forklift.api.logsource over the jobs' event files."""
+    """The LogSource protocol of forklift.control.logsource over the jobs' event files."""
 
     def __init__(self, home: Path, store: JobStore):
         self.home = home

@@ -9,7 +9,8 @@ from forklift.control import staging
 from forklift.control.models import TrainingJobRow
 from forklift.control.status import MAX_FAILURE_REASON
 from forklift.reference import parse
-from forklift.runtime import ExitStatus, resolve_instance_type
+from forklift.control.instance_types import resolve_instance_type
+from forklift.runtime import ExitStatus
 
 
 def resolved_reference(image: str, digest: str) -> str:

@@ -33,7 +33,7 @@ from forklift.runtime import (
     Mount,
     Runtime,
 )
-from forklift.runtime.instance_types import resolve_instance_type
+from forklift.control.instance_types import resolve_instance_type
 
 log = logging.getLogger(__name__)
 POLL = 0.5

@@ -19,7 +19,7 @@ from forklift.control.runner import JobRunner
 from forklift.control.settings import ControlSettings
 from forklift.control.store import JobStore
 from forklift.runtime import ContainerHandle, Runtime
-from forklift.runtime.instance_types import UnknownInstanceType, resolve_instance_type
+from forklift.control.instance_types import UnknownInstanceType, resolve_instance_type
 
 log = logging.getLogger(__name__)
 GIB = 1024**3

@@ -18,7 +18,7 @@ from forklift.control.models import TrainingJobRow
 from forklift.control.settings import ControlSettings, control_settings
 from forklift.control.store import JobExists, JobStore, ListQuery
 from forklift.reference import InvalidReference, parse
-from forklift.runtime.instance_types import UnknownInstanceType, resolve_instance_type
+from forklift.control.instance_types import UnknownInstanceType, resolve_instance_type
 
 SUPPORTED_DATA_TYPES = ("S3Prefix", "ManifestFile")
 

@@ -1,7 +1,7 @@
 """`--machineType`: SageMaker `ml.*` instance types, or the Gradient machine names users already know.
 
 Gradient names map to the SageMaker instance type closest in vCPUs, memory and GPU class (forklift then
-clamps it to this machine, see `forklift.runtime.instance_types`):
+clamps it to this machine, see `forklift.control.instance_types`):
 
 | Gradient | forklift        | why                                   |
 | -------- | --------------- | ------------------------------------- |
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from forklift.runtime.instance_types import LIST_COMMAND, TABLE, UnknownInstanceType, check_instance_type
+from forklift.control.instance_types import LIST_COMMAND, TABLE, UnknownInstanceType, check_instance_type
 
 GRADIENT_MACHINES: dict[str, str] = {
     "C1": "ml.t3.medium", "C2": "ml.t3.medium", "C3": "ml.t3.large", "C4": "ml.m5.large", "C5": "ml.c5.xlarge",

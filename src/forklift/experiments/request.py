@@ -123,6 +123,8 @@ def training_request(*, experiment: str, job: str, image: str, instance_type: st
 
 def check_request(request: dict[str, Any]) -> None:
     """What the server would refuse (botocore's model: instance type enum, patterns…), as a ValueError now."""
+    # Imported here, not at the top: loading botocore's SageMaker model is most of a command's start-up
+    # time, and only the commands that build a training request need it.
     from forklift.api.errors import ApiError
     from forklift.api.validation import validate
 

@@ -25,7 +25,7 @@ from forklift.experiments.workspace import (
 )
 from forklift.logsclient import ACTIVE, follow_training_job
 from forklift.reference import parse
-from forklift.runtime.instance_types import resolve_instance_type
+from forklift.control.instance_types import resolve_instance_type
 
 
 

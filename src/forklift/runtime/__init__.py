@@ -11,8 +11,7 @@ from importlib import import_module
 # (which imports forklift.runtime.bundle) starts without importing the whole runtime.
 _EXPORTS = {
     "ContainerError": "base", "ContainerExists": "base", "ContainerHandle": "base", "ContainerStartError": "base",
-    "Runtime": "base", "run_foreground": "foreground", "UnknownInstanceType": "instance_types",
-    "resolve_instance_type": "instance_types", "RuncHandle": "runc", "RuncRuntime": "runc",
+    "Runtime": "base", "run_foreground": "foreground", "RuncHandle": "runc", "RuncRuntime": "runc",
     "ContainerSpec": "spec", "ExitStatus": "spec", "Mount": "spec", "NetworkMode": "spec", "Resources": "spec",
     "SpecError": "spec",
 }
@@ -28,5 +27,5 @@ def __getattr__(name: str):
 __all__ = [
     "ContainerError", "ContainerExists", "ContainerHandle", "ContainerSpec", "ContainerStartError",
     "ExitStatus", "Mount", "NetworkMode", "Resources", "RuncHandle", "RuncRuntime", "Runtime", "SpecError",
-    "UnknownInstanceType", "resolve_instance_type", "run_foreground",
+    "run_foreground",
 ]

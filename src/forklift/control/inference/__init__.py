@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from forklift.config import Settings
-from forklift.control.inference.fleet import FleetManager
+from forklift.control.inference.launcher import LocalLauncher
+from forklift.control.inference.manager import FleetManager
 from forklift.control.inference.routing import Router
 from forklift.control.inference.service import InferenceService
 from forklift.control.inference.settings import InferenceSettings, inference_settings
@@ -33,6 +34,7 @@ class Inference:
     store: InferenceStore
     router: Router
     fleet: FleetManager
+    launcher: LocalLauncher
     service: InferenceService
 
     @classmethod
@@ -46,14 +48,16 @@ class Inference:
         config = inference_settings(settings)
         store = InferenceStore(settings.database_url)
         router = Router()
-        fleet = FleetManager(settings, config, store, runtime, router)
-        return cls(config, store, router, fleet, InferenceService(settings, control, store, fleet))
+        launcher = LocalLauncher(settings, config, store, runtime)
+        fleet = FleetManager(settings, config, store, launcher, router)
+        return cls(config, store, router, fleet, launcher, InferenceService(settings, control, store, fleet))
 
     def start(self) -> None:
         self.fleet.start()
 
     def close(self) -> None:
         self.fleet.close()
+        self.launcher.close()
 
 
 __all__ = ["Inference", "InferenceService", "Router"]

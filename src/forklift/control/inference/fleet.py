@@ -1,14 +1,9 @@
-"""The fleet manager: one worker thread per endpoint drives its state machine and its containers.
+"""One endpoint's fleet: the instances that serve its traffic, their weights, and how they change.
 
-    Creating  -> bring up every variant's instances, wait for /ping -> InService | Failed
-    Updating  -> (UpdateEndpoint) bring up the new config's fleet, shift traffic to it once healthy,
-                 drain and stop the old one; (UpdateEndpointWeightsAndCapacities) reweigh, scale
-    InService -> health checks: an instance that exited or failed /ping repeatedly is replaced
-    Deleting  -> stop everything, drop the row (DescribeEndpoint then answers ValidationException)
-
-The API only writes the desired state to the database and calls `wake(name)`; workers publish the
-healthy instances to the `Router`. Containers outlive the server: a new worker re-adopts them.
-Every instance's stdout/stderr is pumped into its log stream from start to stop (`logs`).
+The endpoint's worker owns its `Fleet` and changes it only through these methods; healing and
+scaling receive it as their collaborator. Instances come from an `InstanceLauncher` (see `launcher`);
+every change of the serving set is published to the `Router` at once, and an instance leaves the
+set before it is stopped, so no request is routed to a container that is going away.
 """
 
 from __future__ import annotations
@@ -16,113 +11,162 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from forklift.config import Settings
 from forklift.control.inference import instances as inst
-from forklift.control.inference.logs import InstanceLogs
-from forklift.control.inference.models import EndpointInstanceRow, EndpointRow
+from forklift.control.inference.launcher import InstanceLauncher, VariantInstance
+from forklift.control.inference.models import ModelRow
 from forklift.control.inference.routing import EndpointRoute, Router, VariantRoute
 from forklift.control.inference.settings import InferenceSettings
 from forklift.control.inference.store import InferenceStore
-from forklift.runtime import ContainerHandle, ContainerStartError, Runtime
-
-if TYPE_CHECKING:
-    from forklift.control.inference.worker import EndpointWorker
 
 log = logging.getLogger(__name__)
+START_POLL = 0.2
 DRAIN_LIMIT = 65.0  # a request may take 60 s; then the old instance is stopped anyway
 
 
 class Aborted(Exception):
-    """The endpoint was deleted while its fleet was being brought up."""
+    """The endpoint was deleted (or the server is stopping) while its fleet was being brought up."""
 
 
-@dataclass(eq=False)
-class Instance:
-    name: str
-    variant: str
-    generation: int
-    handle: ContainerHandle
-    failed_pings: int = 0
+class Fleet:
+    def __init__(self, endpoint: str, settings: Settings, config: InferenceSettings, store: InferenceStore,
+                 launcher: InstanceLauncher, router: Router, check_abort: Callable[[], None]):
+        self.endpoint, self.settings, self.config, self.store = endpoint, settings, config, store
+        self.launcher, self.router, self.check_abort = launcher, router, check_abort
+        self.directory: Path = inst.endpoint_dir(settings, endpoint)
+        self.instances: list[VariantInstance] = []  # the instances that serve (or will serve) traffic
+        self.weights: dict[str, float] = {}
+        self.generation = 0
+        self._prepared: dict[tuple[int, str], inst.PreparedVariant] = {}
+        self._failed_pings: dict[str, int] = {}
 
-    @property
-    def address(self) -> str | None:
-        return self.handle.address
+    def event(self, message: str) -> None:
+        log.info("endpoint %s: %s", self.endpoint, message)
+        inst.log_event(self.directory, message)
 
+    def count(self, variant: str) -> int:
+        return sum(1 for i in self.instances if i.variant == variant)
 
-class FleetManager:
-    def __init__(self, settings: Settings, config: InferenceSettings, store: InferenceStore, runtime: Runtime,
-                 router: Router):
-        self.settings, self.config, self.store, self.runtime, self.router = settings, config, store, runtime, router
-        self.workers: dict[str, EndpointWorker] = {}
-        self.lock = threading.Lock()
-        self.shutdown = threading.Event()
-        self.logs = InstanceLogs()  # each instance's stdout/stderr -> its CloudWatch log stream
+    def of_variant(self, variant: str) -> list[VariantInstance]:
+        return [i for i in self.instances if i.variant == variant]
 
-    def start(self) -> None:
-        """Re-adopt every endpoint's containers now (so they serve as soon as the server does), then
-        resume the workers."""
-        from forklift.control.inference.worker import EndpointWorker
-
-        for row in self.store.all(EndpointRow):
-            if row.status == "Failed":
-                continue
-            worker = EndpointWorker(self, row.name)
-            try:
-                worker.adopt()
-            except Exception:
-                log.exception("endpoint %s: re-adopting its containers failed", row.name)
-            with self.lock:
-                self.workers[row.name] = worker
-            worker.thread.start()
-
-    def wake(self, name: str) -> None:
-        """Make sure a worker drives endpoint `name` and let it look at the database now."""
-        with self.lock:
-            worker = self.workers.get(name)
-            if worker is None:
-                from forklift.control.inference.worker import EndpointWorker
-
-                worker = self.workers[name] = EndpointWorker(self, name)
-                worker.thread.start()
-            worker.wake.set()
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop driving endpoints; their containers keep serving for the next server to adopt."""
-        self.shutdown.set()
-        with self.lock:
-            workers = list(self.workers.values())
-        for worker in workers:
-            worker.wake.set()
-        for worker in workers:
-            worker.thread.join(timeout)
-        self.logs.close()
-
-    # -- shared by the workers -------------------------------------------------------------
-    def publish(self, endpoint: str, fleet: list[Instance], weights: dict[str, float]) -> None:
+    # -- the serving set -------------------------------------------------------------------------
+    def publish(self) -> None:
         variants: dict[str, list] = {}
-        for instance in fleet:
+        for instance in self.instances:
             if instance.address:
                 variants.setdefault(instance.variant, []).append(
-                    self.router.instance(endpoint, instance.name, instance.address))
-        self.router.publish(endpoint, EndpointRoute(
-            [VariantRoute(name, weights.get(name, 1.0), routes) for name, routes in variants.items()]))
+                    self.router.instance(self.endpoint, instance.name, instance.address))
+        self.router.publish(self.endpoint, EndpointRoute(
+            [VariantRoute(name, self.weights.get(name, 1.0), routes) for name, routes in variants.items()]))
 
-    def start_instance(self, endpoint: str, prepared: inst.PreparedVariant, generation: int) -> Instance:
-        directory = inst.endpoint_dir(self.settings, endpoint)
+    def unpublish(self) -> None:
+        self.router.publish(self.endpoint, None)
+
+    def add(self, instances: Iterable[VariantInstance]) -> None:
+        self.instances.extend(instances)
+        self.publish()
+
+    def withdraw(self, instances: Iterable[VariantInstance]) -> list[VariantInstance]:
+        """Take instances out of the serving set (routes first); the caller retires them."""
+        gone = list(instances)
+        self.instances = [i for i in self.instances if i not in gone]
+        for instance in gone:
+            self._failed_pings.pop(instance.name, None)
+        self.publish()
+        return gone
+
+    def replace(self, fresh: list[VariantInstance], generation: int, weights: dict[str, float]) -> list[VariantInstance]:
+        """Serve `fresh` (a whole new generation) instead of the current set; returns the old set."""
+        old, self.instances = self.instances, list(fresh)
+        self.generation, self.weights = generation, dict(weights)
+        self._prepared = {k: v for k, v in self._prepared.items() if k[0] == generation}
+        self._failed_pings.clear()
+        self.publish()
+        return old
+
+    def deployed_images(self, generation: int) -> dict[str, dict]:
+        return {p.name: p.deployed_image for (g, _), p in self._prepared.items() if g == generation}
+
+    # -- health ----------------------------------------------------------------------------------
+    def broken(self, unhealthy_after: int) -> list[tuple[VariantInstance, str]]:
+        """The serving instances that exited or failed /ping `unhealthy_after` times in a row, and why."""
+        found = []
+        for instance in list(self.instances):
+            ended = instance.ended()
+            if ended is None:
+                if inst.ping(instance.address):
+                    self._failed_pings.pop(instance.name, None)
+                    continue
+                failed = self._failed_pings[instance.name] = self._failed_pings.get(instance.name, 0) + 1
+                if failed < unhealthy_after:
+                    continue
+                ended = f"GET /ping failed {failed} times in a row"
+            found.append((instance, ended))
+        return found
+
+    # -- bringing instances up and down ----------------------------------------------------------
+    def _prepare(self, variant: dict, generation: int) -> inst.PreparedVariant:
+        key = (generation, variant["VariantName"])
+        if key not in self._prepared:
+            model = self.store.get(ModelRow, variant["ModelName"])
+            if model is None:
+                raise inst.DeployFailure(f"Variant {variant['VariantName']}: model {variant['ModelName']} does "
+                                         "not exist")
+            self._prepared[key] = inst.prepare_variant(self.settings, self.directory, variant, model, generation)
+        return self._prepared[key]
+
+    def bring_up(self, variants: list[dict], generation: int, counts: dict[str, int]) -> list[VariantInstance]:
+        """Start `counts[variant]` healthy instances of each variant (not yet serving), or raise
+        DeployFailure (or Aborted) with nothing left running."""
+        with ThreadPoolExecutor(max_workers=max(1, len(variants))) as pool:
+            prepared = list(pool.map(lambda v: self._prepare(v, generation), variants))
+        started: list[VariantInstance] = []
         try:
-            handle = inst.start_instance(self.runtime, prepared, endpoint, directory)
-        except ContainerStartError as exc:
-            raise inst.DeployFailure(f"Variant {prepared.name}: the container could not be started: {exc}") from exc
-        self.logs.follow(directory, prepared.name, handle)
-        self.store.add_instance(EndpointInstanceRow(container_name=handle.name, endpoint=endpoint,
-                                                    variant=prepared.name, generation=generation,
-                                                    address=handle.address, created_at=time.time()))
-        return Instance(handle.name, prepared.name, generation, handle)
+            for variant, ready in zip(variants, prepared):
+                for _ in range(counts.get(variant["VariantName"], 0)):
+                    self.check_abort()
+                    started.append(self.launcher.start(self.endpoint, ready, generation))
+                    self.event(f"Started instance {started[-1].name} of variant {ready.name} "
+                               f"({started[-1].address})")
+            timeouts = {v["VariantName"]: float(v.get("ContainerStartupHealthCheckTimeoutInSeconds")
+                                                or self.config.startup_timeout) for v in variants}
+            self._await_healthy(started, timeouts)
+        except BaseException:
+            self.retire(started, drain=False)
+            raise
+        return started
 
-    def retire(self, endpoint: str, retired: list[Instance], drain: bool = True) -> None:
+    def _await_healthy(self, instances: list[VariantInstance], timeouts: dict[str, float]) -> None:
+        began = time.monotonic()
+        pending = list(instances)
+        last_check = began
+        while pending:
+            if time.monotonic() - last_check > 1.0:
+                self.check_abort()
+                last_check = time.monotonic()
+            for instance in list(pending):
+                if inst.ping(instance.address):
+                    pending.remove(instance)
+                    self.event(f"Instance {instance.name} of variant {instance.variant} passed its health check")
+                    continue
+                ended = instance.ended()
+                if ended:
+                    raise inst.DeployFailure(f"Variant {instance.variant}: {ended}")
+                limit = timeouts.get(instance.variant, self.config.startup_timeout)
+                if time.monotonic() - began > limit:
+                    tail = instance.last_lines()
+                    raise inst.DeployFailure(
+                        f"Variant {instance.variant}: the health check timed out: the container did not answer "
+                        f"GET /ping with 200 within {limit:g} seconds" + (f"; last log lines:\n{tail}" if tail else ""))
+            if pending:
+                time.sleep(START_POLL)
+
+    def retire(self, retired: list[VariantInstance], drain: bool = True) -> None:
         """Stop instances that no route hands out any more, after their in-flight requests finished."""
         if not retired:
             return
@@ -130,19 +174,28 @@ class FleetManager:
         if drain:
             time.sleep(0.2)  # a request that picked the old route just before it changed
             deadline = time.monotonic() + DRAIN_LIMIT
-            while self.router.in_flight(endpoint, names) and time.monotonic() < deadline:
+            while self.router.in_flight(self.endpoint, names) and time.monotonic() < deadline:
                 time.sleep(0.05)
-        threads = [threading.Thread(target=self._stop, args=(endpoint, i)) for i in retired]
+        threads = [threading.Thread(target=self._stop, args=(i,)) for i in retired]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
 
-    def _stop(self, endpoint: str, instance: Instance) -> None:
-        try:
-            instance.handle.stop(grace=self.config.stop_grace)
-        except Exception:
-            log.exception("stopping instance %s of endpoint %s failed", instance.name, endpoint)
-        self.logs.finish(inst.endpoint_dir(self.settings, endpoint), instance.variant, instance.handle)
-        self.store.remove_instance(instance.name)
-        self.router.forget(endpoint, instance.name)
+    def _stop(self, instance: VariantInstance) -> None:
+        self.launcher.stop(self.endpoint, instance)
+        self.router.forget(self.endpoint, instance.name)
+
+    def adopt(self, serving_generation: int | None) -> None:
+        """After a restart: serve the running instances of `serving_generation` again (None: the
+        endpoint serves nothing, so every leftover instance is stopped)."""
+        self.instances = self.launcher.adopt(
+            self.endpoint, lambda row: serving_generation is not None and row.generation == serving_generation)
+
+    def stop_all(self) -> None:
+        """Stop every instance of the endpoint, serving or left over from an earlier server."""
+        self.unpublish()
+        serving, self.instances = self.instances, []
+        self.retire(serving, drain=False)
+        self.retire(self.launcher.adopt(self.endpoint, lambda row: True), drain=False)
+        self._prepared.clear()

@@ -27,7 +27,7 @@ from forklift.control.inference.images import image_failure, keychain_for, model
 from forklift.control.inference.logs import record_fleet_event
 from forklift.control.inference.models import ModelRow
 from forklift.runtime import ContainerHandle, ContainerSpec, Mount, Runtime
-from forklift.runtime.instance_types import UnknownInstanceType, resolve_instance_type
+from forklift.control.instance_types import UnknownInstanceType, resolve_instance_type
 
 PING_TIMEOUT = 2.0
 DEFAULT_DOWNLOAD_TIMEOUT = 3600.0  # SageMaker's maximum ModelDataDownloadTimeoutInSeconds

@@ -29,7 +29,8 @@ import threading
 import time
 from pathlib import Path
 
-from forklift.control.logs import EVENTS_FILE, GroupInfo, LogEvent, LogPump, StreamInfo
+from forklift.control.logs import EVENTS_FILE, LogPump
+from forklift.control.logsource import GroupInfo, LogEvent, StreamInfo
 from forklift.runtime import ContainerHandle
 
 log = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ class EventFile:
 
 
 class EndpointLogSource:
-    """The LogSource protocol of forklift.api.logsource over every endpoint's `logs/` directory."""
+    """The LogSource protocol of forklift.control.logsource over every endpoint's `logs/` directory."""
 
     def __init__(self, home: Path):
         self.root = home / "endpoints"

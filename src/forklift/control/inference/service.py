@@ -14,12 +14,12 @@ from typing import Any
 from forklift.config import Settings
 from forklift.control.inference import images
 from forklift.control.inference.errors import InUse, InvalidRequest, ResourceMissing
-from forklift.control.inference.fleet import FleetManager
+from forklift.control.inference.manager import FleetManager
 from forklift.control.inference.models import EndpointConfigRow, EndpointRow, ModelRow
 from forklift.control.inference.store import InferenceStore
 from forklift.control.inference.variants import summaries
 from forklift.control.settings import ControlSettings
-from forklift.runtime.instance_types import UnknownInstanceType, resolve_instance_type
+from forklift.control.instance_types import UnknownInstanceType, resolve_instance_type
 
 KINDS = {ModelRow: "model", EndpointConfigRow: "endpoint-config", EndpointRow: "endpoint"}
 

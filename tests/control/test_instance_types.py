@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from forklift.runtime import UnknownInstanceType, resolve_instance_type
-from forklift.runtime.instance_types import GIB, INSTANCE_TYPES, check_instance_type, known_instance_types
+from forklift.control.instance_types import UnknownInstanceType, resolve_instance_type
+from forklift.control.instance_types import GIB, INSTANCE_TYPES, check_instance_type, known_instance_types
 
 ROOT = Path(__file__).resolve().parents[2]
 

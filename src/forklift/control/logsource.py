@@ -1,10 +1,13 @@
-"""What the CloudWatch Logs subset reads: a `LogSource` the control plane implements.
+"""What the CloudWatch Logs subset reads: a `LogSource` the control plane implements, and its types.
 
 Groups are named like AWS's (`/aws/sagemaker/TrainingJobs`, `/aws/sagemaker/Endpoints/<name>`),
 streams like `<job>/algo-1-<epoch>`. Times are epoch milliseconds. The source only answers three
 questions; ordering, filtering by time, pagination and tokens are the API's business.
 
-Implementations may return their own objects: only the attributes below are read.
+Implementations may return their own objects: only the attributes below are read. The control
+plane's source is a `MergedLogSource` of `forklift.control.logs.TrainingLogSource`
+(`/aws/sagemaker/TrainingJobs`) and `forklift.control.inference.logs.EndpointLogSource` (every
+`/aws/sagemaker/Endpoints/<name>`).
 """
 
 from __future__ import annotations
@@ -125,3 +128,30 @@ class MemoryLogSource:
             start = max(0, len(stored) + start_index) if start_index < 0 else min(start_index, len(stored))
             chunk = stored[start:start + max(0, limit)]
             return chunk, start + len(chunk)
+
+
+class MergedLogSource:
+    """Several LogSources behind one; `owners` maps a group-name prefix to the source owning it."""
+
+    def __init__(self, owners: dict[str, LogSource]):
+        self.owners = owners
+
+    def _owner(self, group: str) -> LogSource | None:
+        # the longest matching prefix wins, so a more specific owner may sit beside a general one
+        matching = [prefix for prefix in self.owners if group.startswith(prefix)]
+        return self.owners[max(matching, key=len)] if matching else None
+
+    def groups(self, prefix: str | None) -> Sequence[GroupInfo]:
+        found: dict[str, GroupInfo] = {}
+        for source in self.owners.values():
+            for group in source.groups(prefix):
+                found.setdefault(group.name, group)
+        return sorted(found.values(), key=lambda g: g.name)
+
+    def streams(self, group: str, prefix: str | None) -> Sequence[StreamInfo] | None:
+        owner = self._owner(group)
+        return owner.streams(group, prefix) if owner is not None else None
+
+    def events(self, group: str, stream: str, start_index: int, limit: int) -> tuple[Sequence[LogEvent], int] | None:
+        owner = self._owner(group)
+        return owner.events(group, stream, start_index, limit) if owner is not None else None

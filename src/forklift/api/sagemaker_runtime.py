@@ -24,7 +24,8 @@ from starlette.types import Receive, Scope, Send
 from forklift.api.context import build_context, new_request_id
 from forklift.api.errors import ApiError
 from forklift.api.protocol import REQUEST_ID_HEADER, rest_error
-from forklift.api.services import RuntimeHandler, call
+from forklift.api.invocation import InvokeRequest, InvokeResponse, RuntimeHandler
+from forklift.api.services import call
 from forklift.api.validation import flat_check, operation_model, validate
 
 log = logging.getLogger(__name__)
@@ -34,34 +35,6 @@ _PATH = re.compile(r"/endpoints/([^/]+)/invocations")
 
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-@dataclass(frozen=True)
-class InvokeRequest:
-    endpoint_name: str
-    body: bytes
-    content_type: str | None = None  # None when the caller sent none: pick a default
-    accept: str | None = None
-    custom_attributes: str | None = None
-    target_model: str | None = None
-    target_variant: str | None = None
-    target_container_hostname: str | None = None
-    inference_id: str | None = None
-    enable_explanations: str | None = None
-    inference_component_name: str | None = None
-    session_id: str | None = None
-    prefix_aware_id: str | None = None
-    params: Mapping[str, Any] = field(default_factory=dict, repr=False)  # every member, model names
-
-
-@dataclass
-class InvokeResponse:
-    body: bytes | Iterable[bytes] | AsyncIterable[bytes]  # iterables are streamed (chunked)
-    content_type: str = "application/json"
-    invoked_production_variant: str | None = None
-    custom_attributes: str | None = None
-    new_session_id: str | None = None
-    closed_session_id: str | None = None
 
 
 @dataclass(frozen=True)
