@@ -45,10 +45,6 @@ class ApiError(Exception):
         return cls("ResourceLimitExceeded", message)
 
     @classmethod
-    def conflict(cls, message: str) -> ApiError:
-        return cls("ConflictException", message)
-
-    @classmethod
     def unknown_operation(cls, operation: str) -> ApiError:
         return cls("UnknownOperationException", f"Operation {operation} is not supported by forklift")
 
@@ -77,10 +73,6 @@ class ApiError(Exception):
         fields = {"OriginalStatusCode": original_status, "OriginalMessage": original_message,
                   "LogStreamArn": log_stream_arn}
         return cls("ModelError", message, 424, fields={k: v for k, v in fields.items() if v is not None})
-
-    @classmethod
-    def model_not_ready(cls, message: str) -> ApiError:
-        return cls("ModelNotReadyException", message, 429)
 
     @classmethod
     def service_unavailable(cls, message: str) -> ApiError:

@@ -13,7 +13,6 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from forklift.control.logsource import LogEvent, StreamInfo, GroupInfo

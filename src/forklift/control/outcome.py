@@ -8,6 +8,9 @@ from forklift.config import Settings
 from forklift.control import staging
 from forklift.control.models import TrainingJobRow
 from forklift.control.status import MAX_FAILURE_REASON
+from forklift.credentials.errors import CredentialsError
+from forklift.registry import AuthenticationFailed, NotFound, RegistryError, TLSError
+from forklift.storage import pack_tar_gz, store_for
 from forklift.reference import parse
 from forklift.control.instance_types import resolve_instance_type
 from forklift.runtime import ExitStatus
@@ -32,9 +35,6 @@ def image_error_reason(image: str, exc: BaseException, wording: list[tuple[type 
 
 def image_error_kinds() -> tuple[type, type, type, type, type]:
     """CredentialsError, AuthenticationFailed, NotFound, TLSError, RegistryError — most specific first."""
-    from forklift.credentials.errors import CredentialsError
-    from forklift.registry import AuthenticationFailed, NotFound, RegistryError, TLSError
-
     return CredentialsError, AuthenticationFailed, NotFound, TLSError, RegistryError
 
 
@@ -94,8 +94,6 @@ def output_prefix(row: TrainingJobRow) -> str:
 
 def upload_outputs(directory: Path, row: TrainingJobRow, settings: Settings) -> str:
     """Pack /opt/ml/model and /opt/ml/output/data, upload both; returns the model.tar.gz URI."""
-    from forklift.storage import pack_tar_gz, store_for
-
     paths = staging.job_paths(directory)
     prefix = output_prefix(row)
     store = store_for(prefix, settings)

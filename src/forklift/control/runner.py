@@ -25,6 +25,8 @@ from forklift.control.logs import LogPump, job_dir
 from forklift.control.models import TrainingJobRow
 from forklift.control.settings import ControlSettings
 from forklift.control.store import JobStore
+from forklift.credentials.chain import default_keychain
+from forklift.images.rootfs import pull_and_prepare
 from forklift.runtime import (
     ContainerHandle,
     ContainerSpec,
@@ -163,9 +165,6 @@ class JobRunner:
 
     async def _pull(self, images, image: str, request: dict):
         """Pull the image and unpack its rootfs, each layer as soon as it has landed."""
-        from forklift.credentials.chain import default_keychain
-        from forklift.images.rootfs import pull_and_prepare
-
         config = (request["AlgorithmSpecification"].get("TrainingImageConfig") or {})
         provider = (config.get("TrainingRepositoryAuthConfig") or {}).get("TrainingRepositoryCredentialsProviderArn")
         keychain = await asyncio.to_thread(default_keychain, self.settings, function_arn=provider,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from forklift.config import Settings
 from forklift.control import status
 from forklift.control.models import TrainingJobRow
+from forklift.control.reconcile import reconcile
 from forklift.control.runner import JobRunner
 from forklift.control.settings import ControlSettings
 from forklift.control.store import JobStore
@@ -68,8 +69,6 @@ class Scheduler:
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
-        from forklift.control.reconcile import reconcile
-
         for name, handle in reconcile(self.store, self.runtime).items():
             row = self.store.get(name)
             self._launch(row, handle)

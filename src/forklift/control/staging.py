@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import shutil
-import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -131,10 +130,3 @@ class PipeFeeder:
             log.info("pipe %s: the reader closed it early", self.fifo)
         except OSError as exc:
             log.warning("pipe %s: %s", self.fifo, exc)
-
-
-def is_fifo(path: Path) -> bool:
-    try:
-        return stat.S_ISFIFO(path.lstat().st_mode)
-    except OSError:
-        return False

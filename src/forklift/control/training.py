@@ -14,10 +14,10 @@ from typing import Any, Protocol
 from forklift.config import Settings
 from forklift.control import status
 from forklift.control.errors import InvalidRequest, JobInUse, JobNotFound
+from forklift.control.imageaccess import TRAINING, check_image_access
 from forklift.control.models import TrainingJobRow
 from forklift.control.settings import ControlSettings, control_settings
 from forklift.control.store import JobExists, JobStore, ListQuery
-from forklift.reference import InvalidReference, parse
 from forklift.control.instance_types import UnknownInstanceType, resolve_instance_type
 
 SUPPORTED_DATA_TYPES = ("S3Prefix", "ManifestFile")
@@ -81,30 +81,10 @@ class TrainingService:
         self._check_channels(request.get("InputDataConfig") or [])
 
     def _check_image(self, image: str, config: dict, request: dict) -> None:
-        try:
-            ref = parse(image)
-        except InvalidReference as exc:
-            raise InvalidRequest(f"AlgorithmSpecification.TrainingImage {image!r} is not a valid image: {exc}") from None
-        mode = config.get("TrainingRepositoryAccessMode", "Platform")
-        if mode == "Platform" and not self.control.is_platform_registry(ref.registry):
-            raise InvalidRequest(
-                f"TrainingImage {image} is in registry {ref.registry}, which is not a platform registry: to train "
-                "with an image from a private registry set TrainingImageConfig.TrainingRepositoryAccessMode to "
-                "Vpc and give a VpcConfig")
-        if mode == "Vpc" and not request.get("VpcConfig"):
-            raise InvalidRequest("TrainingRepositoryAccessMode Vpc requires a VpcConfig (SecurityGroupIds and "
-                                 "Subnets)")
         provider = (config.get("TrainingRepositoryAuthConfig") or {}).get("TrainingRepositoryCredentialsProviderArn")
-        if provider:
-            if mode != "Vpc":
-                raise InvalidRequest("TrainingRepositoryAuthConfig requires TrainingRepositoryAccessMode Vpc")
-            from forklift.credentials.chain import check_provider
-            from forklift.credentials.errors import CredentialsError
-
-            try:
-                check_provider(self.settings, provider, request.get("RoleArn"))
-            except CredentialsError as exc:
-                raise InvalidRequest(str(exc)) from None
+        check_image_access(self.settings, self.control, TRAINING, image,
+                           config.get("TrainingRepositoryAccessMode", "Platform"), provider, request.get("RoleArn"),
+                           bool(request.get("VpcConfig")))
 
     @staticmethod
     def _check_channels(channels: list[dict]) -> None:

@@ -10,6 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from forklift.config import load_settings
+from forklift.credentials import Credentials, StaticKeychain
+from forklift.demo.harness import DEMO_USER, Server
+from forklift.demo.samples import build_sample_image, training_csv
+from forklift.devregistry import LocalRegistry, create_pki, install_ca
+from forklift.storage import bucket_store
+
 TRAINING_DATA = "s3://your-training-data-bucket/training-data-folder"
 OUTPUT_PATH = "s3://your-output-data-bucket/model-folder"
 EXECUTION_ROLE = "arn:aws:iam::123456789012:role/SageMakerExecutionRole"
@@ -44,7 +51,6 @@ class DemoContext:
 
 
 def run_flows(ctx: DemoContext, timings) -> None:
-    from forklift.demo import DEMO_USER
 
     ctx.home.mkdir(parents=True)
     os.environ["FORKLIFT_HOME"] = str(ctx.home)
@@ -71,7 +77,6 @@ def run_flows(ctx: DemoContext, timings) -> None:
 
 
 def start_registry(ctx: DemoContext, user: str) -> None:
-    from forklift.devregistry import LocalRegistry, create_pki, install_ca
 
     pki = create_pki(ctx.work / "pki")
     ctx.registry = LocalRegistry(ctx.work / "registry", pki, htpasswd={user: ctx.password}).start()
@@ -81,9 +86,6 @@ def start_registry(ctx: DemoContext, user: str) -> None:
 
 
 def build_and_push(ctx: DemoContext, user: str) -> None:
-    from forklift.config import load_settings
-    from forklift.credentials import Credentials, StaticKeychain
-    from forklift.demo.samples import build_sample_image
     from forklift.images.local import ImageStore
     from forklift.images.push import push, source_from_store
 
@@ -118,9 +120,6 @@ def register_function(ctx: DemoContext, user: str) -> None:
 
 
 def upload_data(ctx: DemoContext) -> None:
-    from forklift.config import load_settings
-    from forklift.demo.samples import training_csv
-    from forklift.storage import bucket_store
 
     buckets = bucket_store(load_settings())
     for bucket in ("your-training-data-bucket", "your-output-data-bucket"):
@@ -132,7 +131,6 @@ def upload_data(ctx: DemoContext) -> None:
 
 
 def start_server(ctx: DemoContext) -> None:
-    from forklift.demo import Server
 
     ctx.server = Server(ctx.home, ctx.work / "server.log")
     ctx.cleanups.append(ctx.server.stop)

@@ -108,6 +108,7 @@ def write_program(directory: Path) -> Path:
 
 def build_sample_image(store, work: Path, tag: str):
     """The sample image (this machine's Python and the program above) in `store` as `tag`."""
+    # Imported here: `forklift samples data` needs only the training data above, not the image builder.
     from forklift.demo.rootfs import build_python_rootfs
     from forklift.images.build import BuildOptions, build
 

@@ -27,7 +27,7 @@ def looks_cuda(config: dict) -> bool:
 
 
 async def _fetch_config(image: str, settings: Settings, keychain: Keychain) -> dict:
-    from forklift.registry import RegistryClient
+    from forklift.registry import RegistryClient  # here: httpx loads only when an image is checked
 
     ref = parse(image)
     async with RegistryClient(ref.registry, keychain=keychain, settings=settings, max_retries=2,

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from forklift.background import ServerUnavailable, answers, log_path, start
 from forklift.config import Settings
+from forklift.jsonclient import JsonClient
 from forklift.serverfile import DEFAULT_URL, NoServer, read_record, record_path, server_url
 
 __all__ = ["ServerUnavailable", "clients", "find_server"]
@@ -40,6 +41,4 @@ def find_server(settings: Settings, say: Callable[[str], None]) -> str:
 
 def clients(url: str, settings: Settings):
     """`sagemaker` and `logs` clients on the server (its JSON protocol, without boto3's start-up)."""
-    from forklift.jsonclient import JsonClient
-
     return JsonClient("sagemaker", url), JsonClient("logs", url)

@@ -49,7 +49,7 @@ class NewExperiment:
 
 class Experiments:
     def __init__(self, settings: Settings, sagemaker=None, logs=None, *, say: Callable[[str], None] = print):
-        from forklift.credentials.secrets import SecretStore
+        from forklift.credentials.secrets import SecretStore  # here: cryptography costs start-up time
 
         self.settings = settings
         self.sagemaker, self.logs = sagemaker, logs
@@ -97,6 +97,7 @@ class Experiments:
         return row
 
     def _check_cuda(self, image: str, credentials: Credentials | None) -> None:
+        # here, not at the top: the credential sources and the registry client load only for a new image
         from forklift.credentials.chain import default_keychain
         from forklift.experiments.cuda import cuda_warning
 
@@ -117,7 +118,7 @@ class Experiments:
         job_name = rq.job_name(name, run)
         provider = None
         if row.secret_id:
-            from forklift.credentials.functions import FunctionRegistry
+            from forklift.credentials.functions import FunctionRegistry  # only runs that need one pay for it
 
             provider = FunctionRegistry(self.settings, secrets=self.secrets).secret_arn(row.secret_id)
         request = rq.training_request(

@@ -84,10 +84,10 @@ def read_exit(layout: Layout) -> ExitStatus | None:
 
 
 def prepare(spec: "ContainerSpec", cli: RuncCli, pool: "AddressPool") -> dict:
+    """Mount the overlay, set up the network, write config.json and container.json."""
     from forklift.runtime import network, ocispec, overlay
     from forklift.runtime.spec import NetworkMode
 
-    """Mount the overlay, set up the network, write config.json and container.json."""
     layout = Layout(spec.state_dir)
     spec.state_dir.mkdir(parents=True, exist_ok=True)
     for path in layout.stale():

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from forklift.runtime.base import ContainerHandle, Runtime
+from forklift.runtime.runc import RuncRuntime
 from forklift.runtime.spec import ContainerSpec, ExitStatus
 
 
@@ -16,10 +17,7 @@ def run_foreground(spec: ContainerSpec, stream: TextIO = sys.stdout, runtime: Ru
 
     Ctrl-C (KeyboardInterrupt) stops the container (SIGTERM, `grace`, SIGKILL) and returns.
     """
-    if runtime is None:
-        from forklift.runtime.runc import RuncRuntime
-
-        runtime = RuncRuntime()
+    runtime = runtime or RuncRuntime()
     handle = runtime.start(spec)
     if on_start is not None:
         on_start(handle)

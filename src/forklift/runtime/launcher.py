@@ -22,6 +22,7 @@ def _start_time(pid: int) -> int:
 
 
 def _write_atomic(path: str, text: str) -> None:
+    # not forklift's own helper: this process starts with the standard library alone (see above)
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as out:
         out.write(text)

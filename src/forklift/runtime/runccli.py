@@ -1,4 +1,7 @@
-"""The runc command line, one method per verb. Nothing else in forklift builds runc argv."""
+"""The runc command line, one method per verb.
+
+The one other place that runs runc is the supervisor's launcher (`launcher.py`), whose `runc run
+--detach` must start with nothing but the standard library loaded."""
 
 from __future__ import annotations
 
@@ -38,13 +41,6 @@ class RuncCli:
         if check and proc.returncode != 0:
             raise RuncError(f"runc {' '.join(args)}: {proc.stderr.strip()}")
         return proc
-
-    def run_detached(self, container_id: str, bundle: Path, pid_file: Path, log: Path, stdout, stderr) -> int:
-        """`runc run -d`: create and start in one runc process. The caller must be a child subreaper,
-        or the container's exit status is lost."""
-        argv = self.argv("run", "--detach", "--bundle", str(bundle), "--pid-file", str(pid_file), container_id,
-                         log=log)
-        return subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr).returncode
 
     def exists(self, container_id: str) -> bool:
         """Whether runc knows the container, read from its state directory without running runc."""

@@ -25,7 +25,7 @@ from forklift.control.inference.service import InferenceService
 from forklift.control.inference.settings import InferenceSettings, inference_settings
 from forklift.control.inference.store import InferenceStore
 from forklift.control.settings import ControlSettings, control_settings
-from forklift.runtime import Runtime
+from forklift.runtime import RuncRuntime, Runtime
 
 
 @dataclass
@@ -40,10 +40,7 @@ class Inference:
     @classmethod
     def create(cls, settings: Settings, control: ControlSettings | None = None,
                runtime: Runtime | None = None) -> Inference:
-        if runtime is None:
-            from forklift.runtime import RuncRuntime
-
-            runtime = RuncRuntime()
+        runtime = runtime or RuncRuntime()
         control = control or control_settings(settings)
         config = inference_settings(settings)
         store = InferenceStore(settings.database_url)

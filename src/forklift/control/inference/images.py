@@ -10,10 +10,14 @@ from __future__ import annotations
 import asyncio
 
 from forklift.config import Settings
+from forklift.control.imageaccess import INFERENCE, check_image_access
 from forklift.control.inference.errors import InvalidRequest
 from forklift.control.outcome import image_error_kinds, image_error_reason
 from forklift.control.settings import ControlSettings
-from forklift.reference import InvalidReference, parse
+from forklift.credentials import Keychain
+from forklift.credentials.chain import default_keychain
+from forklift.reference import parse
+from forklift.registry import RegistryClient
 
 
 def provider_arn(container: dict) -> str | None:
@@ -27,41 +31,18 @@ def check_image_config(settings: Settings, control: ControlSettings, container: 
     if not image:
         raise InvalidRequest("The container definition needs an Image: forklift does not deploy model packages "
                              "(ModelPackageName)")
-    try:
-        ref = parse(image)
-    except InvalidReference as exc:
-        raise InvalidRequest(f"Image {image!r} is not a valid image reference: {exc}") from None
     mode = (container.get("ImageConfig") or {}).get("RepositoryAccessMode", "Platform")
-    if mode == "Platform" and not control.is_platform_registry(ref.registry):
-        raise InvalidRequest(
-            f"Image {image} is in registry {ref.registry}, which is not a platform registry: to deploy an image "
-            "from a private registry set ImageConfig.RepositoryAccessMode to Vpc and give a VpcConfig")
-    if mode == "Vpc" and not request.get("VpcConfig"):
-        raise InvalidRequest("RepositoryAccessMode Vpc requires a VpcConfig (SecurityGroupIds and Subnets)")
-    provider = provider_arn(container)
-    if provider:
-        if mode != "Vpc":
-            raise InvalidRequest("RepositoryAuthConfig requires RepositoryAccessMode Vpc")
-        from forklift.credentials.chain import check_provider
-        from forklift.credentials.errors import CredentialsError
-
-        try:
-            check_provider(settings, provider, request.get("ExecutionRoleArn"))
-        except CredentialsError as exc:
-            raise InvalidRequest(str(exc)) from None
+    check_image_access(settings, control, INFERENCE, image, mode, provider_arn(container),
+                       request.get("ExecutionRoleArn"), bool(request.get("VpcConfig")))
 
 
-def keychain_for(settings: Settings, container: dict, role_arn: str | None):
-    from forklift.credentials.chain import default_keychain
-
+def keychain_for(settings: Settings, container: dict, role_arn: str | None) -> Keychain:
     return default_keychain(settings, function_arn=provider_arn(container), role_arn=role_arn,
                             image=container["Image"])
 
 
 def resolve_image(settings: Settings, container: dict, role_arn: str | None) -> str:
     """`registry/repo@sha256:…` for the container's image; InvalidRequest saying why it cannot be."""
-    from forklift.registry import RegistryClient
-
     image = container["Image"]
     ref = parse(image)
 

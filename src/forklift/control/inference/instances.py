@@ -14,6 +14,7 @@ output as CloudWatch log streams, see `logs`).
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 import uuid
 from dataclasses import dataclass
@@ -26,7 +27,9 @@ from forklift.config import Settings
 from forklift.control.inference.images import image_failure, keychain_for, model_container
 from forklift.control.inference.logs import record_fleet_event
 from forklift.control.inference.models import ModelRow
+from forklift.images.rootfs import pull_and_prepare
 from forklift.runtime import ContainerHandle, ContainerSpec, Mount, Runtime
+from forklift.storage import extract_tar_gz, store_for
 from forklift.control.instance_types import UnknownInstanceType, resolve_instance_type
 
 PING_TIMEOUT = 2.0
@@ -68,7 +71,6 @@ def prepare_variant(settings: Settings, directory: Path, variant: dict, model: M
                     generation: int) -> PreparedVariant:
     """Pull the model's image (by the digest resolved at CreateModel) and extract its model data."""
     from forklift.images.local import ImageStore
-    from forklift.images.rootfs import pull_and_prepare
 
     name = variant["VariantName"]
     container = model_container(model.request)
@@ -107,10 +109,6 @@ def _download_with_limit(settings: Settings, url: str, model_dir: Path, variant:
 
 
 def _download_model(settings: Settings, url: str, model_dir: Path, variant: str) -> None:
-    import shutil
-
-    from forklift.storage import extract_tar_gz, store_for
-
     archive = model_dir.parent / "model.tar.gz"
     shutil.rmtree(model_dir, ignore_errors=True)
     model_dir.mkdir(parents=True)
@@ -177,8 +175,6 @@ def exit_description(handle: ContainerHandle) -> str | None:
 
 def remove_model_dirs(directory: Path, keep_generation: int | None = None) -> None:
     """Delete extracted model data of generations no longer served (all of them with None)."""
-    import shutil
-
     for path in directory.glob("*-g*"):
         generation = path.name.rpartition("-g")[2]
         if path.is_dir() and generation.isdigit() and int(generation) != keep_generation:

@@ -72,11 +72,6 @@ class InferenceStore:
         events.endpoint(name, before, *after)
         return row
 
-    def endpoints_using(self, config_name: str) -> list[str]:
-        with self._sessions() as session:
-            return list(session.scalars(select(EndpointRow.name).where(
-                (EndpointRow.config_name == config_name) | (EndpointRow.pending_config == config_name))))
-
     # -- instances ---------------------------------------------------------------------------
     def add_instance(self, row: EndpointInstanceRow) -> None:
         with self._sessions.begin() as session:
