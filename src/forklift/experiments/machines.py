@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from forklift.runtime.instance_types import LIST_COMMAND, TABLE, UnknownInstanceType, check_instance_type
+from forklift.experiments.errors import ExperimentError
 
 GRADIENT_MACHINES: dict[str, str] = {
     "C1": "ml.t3.medium", "C2": "ml.t3.medium", "C3": "ml.t3.large", "C4": "ml.m5.large", "C5": "ml.c5.xlarge",
@@ -40,7 +41,7 @@ GRADIENT_MACHINES: dict[str, str] = {
 DEFAULT_MACHINE = "ml.m5.large"
 
 
-class UnknownMachineType(ValueError):
+class UnknownMachineType(ExperimentError, ValueError):
     def __init__(self, given: str, instance_error: UnknownInstanceType | None = None):
         if instance_error is not None:  # an ml.* name: the same message the API's table gives
             super().__init__(str(instance_error))

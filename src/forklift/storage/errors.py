@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from forklift.errors import ForkliftError
 
-class StorageError(Exception):
+
+class StorageError(ForkliftError):
     """Base of every storage failure: a one-line message fit for a user."""
 
 

@@ -1,0 +1,9 @@
+"""The base of the experiments' errors."""
+
+from __future__ import annotations
+
+from forklift.errors import ForkliftError
+
+
+class ExperimentError(ForkliftError):
+    """An experiment operation that cannot be done as asked; the message says why."""
