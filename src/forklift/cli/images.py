@@ -10,7 +10,6 @@ from pathlib import Path
 
 import click
 
-from forklift.cli.errors import handle_errors
 from forklift.cli.groups import Group
 from forklift.cli.output import emit_json, output_option, print_table
 from forklift.config import load_settings
@@ -54,7 +53,6 @@ def images() -> None:
 @click.argument("reference")
 @credential_options
 @click.option("--platform", help="os/arch[/variant] to pick from a multi-platform image (default linux/amd64).")
-@handle_errors
 def pull_command(reference: str, username: str | None, password_stdin: bool, platform: str | None) -> None:
     """Pull REFERENCE into the local store and print its digest."""
     import asyncio
@@ -79,7 +77,6 @@ def pull_command(reference: str, username: str | None, password_stdin: bool, pla
 @click.argument("reference")
 @credential_options
 @click.option("--chunk-size", type=int, help="Upload blobs in chunks of this many bytes (default: one request).")
-@handle_errors
 def push_command(source: str, reference: str, username: str | None, password_stdin: bool, chunk_size: int | None) -> None:
     """Push SOURCE (an image in the store, or oci:PATH[:TAG]) to REFERENCE."""
     import asyncio
@@ -127,7 +124,6 @@ def _command_list(text: str | None) -> list[str] | None:
 @click.option("--push", "push_after", is_flag=True, help="Push the image to its registry after building.")
 @credential_options
 @click.option("--platform", help="Platform of the base image to use.")
-@handle_errors
 def build_command(directory: Path, tag: str, base: str | None, dest: str, entrypoint: str | None, cmd: str | None,
                   env: tuple[str, ...], workdir: str | None, label: tuple[str, ...], push_after: bool,
                   username: str | None, password_stdin: bool, platform: str | None) -> None:
@@ -168,7 +164,6 @@ def build_command(directory: Path, tag: str, base: str | None, dest: str, entryp
 
 @images.command("ls")
 @output_option
-@handle_errors
 def ls_command(output: str) -> None:
     """List images in the local store (those jobs and endpoints pulled too: an image pulled by digest,
     as endpoints pin theirs, has no tag)."""
@@ -196,7 +191,6 @@ def ls_command(output: str) -> None:
 
 @images.command("inspect")
 @click.argument("name")
-@handle_errors
 def inspect_command(name: str) -> None:
     """Show an image as JSON: digest, media type, platform, config, layers with sizes."""
     from forklift.images.local import ImageStore
@@ -218,7 +212,6 @@ def inspect_command(name: str) -> None:
 
 @images.command("rm")
 @click.argument("names", nargs=-1, required=True)
-@handle_errors
 def rm_command(names: tuple[str, ...]) -> None:
     """Remove image records (blobs go with `forklift images prune`)."""
     from forklift.images.local import ImageStore
@@ -230,7 +223,6 @@ def rm_command(names: tuple[str, ...]) -> None:
 
 
 @images.command("prune")
-@handle_errors
 def prune_command() -> None:
     """Delete blobs that no image refers to."""
     from forklift.images.local import ImageStore

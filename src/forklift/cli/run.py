@@ -13,7 +13,6 @@ from pathlib import Path
 import click
 
 from forklift import labels
-from forklift.cli.errors import handle_errors
 from forklift.cli.images import credential_options, keychain_from_options
 from forklift.cli.progress import transfer_progress
 
@@ -44,7 +43,6 @@ def _mount(text: str):
 @click.option("--name", help="Container name (default: a random one).")
 @click.option("--platform", help="Platform to pull from a multi-platform image.")
 @credential_options
-@handle_errors
 def run(image: str, args: tuple[str, ...], instance_type: str | None, env: tuple[str, ...], mounts: tuple[str, ...],
         entrypoint: str | None, workdir: str | None, publish: bool, network: str | None, name: str | None,
         platform: str | None, username: str | None, password_stdin: bool) -> None:
