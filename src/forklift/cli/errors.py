@@ -35,7 +35,7 @@ class ReportingGroup(click.Group):
             raise
         except KeyboardInterrupt:
             raise click.exceptions.Exit(INTERRUPTED) from None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the one place that reports whatever a command raised
             report(exc)
 
 
@@ -46,13 +46,13 @@ def report(exc: Exception) -> None:
 
     log = logging.getLogger("forklift")
     if isinstance(exc, ForkliftError):
-        log.debug("command failed", exc_info=True)
+        log.debug("command failed", exc_info=exc)
         raise click.ClickException(str(exc)) from None
     message = _botocore_message(exc)
     if message is not None:
-        log.debug("command failed", exc_info=True)
+        log.debug("command failed", exc_info=exc)
         raise click.ClickException(message) from None
-    log.debug("internal error", exc_info=True)
+    log.debug("internal error", exc_info=exc)
     path = _write_traceback(exc)
     text = str(exc).strip().splitlines()
     summary = f"{type(exc).__name__}: {text[0]}" + (" …" if len(text) > 1 else "") if text else type(exc).__name__
