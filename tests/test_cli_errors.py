@@ -139,3 +139,38 @@ def test_a_group_invoked_on_its_own_reports_the_same_way(home, monkeypatch):
     failing(monkeypatch, ForkliftError("not there"))
     result = CliRunner().invoke(images, ["ls"], catch_exceptions=False)
     assert (result.exit_code, result.stderr) == (1, "Error: not there\n")
+
+
+def test_a_missing_local_file_is_named(home, tmp_path):
+    from forklift.cli.buckets import buckets
+
+    assert CliRunner().invoke(buckets, ["mb", "s3://named"]).exit_code == 0
+    result = CliRunner().invoke(buckets, ["cp", str(tmp_path / "missing.csv"), "s3://named/"])
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: cannot read {tmp_path / 'missing.csv'}: No such file or directory\n"
+    (tmp_path / "a-file").write_text("")
+    assert CliRunner().invoke(buckets, ["cp", str(tmp_path / "a-file"), "s3://named/k"]).exit_code == 0
+    result = CliRunner().invoke(buckets, ["cp", "s3://named/k", str(tmp_path / "a-file" / "below")])
+    assert result.exit_code == 1  # a file where a directory would be: "Not a directory" or "File exists"
+    assert result.stderr.startswith(f"Error: cannot write {tmp_path / 'a-file' / 'below'}: ")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_experiment_options_and_registry_users_are_the_users_to_fix(home, tmp_path):
+    from forklift.config import load_settings
+    from forklift.experiments.request import parse_pairs
+    from forklift.experiments.workspace import upload_workspace
+
+    with pytest.raises(ForkliftError, match="--env 'novalue' is not KEY=VALUE"):
+        parse_pairs(("novalue",), "--env")
+    with pytest.raises(ForkliftError, match="not a directory"):
+        upload_workspace(load_settings(), "exp", tmp_path / "missing")
+    result = CliRunner().invoke(main, ["registry", "start", "--user", "a:b"])
+    assert result.exit_code == 2 and "Invalid value for '--user'" in result.stderr
+
+
+def test_serve_names_a_log_file_it_cannot_open(home, tmp_path):
+    result = CliRunner().invoke(main, ["serve", "--log-file", str(tmp_path / "no" / "such" / "dir.log")])
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: Could not open file '{tmp_path / 'no' / 'such' / 'dir.log'}': " \
+                            "No such file or directory (--log-file)\n"

@@ -10,6 +10,12 @@ from forklift.config import forklift_home
 from forklift.localregistry import DEFAULT_PORT, DEFAULT_USER
 
 
+def _user_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not value or ":" in value or "\n" in value:  # what an htpasswd file can hold
+        raise click.BadParameter(f"{value!r}: a user name is not empty and holds no ':' or newline")
+    return value
+
+
 @click.group(cls=Group)
 def registry() -> None:
     """A private registry on this machine (CNCF distribution with TLS and auth) to try forklift on.
@@ -23,7 +29,7 @@ def registry() -> None:
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535), help="Port on localhost.")
 @click.option("--auth", type=click.Choice(["basic", "token"]), default="basic", show_default=True,
               help="htpasswd basic auth, or bearer tokens from a token server of its own.")
-@click.option("--user", default=DEFAULT_USER, show_default=True, help="The registry's user.")
+@click.option("--user", default=DEFAULT_USER, show_default=True, callback=_user_name, help="The registry's user.")
 def start_command(port: int, auth: str, user: str) -> None:
     """Start the registry in the background; prints its address (the data stays across restarts)."""
     from forklift.localregistry import start

@@ -41,7 +41,10 @@ EVENTS_LOGGER = "forklift.events"
 
 def _configure_logging(verbose: int, log_file: str | None) -> None:
     """State changes always; requests and everything else at INFO with -v, debug with -vv."""
-    stream = open(log_file, "a", buffering=1) if log_file else sys.stderr  # noqa: SIM115 - lives as long as the server
+    try:
+        stream = open(log_file, "a", buffering=1) if log_file else sys.stderr  # noqa: SIM115 - lives as long as the server
+    except OSError as exc:  # a directory that is not there, no permission
+        raise click.FileError(str(log_file), hint=f"{exc.strerror} (--log-file)") from None
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s" if not verbose else
                                            "%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))

@@ -49,3 +49,7 @@ class UnsafeArchive(StorageError):
 
 class ChannelError(StorageError):
     """A training channel cannot be staged; the message names the channel URI."""
+
+
+class LocalFileError(StorageError, OSError):
+    """A local file to copy from or to cannot be read or written; the message names it."""
