@@ -17,7 +17,7 @@ succeeds pays nothing for it.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -39,7 +39,7 @@ class ReportingGroup(click.Group):
             report(exc)
 
 
-def report(exc: Exception) -> None:
+def report(exc: Exception) -> NoReturn:
     """Raise what click prints for `exc`: a ClickException for the user's errors, else an Exit after
     reporting an internal error."""
     from forklift.errors import ForkliftError
