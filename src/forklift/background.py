@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from forklift.errors import ForkliftError
 from forklift.serverfile import live_record, same_process
 
 START_TIMEOUT = 60.0
@@ -25,7 +26,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 LOG_FILE = "server.log"
 
 
-class ServerUnavailable(RuntimeError):
+class ServerUnavailable(ForkliftError, RuntimeError):
     pass
 
 

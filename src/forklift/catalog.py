@@ -37,13 +37,15 @@ import re
 import warnings
 from typing import Any
 
+from forklift.errors import ForkliftError
+
 __all__ = ["CatalogError", "CatalogWarning", "image_uri", "list_algorithms", "describe", "with_mirror", "source"]
 
 LATEST = "latest"
 BUILTIN_VERSION = "1"
 
 
-class CatalogError(ValueError):
+class CatalogError(ForkliftError, ValueError):
     """The catalog holds no image for the request; the message lists what it does hold."""
 
 

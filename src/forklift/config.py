@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from forklift.errors import ForkliftError
+
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "000000000000"
 
@@ -64,7 +66,7 @@ class Settings:
         return registry in self.insecure_registries
 
 
-class ConfigError(ValueError):
+class ConfigError(ForkliftError, ValueError):
     """config.toml cannot be read or holds a wrong value."""
 
 

@@ -22,13 +22,15 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import SplitResult, quote, urlsplit
 
+from forklift.errors import ForkliftError
+
 SERVICES = {"sagemaker": "SageMaker", "logs": "Logs_20140328"}
 CONTENT_TYPE = "application/x-amz-json-1.1"
 TIMEOUT = 120.0
 MAX_RESPONSE = 64 * 1024 * 1024
 
 
-class ApiError(Exception):
+class ApiError(ForkliftError):
     """The server refused a call: its HTTP status, AWS error code and message."""
 
     def __init__(self, status: int, code: str, message: str):

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from forklift.background import log_tail
+from forklift.errors import ForkliftError
 from forklift.serverfile import process_start, same_process, write_json_atomically
 
 DEFAULT_PORT = 5443
@@ -32,7 +33,7 @@ ISSUER, SERVICE = "forklift-local-registry-issuer", "forklift-local-registry"
 STOP_TIMEOUT = 10.0
 
 
-class RegistryProblem(RuntimeError):
+class RegistryProblem(ForkliftError, RuntimeError):
     """The local registry cannot be started, found or stopped; the message says why and what to do."""
 
 

@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from forklift.errors import ForkliftError
+
 __all__ = [
     "DOCKER_HUB",
     "DOCKER_HUB_API_HOST",
@@ -43,7 +45,7 @@ _DIGEST_RE = re.compile(r"([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*):
 _DIGEST_HEX_LEN = {"sha256": 64, "sha512": 128}
 
 
-class InvalidReference(ValueError):
+class InvalidReference(ForkliftError, ValueError):
     """An image reference, digest or tag that docker would reject."""
 
 

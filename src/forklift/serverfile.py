@@ -20,16 +20,18 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from forklift.errors import ForkliftError
+
 SERVER_FILE = "server.json"
 URL_VARIABLES = ("FORKLIFT_URL", "AWS_ENDPOINT_URL_SAGEMAKER")
 DEFAULT_URL = "http://127.0.0.1:9400"
 
 
-class NoServer(Exception):
+class NoServer(ForkliftError):
     """No server is named for this command; the message says how to start or name one."""
 
 
-class ServerRunning(Exception):
+class ServerRunning(ForkliftError):
     """A live server already owns this FORKLIFT_HOME's server.json."""
 
 

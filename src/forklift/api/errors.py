@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from forklift.errors import ForkliftError
 
-class ApiError(Exception):
+
+class ApiError(ForkliftError):
     """An AWS-shaped error: `code` becomes `ClientError.response["Error"]["Code"]`."""
 
     def __init__(self, code: str, message: str, status: int = 400, *,

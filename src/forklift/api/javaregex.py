@@ -24,6 +24,8 @@ import sys
 import unicodedata
 import warnings
 
+from forklift.errors import ForkliftError
+
 TERMINATORS = "\\n\\r\\u0085\\u2028\\u2029"
 DOT = f"[^{TERMINATORS}]"
 DOLLAR = f"(?=(?:\\r\\n|[{TERMINATORS}])?\\Z)"
@@ -36,7 +38,7 @@ POSIX = {
 HORIZONTAL_SPACE = " \\t\\xa0\\u1680\\u180e\\u2000-\\u200a\\u202f\\u205f\\u3000"
 
 
-class Unsupported(ValueError):
+class Unsupported(ForkliftError, ValueError):
     """The pattern uses a Java construct this translator does not reproduce faithfully."""
 
 

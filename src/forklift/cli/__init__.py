@@ -13,6 +13,7 @@ from importlib import import_module
 import click
 
 from forklift import __version__
+from forklift.cli.errors import ReportingGroup
 
 # command name -> ("module:attribute", the one-line help `forklift --help` shows). The help is written
 # here so that listing the commands imports none of them; a test holds it equal to each command's own.
@@ -45,7 +46,7 @@ COMMANDS = {
 }
 
 
-class LazyGroup(click.Group):
+class LazyGroup(ReportingGroup):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*COMMANDS, *super().list_commands(ctx)})
 

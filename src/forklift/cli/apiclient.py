@@ -13,13 +13,9 @@ endpoint_option = click.option(
 
 def server_url(endpoint_url: str | None) -> str:
     from forklift.config import forklift_home
-    from forklift.serverfile import NoServer
     from forklift.serverfile import server_url as find
 
-    try:
-        return find(forklift_home(), endpoint_url)[0]
-    except NoServer as exc:
-        raise click.ClickException(str(exc)) from None
+    return find(forklift_home(), endpoint_url)[0]
 
 
 def client(service: str, endpoint_url: str | None):

@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-import functools
-import logging
 import os
 from datetime import datetime
 
@@ -15,23 +13,9 @@ import click
 
 from forklift.cli.groups import Group
 from forklift.cli.output import emit_json, output_option
-from forklift.config import ConfigError, load_settings
-from forklift.storage import (Location, StorageError, bucket_store, copy_object, copy_tree, parse_uri,
+from forklift.config import load_settings
+from forklift.storage import (Location, bucket_store, copy_object, copy_tree, parse_uri,
                               store_for)
-
-
-def storage_errors(func):
-    """Expected failures become one line on stderr and exit status 1, never a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except (StorageError, ConfigError, OSError) as exc:
-            logging.getLogger("forklift").debug("buckets command failed", exc_info=True)
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper
 
 
 def s3_location(uri: str) -> Location:
@@ -50,7 +34,6 @@ def buckets() -> None:
 @click.argument("src")
 @click.argument("dst")
 @click.option("-r", "--recursive", is_flag=True, help="Copy every object under SRC (a directory or prefix).")
-@storage_errors
 def cp_command(src: str, dst: str, recursive: bool) -> None:
     """Copy SRC to DST: local → s3://, s3:// → local, or s3:// → s3://."""
     source, dest = parse_uri(src), parse_uri(dst)
@@ -87,7 +70,6 @@ def _shown(uri: str) -> str:
 @click.argument("uri", required=False)
 @click.option("-r", "--recursive", is_flag=True, help="List every object below the prefix, not one level.")
 @output_option
-@storage_errors
 def ls_command(uri: str | None, recursive: bool, output: str) -> None:
     """List buckets, or the objects in s3://BUCKET[/PREFIX] (`-o json`: S3's ListBuckets and
     ListObjectsV2 shapes)."""
@@ -134,7 +116,6 @@ def _when(moment: datetime | None) -> str:
 @buckets.command("rm")
 @click.argument("uri")
 @click.option("-r", "--recursive", is_flag=True, help="Remove every object under the prefix URI/.")
-@storage_errors
 def rm_command(uri: str, recursive: bool) -> None:
     """Remove an object, or with --recursive every object under a prefix."""
     loc = s3_location(uri)
@@ -158,7 +139,6 @@ def rm_command(uri: str, recursive: bool) -> None:
 
 @buckets.command("mb")
 @click.argument("uri")
-@storage_errors
 def mb_command(uri: str) -> None:
     """Make the bucket s3://BUCKET."""
     loc = s3_location(uri)

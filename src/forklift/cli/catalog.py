@@ -13,13 +13,10 @@ from forklift.cli.output import output_option, print_table
 
 
 def _run(func, *args, **kwargs):
-    """Call ``func``; CatalogErrors become one error line, warnings go to stderr."""
+    """Call ``func``; its warnings go to stderr."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", lib.CatalogWarning)
-        try:
-            result = func(*args, **kwargs)
-        except lib.CatalogError as exc:
-            raise click.ClickException(str(exc)) from None
+        result = func(*args, **kwargs)
     for warning in caught:
         click.echo(f"Warning: {warning.message}", err=True)
     return result

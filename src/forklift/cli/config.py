@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from forklift.cli.errors import handle_errors
 from forklift.cli.groups import Group
 from forklift.cli.output import emit_json, output_option, print_table
 
@@ -30,7 +29,6 @@ def _set_keys(data: dict, prefix: str = "") -> list[str]:
 
 
 @config.command("check")
-@handle_errors
 def check_command() -> None:
     """Read config.toml as the server would; exit 1 naming each problem and its fix."""
     from forklift.config import SCHEMA, forklift_home, load_settings, read_config_file
@@ -58,7 +56,6 @@ def check_command() -> None:
 
 @config.command("keys")
 @output_option
-@handle_errors
 def keys_command(output: str) -> None:
     """Every key config.toml takes, what it holds, and whether the server must be restarted."""
     from forklift.config import SCHEMA

@@ -14,7 +14,6 @@ from pathlib import Path
 import click
 
 from forklift.cli.apiclient import client, endpoint_option
-from forklift.cli.errors import handle_errors
 from forklift.cli.groups import Group
 from forklift.cli.jobs import when
 from forklift.cli.output import api_shape, emit_json, output_option, print_fields, print_table
@@ -41,7 +40,6 @@ def endpoints() -> None:
 @click.option("--name-contains")
 @output_option
 @endpoint_option
-@handle_errors
 def list_endpoints(status_equals: str | None, name_contains: str | None, output: str,
                    endpoint_url: str | None) -> None:
     """Endpoints, newest first."""
@@ -64,7 +62,6 @@ def list_endpoints(status_equals: str | None, name_contains: str | None, output:
 @click.argument("name")
 @output_option
 @endpoint_option
-@handle_errors
 def show(name: str, output: str, endpoint_url: str | None) -> None:
     """An endpoint's status, variants, images and failure reason (`-o json`: DescribeEndpoint)."""
     e = client("sagemaker", endpoint_url).describe_endpoint(EndpointName=name)
@@ -106,7 +103,6 @@ def _read_body(body: str) -> bytes:
 @click.option("--target-variant", help="Send to this production variant instead of choosing by weight.")
 @click.option("--custom-attributes", help="X-Amzn-SageMaker-Custom-Attributes.")
 @endpoint_option
-@handle_errors
 def invoke(name: str, body: str, content_type: str | None, accept: str | None, target_variant: str | None,
            custom_attributes: str | None, endpoint_url: str | None) -> None:
     """Send one request to an endpoint and print the answer (raw bytes on stdout)."""
@@ -127,7 +123,6 @@ def invoke(name: str, body: str, content_type: str | None, accept: str | None, t
 @click.argument("name")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until interrupted.")
 @endpoint_option
-@handle_errors
 def logs(name: str, follow: bool, endpoint_url: str | None) -> None:
     """The endpoint's log group: the fleet's events and each instance's output, in time order."""
     cw = client("logs", endpoint_url)
@@ -157,7 +152,6 @@ def logs(name: str, follow: bool, endpoint_url: str | None) -> None:
 @click.argument("name")
 @click.option("--wait", is_flag=True, help="Return once the endpoint is gone.")
 @endpoint_option
-@handle_errors
 def delete(name: str, wait: bool, endpoint_url: str | None) -> None:
     """Delete an endpoint (its instances are stopped)."""
     sm = client("sagemaker", endpoint_url)

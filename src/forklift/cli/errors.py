@@ -1,54 +1,110 @@
-"""Turn expected failures into one clear line on stderr and a non-zero exit, never a traceback."""
+"""How a command ends when something fails: one handler, applied by every group of the CLI.
+
+- a `ForkliftError` (something the user can fix) is one line, `Error: <message>`, exit status 1;
+- a refused AWS call (botocore's `ClientError`, or another botocore error such as
+  `EndpointConnectionError`) is one line, `Error: <Code>: <Message>`, exit status 1; the CLI's own JSON
+  client errors are ForkliftErrors already worded that way;
+- click's own exceptions (usage errors, `Exit`, `Abort`) go on to click as they are;
+- Ctrl-C ends the command quietly with exit status 130;
+- anything else is a bug: `forklift: internal error: <Type>: <message>; the traceback is in <path>`
+  on stderr, exit status 70 (EX_SOFTWARE), with the traceback written to
+  `$FORKLIFT_HOME/logs/cli-errors/<time>-<pid>.txt` (a temporary file when that cannot be written).
+
+Nothing here imports botocore or a forklift module before something has failed: a command that
+succeeds pays nothing for it.
+"""
 
 from __future__ import annotations
 
-import functools
 import logging
+from typing import Any, NoReturn
 
 import click
 
-
-def _expected() -> tuple[type[BaseException], ...]:
-    """The errors that are the user's to fix. Imported only once something failed: a command that
-    succeeds pays nothing for the modules that define them (an error from one of them means it is
-    loaded already)."""
-    from forklift.config import ConfigError
-    from forklift.credentials.errors import CredentialsError
-    from forklift.images.layout import LayoutError
-    from forklift.images.local import ImageNotFound
-    from forklift.images.store import BlobNotFound
-    from forklift.reference import InvalidReference
-    from forklift.registry.errors import RegistryError
-
-    return (CredentialsError, RegistryError, InvalidReference, ImageNotFound, BlobNotFound, LayoutError, ConfigError,
-            ValueError, OSError)
+EX_SOFTWARE = 70
+INTERRUPTED = 130
 
 
-def _api_error_message(exc: Exception) -> str | None:
-    """A refused API call (the CLI's JSON client, or botocore in user-facing flows) as one line."""
-    from forklift.jsonclient import ApiError
+class ReportingGroup(click.Group):
+    """A group whose commands (and subgroups) end as described above when they fail."""
 
-    if isinstance(exc, ApiError):
-        return str(exc)
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            raise click.exceptions.Exit(INTERRUPTED) from None
+        except Exception as exc:  # noqa: BLE001 - the one place that reports whatever a command raised
+            report(exc)
+
+
+def report(exc: Exception) -> NoReturn:
+    """Raise what click prints for `exc`: a ClickException for the user's errors, else an Exit after
+    reporting an internal error."""
+    from forklift.errors import ForkliftError
+
+    log = logging.getLogger("forklift")
+    if isinstance(exc, ForkliftError):
+        log.debug("command failed", exc_info=exc)
+        raise click.ClickException(str(exc)) from None
+    message = _botocore_message(exc)
+    if message is not None:
+        log.debug("command failed", exc_info=exc)
+        raise click.ClickException(message) from None
+    log.debug("internal error", exc_info=exc)
+    path = _write_traceback(exc)
+    text = str(exc).strip().splitlines()
+    summary = f"{type(exc).__name__}: {text[0]}" + (" …" if len(text) > 1 else "") if text else type(exc).__name__
+    where = f"the traceback is in {path}" if path else "the traceback could not be written, so here it is:"
+    click.echo(f"forklift: internal error: {summary}; {where}", err=True)
+    if path is None:
+        import traceback
+
+        click.echo("".join(traceback.format_exception(exc)), err=True, nl=False)
+    raise click.exceptions.Exit(EX_SOFTWARE)
+
+
+def _botocore_message(exc: Exception) -> str | None:
+    """A refused or failed AWS call as `Code: Message` (or botocore's own sentence); None for the
+    rest. Decided by the exception's module, so botocore is never imported here."""
     if not type(exc).__module__.startswith("botocore"):
         return None
     error = (getattr(exc, "response", None) or {}).get("Error")
     return f"{error.get('Code')}: {error.get('Message')}" if error else str(exc)
 
 
-def handle_errors(func):
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
+def _write_traceback(exc: Exception) -> str | None:
+    """The traceback (with the command line and forklift's version) in a file of its own; its path,
+    or None when no file could be written."""
+    import os
+    import sys
+    import tempfile
+    import time
+    import traceback
+
+    from forklift import __version__
+
+    text = (f"forklift {__version__}, Python {sys.version.split()[0]}\n"
+            f"command: {' '.join(sys.argv)}\n"
+            f"time: {time.strftime('%Y-%m-%d %H:%M:%S %z')}\n\n"
+            + "".join(traceback.format_exception(exc)))
+    name = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    try:
+        from forklift.config import forklift_home
+
+        directory = forklift_home() / "logs" / "cli-errors"
+        directory.mkdir(parents=True, exist_ok=True)
+        path = str(directory / name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except Exception:  # noqa: BLE001 - an unwritable (or broken) FORKLIFT_HOME: a temporary file instead
         try:
-            return func(*args, **kwargs)
-        except click.ClickException:
-            raise
-        except Exception as exc:
-            if isinstance(exc, _expected()):
-                logging.getLogger("forklift").debug("command failed", exc_info=True)
-                raise click.ClickException(str(exc)) from None
-            message = _api_error_message(exc)
-            if message is None:
-                raise
-            raise click.ClickException(message) from None
-    return wrapper
+            fd, path = tempfile.mkstemp(prefix="forklift-cli-error-", suffix=".txt")
+        except OSError:
+            return None
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+    except OSError:
+        return None
+    return path

@@ -7,34 +7,16 @@ boto3 as well.
 
 from __future__ import annotations
 
-import functools
 import sys
 from datetime import datetime
 
 import click
 
-from forklift.cli.errors import handle_errors as _handle_errors
 from forklift.cli.groups import Group
 from forklift.cli.output import api_shape, emit_json, output_option, print_fields, print_table
 
 STATUS_STYLE = {"Completed": "green", "Failed": "red", "Stopped": "yellow", "Stopping": "yellow",
                 "InProgress": "cyan", "Created": "white"}
-
-
-def handle_errors(func):
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except Exception as exc:
-            # Imported once something failed: a listing that succeeds does not pay for the ORM.
-            from forklift.experiments.records import ExperimentNotFound
-            from forklift.experiments.server import ServerUnavailable
-
-            if isinstance(exc, (ExperimentNotFound, ServerUnavailable)):
-                raise click.ClickException(str(exc)) from None
-            raise
-    return _handle_errors(wrapper)
 
 
 def _say(message: str) -> None:
@@ -125,7 +107,6 @@ def experiments() -> None:
 
 @experiments.command("create")
 @experiment_options
-@handle_errors
 def create(**kwargs) -> None:
     """Create an experiment without starting it; prints its name."""
     row = _service(server=False).create(_new_experiment(kwargs))
@@ -135,7 +116,6 @@ def create(**kwargs) -> None:
 
 @experiments.command("run")
 @experiment_options
-@handle_errors
 def run(**kwargs) -> None:
     """Create and start an experiment, follow its logs, and exit with its outcome (0/1/2)."""
     new = _new_experiment(kwargs)
@@ -166,7 +146,6 @@ def _exit_with(name: str, job: dict) -> None:
 @experiments.command("start")
 @click.argument("name")
 @click.option("--follow", "-f", is_flag=True, help="Follow the logs and exit with the outcome, like `run`.")
-@handle_errors
 def start(name: str, follow: bool) -> None:
     """Start a new run of an experiment (a new training job)."""
     service = _service()
@@ -178,7 +157,6 @@ def start(name: str, follow: bool) -> None:
 
 @experiments.command("stop")
 @click.argument("name")
-@handle_errors
 def stop(name: str) -> None:
     """Stop a running experiment."""
     job = _service().stop(name)
@@ -192,7 +170,6 @@ def stop(name: str) -> None:
 @click.option("--follow", "-f", is_flag=True, help="With --start: follow the logs and exit with the outcome.")
 @click.option("--hyperparameter", "--hp", multiple=True, metavar="K=V",
               help="Override one of the source's hyperparameters, or add one (repeatable).")
-@handle_errors
 def clone(source: str, name: str | None, start_now: bool, follow: bool, hyperparameter: tuple[str, ...]) -> None:
     """Copy an experiment: same image, command, workspace and (reused) registry credentials."""
     from forklift.experiments.request import parse_pairs
@@ -257,7 +234,6 @@ def _quick_list():
 
 @experiments.command("list")
 @output_option
-@handle_errors
 def list_experiments(output: str) -> None:
     """Experiments, newest first."""
     found = _quick_list()
@@ -274,7 +250,6 @@ def list_experiments(output: str) -> None:
 @experiments.command("show")
 @click.argument("name")
 @output_option
-@handle_errors
 def show(name: str, output: str) -> None:
     """An experiment's settings and the status of its current run."""
     service = _service()
@@ -308,7 +283,6 @@ def show(name: str, output: str) -> None:
 @click.argument("name")
 @click.option("--follow", "-f", is_flag=True,
               help="Keep printing new lines until the run ends, then exit 0 (Completed), 1 (Failed) or 2 (Stopped).")
-@handle_errors
 def logs(name: str, follow: bool) -> None:
     """The current run's container output (stdout and stderr)."""
     job = _service().follow(name, follow=follow, echo=click.echo)
@@ -319,7 +293,6 @@ def logs(name: str, follow: bool) -> None:
 @experiments.command("delete")
 @click.argument("name")
 @click.option("--force", is_flag=True, help="Stop a running experiment first.")
-@handle_errors
 def delete(name: str, force: bool) -> None:
     """Delete an experiment; its registry credentials are purged with the last experiment sharing them."""
     purged = _service().delete(name, force=force)

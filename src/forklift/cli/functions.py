@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from forklift.cli.errors import handle_errors
 from forklift.cli.groups import Group
 from forklift.cli.output import emit_json, output_option, print_table
 from forklift.config import load_settings
@@ -74,7 +73,6 @@ def functions() -> None:
               help="Program that reads the event JSON on stdin and prints the response JSON.")
 @click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True, help="Seconds per invocation.")
 @click.option("--replace", is_flag=True, help="Replace a function already registered under NAME.")
-@handle_errors
 def register_command(name: str, handler: str | None, command: str | None, timeout: float, replace: bool) -> None:
     """Register NAME and print its ARN."""
     if (handler is None) == (command is None):
@@ -85,7 +83,6 @@ def register_command(name: str, handler: str | None, command: str | None, timeou
 
 @functions.command("list")
 @output_option
-@handle_errors
 def list_command(output: str) -> None:
     """List registered functions (`-o json`: Lambda's ListFunctions shape)."""
     from forklift import quickread
@@ -109,7 +106,6 @@ def list_command(output: str) -> None:
 
 @functions.command("show")
 @click.argument("function")
-@handle_errors
 def show_command(function: str) -> None:
     """Show FUNCTION (name or ARN) as JSON; the code itself stays encrypted."""
     click.echo(json.dumps(_registry().get(function).describe(), indent=2))
@@ -120,7 +116,6 @@ def show_command(function: str) -> None:
 @click.option("--image", help="Image reference the credentials are for (fills registry and repository).")
 @click.option("--event", "event_json", help="The whole event as JSON instead of --image.")
 @click.option("--log", "show_log", is_flag=True, help="Also print what the function wrote to stderr.")
-@handle_errors
 def invoke_command(function: str, image: str | None, event_json: str | None, show_log: bool) -> None:
     """Invoke FUNCTION once and print its response, secrets redacted; a wrong shape is an error instead."""
     if (image is None) == (event_json is None):
@@ -156,7 +151,6 @@ def invoke_command(function: str, image: str | None, event_json: str | None, sho
 
 @functions.command("delete")
 @click.argument("function")
-@handle_errors
 def delete_command(function: str) -> None:
     """Delete FUNCTION (name or ARN) and its stored code."""
     click.echo(f"Deleted {_registry().delete(function).arn}")

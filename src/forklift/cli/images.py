@@ -10,7 +10,6 @@ from pathlib import Path
 
 import click
 
-from forklift.cli.errors import handle_errors
 from forklift.cli.groups import Group
 from forklift.cli.output import emit_json, output_option, print_table
 from forklift.config import load_settings
@@ -42,6 +41,26 @@ def credential_options(func):
     return func
 
 
+def check_platform(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--platform must be os/arch[/variant]; anything else is a usage error naming the option."""
+    if value is not None:
+        from forklift.registry.manifest import parse_platform
+
+        try:
+            parse_platform(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def check_key_values(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    """A repeatable KEY=VALUE option: an item without `=` is a usage error."""
+    for item in value:
+        if "=" not in item:
+            raise click.BadParameter(f"'{item}': expected KEY=VALUE")
+    return value
+
+
 IMAGE_COLUMNS = ("reference", "digest", "index_digest", "media_type", "platform", "size", "created_at")
 
 
@@ -53,8 +72,8 @@ def images() -> None:
 @images.command("pull")
 @click.argument("reference")
 @credential_options
-@click.option("--platform", help="os/arch[/variant] to pick from a multi-platform image (default linux/amd64).")
-@handle_errors
+@click.option("--platform", callback=check_platform,
+              help="os/arch[/variant] to pick from a multi-platform image (default linux/amd64).")
 def pull_command(reference: str, username: str | None, password_stdin: bool, platform: str | None) -> None:
     """Pull REFERENCE into the local store and print its digest."""
     import asyncio
@@ -79,7 +98,6 @@ def pull_command(reference: str, username: str | None, password_stdin: bool, pla
 @click.argument("reference")
 @credential_options
 @click.option("--chunk-size", type=int, help="Upload blobs in chunks of this many bytes (default: one request).")
-@handle_errors
 def push_command(source: str, reference: str, username: str | None, password_stdin: bool, chunk_size: int | None) -> None:
     """Push SOURCE (an image in the store, or oci:PATH[:TAG]) to REFERENCE."""
     import asyncio
@@ -102,16 +120,22 @@ def push_command(source: str, reference: str, username: str | None, password_std
     click.echo(f"Digest: {result.digest}")
 
 
-def _command_list(text: str | None) -> list[str] | None:
+def _command_list(text: str | None, option: str) -> list[str] | None:
     """A JSON array (`["python3","-u"]`) or a shell-style string."""
     if text is None:
         return None
     if text.strip().startswith("["):
-        value = json.loads(text)
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise click.BadParameter(f"not a JSON array: {exc}", param_hint=option) from None
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise click.BadParameter("must be a JSON array of strings or a shell-style command")
+            raise click.BadParameter("must be a JSON array of strings or a shell-style command", param_hint=option)
         return value
-    return shlex.split(text)
+    try:
+        return shlex.split(text)
+    except ValueError as exc:  # an unclosed quote
+        raise click.BadParameter(f"not a shell-style command: {exc}", param_hint=option) from None
 
 
 @images.command("build")
@@ -121,13 +145,12 @@ def _command_list(text: str | None) -> list[str] | None:
 @click.option("--dest", default="/", show_default=True, help="Where DIRECTORY's contents land in the image.")
 @click.option("--entrypoint", help='Entrypoint, JSON array or shell-style string.')
 @click.option("--cmd", help="Default arguments, JSON array or shell-style string.")
-@click.option("--env", multiple=True, help="KEY=VALUE (repeatable).")
+@click.option("--env", multiple=True, callback=check_key_values, help="KEY=VALUE (repeatable).")
 @click.option("--workdir", help="Working directory.")
-@click.option("--label", multiple=True, help="KEY=VALUE (repeatable).")
+@click.option("--label", multiple=True, callback=check_key_values, help="KEY=VALUE (repeatable).")
 @click.option("--push", "push_after", is_flag=True, help="Push the image to its registry after building.")
 @credential_options
-@click.option("--platform", help="Platform of the base image to use.")
-@handle_errors
+@click.option("--platform", callback=check_platform, help="Platform of the base image to use.")
 def build_command(directory: Path, tag: str, base: str | None, dest: str, entrypoint: str | None, cmd: str | None,
                   env: tuple[str, ...], workdir: str | None, label: tuple[str, ...], push_after: bool,
                   username: str | None, password_stdin: bool, platform: str | None) -> None:
@@ -154,8 +177,8 @@ def build_command(directory: Path, tag: str, base: str | None, dest: str, entryp
                 base_image = asyncio.run(pull(base_ref, store, keychain=keychain, progress=progress,
                                               platform=parse_platform(platform) if platform else None)).image
     labels = dict(item.split("=", 1) for item in label)
-    options = BuildOptions(entrypoint=_command_list(entrypoint), cmd=_command_list(cmd), env=env, workdir=workdir,
-                           labels=labels, dest=dest)
+    options = BuildOptions(entrypoint=_command_list(entrypoint, "'--entrypoint'"), cmd=_command_list(cmd, "'--cmd'"),
+                           env=env, workdir=workdir, labels=labels, dest=dest)
     image = build(store, [directory], tag=tag, base=base_image, options=options)
     click.echo(f"{image.reference}")
     click.echo(f"Digest: {image.digest}")
@@ -168,7 +191,6 @@ def build_command(directory: Path, tag: str, base: str | None, dest: str, entryp
 
 @images.command("ls")
 @output_option
-@handle_errors
 def ls_command(output: str) -> None:
     """List images in the local store (those jobs and endpoints pulled too: an image pulled by digest,
     as endpoints pin theirs, has no tag)."""
@@ -196,7 +218,6 @@ def ls_command(output: str) -> None:
 
 @images.command("inspect")
 @click.argument("name")
-@handle_errors
 def inspect_command(name: str) -> None:
     """Show an image as JSON: digest, media type, platform, config, layers with sizes."""
     from forklift.images.local import ImageStore
@@ -218,7 +239,6 @@ def inspect_command(name: str) -> None:
 
 @images.command("rm")
 @click.argument("names", nargs=-1, required=True)
-@handle_errors
 def rm_command(names: tuple[str, ...]) -> None:
     """Remove image records (blobs go with `forklift images prune`)."""
     from forklift.images.local import ImageStore
@@ -230,7 +250,6 @@ def rm_command(names: tuple[str, ...]) -> None:
 
 
 @images.command("prune")
-@handle_errors
 def prune_command() -> None:
     """Delete blobs that no image refers to."""
     from forklift.images.local import ImageStore

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from forklift.cli.errors import handle_errors
 from forklift.cli.output import emit_json, output_option, print_table
 
 
@@ -13,7 +12,6 @@ from forklift.cli.output import emit_json, output_option, print_table
 @click.option("--hosting", "use", flag_value="hosting", help="Only the types SageMaker hosts endpoints on.")
 @click.option("--family", help="Only this family, e.g. g5 or m5.")
 @output_option
-@handle_errors
 def instance_types(use: str | None, family: str | None, output: str) -> None:
     """Instance types with their vCPUs, memory and GPUs, and what a container gets on this machine.
 

@@ -13,7 +13,6 @@ from datetime import datetime
 import click
 
 from forklift.cli.apiclient import client, endpoint_option
-from forklift.cli.errors import handle_errors
 from forklift.cli.groups import Group
 from forklift.cli.output import api_shape, emit_json, output_option, print_fields, print_table
 from forklift.logsclient import ACTIVE, EXIT_CODES, follow_training_job, outcome_line
@@ -42,7 +41,6 @@ def jobs() -> None:
 @click.option("--limit", default=50, show_default=True)
 @output_option
 @endpoint_option
-@handle_errors
 def list_jobs(status_equals: str | None, name_contains: str | None, limit: int, output: str,
               endpoint_url: str | None) -> None:
     """Training jobs, newest first."""
@@ -89,7 +87,6 @@ def _print_job(job: dict) -> None:
 @click.option("--watch", "-w", is_flag=True, help="Print the job again at each step until it ends.")
 @output_option
 @endpoint_option
-@handle_errors
 def show(name: str, watch: bool, output: str, endpoint_url: str | None) -> None:
     """A job's status, steps and failure reason (`-o json`: the DescribeTrainingJob response)."""
     sm = client("sagemaker", endpoint_url)
@@ -113,7 +110,6 @@ def show(name: str, watch: bool, output: str, endpoint_url: str | None) -> None:
 @click.option("--follow", "-f", is_flag=True,
               help="Keep printing new lines until the job ends, then exit 0 (Completed), 1 (Failed) or 2 (Stopped).")
 @endpoint_option
-@handle_errors
 def logs(name: str, follow: bool, endpoint_url: str | None) -> None:
     """A job's container output (stdout and stderr)."""
     job = follow_training_job(client("sagemaker", endpoint_url), client("logs", endpoint_url), name,
@@ -126,7 +122,6 @@ def logs(name: str, follow: bool, endpoint_url: str | None) -> None:
 @jobs.command("stop")
 @click.argument("name")
 @endpoint_option
-@handle_errors
 def stop(name: str, endpoint_url: str | None) -> None:
     """Stop a running job (SIGTERM, then SIGKILL after the grace period)."""
     client("sagemaker", endpoint_url).stop_training_job(TrainingJobName=name)

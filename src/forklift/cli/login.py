@@ -10,7 +10,6 @@ import sys
 
 import click
 
-from forklift.cli.errors import handle_errors
 from forklift.credentials import dockerconfig
 from forklift.reference import DOCKER_HUB, normalize_registry
 
@@ -30,7 +29,6 @@ def _read_password(password_stdin: bool) -> str:
 @click.argument("registry", default=DOCKER_HUB)
 @click.option("-u", "--username", help="Registry user name.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-@handle_errors
 def login(registry: str, username: str | None, password_stdin: bool) -> None:
     """Save credentials for REGISTRY (default docker.io) in docker's config.json or its credential store."""
     registry = normalize_registry(registry)
@@ -62,7 +60,6 @@ def _check(registry: str, username: str, password: str) -> None:
 
 @click.command("logout")
 @click.argument("registry", default=DOCKER_HUB)
-@handle_errors
 def logout(registry: str) -> None:
     """Remove the saved credentials for REGISTRY (default docker.io)."""
     registry = normalize_registry(registry)

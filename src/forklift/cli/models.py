@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from forklift.cli.apiclient import client, endpoint_option
-from forklift.cli.errors import handle_errors
 from forklift.cli.groups import Group
 from forklift.cli.jobs import when
 from forklift.cli.output import api_shape, emit_json, output_option, print_fields, print_table
@@ -20,7 +19,6 @@ def models() -> None:
 @click.option("--name-contains")
 @output_option
 @endpoint_option
-@handle_errors
 def list_models(name_contains: str | None, output: str, endpoint_url: str | None) -> None:
     """Models, newest first."""
     kwargs = {"SortBy": "CreationTime", "SortOrder": "Descending"}
@@ -38,7 +36,6 @@ def list_models(name_contains: str | None, output: str, endpoint_url: str | None
 @click.argument("name")
 @output_option
 @endpoint_option
-@handle_errors
 def show(name: str, output: str, endpoint_url: str | None) -> None:
     """A model's image, model data and role (`-o json`: the whole DescribeModel response)."""
     model = client("sagemaker", endpoint_url).describe_model(ModelName=name)
@@ -60,7 +57,6 @@ def show(name: str, output: str, endpoint_url: str | None) -> None:
 @models.command("delete")
 @click.argument("name")
 @endpoint_option
-@handle_errors
 def delete(name: str, endpoint_url: str | None) -> None:
     """Delete a model (endpoints already running from it keep running)."""
     client("sagemaker", endpoint_url).delete_model(ModelName=name)

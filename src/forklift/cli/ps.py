@@ -13,7 +13,6 @@ from datetime import datetime
 import click
 
 from forklift import labels
-from forklift.cli.errors import handle_errors
 from forklift.cli.output import emit_json, output_option, print_table
 
 
@@ -93,7 +92,6 @@ def _api_rows(url: str, containers: list[dict]) -> list[dict]:
 
 @click.command()
 @output_option
-@handle_errors
 def ps(output: str) -> None:
     """What runs now: the server, training jobs, endpoint instances and `forklift run` containers."""
     from forklift.config import forklift_home

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import click
 
-from forklift.cli.errors import handle_errors
 from forklift.cli.groups import Group
 from forklift.cli.output import emit_json, output_option, print_fields
 from forklift.config import forklift_home
 from forklift.localregistry import DEFAULT_PORT, DEFAULT_USER
+
+
+def _user_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not value or ":" in value or "\n" in value:  # what an htpasswd file can hold
+        raise click.BadParameter(f"{value!r}: a user name is not empty and holds no ':' or newline")
+    return value
 
 
 @click.group(cls=Group)
@@ -24,17 +29,13 @@ def registry() -> None:
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535), help="Port on localhost.")
 @click.option("--auth", type=click.Choice(["basic", "token"]), default="basic", show_default=True,
               help="htpasswd basic auth, or bearer tokens from a token server of its own.")
-@click.option("--user", default=DEFAULT_USER, show_default=True, help="The registry's user.")
-@handle_errors
+@click.option("--user", default=DEFAULT_USER, show_default=True, callback=_user_name, help="The registry's user.")
 def start_command(port: int, auth: str, user: str) -> None:
     """Start the registry in the background; prints its address (the data stays across restarts)."""
-    from forklift.localregistry import RegistryProblem, start
+    from forklift.localregistry import start
 
     home = forklift_home()
-    try:
-        state = start(home, port=port, auth=auth, user=user)
-    except RegistryProblem as exc:
-        raise click.ClickException(str(exc)) from None
+    state = start(home, port=port, auth=auth, user=user)
     click.echo(f"registry at https://{state.address} ({auth} auth), user {state.user}; its password is saved "
                f"as `forklift login` saves one (`forklift registry password` prints it), its CA in "
                f"{home / 'certs.d' / state.address}", err=True)
@@ -43,7 +44,6 @@ def start_command(port: int, auth: str, user: str) -> None:
 
 @registry.command("status")
 @output_option
-@handle_errors
 def status_command(output: str) -> None:
     """Whether the registry runs, where, with which auth and user; exits 1 when it does not."""
     from forklift.localregistry import directory, read_state
@@ -67,7 +67,6 @@ def status_command(output: str) -> None:
 
 
 @registry.command("stop")
-@handle_errors
 def stop_command() -> None:
     """Stop the registry (its images and the saved password stay for the next start)."""
     from forklift.localregistry import stop
@@ -77,7 +76,6 @@ def stop_command() -> None:
 
 
 @registry.command("password")
-@handle_errors
 def password_command() -> None:
     """Print the registry user's password (for a credentials function or --registryPassword), like
     `aws ecr get-login-password`."""

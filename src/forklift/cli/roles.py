@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from forklift.cli.errors import handle_errors
 from forklift.cli.groups import Group
 from forklift.cli.output import emit_json, output_option
 from forklift.config import load_settings
@@ -34,7 +33,6 @@ def roles() -> None:
               help="IAM-style policy JSON (Allow/Deny statements, Action, Resource with * wildcards).")
 @click.option("--managed-policy", "managed", multiple=True,
               help="Attach a managed policy by name or ARN, e.g. AmazonSageMakerFullAccess (repeatable).")
-@handle_errors
 def put_command(name: str, policy_file: Path | None, managed: tuple[str, ...]) -> None:
     """Create or replace role NAME and print its ARN."""
     if policy_file is None and not managed:
@@ -45,7 +43,6 @@ def put_command(name: str, policy_file: Path | None, managed: tuple[str, ...]) -
 
 @roles.command("list")
 @output_option
-@handle_errors
 def list_command(output: str) -> None:
     """List defined roles (`-o json`: each as `roles show` describes it)."""
     roles_ = _store().list()
@@ -59,7 +56,6 @@ def list_command(output: str) -> None:
 
 @roles.command("show")
 @click.argument("role")
-@handle_errors
 def show_command(role: str) -> None:
     """Show ROLE (name or ARN) with its policies as JSON."""
     click.echo(json.dumps(_store().get(role).describe(), indent=2))
@@ -67,7 +63,6 @@ def show_command(role: str) -> None:
 
 @roles.command("delete")
 @click.argument("role")
-@handle_errors
 def delete_command(role: str) -> None:
     """Delete ROLE (name or ARN)."""
     click.echo(f"Deleted {_store().delete(role).arn}")
@@ -76,7 +71,6 @@ def delete_command(role: str) -> None:
 @roles.command("check")
 @click.argument("role")
 @click.argument("function")
-@handle_errors
 def check_command(role: str, function: str) -> None:
     """Say whether ROLE may invoke FUNCTION (name or ARN); exit status 1 when it may not."""
     from forklift.credentials.functions import FunctionRegistry

@@ -13,8 +13,7 @@ from pathlib import Path
 import click
 
 from forklift import labels
-from forklift.cli.errors import handle_errors
-from forklift.cli.images import credential_options, keychain_from_options
+from forklift.cli.images import check_platform, credential_options, keychain_from_options
 from forklift.cli.progress import transfer_progress
 
 
@@ -42,9 +41,8 @@ def _mount(text: str):
 @click.option("--network", type=click.Choice(["none", "isolated", "host"]),
               help="Network mode (default: isolated with --publish, else none).")
 @click.option("--name", help="Container name (default: a random one).")
-@click.option("--platform", help="Platform to pull from a multi-platform image.")
+@click.option("--platform", callback=check_platform, help="Platform to pull from a multi-platform image.")
 @credential_options
-@handle_errors
 def run(image: str, args: tuple[str, ...], instance_type: str | None, env: tuple[str, ...], mounts: tuple[str, ...],
         entrypoint: str | None, workdir: str | None, publish: bool, network: str | None, name: str | None,
         platform: str | None, username: str | None, password_stdin: bool) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import click
 
-from forklift.cli.errors import handle_errors
 from forklift.cli.groups import Group
 
 TRAINING_REPOSITORY = "my-training-image:1.0"
@@ -23,7 +22,6 @@ def samples() -> None:
 
 @samples.command("push")
 @click.argument("namespace")
-@handle_errors
 def push_command(namespace: str) -> None:
     """Build the sample image and push it as NAMESPACE/my-training-image:1.0 and
     NAMESPACE/my-inference-image:latest (e.g. NAMESPACE = localhost:5443/docker-local), with the

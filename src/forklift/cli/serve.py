@@ -16,7 +16,6 @@ import sys
 
 import click
 
-from forklift.cli.errors import handle_errors
 
 def _exit_quietly(signum: int, frame: object) -> None:
     raise SystemExit(0)
@@ -42,7 +41,10 @@ EVENTS_LOGGER = "forklift.events"
 
 def _configure_logging(verbose: int, log_file: str | None) -> None:
     """State changes always; requests and everything else at INFO with -v, debug with -vv."""
-    stream = open(log_file, "a", buffering=1) if log_file else sys.stderr  # noqa: SIM115 - lives as long as the server
+    try:
+        stream = open(log_file, "a", buffering=1) if log_file else sys.stderr  # noqa: SIM115 - lives as long as the server
+    except OSError as exc:  # a directory that is not there, no permission
+        raise click.FileError(str(log_file), hint=f"{exc.strerror} (--log-file)") from None
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s" if not verbose else
                                            "%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
@@ -60,7 +62,6 @@ def _configure_logging(verbose: int, log_file: str | None) -> None:
 @click.option("--account", help="12-digit account id for ARNs (default: config.toml, else 000000000000).")
 @click.option("-v", "--verbose", count=True, help="A line per request (-vv: debug output).")
 @click.option("--log-file", type=click.Path(dir_okay=False), help="Append the server's output to this file.")
-@handle_errors
 def serve(host: str, port: int, region: str | None, account: str | None, verbose: int, log_file: str | None) -> None:
     """Serve the SageMaker, sagemaker-runtime and CloudWatch Logs APIs for boto3's endpoint_url.
 
@@ -73,7 +74,7 @@ def serve(host: str, port: int, region: str | None, account: str | None, verbose
     from forklift.api import build_services, create_app
     from forklift.api.dataplane import protocol_for
     from forklift.config import load_settings
-    from forklift.serverfile import ServerRunning, claim, remove_record_if_ours, write_record
+    from forklift.serverfile import claim, remove_record_if_ours, write_record
 
     verbose = max(verbose, (logging.WARNING - logging.getLogger().getEffectiveLevel()) // 10)  # or `forklift -v serve`
     _configure_logging(verbose, log_file)
@@ -85,10 +86,7 @@ def serve(host: str, port: int, region: str | None, account: str | None, verbose
     if not re.fullmatch(r"[a-z0-9-]{1,32}", region):
         raise click.BadParameter("not a region name", param_hint="--region")
 
-    try:
-        claim(settings.home)
-    except ServerRunning as exc:
-        raise click.ClickException(str(exc)) from None
+    claim(settings.home)
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
     url = f"http://{f'[{host}]' if ':' in host else host}:{bound_port}"

@@ -7,7 +7,6 @@ from datetime import datetime
 
 import click
 
-from forklift.cli.errors import handle_errors
 from forklift.cli.groups import Group
 from forklift.cli.output import emit_json, output_option, print_fields
 from forklift.config import forklift_home
@@ -25,10 +24,9 @@ def server() -> None:
 
 @server.command("start")
 @click.option("--port", default=9400, show_default=True, type=click.IntRange(1, 65535), help="Port on 127.0.0.1.")
-@handle_errors
 def start_command(port: int) -> None:
     """Start the server in the background and print its URL (nothing to do when one runs)."""
-    from forklift.background import ServerUnavailable, answers, log_path, start
+    from forklift.background import answers, log_path, start
     from forklift.serverfile import live_record
 
     home = forklift_home()
@@ -40,10 +38,7 @@ def start_command(port: int) -> None:
     url = f"http://127.0.0.1:{port}"
     if answers(url):
         raise click.ClickException(f"another server answers at {url} (not this FORKLIFT_HOME's); choose --port")
-    try:
-        pid = start(home, url)
-    except ServerUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
+    pid = start(home, url)
     click.echo(f"forklift server started at {url} (pid {pid}, log {log_path(home)})", err=True)
     click.echo(url)
 
@@ -64,7 +59,6 @@ def _status(home) -> dict:
 
 @server.command("status")
 @output_option
-@handle_errors
 def status_command(output: str) -> None:
     """Whether this FORKLIFT_HOME's server runs, where, and since when; exits 1 when none runs."""
     status = _status(forklift_home())
@@ -83,14 +77,10 @@ def status_command(output: str) -> None:
 
 
 @server.command("stop")
-@handle_errors
 def stop_command() -> None:
     """Stop this FORKLIFT_HOME's server (a graceful stop: running jobs and endpoints keep going and
     the next server picks them up)."""
-    from forklift.background import ServerUnavailable, stop
+    from forklift.background import stop
 
-    try:
-        pid = stop(forklift_home())
-    except ServerUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
+    pid = stop(forklift_home())
     click.echo(f"forklift server (pid {pid}) stopped" if pid else "no forklift server was running", err=True)

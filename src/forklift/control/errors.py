@@ -1,7 +1,9 @@
 """What the control plane refuses, in words the API passes on unchanged."""
 
+from forklift.errors import ForkliftError
 
-class ControlError(Exception):
+
+class ControlError(ForkliftError):
     """A request the control plane cannot accept; `str()` is the message for the caller."""
 
 

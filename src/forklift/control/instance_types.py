@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from forklift.control.errors import ControlError
 from forklift.runtime.spec import Resources
 
 GIB = 1024**3
@@ -46,7 +47,7 @@ TABLE: dict[str, InstanceType] = _load()
 INSTANCE_TYPES: dict[str, tuple[int, float, int]] = {n: (t.vcpu, t.memory_gib, t.gpus) for n, t in TABLE.items()}
 
 
-class UnknownInstanceType(ValueError):
+class UnknownInstanceType(ControlError, ValueError):
     def __init__(self, name: str, use: str | None = None):
         self.name, self.use = name, use
         known = [n for n, t in TABLE.items() if use is None or use in t.uses]

@@ -3,8 +3,10 @@ never a secret value."""
 
 from __future__ import annotations
 
+from forklift.errors import ForkliftError
 
-class CredentialsError(Exception):
+
+class CredentialsError(ForkliftError):
     """Credentials could not be found or produced; the message says which source and why."""
 
 

@@ -12,10 +12,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from forklift.errors import ForkliftError
+
 DEMO_USER = "demo"
 
 
-class DemoFailed(RuntimeError):
+class DemoFailed(ForkliftError, RuntimeError):
     pass
 
 

@@ -14,6 +14,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from forklift.errors import ForkliftError
+
 PYTHON = Path("/usr/bin/python3.11")
 STDLIB = Path("/usr/lib/python3.11")
 BUSYBOX = Path("/usr/bin/busybox")
@@ -22,7 +24,7 @@ STDLIB_EXCLUDE = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "conf
 RUNTIME_PACKAGES = ("libc6", "libgcc-s1", "libstdc++6")
 
 
-class RootfsBuildError(RuntimeError):
+class RootfsBuildError(ForkliftError, RuntimeError):
     pass
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from forklift.experiments.errors import ExperimentError
 from forklift.control.instance_types import LIST_COMMAND, TABLE, UnknownInstanceType, check_instance_type
 
 GRADIENT_MACHINES: dict[str, str] = {
@@ -40,7 +41,7 @@ GRADIENT_MACHINES: dict[str, str] = {
 DEFAULT_MACHINE = "ml.m5.large"
 
 
-class UnknownMachineType(ValueError):
+class UnknownMachineType(ExperimentError, ValueError):
     def __init__(self, given: str, instance_error: UnknownInstanceType | None = None):
         if instance_error is not None:  # an ml.* name: the same message the API's table gives
             super().__init__(str(instance_error))

@@ -17,14 +17,15 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from forklift.config import Settings
 from forklift.db import Base
+from forklift.experiments.errors import ExperimentError
 
 
-class ExperimentNotFound(LookupError):
+class ExperimentNotFound(ExperimentError, LookupError):
     def __str__(self) -> str:
         return f"no experiment named {self.args[0]!r} (see `forklift experiments list`)"
 
 
-class ExperimentExists(ValueError):
+class ExperimentExists(ExperimentError, ValueError):
     pass
 
 

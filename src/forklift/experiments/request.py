@@ -22,6 +22,7 @@ import re
 import shlex
 from typing import Any
 
+from forklift.experiments.errors import InvalidExperiment
 from forklift.reference import parse
 
 CODE_CHANNEL = "code"
@@ -38,7 +39,7 @@ _GRADIENT_HOST_COLON = re.compile(r"^([A-Za-z0-9.-]+\.[A-Za-z]{2,}(?::\d+)?):/+(
 
 def check_name(name: str) -> str:
     if not NAME.match(name):
-        raise ValueError(f"invalid experiment name {name!r}: 1-56 letters, digits and '-', starting and ending "
+        raise InvalidExperiment(f"invalid experiment name {name!r}: 1-56 letters, digits and '-', starting and ending "
                          "with a letter or digit")
     return name
 
@@ -58,7 +59,7 @@ def parse_pairs(values: tuple[str, ...] | list[str], what: str) -> dict[str, str
     for value in values:
         key, sep, val = value.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"{what} {value!r} is not KEY=VALUE")
+            raise InvalidExperiment(f"{what} {value!r} is not KEY=VALUE")
         pairs[key.strip()] = val
     return pairs
 
@@ -89,13 +90,13 @@ def training_request(*, experiment: str, job: str, image: str, instance_type: st
     algorithm: dict[str, Any] = {"TrainingImage": image, "TrainingInputMode": "File",
                                  "TrainingImageConfig": image_config}
     if workspace_uri and not command:
-        raise ValueError("--workspace needs --command: the command runs in the unpacked workspace")
+        raise InvalidExperiment("--workspace needs --command: the command runs in the unpacked workspace")
     if command:
         algorithm["ContainerEntrypoint"] = ["/bin/sh", "-c", entry_script(command, bool(workspace_uri))]
     channels = []
     for name, uri in (inputs or {}).items():
         if workspace_uri and name == CODE_CHANNEL:
-            raise ValueError(f"input channel {CODE_CHANNEL!r} is reserved for the --workspace")
+            raise InvalidExperiment(f"input channel {CODE_CHANNEL!r} is reserved for the --workspace")
         channels.append(_channel(name, uri))
     if workspace_uri:
         channels.append(_channel(CODE_CHANNEL, workspace_uri))
@@ -131,12 +132,12 @@ def check_request(request: dict[str, Any]) -> None:
     try:
         validate("sagemaker", "CreateTrainingJob", request)
     except ApiError as exc:
-        raise ValueError(exc.message) from None
+        raise InvalidExperiment(exc.message) from None
 
 
 def _channel(name: str, uri: str) -> dict[str, Any]:
     if not uri.startswith(("s3://", "https://")):
-        raise ValueError(f"input {name}={uri}: give an s3:// URI (upload local data with `forklift buckets`)")
+        raise InvalidExperiment(f"input {name}={uri}: give an s3:// URI (upload local data with `forklift buckets`)")
     return {"ChannelName": name, "InputMode": "File",
             "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri,
                                             "S3DataDistributionType": "FullyReplicated"}}}

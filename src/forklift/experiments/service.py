@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from forklift.config import Settings
 from forklift.credentials import Credentials
 from forklift.experiments import request as rq
+from forklift.experiments.errors import ExperimentError
 from forklift.experiments.machines import resolve_machine
 from forklift.experiments.records import ExperimentRow, ExperimentStore
 from forklift.experiments.workspace import (
@@ -27,10 +28,6 @@ from forklift.logsclient import ACTIVE, follow_training_job
 from forklift.reference import parse
 from forklift.control.instance_types import resolve_instance_type
 
-
-
-class ExperimentError(ValueError):
-    """An experiment operation that cannot be done as asked; the message says why."""
 
 
 @dataclass

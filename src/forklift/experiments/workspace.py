@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 from forklift.config import Settings
+from forklift.experiments.errors import InvalidExperiment
 from forklift.experiments.request import CODE_ARCHIVE, OUTPUT_BUCKET, WORKSPACE_BUCKET
 from forklift.storage import BucketAlreadyExists, bucket_store, pack_tar_gz
 
@@ -25,7 +26,7 @@ def upload_workspace(settings: Settings, experiment: str, directory: str | Path)
     """Pack `directory`'s contents and upload them; returns the archive's s3:// URI."""
     directory = Path(directory).expanduser()
     if not directory.is_dir():
-        raise ValueError(f"--workspace {directory}: not a directory")
+        raise InvalidExperiment(f"--workspace {directory}: not a directory")
     ensure_bucket(settings, WORKSPACE_BUCKET)
     uri = f"s3://{WORKSPACE_BUCKET}/{experiment}/{CODE_ARCHIVE}"
     with tempfile.TemporaryDirectory(prefix="forklift-workspace-") as tmp:

@@ -6,12 +6,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from forklift.images.errors import ImageError
 from forklift.registry.manifest import OCI_INDEX, Manifest, media_type_of
 
 REF_NAME = "org.opencontainers.image.ref.name"
 
 
-class LayoutError(ValueError):
+class LayoutError(ImageError, ValueError):
     pass
 
 

@@ -12,12 +12,13 @@ from forklift.config import Settings
 from forklift.images.store import BlobStore
 from forklift.reference import InvalidReference, parse
 from forklift.registry.manifest import Descriptor, Manifest, media_type_of
+from forklift.images.errors import ImageError
 
 if TYPE_CHECKING:
     from forklift.images.records import ImageRecord, ImageRecords
 
 
-class ImageNotFound(LookupError):
+class ImageNotFound(ImageError, LookupError):
     def __str__(self) -> str:
         return f"image {self.args[0]} is not in the local store; pull or build it first"
 

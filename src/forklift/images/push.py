@@ -17,7 +17,7 @@ from forklift.images.layout import OciLayout
 from forklift.images.local import ImageStore
 from forklift.images.progress import NoProgress, TransferProgress
 from forklift.images.records import ImageRecord
-from forklift.reference import Reference, parse
+from forklift.reference import InvalidReference, Reference, parse
 from forklift.registry import RegistryClient
 from forklift.registry.manifest import Descriptor, Manifest
 
@@ -61,7 +61,7 @@ async def push(
 ) -> PushResult:
     ref = parse(target) if isinstance(target, str) else target
     if ref.digest and not ref.tag:
-        raise ValueError(f"push target {ref} needs a tag, not only a digest")
+        raise InvalidReference(f"push target {ref} needs a tag, not only a digest")
     progress = progress or NoProgress()
     owns_client = client is None
     client = client or RegistryClient(ref.registry, keychain=keychain, settings=store.settings)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from forklift.credentials import Keychain
+from forklift.images.errors import ImageError
 from forklift.images.local import ImageStore, LocalImage
 from forklift.images.progress import TransferProgress
 from forklift.images.pull import pull
@@ -21,7 +22,7 @@ from forklift.reference import Reference
 from forklift.registry.manifest import Manifest, Platform
 
 
-class ImageConfigError(ValueError):
+class ImageConfigError(ImageError, ValueError):
     pass
 
 

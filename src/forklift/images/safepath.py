@@ -15,11 +15,13 @@ import stat
 from collections import OrderedDict
 from typing import Self
 
+from forklift.images.errors import ImageError
+
 _PATH_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-class UnsafePath(ValueError):
+class UnsafePath(ImageError, ValueError):
     """A path that would escape the root or pass through something that is not a directory.
 
     The message completes a sentence about the entry: "entry 'a/b' <message>".

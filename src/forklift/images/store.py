@@ -16,10 +16,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from forklift.images.errors import ImageError
+
 Fetch = Callable[[Path], Awaitable[None]]
 
 
-class BlobNotFound(KeyError):
+class BlobNotFound(ImageError, KeyError):
     def __str__(self) -> str:
         return f"blob {self.args[0]} is not in the local store"
 

@@ -26,11 +26,12 @@ from pathlib import Path
 
 from forklift.images.layerstream import FORMAT_ERRORS, LayerStream, members, read_data, sniff_compression
 from forklift.images.safepath import DirWalker, UnsafePath, open_dir_fd, remove_at, split_path
+from forklift.images.errors import ImageError
 
 log = logging.getLogger(__name__)
 
 
-class LayerError(Exception):
+class LayerError(ImageError):
     """A layer cannot be applied; the message names the layer digest and what is wrong."""
 
 

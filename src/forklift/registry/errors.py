@@ -10,8 +10,10 @@ import json
 
 import httpx
 
+from forklift.errors import ForkliftError
 
-class RegistryError(Exception):
+
+class RegistryError(ForkliftError):
     """Base class; `registry` is host[:port] as written in image references."""
 
     def __init__(self, message: str, *, registry: str | None = None):

@@ -6,10 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from forklift.runtime.errors import ContainerRuntimeError
 from forklift.runtime.spec import ContainerSpec, ExitStatus
 
 
-class ContainerError(RuntimeError):
+class ContainerError(ContainerRuntimeError, RuntimeError):
     """A container could not be started or managed."""
 
 

@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from forklift.runtime.errors import ContainerRuntimeError
+
 DEFAULT_POOL = "10.213.0.0/16"
 DEFAULT_TABLE = Path("/run/forklift/network/leases.json")
 CHAIN = "FORKLIFT-IN"
@@ -32,7 +34,7 @@ NETNS_PREFIX = "forklift-"
 NETNS_DIR = Path("/var/run/netns")
 
 
-class NetworkError(RuntimeError):
+class NetworkError(ContainerRuntimeError, RuntimeError):
     pass
 
 

@@ -13,11 +13,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from forklift.runtime.errors import ContainerRuntimeError
+
 _libc = ctypes.CDLL(None, use_errno=True)
 MNT_DETACH = 2
 
 
-class OverlayError(OSError):
+class OverlayError(ContainerRuntimeError, OSError):
     pass
 
 

@@ -9,8 +9,10 @@ import json
 import subprocess
 from pathlib import Path
 
+from forklift.runtime.errors import ContainerRuntimeError
 
-class RuncError(RuntimeError):
+
+class RuncError(ContainerRuntimeError, RuntimeError):
     pass
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from forklift.runtime.errors import ContainerRuntimeError
+
 CONTAINER_PREFIX = "forklift-"
 
 # runc accepts [\w+-.]; the name also becomes a cgroup directory, a netns lease owner and a
@@ -20,7 +22,7 @@ CONTAINER_PREFIX = "forklift-"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
-class SpecError(ValueError):
+class SpecError(ContainerRuntimeError, ValueError):
     """A ContainerSpec cannot be turned into a container (bad name, missing command, ...)."""
 
 

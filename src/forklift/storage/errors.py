@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from forklift.errors import ForkliftError
 
-class StorageError(Exception):
+
+class StorageError(ForkliftError):
     """Base of every storage failure: a one-line message fit for a user."""
 
 
@@ -47,3 +49,7 @@ class UnsafeArchive(StorageError):
 
 class ChannelError(StorageError):
     """A training channel cannot be staged; the message names the channel URI."""
+
+
+class LocalFileError(StorageError, OSError):
+    """A local file to copy from or to cannot be read or written; the message names it."""

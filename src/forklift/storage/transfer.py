@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
 from forklift.config import Settings, load_settings
 from forklift.storage.base import DEFAULT_WORKERS, ObjectStore, plan_prefix_download, run_parallel
-from forklift.storage.errors import StorageError
+from forklift.storage.errors import LocalFileError, StorageError
 from forklift.storage.resolve import store_for
 from forklift.storage.uri import Location, parse_uri
 
@@ -39,8 +40,18 @@ def copy_tree(src_prefix: str, dst_prefix: str, settings: Settings | None = None
 
 def _copy(src_store: ObjectStore, dst_store: ObjectStore, src: Location, dst: Location) -> None:
     if dst.is_local:
-        src_store.download(src.uri, Path(dst.key))
+        try:
+            src_store.download(src.uri, Path(dst.key))
+        except OSError as exc:
+            if not _about(exc, Path(dst.key)):
+                raise
+            raise LocalFileError(f"cannot write {dst.key}: {exc.strerror or exc}") from None
     elif src.is_local:
+        try:
+            with open(src.key, "rb"):  # what the user named is there and readable: say so now, by name
+                pass
+        except OSError as exc:
+            raise LocalFileError(f"cannot read {src.key}: {exc.strerror or exc}") from None
         dst_store.upload(Path(src.key), dst.uri)
     elif src.scheme == dst.scheme:
         src_store.copy(src.uri, dst.uri)
@@ -48,3 +59,9 @@ def _copy(src_store: ObjectStore, dst_store: ObjectStore, src: Location, dst: Lo
         with tempfile.TemporaryDirectory(prefix="forklift-copy-") as tmp:
             staged = src_store.download(src.uri, Path(tmp) / "object")
             dst_store.upload(staged, dst.uri)
+
+
+def _about(exc: OSError, path: Path) -> bool:
+    """Whether `exc` is about `path`, its directory or a file beside it (a temporary one)."""
+    names = [Path(os.fsdecode(n)) for n in (exc.filename, exc.filename2) if n is not None]
+    return any(n == path or n.parent == path.parent or path.is_relative_to(n) for n in names)
