@@ -15,8 +15,8 @@ def _expected() -> tuple[type[BaseException], ...]:
     from forklift.config import ConfigError
     from forklift.credentials.errors import CredentialsError
     from forklift.images.layout import LayoutError
-    from forklift.images.local import ImageNotFound
-    from forklift.images.store import BlobNotFound
+    from forklift.images.imagestore import ImageNotFound
+    from forklift.images.content import BlobNotFound
     from forklift.reference import InvalidReference
     from forklift.registry.errors import RegistryError
 

@@ -84,7 +84,7 @@ def build_and_push(ctx: DemoContext, user: str) -> None:
     from forklift.config import load_settings
     from forklift.credentials import Credentials, StaticKeychain
     from forklift.demo.samples import build_sample_image
-    from forklift.images.local import ImageStore
+    from forklift.images.imagestore import ImageStore
     from forklift.images.push import push, source_from_store
 
     store = ImageStore(load_settings())

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from forklift.images.local import ImageStore, LocalImage
+from forklift.images.imagestore import ImageStore, LocalImage
 from forklift.images.records import ImageRecord
-from forklift.images.store import BlobStore
+from forklift.images.content import BlobStore
 from forklift.reference import parse
 from forklift.registry.manifest import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, Manifest
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from forklift.credentials import Keychain
-from forklift.images.local import ImageStore, LocalImage
+from forklift.images.imagestore import ImageStore, LocalImage
 from forklift.images.progress import NoProgress, TransferProgress
 from forklift.reference import Reference, parse
 from forklift.registry import RegistryClient

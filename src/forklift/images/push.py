@@ -14,7 +14,7 @@ from pathlib import Path
 
 from forklift.credentials import Keychain
 from forklift.images.layout import OciLayout
-from forklift.images.local import ImageStore
+from forklift.images.imagestore import ImageStore
 from forklift.images.progress import NoProgress, TransferProgress
 from forklift.images.records import ImageRecord
 from forklift.reference import Reference, parse

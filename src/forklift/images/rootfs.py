@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from forklift.credentials import Keychain
-from forklift.images.local import ImageStore, LocalImage
+from forklift.images.imagestore import ImageStore, LocalImage
 from forklift.images.progress import TransferProgress
 from forklift.images.pull import pull
 from forklift.images.unpack import Layer, RootfsCache

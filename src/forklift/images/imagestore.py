@@ -9,7 +9,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from forklift.config import Settings
-from forklift.images.store import BlobStore
+from forklift.images.content import BlobStore
 from forklift.reference import InvalidReference, parse
 from forklift.registry.manifest import Descriptor, Manifest, media_type_of
 
