@@ -73,20 +73,6 @@ class BlobStore:
             os.replace(tmp.name, self.path(digest))
         return digest
 
-    def import_file(self, source: Path, digest: str | None = None) -> str:
-        """Copy a file in (e.g. from an OCI layout), verifying `digest` when given."""
-        hasher = hashlib.sha256()
-        with open(source, "rb") as src, tempfile.NamedTemporaryFile(dir=self._ingest, delete=False) as tmp:
-            while block := src.read(1 << 20):
-                hasher.update(block)
-                tmp.write(block)
-        actual = "sha256:" + hasher.hexdigest()
-        if digest and actual != digest:
-            os.unlink(tmp.name)
-            raise ValueError(f"{source} has digest {actual}, expected {digest}")
-        os.replace(tmp.name, self.path(actual))
-        return actual
-
     @contextmanager
     def writer(self) -> Iterator["BlobWriter"]:
         """Write a new blob of unknown digest; committed under its sha256 when the block ends."""

@@ -67,10 +67,6 @@ class ImageRecords:
             row = session.scalar(select(ImageRow).where(ImageRow.reference == reference))
             return _record(row) if row else None
 
-    def by_digest(self, digest: str) -> list[ImageRecord]:
-        with self._sessions() as session:
-            return [_record(r) for r in session.scalars(select(ImageRow).where(ImageRow.digest == digest))]
-
     def all(self) -> list[ImageRecord]:
         with self._sessions() as session:
             return [_record(r) for r in session.scalars(select(ImageRow).order_by(ImageRow.reference))]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import platform as host_platform
 from dataclasses import dataclass, field
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -137,11 +136,6 @@ def _normalize(p: Platform) -> Platform:
 
 
 DEFAULT_PLATFORM = Platform("linux", "amd64")
-
-
-def host_platform_of_machine() -> Platform:
-    machine = host_platform.machine().lower()
-    return Platform("linux", _ARCH_ALIASES.get(machine, machine))
 
 
 def platform_of(descriptor: Descriptor) -> Platform | None:

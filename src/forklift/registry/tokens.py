@@ -74,7 +74,3 @@ class TokenCache:
     def put(self, key: CacheKey, token: Token) -> None:
         with self._lock:
             self._tokens[key] = token
-
-    def forget(self, key: CacheKey) -> None:
-        with self._lock:
-            self._tokens.pop(key, None)
