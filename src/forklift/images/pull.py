@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from forklift.credentials import Keychain
 from forklift.images.imagestore import ImageStore, LocalImage
 from forklift.images.progress import NoProgress, TransferProgress
+from forklift.images.tasks import run_all
 from forklift.reference import Reference, parse
 from forklift.registry import RegistryClient
 from forklift.registry.manifest import Descriptor, Manifest, Platform
@@ -66,12 +67,12 @@ async def pull(
                 if on_blob is not None:
                     on_blob(descriptor.digest)
 
-        # Open the database (and import SQLAlchemy) on a spare core while the blobs download.
-        records_ready = asyncio.ensure_future(asyncio.to_thread(lambda: store.records))
-        tasks = [fetch(manifest.config, "config")]
-        tasks += [fetch(layer, f"layer {i + 1}/{len(manifest.layers)}") for i, layer in enumerate(manifest.layers)]
-        await _gather_or_cancel(tasks)
-        await records_ready
+        await run_all([
+            # Open the database (and import SQLAlchemy) on a spare core while the blobs download.
+            asyncio.to_thread(lambda: store.records),
+            fetch(manifest.config, "config"),
+            *(fetch(layer, f"layer {i + 1}/{len(manifest.layers)}") for i, layer in enumerate(manifest.layers)),
+        ])
     finally:
         if owns_client:
             await client.aclose()
@@ -95,18 +96,6 @@ async def pull(
     store.records.put(record)
     image = LocalImage(record.reference, record, manifest)
     return PullResult(image, counts["bytes"], counts["fetched"], counts["cached"])
-
-
-async def _gather_or_cancel(coroutines) -> None:
-    """Run all; on the first failure cancel the rest and raise that failure."""
-    tasks = [asyncio.ensure_future(c) for c in coroutines]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
 
 
 def _platform_from_config(store: ImageStore, config_digest: str) -> str | None:

@@ -17,6 +17,7 @@ from forklift.images.layout import OciLayout
 from forklift.images.imagestore import ImageStore
 from forklift.images.progress import NoProgress, TransferProgress
 from forklift.images.records import ImageRecord
+from forklift.images.tasks import run_all
 from forklift.reference import Reference, parse
 from forklift.registry import RegistryClient
 from forklift.registry.manifest import Descriptor, Manifest
@@ -85,7 +86,7 @@ async def push(
         blobs = [(manifest.config, "config")] + [
             (layer, f"layer {i + 1}/{len(manifest.layers)}") for i, layer in enumerate(manifest.layers)]
         unique = {d.digest: (d, what) for d, what in blobs}
-        await asyncio.gather(*(upload(d, what) for d, what in unique.values()))
+        await run_all(upload(d, what) for d, what in unique.values())
         await client.put_manifest(ref.repository, tag, manifest.raw, manifest.media_type)
 
     try:

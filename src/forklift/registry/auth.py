@@ -42,16 +42,36 @@ class RegistryAuth(httpx.Auth):
         self.registry = registry
         self._credentials_for = credentials_for
         self._cache = cache or TokenCache()
+        # Shared by the async client (event loop) and the blob client (download threads): read and
+        # written under the lock. The token cache has its own.
+        self._lock = threading.Lock()
         self._challenge: Challenge | None = None
         self._post_unsupported: set[str] = set()
-        self._lock = threading.Lock()
+
+    @property
+    def challenge(self) -> Challenge | None:
+        """The challenge the registry last answered with; None until it asks for authentication."""
+        with self._lock:
+            return self._challenge
+
+    def _learn(self, challenge: Challenge) -> None:
+        with self._lock:
+            self._challenge = challenge
+
+    def _posts_unsupported(self, realm: str) -> bool:
+        with self._lock:
+            return realm in self._post_unsupported
+
+    def _mark_post_unsupported(self, realm: str) -> None:
+        with self._lock:
+            self._post_unsupported.add(realm)
 
     def username_for(self, repository: str | None) -> str | None:
         return self._credentials_for(repository).username
 
     def cached_authorization(self, method: str, url: httpx.URL) -> tuple[bool, str | None]:
         """(known, header) for a request, without any network: known is False when a token must be fetched first."""
-        challenge = self._challenge
+        challenge = self.challenge
         if challenge is None:
             return True, None  # the registry has not asked for authentication
         repository = scope_utils.repository_of(url.path)
@@ -77,7 +97,7 @@ class RegistryAuth(httpx.Auth):
         needed = scope_utils.scopes_for(
             request.method, request.url.path, request.extensions.get(scope_utils.EXTRA_SCOPES, ())
         )
-        challenge = self._challenge
+        challenge = self.challenge
         if challenge is not None and (needed or challenge.scheme == "basic"):
             yield from self._authorize(request, challenge, needed, credentials, fresh=False)
         response = yield request
@@ -86,7 +106,7 @@ class RegistryAuth(httpx.Auth):
         chosen = _pick(parse_response_challenges(response.headers))
         if chosen is None:
             return
-        self._challenge = chosen
+        self._learn(chosen)
         if chosen.scheme == "basic" and (credentials.is_anonymous or not credentials.password):
             return
         if chosen.scheme == "bearer":
@@ -118,12 +138,12 @@ class RegistryAuth(httpx.Auth):
     def _fetch_token(self, challenge: Challenge, scopes: list[str], credentials: Credentials) -> Generator[httpx.Request, httpx.Response, Token]:
         realm = challenge.realm
         use_post = bool(credentials.identity_token) or (
-            bool(credentials.username and credentials.password) and realm not in self._post_unsupported
+            bool(credentials.username and credentials.password) and not self._posts_unsupported(realm)
         )
         if use_post:
             response = yield self._post_token_request(challenge, scopes, credentials)
             if response.status_code in _POST_UNSUPPORTED and not credentials.identity_token:
-                self._post_unsupported.add(realm)
+                self._mark_post_unsupported(realm)
                 use_post = False
         if not use_post:
             response = yield self._get_token_request(challenge, scopes, credentials)

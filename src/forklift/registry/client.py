@@ -19,7 +19,7 @@ from forklift import __version__
 from forklift.config import Settings, load_settings
 from forklift.credentials import AnonymousKeychain, Keychain
 from forklift.reference import DOCKER_HUB, DOCKER_HUB_API_HOST, Reference
-from forklift.registry import retry, tls
+from forklift.registry import tls
 from forklift.registry.auth import LOGIN_CHECK, RegistryAuth
 from forklift.registry.download import BlobDownload
 from forklift.registry.errors import (
@@ -45,6 +45,7 @@ from forklift.registry.manifest import (
     platform_of,
     select_platform,
 )
+from forklift.registry.retry import RetryPolicy
 from forklift.registry.scopes import EXTRA_SCOPES
 from forklift.registry.tokens import TokenCache
 
@@ -80,7 +81,7 @@ class RegistryClient:
     ):
         self.registry = registry
         self.settings = settings or load_settings()
-        self.max_retries = max_retries
+        self.retry = RetryPolicy(max_retries=max_retries)
         keychain = keychain or AnonymousKeychain()
         self._insecure = self.settings.is_insecure(registry)
         self._auth = RegistryAuth(registry, lambda repo: keychain.resolve(registry, repo or ""), token_cache)
@@ -159,7 +160,7 @@ class RegistryClient:
     ) -> httpx.Response:
         """Send with retries on connection errors, 408/429/5xx (honouring Retry-After)."""
         target = url if isinstance(url, httpx.URL) else self._url(url)
-        for attempt in range(self.max_retries + 1):
+        for attempt in range(self.retry.max_retries + 1):
             request = self._http.build_request(
                 method, target, headers=headers, content=content_factory() if content_factory else None,
                 extensions=extensions,
@@ -167,16 +168,15 @@ class RegistryClient:
             try:
                 response = await self._http.send(request, stream=True)
             except httpx.TransportError as exc:
-                if attempt < self.max_retries and retry.is_retryable_transport_error(exc):
-                    delay = retry.backoff(attempt)
+                if self.retry.retries_error(exc, attempt):
+                    delay = self.retry.delay(attempt)
                     log.debug("%s %s: %s; retrying in %.2fs", method, target.path, exc, delay)
                     await asyncio.sleep(delay)
                     continue
                 raise self._transport_error(exc) from None
             _log_rate_limit(self.registry, response)
-            if response.status_code in retry.RETRY_STATUSES and attempt < self.max_retries:
-                delay = retry.retry_after(response)
-                delay = retry.backoff(attempt) if delay is None else delay
+            if self.retry.retries_status(response.status_code, attempt):
+                delay = self.retry.delay(attempt, response)
                 log.info("%s answered %d for %s; retrying in %.1fs", self.registry, response.status_code, what, delay)
                 await response.aclose()
                 await asyncio.sleep(delay)
@@ -302,7 +302,7 @@ class RegistryClient:
         what = f"blob {descriptor.digest} in {repository}"
         download = BlobDownload(
             http=self._blob_http(), url=self._url(f"/v2/{repository}/blobs/{descriptor.digest}"),
-            descriptor=descriptor, registry=self.registry, max_retries=self.max_retries,
+            descriptor=descriptor, registry=self.registry, policy=self.retry,
             to_error=lambda response: error_for_response(response, registry=self.registry, what=what,
                                                          username=self._username(repository)),
             transport_error=self._transport_error,
@@ -320,7 +320,7 @@ class RegistryClient:
             )
         return self._sync_http
 
-    def _transport_error(self, exc: httpx.TransportError) -> RegistryError:
+    def _transport_error(self, exc: BaseException) -> RegistryError:
         return error_for_transport(exc, registry=self.registry,
                                    certs_hint=tls.certs_hint(self.registry, self.settings.certs_dirs))
 
