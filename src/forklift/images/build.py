@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
+from forklift.images.content import BlobStore, Lease
 from forklift.images.imagestore import ImageStore, LocalImage
 from forklift.images.records import ImageRecord
-from forklift.images.content import BlobStore
 from forklift.reference import parse
 from forklift.registry.manifest import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, Manifest
 
@@ -60,12 +60,13 @@ def _entries(directory: Path) -> Iterable[Path]:
             yield Path(root) / name
 
 
-def write_layer(blobs: BlobStore, directory: Path, dest: str = "/", compresslevel: int = 6) -> tuple[Descriptor, str]:
-    """Tar + gzip `directory` into the store; returns (layer descriptor, diff ID)."""
+def write_layer(blobs: BlobStore, directory: Path, dest: str = "/", compresslevel: int = 6,
+                lease: Lease | None = None) -> tuple[Descriptor, str]:
+    """Tar + gzip `directory` into the store (held by `lease` when given); returns (layer descriptor, diff ID)."""
     if not directory.is_dir():
         raise NotADirectoryError(f"{directory} is not a directory")
     prefix = PurePosixPath(dest.strip("/")) if dest.strip("/") else None
-    with blobs.writer() as blob:
+    with blobs.writer(lease) as blob:
         with gzip.GzipFile(fileobj=blob, mode="wb", compresslevel=compresslevel, mtime=0) as compressed:
             sink = _HashingSink(compressed)
             with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
@@ -131,21 +132,24 @@ def build(
     ref = parse(tag)
     config = store.config(base) if base else None
     layers = list(base.layers) if base else []
-    for directory in directories:
-        layer, diff_id = write_layer(store.blobs, Path(directory), options.dest)
-        layers.append(layer)
-        config = image_config(config, diff_id, options, f"forklift images build {directory}")
-        options = BuildOptions(dest=options.dest)  # runtime settings apply once
-    config_raw = json.dumps(config, separators=(",", ":"), sort_keys=True).encode()
-    config_digest = store.blobs.put_bytes(config_raw)
-    manifest_json = {
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": Descriptor(OCI_CONFIG, config_digest, len(config_raw)).to_json(),
-        "layers": [layer.to_json() for layer in layers],
-    }
-    raw = json.dumps(manifest_json, separators=(",", ":")).encode()
-    digest = store.blobs.put_bytes(raw)
-    record = ImageRecord(str(ref), digest, None, OCI_MANIFEST, f"{config['os']}/{config['architecture']}",
-                         len(config_raw) + sum(layer.size for layer in layers), time.time())
-    store.records.put(record)
+    # Until the record lands, prune keeps what the build writes (and the base it builds on).
+    held = [d.digest for d in [base.config_descriptor, *layers]] if base else []
+    with store.blobs.lease(*held) as lease:
+        for directory in directories:
+            layer, diff_id = write_layer(store.blobs, Path(directory), options.dest, lease=lease)
+            layers.append(layer)
+            config = image_config(config, diff_id, options, f"forklift images build {directory}")
+            options = BuildOptions(dest=options.dest)  # runtime settings apply once
+        config_raw = json.dumps(config, separators=(",", ":"), sort_keys=True).encode()
+        config_digest = store.blobs.put_bytes(config_raw, lease)
+        manifest_json = {
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": Descriptor(OCI_CONFIG, config_digest, len(config_raw)).to_json(),
+            "layers": [layer.to_json() for layer in layers],
+        }
+        raw = json.dumps(manifest_json, separators=(",", ":")).encode()
+        digest = store.blobs.put_bytes(raw, lease)
+        record = ImageRecord(str(ref), digest, None, OCI_MANIFEST, f"{config['os']}/{config['architecture']}",
+                             len(config_raw) + sum(layer.size for layer in layers), time.time())
+        store.records.put(record)
     return LocalImage(record.reference, record, Manifest(raw, OCI_MANIFEST, digest))

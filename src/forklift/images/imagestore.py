@@ -103,12 +103,15 @@ class ImageStore:
         return keep
 
     def prune(self) -> tuple[int, int]:
-        """Delete blobs no image refers to; returns (blobs removed, bytes freed)."""
-        keep = self.referenced_blobs()
+        """Delete blobs no image refers to and no live lease holds (a pull or build still writing
+        them); returns (blobs removed, bytes freed)."""
+        self.records  # noqa: B018 - open the database before the sweep holds writers off
         removed = freed = 0
-        for digest in list(self.blobs.digests()):
-            if digest not in keep:
-                freed += self.blobs.size(digest)
-                self.blobs.delete(digest)
-                removed += 1
+        with self.blobs.collecting() as leased:
+            keep = leased | self.referenced_blobs()
+            for digest in list(self.blobs.digests()):
+                if digest not in keep:
+                    freed += self.blobs.size(digest)
+                    self.blobs.delete(digest)
+                    removed += 1
         return removed, freed
