@@ -22,9 +22,15 @@ from forklift.images.content import BlobStore, Lease
 from forklift.images.imagestore import ImageStore, LocalImage
 from forklift.images.records import ImageRecord
 from forklift.reference import parse
-from forklift.registry.manifest import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, Manifest
+from forklift.registry.manifest import (
+    OCI_CONFIG,
+    OCI_LAYER_GZIP,
+    OCI_MANIFEST,
+    Descriptor,
+    Manifest,
+    oci_architecture,
+)
 
-_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 
 
 @dataclass(frozen=True)
@@ -93,7 +99,7 @@ def _merge_env(base: list[str], overrides: Sequence[str]) -> list[str]:
 
 def image_config(base: dict | None, diff_id: str, options: BuildOptions, created_by: str) -> dict:
     config = json.loads(json.dumps(base)) if base else {
-        "architecture": _ARCH.get(host_platform.machine(), host_platform.machine()), "os": "linux",
+        "architecture": oci_architecture(host_platform.machine()), "os": "linux",
         "config": {}, "rootfs": {"type": "layers", "diff_ids": []}, "history": [],
     }
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

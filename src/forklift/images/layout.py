@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from forklift.atomicfile import write_atomically
 from forklift.registry.manifest import OCI_INDEX, Manifest, media_type_of
 
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -50,12 +51,12 @@ class OciLayout:
     def write(self, manifest: Manifest, tag: str, blobs: dict[str, bytes | Path]) -> None:
         """Add a manifest (and its blobs) to the layout under `tag`, creating the layout if needed."""
         (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-        (self.root / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
+        write_atomically(self.root / "oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode())
         for digest, content in {manifest.digest: manifest.raw, **blobs}.items():
             target = self.blob_path(digest)
             if target.exists():
                 continue
-            target.write_bytes(content if isinstance(content, bytes) else content.read_bytes())
+            write_atomically(target, content if isinstance(content, bytes) else content.read_bytes())
         try:
             index = self.index()
         except LayoutError:
@@ -63,7 +64,7 @@ class OciLayout:
         index["manifests"] = [m for m in index["manifests"] if m.get("annotations", {}).get(REF_NAME) != tag]
         index["manifests"].append({"mediaType": manifest.media_type, "digest": manifest.digest,
                                    "size": len(manifest.raw), "annotations": {REF_NAME: tag}})
-        (self.root / "index.json").write_text(json.dumps(index))
+        write_atomically(self.root / "index.json", json.dumps(index).encode())
 
 
 def parse_layout_source(text: str) -> tuple[OciLayout, str | None]:

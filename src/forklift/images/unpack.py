@@ -10,7 +10,6 @@ root, ownership and modes (when privileged), PAX `SCHILY.xattr.*`, and directory
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
@@ -24,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from forklift.fslock import locked
 from forklift.images.layerstream import FORMAT_ERRORS, LayerStream, members, read_data, sniff_compression
 from forklift.images.safepath import DirWalker, UnsafePath, open_dir_fd, remove_at, split_path
 
@@ -323,12 +323,8 @@ class RootfsCache:
     @contextmanager
     def _lock(self, hexpart: str) -> Iterator[None]:
         self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.directory / f".{hexpart}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # per open file: excludes other threads and processes
+        with locked(self.directory / f".{hexpart}.lock"):  # excludes other threads and processes
             yield
-        finally:
-            os.close(fd)
 
     def get_or_unpack(self, layers: Sequence[Layer], wait_for: Callable[[Layer], None] | None = None) -> Path:
         """The rootfs for `layers` (base first), unpacking into a temp dir renamed into place.

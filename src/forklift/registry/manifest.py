@@ -104,7 +104,13 @@ def media_type_of(raw: bytes, content_type: str | None) -> str:
 
 
 # -- platforms ---------------------------------------------------------------------------------
-_ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "armel": "arm", "i386": "386"}
+# Other names for OCI architectures: uname's (`platform.machine()`) and Debian's.
+ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "armel": "arm", "i386": "386"}
+
+
+def oci_architecture(name: str) -> str:
+    """The OCI (GOARCH) name of an architecture: `x86_64` -> `amd64`, `aarch64` -> `arm64`."""
+    return ARCH_ALIASES.get(name, name)
 
 
 @dataclass(frozen=True)
@@ -122,7 +128,7 @@ def parse_platform(text: str) -> Platform:
     parts = [p.strip().lower() for p in text.split("/")]
     if len(parts) not in (2, 3) or not all(parts):
         raise ValueError(f"invalid platform '{text}': expected os/arch[/variant], e.g. linux/amd64")
-    arch = _ARCH_ALIASES.get(parts[1], parts[1])
+    arch = oci_architecture(parts[1])
     variant = parts[2] if len(parts) == 3 else None
     return _normalize(Platform(parts[0], arch, variant))
 
@@ -142,7 +148,7 @@ def platform_of(descriptor: Descriptor) -> Platform | None:
     p = descriptor.platform or {}
     if not p.get("os") or not p.get("architecture"):
         return None
-    return _normalize(Platform(p["os"], _ARCH_ALIASES.get(p["architecture"], p["architecture"]), p.get("variant")))
+    return _normalize(Platform(p["os"], oci_architecture(p["architecture"]), p.get("variant")))
 
 
 def _is_attestation(descriptor: Descriptor) -> bool:
