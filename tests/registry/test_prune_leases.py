@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
-
 from fixtures.imagetools import keychain, make_layers
+
 from forklift.images.build import build
 from forklift.images.pull import pull
 from forklift.images.push import push, source_from_store
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.anyio
 
 def _prune_in_another_process() -> str:
     result = subprocess.run([sys.executable, "-m", "forklift", "images", "prune"], capture_output=True, text=True,
-                            env=os.environ.copy(), timeout=120)
+                            env=os.environ.copy(), timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -79,7 +79,7 @@ def test_a_lease_left_by_a_dead_process_does_not_protect_blobs(store):
     digest = store.blobs.put_bytes(b"left behind by a crashed pull")
     crash = ("import os, sys; from pathlib import Path; from forklift.images.content import BlobStore; "
              "BlobStore(Path(sys.argv[1])).lease(sys.argv[2]); os._exit(1)")
-    subprocess.run([sys.executable, "-c", crash, str(store.blobs.root), digest], env=os.environ.copy(), timeout=60)
+    subprocess.run([sys.executable, "-c", crash, str(store.blobs.root), digest], env=os.environ.copy(), timeout=60, check=False)
     [stale] = list((store.blobs.root / "leases").glob("*.lease"))
     assert digest in stale.read_text()
 

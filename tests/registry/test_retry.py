@@ -11,18 +11,18 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from forklift.registry.errors import RegistryUnreachable, TLSError, error_for_transport, transport_kind
+from forklift.registry.errors import (
+    RegistryUnreachable,
+    TLSError,
+    error_for_transport,
+    transport_kind,
+)
 from forklift.registry.retry import RetryPolicy
 
 
-def _raised_from(outer: BaseException, inner: BaseException) -> BaseException:
-    try:
-        try:
-            raise inner
-        except BaseException as exc:
-            raise outer from exc
-    except BaseException as exc:
-        return exc
+def _raised_from(outer: Exception, inner: Exception) -> Exception:
+    outer.__cause__ = inner  # as `raise outer from inner` leaves it
+    return outer
 
 
 @pytest.mark.parametrize(("exc", "kind"), [

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
+from typing import IO, cast
 
 from forklift.images.content import BlobStore, Lease
 from forklift.images.imagestore import ImageStore, LocalImage
@@ -27,6 +28,7 @@ from forklift.registry.manifest import (
     OCI_LAYER_GZIP,
     OCI_MANIFEST,
     Descriptor,
+    JSONObject,
     Manifest,
     oci_architecture,
 )
@@ -46,7 +48,7 @@ class BuildOptions:
 class _HashingSink:
     """Hashes what passes through on its way to `target` (the uncompressed tar → diff ID)."""
 
-    def __init__(self, target):
+    def __init__(self, target: gzip.GzipFile):
         self._target = target
         self.hasher = hashlib.sha256()
 
@@ -75,7 +77,8 @@ def write_layer(blobs: BlobStore, directory: Path, dest: str = "/", compressleve
     with blobs.writer(lease) as blob:
         with gzip.GzipFile(fileobj=blob, mode="wb", compresslevel=compresslevel, mtime=0) as compressed:
             sink = _HashingSink(compressed)
-            with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            # A stream ("w|") only writes to its file object: the sink needs no read, seek or tell.
+            with tarfile.open(fileobj=cast(IO[bytes], sink), mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 if prefix is not None:
                     for depth in range(1, len(prefix.parts) + 1):
                         info = tarfile.TarInfo(str(PurePosixPath(*prefix.parts[:depth])))
@@ -85,6 +88,8 @@ def write_layer(blobs: BlobStore, directory: Path, dest: str = "/", compressleve
                     relative = path.relative_to(directory).as_posix()
                     arcname = str(prefix / relative) if prefix is not None else relative
                     tar.add(path, arcname=arcname, recursive=False)
+    if blob.digest is None:  # set when the block above commits the blob
+        raise RuntimeError(f"the layer of {directory} was not stored")
     return Descriptor(OCI_LAYER_GZIP, blob.digest, blob.size), "sha256:" + sink.hasher.hexdigest()
 
 
@@ -97,13 +102,13 @@ def _merge_env(base: list[str], overrides: Sequence[str]) -> list[str]:
     return list(merged.values())
 
 
-def image_config(base: dict | None, diff_id: str, options: BuildOptions, created_by: str) -> dict:
-    config = json.loads(json.dumps(base)) if base else {
+def image_config(base: JSONObject | None, diff_id: str, options: BuildOptions, created_by: str) -> JSONObject:
+    config: JSONObject = json.loads(json.dumps(base)) if base else {
         "architecture": oci_architecture(host_platform.machine()), "os": "linux",
         "config": {}, "rootfs": {"type": "layers", "diff_ids": []}, "history": [],
     }
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    runtime = config.setdefault("config", {}) or {}
+    runtime: JSONObject = config.setdefault("config", {}) or {}
     config["config"] = runtime
     if options.entrypoint is not None:
         runtime["Entrypoint"] = options.entrypoint
@@ -155,6 +160,8 @@ def build(
         }
         raw = json.dumps(manifest_json, separators=(",", ":")).encode()
         digest = store.blobs.put_bytes(raw, lease)
+        if config is None:  # there was at least one directory
+            raise ValueError("nothing to build: give at least one directory")
         record = ImageRecord(str(ref), digest, None, OCI_MANIFEST, f"{config['os']}/{config['architecture']}",
                              len(config_raw) + sum(layer.size for layer in layers), time.time())
         store.records.put(record)

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from forklift.atomicfile import write_atomically
 from forklift.fslock import acquire, locked, open_lock_file
@@ -183,7 +184,7 @@ class Lease:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> Lease:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from forklift.config import Settings
 from forklift.images.content import BlobStore
 from forklift.reference import InvalidReference, parse
-from forklift.registry.manifest import Descriptor, Manifest, media_type_of
+from forklift.registry.manifest import Descriptor, JSONObject, Manifest, media_type_of
 
 if TYPE_CHECKING:
     from forklift.images.records import ImageRecord, ImageRecords
@@ -58,8 +58,11 @@ class ImageStore:
         raw = self.blobs.read_bytes(digest)
         return Manifest(raw=raw, media_type=media_type_of(raw, None), digest=digest)
 
-    def config(self, image: LocalImage) -> dict:
-        return json.loads(self.blobs.read_bytes(image.config_descriptor.digest))
+    def config(self, image: LocalImage) -> JSONObject:
+        config = json.loads(self.blobs.read_bytes(image.config_descriptor.digest))
+        if not isinstance(config, dict):
+            raise ValueError(f"the config of {image.reference} is not a JSON object")  # noqa: TRY004 - bad JSON
+        return config
 
     def get(self, name: str) -> LocalImage:
         """By reference (`ubuntu`, `localhost:5443/demo/tiny:1.0`) or by manifest digest (`sha256:…`, a prefix works)."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from forklift.atomicfile import write_atomically
-from forklift.registry.manifest import OCI_INDEX, Manifest, media_type_of
+from forklift.registry.manifest import OCI_INDEX, JSONObject, Manifest, media_type_of
 
 REF_NAME = "org.opencontainers.image.ref.name"
 
@@ -24,11 +24,14 @@ class OciLayout:
         algorithm, _, hexdigest = digest.partition(":")
         return self.root / "blobs" / algorithm / hexdigest
 
-    def index(self) -> dict:
+    def index(self) -> JSONObject:
         try:
-            return json.loads((self.root / "index.json").read_text())
+            index = json.loads((self.root / "index.json").read_text())
         except FileNotFoundError:
             raise LayoutError(f"{self.root} is not an OCI image layout (no index.json)") from None
+        if not isinstance(index, dict):
+            raise LayoutError(f"{self.root}/index.json is not a JSON object")
+        return index
 
     def manifest(self, digest: str) -> Manifest:
         raw = self.blob_path(digest).read_bytes()
@@ -74,5 +77,5 @@ def parse_layout_source(text: str) -> tuple[OciLayout, str | None]:
     rest = text[len("oci:"):]
     path, sep, tag = rest.rpartition(":")
     if not sep or "/" in tag:
-        path, tag = rest, None
+        return OciLayout(Path(rest)), None
     return OciLayout(Path(path)), tag or None

@@ -7,6 +7,8 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from forklift.credentials import Keychain
 from forklift.images.content import Lease
@@ -61,7 +63,7 @@ async def pull(
                 async with semaphore:
                     progress.start(descriptor.digest, descriptor.size, what)
 
-                    async def download(partial):
+                    async def download(partial: Path) -> None:
                         def advance(n: int) -> None:
                             counts["bytes"] += n
                             progress.advance(descriptor.digest, n)
@@ -117,5 +119,5 @@ def _platform_from_config(store: ImageStore, config_digest: str) -> str | None:
     return "/".join(p for p in parts if p) or None
 
 
-def pull_sync(reference: Reference | str, store: ImageStore, **kwargs) -> PullResult:
+def pull_sync(reference: Reference | str, store: ImageStore, **kwargs: Any) -> PullResult:
     return asyncio.run(pull(reference, store, **kwargs))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from forklift.images.progress import TransferProgress
 from forklift.images.pull import pull
 from forklift.images.unpack import Layer, RootfsCache
 from forklift.reference import Reference
-from forklift.registry.manifest import Manifest, Platform
+from forklift.registry.manifest import JSONObject, Manifest, Platform
 
 
 class ImageConfigError(ValueError):
@@ -29,14 +30,14 @@ class ImageConfigError(ValueError):
 class PreparedImage:
     image: LocalImage
     rootfs: Path
-    config: dict  # the OCI image config's runtime `config` object (Entrypoint, Cmd, Env, WorkingDir, User)
+    config: JSONObject  # the OCI image config's runtime `config` object (Entrypoint, Cmd, Env, WorkingDir, User)
 
 
 def rootfs_cache(store: ImageStore) -> RootfsCache:
     return RootfsCache(store.settings.home / "rootfs")
 
 
-def _layers(store: ImageStore, manifest: Manifest, config: dict, name: str) -> list[Layer]:
+def _layers(store: ImageStore, manifest: Manifest, config: JSONObject, name: str) -> list[Layer]:
     diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
     if len(diff_ids) != len(manifest.layers):
         raise ImageConfigError(
@@ -45,7 +46,7 @@ def _layers(store: ImageStore, manifest: Manifest, config: dict, name: str) -> l
             for d, diff_id in zip(manifest.layers, diff_ids)]
 
 
-def prepare_rootfs(store: ImageStore, image: LocalImage) -> tuple[Path, dict]:
+def prepare_rootfs(store: ImageStore, image: LocalImage) -> tuple[Path, JSONObject]:
     """The unpacked rootfs of a stored `image` and its runtime config."""
     config = store.config(image)
     layers = _layers(store, image.manifest, config, image.reference)
@@ -76,7 +77,7 @@ class _Arrivals:
             self._failed = True
             self._changed.notify_all()
 
-    def _wait(self, ready) -> None:
+    def _wait(self, ready: Callable[[], bool]) -> None:
         with self._changed:
             self._changed.wait_for(lambda: ready() or self._failed)
             if self._failed:
@@ -84,7 +85,10 @@ class _Arrivals:
 
     def wait_manifest(self) -> Manifest:
         self._wait(lambda: self._manifest is not None)
-        return self._manifest
+        manifest = self._manifest
+        if manifest is None:  # _wait returns only once it is set
+            raise RuntimeError("the pull gave no manifest")
+        return manifest
 
     def wait_blob(self, digest: str) -> None:
         self._wait(lambda: digest in self._landed)
@@ -101,7 +105,7 @@ async def pull_and_prepare(
     """Pull `reference` and unpack its rootfs, overlapping the two."""
     arrivals = _Arrivals()
 
-    def unpack() -> tuple[Path, dict]:
+    def unpack() -> tuple[Path, JSONObject]:
         manifest = arrivals.wait_manifest()
         arrivals.wait_blob(manifest.config.digest)
         config = json.loads(store.blobs.read_bytes(manifest.config.digest))

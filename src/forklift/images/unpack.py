@@ -22,11 +22,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from forklift.fslock import locked
 from forklift.images.layerstream import FORMAT_ERRORS, LayerStream, members, read_data, sniff_compression
 from forklift.images.safepath import DirWalker, UnsafePath, open_dir_fd, remove_at, split_path
 
+_T = TypeVar("_T")
 log = logging.getLogger(__name__)
 
 
@@ -112,7 +114,7 @@ class _Applier:
         else:
             log.warning("skipping %s: unsupported tar entry type %r", m.name, m.type)
 
-    def _create(self, parts: tuple[str, ...], make):  # make(parent_fd, name) -> result
+    def _create(self, parts: tuple[str, ...], make: Callable[[int, str], _T]) -> _T:  # make(parent_fd, name)
         pfd = self.walker.open_dir(parts[:-1], create=True)
         try:
             return make(pfd, parts[-1])

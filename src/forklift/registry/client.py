@@ -7,11 +7,13 @@ lives in `auth.RegistryAuth`; trust in `tls`; retry policy in `retry`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -54,6 +56,7 @@ log = logging.getLogger("forklift.registry")
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 CHUNK = 1024 * 1024  # upload read size
 Progress = Callable[[int], None]
+Body = bytes | AsyncIterator[bytes]  # a request body, made afresh for each attempt
 
 
 @dataclass(frozen=True)
@@ -101,10 +104,10 @@ class RegistryClient:
         self._pinged: asyncio.Lock | None = None
         self._ping_done = False
 
-    async def __aenter__(self) -> "RegistryClient":
+    async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -153,9 +156,9 @@ class RegistryClient:
         url: str | httpx.URL,
         *,
         what: str,
-        headers: dict | None = None,
-        content_factory: Callable[[], object] | None = None,
-        extensions: dict | None = None,
+        headers: dict[str, str] | None = None,
+        content_factory: Callable[[], Body] | None = None,
+        extensions: dict[str, object] | None = None,
         stream: bool = False,
     ) -> httpx.Response:
         """Send with retries on connection errors, 408/429/5xx (honouring Retry-After)."""
@@ -347,7 +350,7 @@ class RegistryClient:
             return "exists"
         what = f"upload of {descriptor.digest} to {repository}"
         start = self._url(f"/v2/{repository}/blobs/uploads/")
-        extensions = None
+        extensions: dict[str, object] | None = None
         if mount_from and mount_from != repository:
             start = start.copy_merge_params({"mount": descriptor.digest, "from": mount_from})
             extensions = {EXTRA_SCOPES: [f"repository:{mount_from}:pull"]}
@@ -359,7 +362,8 @@ class RegistryClient:
         location = self._location(response, what)
         if chunk_size and descriptor.size > chunk_size:
             location = await self._upload_chunks(repository, location, path, descriptor.size, chunk_size, what, progress)
-            body_factory, length = (lambda: b""), 0
+            body_factory: Callable[[], Body] = lambda: b""
+            length = 0
         else:
             body_factory, length = (lambda: _read_file(path, 0, descriptor.size, progress)), descriptor.size
         final = location.copy_merge_params({"digest": descriptor.digest})
@@ -372,12 +376,13 @@ class RegistryClient:
             raise DigestMismatch(f"{self.registry} stored {descriptor.digest} as {announced}", registry=self.registry)
         return "uploaded"
 
-    async def _upload_chunks(self, repository, location, path, size, chunk_size, what, progress) -> httpx.URL:
+    async def _upload_chunks(self, repository: str, location: httpx.URL, path: Path, size: int, chunk_size: int,
+                             what: str, progress: Progress | None) -> httpx.URL:
         for start in range(0, size, chunk_size):
             end = min(start + chunk_size, size) - 1
             response = await self._send(
                 "PATCH", location, what=what,
-                content_factory=lambda start=start, end=end: _read_file(path, start, end - start + 1, progress),
+                content_factory=functools.partial(_read_file, path, start, end - start + 1, progress),
                 headers={"Content-Type": "application/octet-stream", "Content-Range": f"{start}-{end}",
                          "Content-Length": str(end - start + 1)},
             )

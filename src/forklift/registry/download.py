@@ -103,7 +103,7 @@ class BlobDownload:
                 f"{self.what} from {self.registry}: got {offset} bytes with digest {actual}, expected "
                 f"{descriptor.size} bytes with digest {descriptor.digest}", registry=self.registry)
 
-    def _try_direct(self, dest: Path, state: "_Progressive", headers: dict, progress: Progress | None) -> bool:
+    def _try_direct(self, dest: Path, state: "_Progressive", headers: dict[str, str], progress: Progress | None) -> bool:
         """Download through http.client when it can be done simply; False hands over to httpx."""
         if self.cached_authorization is None or self.ssl_context is None or proxies_configured():
             return False
@@ -181,7 +181,7 @@ class BlobDownload:
 class _Progressive:
     """Bytes on disk so far and their running hash."""
 
-    def __init__(self, hasher):
+    def __init__(self, hasher: hashlib._Hash):
         self.hasher = hasher
         self.offset = 0
 
@@ -189,7 +189,7 @@ class _Progressive:
         self.hasher, self.offset = hashlib.sha256(), 0
 
 
-def _hash_existing(path: Path, hasher, expected_size: int) -> int:
+def _hash_existing(path: Path, hasher: hashlib._Hash, expected_size: int) -> int:
     """Feed a partial download into `hasher`; returns its length (0 when absent or longer than the blob)."""
     try:
         size = path.stat().st_size

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
+
+# A JSON object as json.loads returns it (manifests, descriptors, image configs, token answers).
+JSONObject = dict[str, Any]
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -27,12 +31,12 @@ class Descriptor:
     media_type: str
     digest: str
     size: int
-    platform: dict | None = None
-    annotations: dict = field(default_factory=dict)
+    platform: JSONObject | None = None
+    annotations: JSONObject = field(default_factory=dict)
     urls: tuple[str, ...] = ()
 
     @classmethod
-    def from_json(cls, data: dict) -> "Descriptor":
+    def from_json(cls, data: JSONObject) -> Descriptor:
         return cls(
             media_type=data.get("mediaType", ""),
             digest=data["digest"],
@@ -42,8 +46,8 @@ class Descriptor:
             urls=tuple(data.get("urls") or ()),
         )
 
-    def to_json(self) -> dict:
-        out = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+    def to_json(self) -> JSONObject:
+        out: JSONObject = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
         if self.platform:
             out["platform"] = self.platform
         if self.annotations:
@@ -62,8 +66,11 @@ class Manifest:
     digest: str
 
     @property
-    def json(self) -> dict:
-        return json.loads(self.raw)
+    def json(self) -> JSONObject:
+        value = json.loads(self.raw)
+        if not isinstance(value, dict):
+            raise ValueError(f"manifest {self.digest} is not a JSON object")  # noqa: TRY004 - bad JSON
+        return value
 
     @property
     def is_index(self) -> bool:
@@ -92,8 +99,8 @@ def media_type_of(raw: bytes, content_type: str | None) -> str:
     except ValueError:
         return header
     if isinstance(body, dict):
-        if body.get("mediaType"):
-            return body["mediaType"]
+        if isinstance(body.get("mediaType"), str) and body["mediaType"]:
+            return str(body["mediaType"])
         if body.get("schemaVersion") == 1:
             return DOCKER_SCHEMA1[1]
         if "manifests" in body:

@@ -6,6 +6,7 @@ The async client (`client`) and the blob downloader (`download`, in worker threa
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -67,7 +68,7 @@ class RetryPolicy:
             if when.tzinfo is None:
                 when = when.replace(tzinfo=UTC)
             seconds = (when - datetime.now(UTC)).total_seconds()
-        if seconds != seconds:  # NaN
+        if math.isnan(seconds):
             return None
         return max(0.0, min(seconds, self.max_retry_after))
 
