@@ -93,7 +93,7 @@ def throughput(url: str, clients: int, seconds: float, call) -> float:
 
 def push_image(home: Path, registry: str) -> str:
     from forklift.images.build import BuildOptions, build
-    from forklift.images.local import ImageStore
+    from forklift.images.imagestore import ImageStore
     from forklift.images.push import push_sync, source_from_store
 
     root = home.parent / "busybox-rootfs"

@@ -24,7 +24,7 @@ from forklift.config import load_settings
 from forklift.credentials import Credentials, StaticKeychain
 from forklift.devregistry import LocalRegistry, create_pki, install_ca
 from forklift.images.build import build
-from forklift.images.local import ImageStore
+from forklift.images.imagestore import ImageStore
 from forklift.images.push import push_sync, source_from_store
 
 USER, PASSWORD = "bench", "bench-password-0d9a"

@@ -24,7 +24,7 @@ def test_columns_are_the_orms():
 
 
 def test_reads_what_the_orm_wrote_and_falls_back_elsewhere(tmp_path, monkeypatch):
-    from forklift.images.local import ImageStore
+    from forklift.images.imagestore import ImageStore
     from forklift.images.records import ImageRecord
 
     monkeypatch.delenv("FORKLIFT_DATABASE_URL", raising=False)

@@ -16,6 +16,7 @@ from forklift.errors import ForkliftError
 __all__ = [
     "DOCKER_HUB",
     "DOCKER_HUB_API_HOST",
+    "ECR_HOST",
     "InvalidReference",
     "Reference",
     "normalize_registry",
@@ -25,6 +26,9 @@ __all__ = [
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API_HOST = "registry-1.docker.io"
+# Amazon ECR registry hosts, `<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]` (use fullmatch):
+# groups are the account, "-fips" or None, the region, ".cn" or None.
+ECR_HOST = re.compile(r"(\d{12})\.dkr\.ecr(-fips)?\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?")
 # Names users and docker's config.json use for Docker Hub; all of them mean DOCKER_HUB.
 _HUB_ALIASES = frozenset({DOCKER_HUB, "index.docker.io", DOCKER_HUB_API_HOST})
 _OFFICIAL_PREFIX = "library/"

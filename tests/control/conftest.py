@@ -18,7 +18,7 @@ from forklift.config import Settings
 from forklift.credentials import Credentials, StaticKeychain
 from forklift.devregistry import install_ca
 from forklift.images.build import BuildOptions, build
-from forklift.images.local import ImageStore
+from forklift.images.imagestore import ImageStore
 from forklift.images.push import push_sync, source_from_store
 from training_support import TRAIN_PY, Images
 

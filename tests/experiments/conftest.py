@@ -20,7 +20,7 @@ from forklift.config import Settings
 from forklift.credentials import Credentials, StaticKeychain
 from forklift.devregistry import LocalRegistry, Pki, install_ca
 from forklift.images.build import BuildOptions, build
-from forklift.images.local import ImageStore
+from forklift.images.imagestore import ImageStore
 from forklift.images.push import push, source_from_store
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from forklift.config import load_settings
 from forklift.images.build import BuildOptions, build
-from forklift.images.local import ImageStore
+from forklift.images.imagestore import ImageStore
 
 
 @pytest.fixture

@@ -106,3 +106,23 @@ async def test_concurrent_pulls_sharing_layers_fetch_each_blob_once(store, basic
     assert fault_proxy.blob_gets[one.layers[0].digest] == 1
     assert fault_proxy.blob_gets[one.layers[1].digest] == 1
     assert max(fault_proxy.blob_gets.values()) == 1, fault_proxy.blob_gets
+
+
+async def test_a_failing_push_layer_cancels_the_other_uploads(store, basic_registry, fault_proxy, tmp_path):
+    image = build(store, make_layers(tmp_path, [50_000, 50_000, 50_000], tmp_path.name), tag="localhost/cancel:1")
+    failing, *others = image.layers
+    repository = f"cancel/{tmp_path.name.lower().replace('_', '-')}"
+    fault_proxy.fail(500, times=100, path_contains=failing.digest)
+    for descriptor in [image.config_descriptor, *others]:
+        fault_proxy.delay(1.0, path_contains=descriptor.digest)  # still checking when the failure comes
+    # The test's own client (push does not close it) with no retries: the failure comes at once, and
+    # an upload left running would still have a live client to finish with.
+    async with RegistryClient(fault_proxy.address, keychain=keychain(basic_registry), max_retries=0) as client:
+        with pytest.raises(RegistryServerError, match="500"):
+            await push(source_from_store(store, image.reference), f"{fault_proxy.address}/{repository}:1", store,
+                       client=client)
+        await asyncio.sleep(2.5)  # past the delay: an upload still running would have started by now
+        uploads = [(method, path) for method, path, _ in fault_proxy.requests if method in ("POST", "PATCH", "PUT")]
+        assert uploads == [], f"uploads went on after the push failed: {uploads}"
+        for descriptor in others:
+            assert not await client.blob_exists(repository, descriptor.digest)

@@ -10,7 +10,7 @@ import pytest
 from forklift.config import load_settings
 from forklift.credentials import Credentials, StaticKeychain
 from forklift.images.build import BuildOptions, build
-from forklift.images.local import ImageStore
+from forklift.images.imagestore import ImageStore
 from forklift.images.pull import pull
 from forklift.images.push import push, source_from_store
 from forklift.reference import parse

@@ -12,7 +12,7 @@ import pytest
 
 from forklift.config import load_settings
 from forklift.images.build import BuildOptions, build
-from forklift.images.local import ImageStore
+from forklift.images.imagestore import ImageStore
 from forklift.images.push import push_sync, source_from_store
 from fixtures.imagetools import keychain
 

@@ -79,7 +79,7 @@ def pull_command(reference: str, username: str | None, password_stdin: bool, pla
     import asyncio
 
     from forklift.cli.progress import transfer_progress
-    from forklift.images.local import ImageStore
+    from forklift.images.imagestore import ImageStore
     from forklift.images.pull import pull
     from forklift.registry.manifest import parse_platform
 
@@ -104,7 +104,7 @@ def push_command(source: str, reference: str, username: str | None, password_std
 
     from forklift.cli.progress import transfer_progress
     from forklift.images.layout import parse_layout_source
-    from forklift.images.local import ImageStore
+    from forklift.images.imagestore import ImageStore
     from forklift.images.push import push, source_from_layout, source_from_store
 
     ref = parse(reference)
@@ -159,7 +159,7 @@ def build_command(directory: Path, tag: str, base: str | None, dest: str, entryp
 
     from forklift.cli.progress import transfer_progress
     from forklift.images.build import BuildOptions, build
-    from forklift.images.local import ImageNotFound, ImageStore
+    from forklift.images.imagestore import ImageNotFound, ImageStore
     from forklift.images.pull import pull
     from forklift.images.push import push, source_from_store
     from forklift.registry.manifest import parse_platform
@@ -199,7 +199,7 @@ def ls_command(output: str) -> None:
     settings = load_settings()
     records = quickread.select(settings, "images", IMAGE_COLUMNS, order_by="reference")
     if records is None:
-        from forklift.images.local import ImageStore
+        from forklift.images.imagestore import ImageStore
 
         records = [{column: getattr(r, column) for column in IMAGE_COLUMNS} for r in ImageStore(settings).list()]
     if output == "json":
@@ -220,7 +220,7 @@ def ls_command(output: str) -> None:
 @click.argument("name")
 def inspect_command(name: str) -> None:
     """Show an image as JSON: digest, media type, platform, config, layers with sizes."""
-    from forklift.images.local import ImageStore
+    from forklift.images.imagestore import ImageStore
 
     store = ImageStore(load_settings())
     image = store.get(name)
@@ -241,7 +241,7 @@ def inspect_command(name: str) -> None:
 @click.argument("names", nargs=-1, required=True)
 def rm_command(names: tuple[str, ...]) -> None:
     """Remove image records (blobs go with `forklift images prune`)."""
-    from forklift.images.local import ImageStore
+    from forklift.images.imagestore import ImageStore
 
     store = ImageStore(load_settings())
     for name in names:
@@ -252,7 +252,7 @@ def rm_command(names: tuple[str, ...]) -> None:
 @images.command("prune")
 def prune_command() -> None:
     """Delete blobs that no image refers to."""
-    from forklift.images.local import ImageStore
+    from forklift.images.imagestore import ImageStore
 
     removed, freed = ImageStore(load_settings()).prune()
     click.echo(f"Deleted {removed} blobs, freed {_human(freed)}")

@@ -34,7 +34,7 @@ def push_command(namespace: str) -> None:
     from forklift.config import load_settings
     from forklift.credentials.chain import default_keychain
     from forklift.demo.samples import build_sample_image
-    from forklift.images.local import ImageStore
+    from forklift.images.imagestore import ImageStore
     from forklift.images.push import push, source_from_store
     from forklift.reference import parse
 

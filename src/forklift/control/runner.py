@@ -117,7 +117,7 @@ class JobRunner:
             raise JobStopped()
 
     def _prepare_and_start(self, row: TrainingJobRow) -> ContainerHandle:
-        from forklift.images.local import ImageStore
+        from forklift.images.imagestore import ImageStore
 
         request = row.request
         algorithm = request["AlgorithmSpecification"]

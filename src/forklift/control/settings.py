@@ -13,13 +13,12 @@ SageMaker.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 
 from forklift.config import ConfigError, Settings, read_config_file
 from forklift.control.instance_types import machine_memory_bytes
+from forklift.reference import ECR_HOST
 
-ECR_HOST = re.compile(r"\d{12}\.dkr\.ecr(-fips)?\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
 DEFAULT_STOP_GRACE = 120.0
 
 

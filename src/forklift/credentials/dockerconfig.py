@@ -20,11 +20,11 @@ import binascii
 import json
 import logging
 import os
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from forklift.atomicfile import write_atomically
 from forklift.credentials import ANONYMOUS, Credentials
 from forklift.credentials.errors import CredentialsError, HelperFailed
 from forklift.credentials.helpers import helper_erase, helper_get, helper_store
@@ -107,17 +107,7 @@ class DockerConfig:
         """Write atomically, readable by the owner only (0600), like docker does."""
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         target = self.path.resolve() if self.path.is_symlink() else self.path
-        fd, tmp = tempfile.mkstemp(prefix=".config.json.", dir=target.parent)  # mkstemp creates 0600
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.document, f, indent="\t")
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(target, (json.dumps(self.document, indent="\t") + "\n").encode(), mode=0o600, fsync=True)
 
 
 def _credentials_from_entry(entry: dict, key: str, path: Path) -> Credentials | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -19,10 +18,10 @@ from datetime import datetime
 
 from forklift.credentials import ANONYMOUS, Credentials
 from forklift.credentials.errors import EcrError
+from forklift.reference import ECR_HOST
 
 log = logging.getLogger(__name__)
 
-_ECR_HOST = re.compile(r"^(\d{12})\.dkr\.ecr(-fips)?\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 DEFAULT_REFRESH_MARGIN = 30 * 60.0  # seconds before expiry a token is replaced
 FALLBACK_LIFETIME = 12 * 3600.0
 
@@ -35,7 +34,7 @@ class EcrHost:
 
 
 def parse_ecr_host(registry: str) -> EcrHost | None:
-    m = _ECR_HOST.match(registry.lower())
+    m = ECR_HOST.fullmatch(registry.lower())
     return EcrHost(m.group(1), m.group(3), bool(m.group(2))) if m else None
 
 

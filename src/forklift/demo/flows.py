@@ -86,7 +86,7 @@ def start_registry(ctx: DemoContext, user: str) -> None:
 
 
 def build_and_push(ctx: DemoContext, user: str) -> None:
-    from forklift.images.local import ImageStore
+    from forklift.images.imagestore import ImageStore
     from forklift.images.push import push, source_from_store
 
     store = ImageStore(load_settings())

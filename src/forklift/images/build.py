@@ -17,14 +17,22 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
+from typing import IO, cast
 
-from forklift.images.local import ImageStore, LocalImage
+from forklift.images.content import BlobStore, Lease
+from forklift.images.imagestore import ImageStore, LocalImage
 from forklift.images.records import ImageRecord
-from forklift.images.store import BlobStore
 from forklift.reference import parse
-from forklift.registry.manifest import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, Manifest
+from forklift.registry.manifest import (
+    OCI_CONFIG,
+    OCI_LAYER_GZIP,
+    OCI_MANIFEST,
+    Descriptor,
+    JSONObject,
+    Manifest,
+    oci_architecture,
+)
 
-_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,7 @@ class BuildOptions:
 class _HashingSink:
     """Hashes what passes through on its way to `target` (the uncompressed tar → diff ID)."""
 
-    def __init__(self, target):
+    def __init__(self, target: gzip.GzipFile):
         self._target = target
         self.hasher = hashlib.sha256()
 
@@ -60,15 +68,17 @@ def _entries(directory: Path) -> Iterable[Path]:
             yield Path(root) / name
 
 
-def write_layer(blobs: BlobStore, directory: Path, dest: str = "/", compresslevel: int = 6) -> tuple[Descriptor, str]:
-    """Tar + gzip `directory` into the store; returns (layer descriptor, diff ID)."""
+def write_layer(blobs: BlobStore, directory: Path, dest: str = "/", compresslevel: int = 6,
+                lease: Lease | None = None) -> tuple[Descriptor, str]:
+    """Tar + gzip `directory` into the store (held by `lease` when given); returns (layer descriptor, diff ID)."""
     if not directory.is_dir():
         raise NotADirectoryError(f"{directory} is not a directory")
     prefix = PurePosixPath(dest.strip("/")) if dest.strip("/") else None
-    with blobs.writer() as blob:
+    with blobs.writer(lease) as blob:
         with gzip.GzipFile(fileobj=blob, mode="wb", compresslevel=compresslevel, mtime=0) as compressed:
             sink = _HashingSink(compressed)
-            with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            # A stream ("w|") only writes to its file object: the sink needs no read, seek or tell.
+            with tarfile.open(fileobj=cast(IO[bytes], sink), mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 if prefix is not None:
                     for depth in range(1, len(prefix.parts) + 1):
                         info = tarfile.TarInfo(str(PurePosixPath(*prefix.parts[:depth])))
@@ -78,6 +88,8 @@ def write_layer(blobs: BlobStore, directory: Path, dest: str = "/", compressleve
                     relative = path.relative_to(directory).as_posix()
                     arcname = str(prefix / relative) if prefix is not None else relative
                     tar.add(path, arcname=arcname, recursive=False)
+    if blob.digest is None:  # set when the block above commits the blob
+        raise RuntimeError(f"the layer of {directory} was not stored")
     return Descriptor(OCI_LAYER_GZIP, blob.digest, blob.size), "sha256:" + sink.hasher.hexdigest()
 
 
@@ -90,13 +102,13 @@ def _merge_env(base: list[str], overrides: Sequence[str]) -> list[str]:
     return list(merged.values())
 
 
-def image_config(base: dict | None, diff_id: str, options: BuildOptions, created_by: str) -> dict:
-    config = json.loads(json.dumps(base)) if base else {
-        "architecture": _ARCH.get(host_platform.machine(), host_platform.machine()), "os": "linux",
+def image_config(base: JSONObject | None, diff_id: str, options: BuildOptions, created_by: str) -> JSONObject:
+    config: JSONObject = json.loads(json.dumps(base)) if base else {
+        "architecture": oci_architecture(host_platform.machine()), "os": "linux",
         "config": {}, "rootfs": {"type": "layers", "diff_ids": []}, "history": [],
     }
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    runtime = config.setdefault("config", {}) or {}
+    runtime: JSONObject = config.setdefault("config", {}) or {}
     config["config"] = runtime
     if options.entrypoint is not None:
         runtime["Entrypoint"] = options.entrypoint
@@ -131,21 +143,26 @@ def build(
     ref = parse(tag)
     config = store.config(base) if base else None
     layers = list(base.layers) if base else []
-    for directory in directories:
-        layer, diff_id = write_layer(store.blobs, Path(directory), options.dest)
-        layers.append(layer)
-        config = image_config(config, diff_id, options, f"forklift images build {directory}")
-        options = BuildOptions(dest=options.dest)  # runtime settings apply once
-    config_raw = json.dumps(config, separators=(",", ":"), sort_keys=True).encode()
-    config_digest = store.blobs.put_bytes(config_raw)
-    manifest_json = {
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": Descriptor(OCI_CONFIG, config_digest, len(config_raw)).to_json(),
-        "layers": [layer.to_json() for layer in layers],
-    }
-    raw = json.dumps(manifest_json, separators=(",", ":")).encode()
-    digest = store.blobs.put_bytes(raw)
-    record = ImageRecord(str(ref), digest, None, OCI_MANIFEST, f"{config['os']}/{config['architecture']}",
-                         len(config_raw) + sum(layer.size for layer in layers), time.time())
-    store.records.put(record)
+    # Until the record lands, prune keeps what the build writes (and the base it builds on).
+    held = [d.digest for d in [base.config_descriptor, *layers]] if base else []
+    with store.blobs.lease(*held) as lease:
+        for directory in directories:
+            layer, diff_id = write_layer(store.blobs, Path(directory), options.dest, lease=lease)
+            layers.append(layer)
+            config = image_config(config, diff_id, options, f"forklift images build {directory}")
+            options = BuildOptions(dest=options.dest)  # runtime settings apply once
+        config_raw = json.dumps(config, separators=(",", ":"), sort_keys=True).encode()
+        config_digest = store.blobs.put_bytes(config_raw, lease)
+        manifest_json = {
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": Descriptor(OCI_CONFIG, config_digest, len(config_raw)).to_json(),
+            "layers": [layer.to_json() for layer in layers],
+        }
+        raw = json.dumps(manifest_json, separators=(",", ":")).encode()
+        digest = store.blobs.put_bytes(raw, lease)
+        if config is None:  # there was at least one directory
+            raise ValueError("nothing to build: give at least one directory")
+        record = ImageRecord(str(ref), digest, None, OCI_MANIFEST, f"{config['os']}/{config['architecture']}",
+                             len(config_raw) + sum(layer.size for layer in layers), time.time())
+        store.records.put(record)
     return LocalImage(record.reference, record, Manifest(raw, OCI_MANIFEST, digest))

@@ -14,7 +14,7 @@ import tarfile
 import threading
 import zlib
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import IO, BinaryIO, Self, cast
 
 import zstandard
 
@@ -48,27 +48,47 @@ def decompressed(f: BinaryIO, kind: str) -> Iterator[bytes]:
     if kind == "tar":
         yield from iter(lambda: f.read(READ_SIZE), b"")
         return
-    gz = kind == "gzip"
-    new = (lambda: zlib.decompressobj(31)) if gz else zstandard.ZstdDecompressor().decompressobj
-    insize = 128 << 10 if gz else 16 << 10  # zstd's output per call is unbounded: small inputs
-    dec, started = new(), False
-    for data in iter(lambda: f.read(insize), b""):
+    yield from (_inflate(f) if kind == "gzip" else _unzstd(f))
+
+
+def _inflate(f: BinaryIO) -> Iterator[bytes]:
+    dec, started = zlib.decompressobj(31), False
+    for data in iter(lambda: f.read(128 << 10), b""):
         while data:
             if dec.eof:
                 data = data.lstrip(b"\0")
                 if not data:
                     break
-                dec = new()
+                dec = zlib.decompressobj(31)
             started = True
             while True:
-                out = dec.decompress(data, _OUT_MAX) if gz else dec.decompress(data)
+                out = dec.decompress(data, _OUT_MAX)
                 if out:
                     yield out
-                data = dec.unused_data if dec.eof else dec.unconsumed_tail if gz else b""
-                if data or dec.eof or not gz or len(out) < _OUT_MAX:
+                data = dec.unused_data if dec.eof else dec.unconsumed_tail
+                if data or dec.eof or len(out) < _OUT_MAX:
                     break  # else zlib holds more output for the same input
     if not started or not dec.eof:
-        raise EOFError(f"truncated {kind} stream")
+        raise EOFError("truncated gzip stream")
+
+
+def _unzstd(f: BinaryIO) -> Iterator[bytes]:
+    decompressor = zstandard.ZstdDecompressor()
+    dec, started = decompressor.decompressobj(), False
+    for data in iter(lambda: f.read(16 << 10), b""):  # zstd's output per call is unbounded: small inputs
+        while data:
+            if dec.eof:
+                data = data.lstrip(b"\0")
+                if not data:
+                    break
+                dec = decompressor.decompressobj()
+            started = True
+            out = dec.decompress(data)
+            if out:
+                yield out
+            data = dec.unused_data if dec.eof else b""
+    if not started or not dec.eof:
+        raise EOFError("truncated zstd stream")
 
 
 class LayerStream:
@@ -146,23 +166,30 @@ class LayerStream:
         self._thread.join()
 
 
+# tarfile's header errors (all HeaderError, a TarError), which typeshed does not declare.
+_TruncatedHeaderError: type[tarfile.HeaderError] = tarfile.TruncatedHeaderError  # type: ignore[attr-defined]
+_InvalidHeaderError: type[tarfile.HeaderError] = tarfile.InvalidHeaderError  # type: ignore[attr-defined]
+_SubsequentHeaderError: type[tarfile.HeaderError] = tarfile.SubsequentHeaderError  # type: ignore[attr-defined]
+
+
 class _Info(tarfile.TarInfo):
     """A garbled or cut header is an error (tarfile would take it for the end of the archive)."""
 
     @classmethod
-    def fromtarfile(cls, tf: tarfile.TarFile) -> tarfile.TarInfo:
+    def fromtarfile(cls, tf: tarfile.TarFile) -> Self:
         try:
             return super().fromtarfile(tf)
-        except (tarfile.TruncatedHeaderError, tarfile.InvalidHeaderError) as e:
-            raise tarfile.SubsequentHeaderError(f"bad or truncated header: {e}") from None
+        except (_TruncatedHeaderError, _InvalidHeaderError) as e:
+            raise _SubsequentHeaderError(f"bad or truncated header: {e}") from None
 
 
 def members(stream: LayerStream) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
     """(member, tarfile) pairs; the consumer may read a regular member's data with `read_data`."""
-    with tarfile.open(fileobj=stream, mode="r|", bufsize=_TAR_BUFSIZE, tarinfo=_Info,
+    # A stream ("r|") only reads its file object: LayerStream needs no write, seek or tell.
+    with tarfile.open(fileobj=cast(IO[bytes], stream), mode="r|", bufsize=_TAR_BUFSIZE, tarinfo=_Info,
                       encoding="utf-8", errors="surrogateescape") as tf:  # fmt: skip
         while (m := tf.next()) is not None:
-            tf.members.clear()  # stream mode would keep every header otherwise
+            tf.members.clear()  # type: ignore[attr-defined]  # stream mode would keep every header otherwise
             yield m, tf
             if not _skip_to_next_header(tf, m):
                 return

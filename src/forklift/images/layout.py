@@ -6,8 +6,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from forklift.atomicfile import write_atomically
 from forklift.images.errors import ImageError
-from forklift.registry.manifest import OCI_INDEX, Manifest, media_type_of
+from forklift.registry.manifest import OCI_INDEX, JSONObject, Manifest, media_type_of
 
 REF_NAME = "org.opencontainers.image.ref.name"
 
@@ -24,11 +25,14 @@ class OciLayout:
         algorithm, _, hexdigest = digest.partition(":")
         return self.root / "blobs" / algorithm / hexdigest
 
-    def index(self) -> dict:
+    def index(self) -> JSONObject:
         try:
-            return json.loads((self.root / "index.json").read_text())
+            index = json.loads((self.root / "index.json").read_text())
         except FileNotFoundError:
             raise LayoutError(f"{self.root} is not an OCI image layout (no index.json)") from None
+        if not isinstance(index, dict):
+            raise LayoutError(f"{self.root}/index.json is not a JSON object")
+        return index
 
     def manifest(self, digest: str) -> Manifest:
         raw = self.blob_path(digest).read_bytes()
@@ -51,12 +55,12 @@ class OciLayout:
     def write(self, manifest: Manifest, tag: str, blobs: dict[str, bytes | Path]) -> None:
         """Add a manifest (and its blobs) to the layout under `tag`, creating the layout if needed."""
         (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-        (self.root / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
+        write_atomically(self.root / "oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode())
         for digest, content in {manifest.digest: manifest.raw, **blobs}.items():
             target = self.blob_path(digest)
             if target.exists():
                 continue
-            target.write_bytes(content if isinstance(content, bytes) else content.read_bytes())
+            write_atomically(target, content if isinstance(content, bytes) else content.read_bytes())
         try:
             index = self.index()
         except LayoutError:
@@ -64,7 +68,7 @@ class OciLayout:
         index["manifests"] = [m for m in index["manifests"] if m.get("annotations", {}).get(REF_NAME) != tag]
         index["manifests"].append({"mediaType": manifest.media_type, "digest": manifest.digest,
                                    "size": len(manifest.raw), "annotations": {REF_NAME: tag}})
-        (self.root / "index.json").write_text(json.dumps(index))
+        write_atomically(self.root / "index.json", json.dumps(index).encode())
 
 
 def parse_layout_source(text: str) -> tuple[OciLayout, str | None]:
@@ -74,5 +78,5 @@ def parse_layout_source(text: str) -> tuple[OciLayout, str | None]:
     rest = text[len("oci:"):]
     path, sep, tag = rest.rpartition(":")
     if not sep or "/" in tag:
-        path, tag = rest, None
+        return OciLayout(Path(rest)), None
     return OciLayout(Path(path)), tag or None

@@ -7,10 +7,14 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from forklift.credentials import Keychain
-from forklift.images.local import ImageStore, LocalImage
+from forklift.images.content import Lease
+from forklift.images.imagestore import ImageStore, LocalImage
 from forklift.images.progress import NoProgress, TransferProgress
+from forklift.images.tasks import run_all
 from forklift.reference import Reference, parse
 from forklift.registry import RegistryClient
 from forklift.registry.manifest import Descriptor, Manifest, Platform
@@ -40,73 +44,70 @@ async def pull(
     progress = progress or NoProgress()
     owns_client = client is None
     client = client or RegistryClient(ref.registry, keychain=keychain, settings=store.settings)
+    lease: Lease | None = None
     try:
-        resolved = await client.resolve(ref, platform)
-        manifest = resolved.manifest
-        if on_manifest is not None:
-            on_manifest(manifest)
-        blobs = [manifest.config, *manifest.layers]
-        semaphore = asyncio.Semaphore(store.settings.max_concurrent_downloads)
-        counts = {"fetched": 0, "cached": 0, "bytes": 0}
+        try:
+            resolved = await client.resolve(ref, platform)
+            manifest = resolved.manifest
+            if on_manifest is not None:
+                on_manifest(manifest)
+            blobs = [manifest.config, *manifest.layers]
+            # Taken before the first blob is written and released once the record refers to them: a
+            # prune meanwhile keeps them.
+            leased = [manifest.digest, *([resolved.index.digest] if resolved.index else []), *(d.digest for d in blobs)]
+            lease = store.blobs.lease(*leased)
+            semaphore = asyncio.Semaphore(store.settings.max_concurrent_downloads)
+            counts = {"fetched": 0, "cached": 0, "bytes": 0}
 
-        async def fetch(descriptor: Descriptor, what: str) -> None:
-            async with semaphore:
-                progress.start(descriptor.digest, descriptor.size, what)
+            async def fetch(descriptor: Descriptor, what: str) -> None:
+                async with semaphore:
+                    progress.start(descriptor.digest, descriptor.size, what)
 
-                async def download(partial):
-                    def advance(n: int) -> None:
-                        counts["bytes"] += n
-                        progress.advance(descriptor.digest, n)
+                    async def download(partial: Path) -> None:
+                        def advance(n: int) -> None:
+                            counts["bytes"] += n
+                            progress.advance(descriptor.digest, n)
 
-                    await client.fetch_blob(ref.repository, descriptor, partial, advance)
+                        await client.fetch_blob(ref.repository, descriptor, partial, advance)
 
-                _, fetched = await store.blobs.ensure(descriptor.digest, download)
-                counts["fetched" if fetched else "cached"] += 1
-                progress.finish(descriptor.digest, "downloaded" if fetched else "cached")
-                if on_blob is not None:
-                    on_blob(descriptor.digest)
+                    _, fetched = await store.blobs.ensure(descriptor.digest, download)
+                    counts["fetched" if fetched else "cached"] += 1
+                    progress.finish(descriptor.digest, "downloaded" if fetched else "cached")
+                    if on_blob is not None:
+                        on_blob(descriptor.digest)
 
-        # Open the database (and import SQLAlchemy) on a spare core while the blobs download.
-        records_ready = asyncio.ensure_future(asyncio.to_thread(lambda: store.records))
-        tasks = [fetch(manifest.config, "config")]
-        tasks += [fetch(layer, f"layer {i + 1}/{len(manifest.layers)}") for i, layer in enumerate(manifest.layers)]
-        await _gather_or_cancel(tasks)
-        await records_ready
+            await run_all([
+                # Open the database (and import SQLAlchemy) on a spare core while the blobs download.
+                asyncio.to_thread(lambda: store.records),
+                fetch(manifest.config, "config"),
+                *(fetch(layer, f"layer {i + 1}/{len(manifest.layers)}") for i, layer in enumerate(manifest.layers)),
+            ])
+        finally:
+            if owns_client:
+                await client.aclose()
+
+        from forklift.images.records import ImageRecord
+
+        store.blobs.put_bytes(manifest.raw)
+        if resolved.index is not None:
+            store.blobs.put_bytes(resolved.index.raw)
+        for descriptor in blobs:
+            store.records.add_blob_source(descriptor.digest, ref.registry, ref.repository)
+        record = ImageRecord(
+            reference=str(ref),
+            digest=manifest.digest,
+            index_digest=resolved.index.digest if resolved.index else None,
+            media_type=manifest.media_type,
+            platform=str(resolved.platform) if resolved.platform else _platform_from_config(store, manifest.config.digest),
+            size=sum(d.size for d in blobs),
+            created_at=time.time(),
+        )
+        store.records.put(record)
+        image = LocalImage(record.reference, record, manifest)
+        return PullResult(image, counts["bytes"], counts["fetched"], counts["cached"])
     finally:
-        if owns_client:
-            await client.aclose()
-
-    from forklift.images.records import ImageRecord
-
-    store.blobs.put_bytes(manifest.raw)
-    if resolved.index is not None:
-        store.blobs.put_bytes(resolved.index.raw)
-    for descriptor in blobs:
-        store.records.add_blob_source(descriptor.digest, ref.registry, ref.repository)
-    record = ImageRecord(
-        reference=str(ref),
-        digest=manifest.digest,
-        index_digest=resolved.index.digest if resolved.index else None,
-        media_type=manifest.media_type,
-        platform=str(resolved.platform) if resolved.platform else _platform_from_config(store, manifest.config.digest),
-        size=sum(d.size for d in blobs),
-        created_at=time.time(),
-    )
-    store.records.put(record)
-    image = LocalImage(record.reference, record, manifest)
-    return PullResult(image, counts["bytes"], counts["fetched"], counts["cached"])
-
-
-async def _gather_or_cancel(coroutines) -> None:
-    """Run all; on the first failure cancel the rest and raise that failure."""
-    tasks = [asyncio.ensure_future(c) for c in coroutines]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+        if lease is not None:
+            lease.release()
 
 
 def _platform_from_config(store: ImageStore, config_digest: str) -> str | None:
@@ -118,5 +119,5 @@ def _platform_from_config(store: ImageStore, config_digest: str) -> str | None:
     return "/".join(p for p in parts if p) or None
 
 
-def pull_sync(reference: Reference | str, store: ImageStore, **kwargs) -> PullResult:
+def pull_sync(reference: Reference | str, store: ImageStore, **kwargs: Any) -> PullResult:
     return asyncio.run(pull(reference, store, **kwargs))

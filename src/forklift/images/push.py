@@ -11,12 +11,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from forklift.credentials import Keychain
 from forklift.images.layout import OciLayout
-from forklift.images.local import ImageStore
+from forklift.images.imagestore import ImageStore
 from forklift.images.progress import NoProgress, TransferProgress
 from forklift.images.records import ImageRecord
+from forklift.images.tasks import run_all
 from forklift.reference import InvalidReference, Reference, parse
 from forklift.registry import RegistryClient
 from forklift.registry.manifest import Descriptor, Manifest
@@ -60,7 +62,8 @@ async def push(
     client: RegistryClient | None = None,
 ) -> PushResult:
     ref = parse(target) if isinstance(target, str) else target
-    if ref.digest and not ref.tag:
+    tag = ref.tag
+    if tag is None:  # parse gives every reference without a digest a tag (latest)
         raise InvalidReference(f"push target {ref} needs a tag, not only a digest")
     progress = progress or NoProgress()
     owns_client = client is None
@@ -85,7 +88,7 @@ async def push(
         blobs = [(manifest.config, "config")] + [
             (layer, f"layer {i + 1}/{len(manifest.layers)}") for i, layer in enumerate(manifest.layers)]
         unique = {d.digest: (d, what) for d, what in blobs}
-        await asyncio.gather(*(upload(d, what) for d, what in unique.values()))
+        await run_all(upload(d, what) for d, what in unique.values())
         await client.put_manifest(ref.repository, tag, manifest.raw, manifest.media_type)
 
     try:
@@ -96,18 +99,18 @@ async def push(
             for child in top.manifests:
                 await push_image(source.load_manifest(child.digest), child.digest)
         else:
-            await push_image(top, ref.tag or top.digest)
+            await push_image(top, tag)
         if top.is_index:
-            await client.put_manifest(ref.repository, ref.tag, top.raw, top.media_type)
+            await client.put_manifest(ref.repository, tag, top.raw, top.media_type)
     finally:
         if owns_client:
             await client.aclose()
 
     if source.from_store and not top.is_index:
-        store.records.put(ImageRecord(str(ref.with_tag(ref.tag)), top.digest, None, top.media_type, source.platform,
+        store.records.put(ImageRecord(str(ref.with_tag(tag)), top.digest, None, top.media_type, source.platform,
                                       sum(d.size for d in [top.config, *top.layers]), time.time()))
     return PushResult(top.digest, statuses)
 
 
-def push_sync(source: PushSource, target: Reference | str, store: ImageStore, **kwargs) -> PushResult:
+def push_sync(source: PushSource, target: Reference | str, store: ImageStore, **kwargs: Any) -> PushResult:
     return asyncio.run(push(source, target, store, **kwargs))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import Float, Integer, String, UniqueConstraint, delete, select
+from sqlalchemy import CursorResult, Float, Integer, String, UniqueConstraint, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from forklift.db import Base
@@ -67,17 +68,15 @@ class ImageRecords:
             row = session.scalar(select(ImageRow).where(ImageRow.reference == reference))
             return _record(row) if row else None
 
-    def by_digest(self, digest: str) -> list[ImageRecord]:
-        with self._sessions() as session:
-            return [_record(r) for r in session.scalars(select(ImageRow).where(ImageRow.digest == digest))]
-
     def all(self) -> list[ImageRecord]:
         with self._sessions() as session:
             return [_record(r) for r in session.scalars(select(ImageRow).order_by(ImageRow.reference))]
 
     def remove(self, reference: str) -> bool:
         with self._sessions.begin() as session:
-            return session.execute(delete(ImageRow).where(ImageRow.reference == reference)).rowcount > 0
+            # a DELETE answers a CursorResult, which carries the row count
+            result = cast(CursorResult[Any], session.execute(delete(ImageRow).where(ImageRow.reference == reference)))
+            return result.rowcount > 0
 
     def add_blob_source(self, digest: str, registry: str, repository: str) -> None:
         with self._sessions.begin() as session:

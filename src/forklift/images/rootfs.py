@@ -9,17 +9,18 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from forklift.credentials import Keychain
 from forklift.images.errors import ImageError
-from forklift.images.local import ImageStore, LocalImage
+from forklift.images.imagestore import ImageStore, LocalImage
 from forklift.images.progress import TransferProgress
 from forklift.images.pull import pull
 from forklift.images.unpack import Layer, RootfsCache
 from forklift.reference import Reference
-from forklift.registry.manifest import Manifest, Platform
+from forklift.registry.manifest import JSONObject, Manifest, Platform
 
 
 class ImageConfigError(ImageError, ValueError):
@@ -30,14 +31,14 @@ class ImageConfigError(ImageError, ValueError):
 class PreparedImage:
     image: LocalImage
     rootfs: Path
-    config: dict  # the OCI image config's runtime `config` object (Entrypoint, Cmd, Env, WorkingDir, User)
+    config: JSONObject  # the OCI image config's runtime `config` object (Entrypoint, Cmd, Env, WorkingDir, User)
 
 
 def rootfs_cache(store: ImageStore) -> RootfsCache:
     return RootfsCache(store.settings.home / "rootfs")
 
 
-def _layers(store: ImageStore, manifest: Manifest, config: dict, name: str) -> list[Layer]:
+def _layers(store: ImageStore, manifest: Manifest, config: JSONObject, name: str) -> list[Layer]:
     diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
     if len(diff_ids) != len(manifest.layers):
         raise ImageConfigError(
@@ -46,7 +47,7 @@ def _layers(store: ImageStore, manifest: Manifest, config: dict, name: str) -> l
             for d, diff_id in zip(manifest.layers, diff_ids)]
 
 
-def prepare_rootfs(store: ImageStore, image: LocalImage) -> tuple[Path, dict]:
+def prepare_rootfs(store: ImageStore, image: LocalImage) -> tuple[Path, JSONObject]:
     """The unpacked rootfs of a stored `image` and its runtime config."""
     config = store.config(image)
     layers = _layers(store, image.manifest, config, image.reference)
@@ -77,7 +78,7 @@ class _Arrivals:
             self._failed = True
             self._changed.notify_all()
 
-    def _wait(self, ready) -> None:
+    def _wait(self, ready: Callable[[], bool]) -> None:
         with self._changed:
             self._changed.wait_for(lambda: ready() or self._failed)
             if self._failed:
@@ -85,7 +86,10 @@ class _Arrivals:
 
     def wait_manifest(self) -> Manifest:
         self._wait(lambda: self._manifest is not None)
-        return self._manifest
+        manifest = self._manifest
+        if manifest is None:  # _wait returns only once it is set
+            raise RuntimeError("the pull gave no manifest")
+        return manifest
 
     def wait_blob(self, digest: str) -> None:
         self._wait(lambda: digest in self._landed)
@@ -102,7 +106,7 @@ async def pull_and_prepare(
     """Pull `reference` and unpack its rootfs, overlapping the two."""
     arrivals = _Arrivals()
 
-    def unpack() -> tuple[Path, dict]:
+    def unpack() -> tuple[Path, JSONObject]:
         manifest = arrivals.wait_manifest()
         arrivals.wait_blob(manifest.config.digest)
         config = json.loads(store.blobs.read_bytes(manifest.config.digest))

@@ -10,7 +10,6 @@ root, ownership and modes (when privileged), PAX `SCHILY.xattr.*`, and directory
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
@@ -23,11 +22,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
+from forklift.fslock import locked
 from forklift.images.layerstream import FORMAT_ERRORS, LayerStream, members, read_data, sniff_compression
 from forklift.images.safepath import DirWalker, UnsafePath, open_dir_fd, remove_at, split_path
 from forklift.images.errors import ImageError
 
+_T = TypeVar("_T")
 log = logging.getLogger(__name__)
 
 
@@ -113,7 +115,7 @@ class _Applier:
         else:
             log.warning("skipping %s: unsupported tar entry type %r", m.name, m.type)
 
-    def _create(self, parts: tuple[str, ...], make):  # make(parent_fd, name) -> result
+    def _create(self, parts: tuple[str, ...], make: Callable[[int, str], _T]) -> _T:  # make(parent_fd, name)
         pfd = self.walker.open_dir(parts[:-1], create=True)
         try:
             return make(pfd, parts[-1])
@@ -324,12 +326,8 @@ class RootfsCache:
     @contextmanager
     def _lock(self, hexpart: str) -> Iterator[None]:
         self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.directory / f".{hexpart}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # per open file: excludes other threads and processes
+        with locked(self.directory / f".{hexpart}.lock"):  # excludes other threads and processes
             yield
-        finally:
-            os.close(fd)
 
     def get_or_unpack(self, layers: Sequence[Layer], wait_for: Callable[[Layer], None] | None = None) -> Path:
         """The rootfs for `layers` (base first), unpacking into a temp dir renamed into place.

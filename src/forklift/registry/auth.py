@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 
 import httpx
 
@@ -42,16 +42,36 @@ class RegistryAuth(httpx.Auth):
         self.registry = registry
         self._credentials_for = credentials_for
         self._cache = cache or TokenCache()
+        # Shared by the async client (event loop) and the blob client (download threads): read and
+        # written under the lock. The token cache has its own.
+        self._lock = threading.Lock()
         self._challenge: Challenge | None = None
         self._post_unsupported: set[str] = set()
-        self._lock = threading.Lock()
+
+    @property
+    def challenge(self) -> Challenge | None:
+        """The challenge the registry last answered with; None until it asks for authentication."""
+        with self._lock:
+            return self._challenge
+
+    def _learn(self, challenge: Challenge) -> None:
+        with self._lock:
+            self._challenge = challenge
+
+    def _posts_unsupported(self, realm: str) -> bool:
+        with self._lock:
+            return realm in self._post_unsupported
+
+    def _mark_post_unsupported(self, realm: str) -> None:
+        with self._lock:
+            self._post_unsupported.add(realm)
 
     def username_for(self, repository: str | None) -> str | None:
         return self._credentials_for(repository).username
 
     def cached_authorization(self, method: str, url: httpx.URL) -> tuple[bool, str | None]:
         """(known, header) for a request, without any network: known is False when a token must be fetched first."""
-        challenge = self._challenge
+        challenge = self.challenge
         if challenge is None:
             return True, None  # the registry has not asked for authentication
         repository = scope_utils.repository_of(url.path)
@@ -77,7 +97,7 @@ class RegistryAuth(httpx.Auth):
         needed = scope_utils.scopes_for(
             request.method, request.url.path, request.extensions.get(scope_utils.EXTRA_SCOPES, ())
         )
-        challenge = self._challenge
+        challenge = self.challenge
         if challenge is not None and (needed or challenge.scheme == "basic"):
             yield from self._authorize(request, challenge, needed, credentials, fresh=False)
         response = yield request
@@ -86,7 +106,7 @@ class RegistryAuth(httpx.Auth):
         chosen = _pick(parse_response_challenges(response.headers))
         if chosen is None:
             return
-        self._challenge = chosen
+        self._learn(chosen)
         if chosen.scheme == "basic" and (credentials.is_anonymous or not credentials.password):
             return
         if chosen.scheme == "bearer":
@@ -105,48 +125,51 @@ class RegistryAuth(httpx.Auth):
         if credentials.registry_token:
             request.headers["Authorization"] = f"Bearer {credentials.registry_token}"
             return
-        if not challenge.realm:
+        realm = challenge.realm
+        if not realm:
             raise RegistryServerError(f"{self.registry} sent a Bearer challenge without a realm", registry=self.registry)
-        key = TokenCache.key(challenge.realm, challenge.service, scopes)
+        key = TokenCache.key(realm, challenge.service, scopes)
         token = None if fresh else self._cache.get(key)
         if token is None:
-            token = yield from self._fetch_token(challenge, scopes, credentials)
+            token = yield from self._fetch_token(realm, challenge, scopes, credentials)
             self._cache.put(key, token)
         request.headers["Authorization"] = f"Bearer {token.value}"
 
     # -- token endpoint ------------------------------------------------------------------------
-    def _fetch_token(self, challenge: Challenge, scopes: list[str], credentials: Credentials) -> Generator[httpx.Request, httpx.Response, Token]:
-        realm = challenge.realm
+    def _fetch_token(self, realm: str, challenge: Challenge, scopes: list[str],
+                     credentials: Credentials) -> Generator[httpx.Request, httpx.Response, Token]:
         use_post = bool(credentials.identity_token) or (
-            bool(credentials.username and credentials.password) and realm not in self._post_unsupported
+            bool(credentials.username and credentials.password) and not self._posts_unsupported(realm)
         )
         if use_post:
-            response = yield self._post_token_request(challenge, scopes, credentials)
+            response = yield self._post_token_request(realm, challenge, scopes, credentials)
             if response.status_code in _POST_UNSUPPORTED and not credentials.identity_token:
-                self._post_unsupported.add(realm)
+                self._mark_post_unsupported(realm)
                 use_post = False
         if not use_post:
-            response = yield self._get_token_request(challenge, scopes, credentials)
+            response = yield self._get_token_request(realm, challenge, scopes, credentials)
         return self._parse_token(response, credentials)
 
-    def _post_token_request(self, challenge: Challenge, scopes: list[str], credentials: Credentials) -> httpx.Request:
+    def _post_token_request(self, realm: str, challenge: Challenge, scopes: list[str],
+                            credentials: Credentials) -> httpx.Request:
         form = {"service": challenge.service or "", "scope": " ".join(scopes), "client_id": CLIENT_ID}
         if credentials.identity_token:
             form.update(grant_type="refresh_token", refresh_token=credentials.identity_token)
         else:
             form.update(grant_type="password", username=credentials.username or "", password=credentials.password or "")
-        return httpx.Request("POST", challenge.realm, data=form, extensions={TOKEN_REQUEST: True})
+        return httpx.Request("POST", realm, data=form, extensions={TOKEN_REQUEST: True})
 
-    def _get_token_request(self, challenge: Challenge, scopes: list[str], credentials: Credentials) -> httpx.Request:
-        params: list[tuple[str, str]] = []
+    def _get_token_request(self, realm: str, challenge: Challenge, scopes: list[str],
+                           credentials: Credentials) -> httpx.Request:
+        params: list[tuple[str, str | int | float | bool | None]] = []
         if challenge.service:
             params.append(("service", challenge.service))
         params.extend(("scope", s) for s in scopes)
-        headers = {}
+        headers: dict[str, str] = {}
         if credentials.username and credentials.password:
             params.append(("account", credentials.username))
             headers["Authorization"] = basic_header(credentials.username, credentials.password)
-        url = httpx.URL(challenge.realm).copy_merge_params(params)
+        url = httpx.URL(realm).copy_merge_params(params)
         return httpx.Request("GET", url, headers=headers, extensions={TOKEN_REQUEST: True})
 
     def _parse_token(self, response: httpx.Response, credentials: Credentials) -> Token:
@@ -166,7 +189,7 @@ class RegistryAuth(httpx.Auth):
             raise RegistryServerError(f"token server for {self.registry} sent a bad answer: {exc}", registry=self.registry) from None
 
     # -- reading the bodies the flow needs (token responses only; blob bodies stay streamed) ----
-    def sync_auth_flow(self, request: httpx.Request):
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         flow = self.auth_flow(request)
         request = next(flow)
         while True:
@@ -178,7 +201,7 @@ class RegistryAuth(httpx.Auth):
             except StopIteration:
                 break
 
-    async def async_auth_flow(self, request: httpx.Request):
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         flow = self.auth_flow(request)
         request = next(flow)
         while True:

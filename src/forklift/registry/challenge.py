@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
 
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _SCHEME_RE = re.compile(rf"\s*({_TOKEN})")
@@ -60,7 +64,7 @@ def parse_challenges(header: str) -> list[Challenge]:
     return challenges
 
 
-def parse_response_challenges(headers) -> list[Challenge]:
+def parse_response_challenges(headers: httpx.Headers) -> list[Challenge]:
     """Challenges from every `WWW-Authenticate` header of a response."""
     found: list[Challenge] = []
     for value in headers.get_list("www-authenticate"):

@@ -7,11 +7,13 @@ lives in `auth.RegistryAuth`; trust in `tls`; retry policy in `retry`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -19,7 +21,7 @@ from forklift import __version__
 from forklift.config import Settings, load_settings
 from forklift.credentials import AnonymousKeychain, Keychain
 from forklift.reference import DOCKER_HUB, DOCKER_HUB_API_HOST, Reference
-from forklift.registry import retry, tls
+from forklift.registry import tls
 from forklift.registry.auth import LOGIN_CHECK, RegistryAuth
 from forklift.registry.download import BlobDownload
 from forklift.registry.errors import (
@@ -45,6 +47,7 @@ from forklift.registry.manifest import (
     platform_of,
     select_platform,
 )
+from forklift.registry.retry import RetryPolicy
 from forklift.registry.scopes import EXTRA_SCOPES
 from forklift.registry.tokens import TokenCache
 
@@ -53,6 +56,7 @@ log = logging.getLogger("forklift.registry")
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 CHUNK = 1024 * 1024  # upload read size
 Progress = Callable[[int], None]
+Body = bytes | AsyncIterator[bytes]  # a request body, made afresh for each attempt
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ class RegistryClient:
     ):
         self.registry = registry
         self.settings = settings or load_settings()
-        self.max_retries = max_retries
+        self.retry = RetryPolicy(max_retries=max_retries)
         keychain = keychain or AnonymousKeychain()
         self._insecure = self.settings.is_insecure(registry)
         self._auth = RegistryAuth(registry, lambda repo: keychain.resolve(registry, repo or ""), token_cache)
@@ -100,10 +104,10 @@ class RegistryClient:
         self._pinged: asyncio.Lock | None = None
         self._ping_done = False
 
-    async def __aenter__(self) -> "RegistryClient":
+    async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -152,14 +156,14 @@ class RegistryClient:
         url: str | httpx.URL,
         *,
         what: str,
-        headers: dict | None = None,
-        content_factory: Callable[[], object] | None = None,
-        extensions: dict | None = None,
+        headers: dict[str, str] | None = None,
+        content_factory: Callable[[], Body] | None = None,
+        extensions: dict[str, object] | None = None,
         stream: bool = False,
     ) -> httpx.Response:
         """Send with retries on connection errors, 408/429/5xx (honouring Retry-After)."""
         target = url if isinstance(url, httpx.URL) else self._url(url)
-        for attempt in range(self.max_retries + 1):
+        for attempt in range(self.retry.max_retries + 1):
             request = self._http.build_request(
                 method, target, headers=headers, content=content_factory() if content_factory else None,
                 extensions=extensions,
@@ -167,16 +171,15 @@ class RegistryClient:
             try:
                 response = await self._http.send(request, stream=True)
             except httpx.TransportError as exc:
-                if attempt < self.max_retries and retry.is_retryable_transport_error(exc):
-                    delay = retry.backoff(attempt)
+                if self.retry.retries_error(exc, attempt):
+                    delay = self.retry.delay(attempt)
                     log.debug("%s %s: %s; retrying in %.2fs", method, target.path, exc, delay)
                     await asyncio.sleep(delay)
                     continue
                 raise self._transport_error(exc) from None
             _log_rate_limit(self.registry, response)
-            if response.status_code in retry.RETRY_STATUSES and attempt < self.max_retries:
-                delay = retry.retry_after(response)
-                delay = retry.backoff(attempt) if delay is None else delay
+            if self.retry.retries_status(response.status_code, attempt):
+                delay = self.retry.delay(attempt, response)
                 log.info("%s answered %d for %s; retrying in %.1fs", self.registry, response.status_code, what, delay)
                 await response.aclose()
                 await asyncio.sleep(delay)
@@ -302,7 +305,7 @@ class RegistryClient:
         what = f"blob {descriptor.digest} in {repository}"
         download = BlobDownload(
             http=self._blob_http(), url=self._url(f"/v2/{repository}/blobs/{descriptor.digest}"),
-            descriptor=descriptor, registry=self.registry, max_retries=self.max_retries,
+            descriptor=descriptor, registry=self.registry, policy=self.retry,
             to_error=lambda response: error_for_response(response, registry=self.registry, what=what,
                                                          username=self._username(repository)),
             transport_error=self._transport_error,
@@ -320,7 +323,7 @@ class RegistryClient:
             )
         return self._sync_http
 
-    def _transport_error(self, exc: httpx.TransportError) -> RegistryError:
+    def _transport_error(self, exc: BaseException) -> RegistryError:
         return error_for_transport(exc, registry=self.registry,
                                    certs_hint=tls.certs_hint(self.registry, self.settings.certs_dirs))
 
@@ -347,7 +350,7 @@ class RegistryClient:
             return "exists"
         what = f"upload of {descriptor.digest} to {repository}"
         start = self._url(f"/v2/{repository}/blobs/uploads/")
-        extensions = None
+        extensions: dict[str, object] | None = None
         if mount_from and mount_from != repository:
             start = start.copy_merge_params({"mount": descriptor.digest, "from": mount_from})
             extensions = {EXTRA_SCOPES: [f"repository:{mount_from}:pull"]}
@@ -359,7 +362,8 @@ class RegistryClient:
         location = self._location(response, what)
         if chunk_size and descriptor.size > chunk_size:
             location = await self._upload_chunks(repository, location, path, descriptor.size, chunk_size, what, progress)
-            body_factory, length = (lambda: b""), 0
+            body_factory: Callable[[], Body] = lambda: b""
+            length = 0
         else:
             body_factory, length = (lambda: _read_file(path, 0, descriptor.size, progress)), descriptor.size
         final = location.copy_merge_params({"digest": descriptor.digest})
@@ -372,12 +376,13 @@ class RegistryClient:
             raise DigestMismatch(f"{self.registry} stored {descriptor.digest} as {announced}", registry=self.registry)
         return "uploaded"
 
-    async def _upload_chunks(self, repository, location, path, size, chunk_size, what, progress) -> httpx.URL:
+    async def _upload_chunks(self, repository: str, location: httpx.URL, path: Path, size: int, chunk_size: int,
+                             what: str, progress: Progress | None) -> httpx.URL:
         for start in range(0, size, chunk_size):
             end = min(start + chunk_size, size) - 1
             response = await self._send(
                 "PATCH", location, what=what,
-                content_factory=lambda start=start, end=end: _read_file(path, start, end - start + 1, progress),
+                content_factory=functools.partial(_read_file, path, start, end - start + 1, progress),
                 headers={"Content-Type": "application/octet-stream", "Content-Range": f"{start}-{end}",
                          "Content-Length": str(end - start + 1)},
             )

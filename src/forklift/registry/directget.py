@@ -50,6 +50,7 @@ def direct_get(url: httpx.URL, headers: dict[str, str], context: ssl.SSLContext,
         sent = dict(headers)
         if _origin(url) != first:
             sent.pop("Authorization", None)
+        connection: http.client.HTTPConnection
         if url.scheme == "https":
             connection = http.client.HTTPSConnection(url.host, url.port, context=context, timeout=timeout)
         else:

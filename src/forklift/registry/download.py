@@ -19,9 +19,9 @@ from pathlib import Path
 
 import httpx
 
-from forklift.registry import retry
+from forklift.registry.retry import RetryPolicy
 from forklift.registry.directget import DirectResponse, direct_get, proxies_configured
-from forklift.registry.errors import DigestMismatch, RegistryError, RegistryServerError
+from forklift.registry.errors import DigestMismatch, RegistryError, RegistryServerError, transport_kind
 from forklift.registry.manifest import Descriptor
 
 log = logging.getLogger("forklift.registry")
@@ -36,9 +36,9 @@ class BlobDownload:
     url: httpx.URL
     descriptor: Descriptor
     registry: str
-    max_retries: int
+    policy: RetryPolicy
     to_error: Callable[[httpx.Response], RegistryError]  # maps a failed response to a typed error
-    transport_error: Callable[[httpx.TransportError], RegistryError]
+    transport_error: Callable[[BaseException], RegistryError]  # maps a connection-level failure
     # (known, Authorization header) the auth flow holds for a URL; None disables the direct path
     cached_authorization: Callable[[httpx.URL], tuple[bool, str | None]] | None = None
     ssl_context: ssl.SSLContext | None = None
@@ -63,10 +63,9 @@ class BlobDownload:
                 if self._try_direct(dest, state, headers, progress):
                     break
             except (OSError, http.client.HTTPException) as exc:
-                if attempt >= self.max_retries:
-                    raise RegistryServerError(f"download of {self.what} from {self.registry} failed: {exc}",
-                                              registry=self.registry) from None
-                self._pause(attempt, f"interrupted at {state.offset} bytes ({exc})", None)
+                if not self.policy.retries_error(exc, attempt):
+                    raise self._give_up(exc) from None
+                self._pause(attempt, f"interrupted at {state.offset} bytes ({exc})")
                 attempt += 1
                 continue
             try:
@@ -74,9 +73,8 @@ class BlobDownload:
                     status = response.status_code
                     if status == 416 and offset == descriptor.size:
                         break
-                    if status in retry.RETRY_STATUSES and attempt < self.max_retries:
-                        delay = retry.retry_after(response)
-                        self._pause(attempt, f"answered {status}", delay)
+                    if self.policy.retries_status(status, attempt):
+                        self._pause(attempt, f"answered {status}", response)
                         attempt += 1
                         continue
                     if status == 200 and offset:
@@ -93,13 +91,9 @@ class BlobDownload:
                     self._write(response, dest, state, progress)
                 break
             except (httpx.TransportError, httpx.StreamError) as exc:
-                if attempt >= self.max_retries or (isinstance(exc, httpx.TransportError)
-                                                   and not retry.is_retryable_transport_error(exc)):
-                    if isinstance(exc, httpx.TransportError):
-                        raise self.transport_error(exc) from None
-                    raise RegistryServerError(f"download of {self.what} from {self.registry} failed: {exc}",
-                                              registry=self.registry) from None
-                self._pause(attempt, f"interrupted at {state.offset} bytes ({exc})", None)
+                if not self.policy.retries_error(exc, attempt):
+                    raise self._give_up(exc) from None
+                self._pause(attempt, f"interrupted at {state.offset} bytes ({exc})")
                 attempt += 1
         actual = "sha256:" + state.hasher.hexdigest()
         offset = state.offset
@@ -109,7 +103,7 @@ class BlobDownload:
                 f"{self.what} from {self.registry}: got {offset} bytes with digest {actual}, expected "
                 f"{descriptor.size} bytes with digest {descriptor.digest}", registry=self.registry)
 
-    def _try_direct(self, dest: Path, state: "_Progressive", headers: dict, progress: Progress | None) -> bool:
+    def _try_direct(self, dest: Path, state: "_Progressive", headers: dict[str, str], progress: Progress | None) -> bool:
         """Download through http.client when it can be done simply; False hands over to httpx."""
         if self.cached_authorization is None or self.ssl_context is None or proxies_configured():
             return False
@@ -170,8 +164,16 @@ class BlobDownload:
                 if state.offset > self.descriptor.size:
                     break  # more than announced: stop reading; verification will fail
 
-    def _pause(self, attempt: int, why: str, delay: float | None) -> None:
-        delay = retry.backoff(attempt) if delay is None else delay
+    def _give_up(self, exc: BaseException) -> RegistryError:
+        """The error for a failure that is not retried (or no longer): TLS and DNS failures, and every
+        failure of httpx to connect, as the client reports them; a cut body as a failed download."""
+        if isinstance(exc, httpx.TransportError) or transport_kind(exc) in ("tls", "dns"):
+            return self.transport_error(exc)
+        return RegistryServerError(f"download of {self.what} from {self.registry} failed: {exc}",
+                                   registry=self.registry)
+
+    def _pause(self, attempt: int, why: str, response: httpx.Response | None = None) -> None:
+        delay = self.policy.delay(attempt, response)
         log.info("download of %s from %s %s; retrying in %.1fs", self.what, self.registry, why, delay)
         time.sleep(delay)
 
@@ -179,7 +181,7 @@ class BlobDownload:
 class _Progressive:
     """Bytes on disk so far and their running hash."""
 
-    def __init__(self, hasher):
+    def __init__(self, hasher: hashlib._Hash):
         self.hasher = hasher
         self.offset = 0
 
@@ -187,7 +189,7 @@ class _Progressive:
         self.hasher, self.offset = hashlib.sha256(), 0
 
 
-def _hash_existing(path: Path, hasher, expected_size: int) -> int:
+def _hash_existing(path: Path, hasher: hashlib._Hash, expected_size: int) -> int:
     """Feed a partial download into `hasher`; returns its length (0 when absent or longer than the blob)."""
     try:
         size = path.stat().st_size

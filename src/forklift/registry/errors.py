@@ -7,6 +7,9 @@ the user name and the registry's own error codes only.
 from __future__ import annotations
 
 import json
+import socket
+import ssl
+from typing import Literal
 
 import httpx
 
@@ -108,18 +111,60 @@ def error_for_response(
     return RegistryServerError(f"{registry} answered {status} for {what}{suffix}", registry=registry)
 
 
-def error_for_transport(exc: httpx.TransportError, *, registry: str, certs_hint: str) -> RegistryError:
-    """Map a connection-level failure (TLS, DNS, refused) to a typed error."""
+# -- failures to get an answer at all ------------------------------------------------------------
+TransportKind = Literal["tls", "dns", "timeout", "connection"]
+_TLS_TEXT = ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed")
+_DNS_TEXT = ("Name or service not known", "nodename nor servname", "Temporary failure in name resolution",
+             "No address associated with hostname")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and the exceptions it was raised from (httpx wraps httpcore's, which wraps ssl's or socket's)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and not any(current is s for s in seen):
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def transport_kind(exc: BaseException) -> TransportKind:
+    """Classify a failure to reach a registry or to read its answer, from httpx, http.client, ssl or socket.
+
+    'tls': the certificate is not trusted; 'dns': the host name does not resolve; 'timeout';
+    'connection': anything else (refused, reset, dropped mid-body).
+    """
+    chain = _chain(exc)
+    texts = [str(e) for e in chain]
+    if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain) or any(
+            marker in text for text in texts for marker in _TLS_TEXT):
+        return "tls"
+    if any(isinstance(e, socket.gaierror) for e in chain) or any(
+            marker in text for text in texts for marker in _DNS_TEXT):
+        return "dns"
+    if any(isinstance(e, (httpx.TimeoutException, TimeoutError)) for e in chain):
+        return "timeout"
+    return "connection"
+
+
+def is_retryable_transport_error(exc: BaseException) -> bool:
+    """Connection drops and timeouts are worth retrying; TLS verification and DNS failures are not."""
+    return transport_kind(exc) not in ("tls", "dns")
+
+
+def error_for_transport(exc: BaseException, *, registry: str, certs_hint: str) -> RegistryError:
+    """Map a connection-level failure (TLS, DNS, refused, timeout) to a typed error."""
     text = str(exc) or type(exc).__name__
-    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+    kind = transport_kind(exc)
+    if kind == "tls":
         return TLSError(
             f"TLS certificate of {registry} is not trusted (x509: certificate signed by unknown authority: "
             f"{text}); put the registry's CA certificate in {certs_hint} or list {registry} under "
             "insecure_registries in config.toml",
             registry=registry,
         )
-    if "Name or service not known" in text or "nodename nor servname" in text or "Temporary failure in name" in text:
+    if kind == "dns":
         return RegistryUnreachable(f"cannot resolve registry host {registry}: {text}", registry=registry)
-    if isinstance(exc, httpx.TimeoutException):
+    if kind == "timeout":
         return RegistryUnreachable(f"timed out talking to {registry}: {text}", registry=registry)
     return RegistryUnreachable(f"cannot connect to registry {registry}: {text}", registry=registry)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
-import platform as host_platform
 from dataclasses import dataclass, field
+from typing import Any
+
+# A JSON object as json.loads returns it (manifests, descriptors, image configs, token answers).
+JSONObject = dict[str, Any]
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -28,12 +31,12 @@ class Descriptor:
     media_type: str
     digest: str
     size: int
-    platform: dict | None = None
-    annotations: dict = field(default_factory=dict)
+    platform: JSONObject | None = None
+    annotations: JSONObject = field(default_factory=dict)
     urls: tuple[str, ...] = ()
 
     @classmethod
-    def from_json(cls, data: dict) -> "Descriptor":
+    def from_json(cls, data: JSONObject) -> Descriptor:
         return cls(
             media_type=data.get("mediaType", ""),
             digest=data["digest"],
@@ -43,8 +46,8 @@ class Descriptor:
             urls=tuple(data.get("urls") or ()),
         )
 
-    def to_json(self) -> dict:
-        out = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+    def to_json(self) -> JSONObject:
+        out: JSONObject = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
         if self.platform:
             out["platform"] = self.platform
         if self.annotations:
@@ -63,8 +66,11 @@ class Manifest:
     digest: str
 
     @property
-    def json(self) -> dict:
-        return json.loads(self.raw)
+    def json(self) -> JSONObject:
+        value = json.loads(self.raw)
+        if not isinstance(value, dict):
+            raise ValueError(f"manifest {self.digest} is not a JSON object")  # noqa: TRY004 - bad JSON
+        return value
 
     @property
     def is_index(self) -> bool:
@@ -93,8 +99,8 @@ def media_type_of(raw: bytes, content_type: str | None) -> str:
     except ValueError:
         return header
     if isinstance(body, dict):
-        if body.get("mediaType"):
-            return body["mediaType"]
+        if isinstance(body.get("mediaType"), str) and body["mediaType"]:
+            return str(body["mediaType"])
         if body.get("schemaVersion") == 1:
             return DOCKER_SCHEMA1[1]
         if "manifests" in body:
@@ -105,7 +111,13 @@ def media_type_of(raw: bytes, content_type: str | None) -> str:
 
 
 # -- platforms ---------------------------------------------------------------------------------
-_ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "armel": "arm", "i386": "386"}
+# Other names for OCI architectures: uname's (`platform.machine()`) and Debian's.
+ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "armel": "arm", "i386": "386"}
+
+
+def oci_architecture(name: str) -> str:
+    """The OCI (GOARCH) name of an architecture: `x86_64` -> `amd64`, `aarch64` -> `arm64`."""
+    return ARCH_ALIASES.get(name, name)
 
 
 @dataclass(frozen=True)
@@ -123,7 +135,7 @@ def parse_platform(text: str) -> Platform:
     parts = [p.strip().lower() for p in text.split("/")]
     if len(parts) not in (2, 3) or not all(parts):
         raise ValueError(f"invalid platform '{text}': expected os/arch[/variant], e.g. linux/amd64")
-    arch = _ARCH_ALIASES.get(parts[1], parts[1])
+    arch = oci_architecture(parts[1])
     variant = parts[2] if len(parts) == 3 else None
     return _normalize(Platform(parts[0], arch, variant))
 
@@ -139,16 +151,11 @@ def _normalize(p: Platform) -> Platform:
 DEFAULT_PLATFORM = Platform("linux", "amd64")
 
 
-def host_platform_of_machine() -> Platform:
-    machine = host_platform.machine().lower()
-    return Platform("linux", _ARCH_ALIASES.get(machine, machine))
-
-
 def platform_of(descriptor: Descriptor) -> Platform | None:
     p = descriptor.platform or {}
     if not p.get("os") or not p.get("architecture"):
         return None
-    return _normalize(Platform(p["os"], _ARCH_ALIASES.get(p["architecture"], p["architecture"]), p.get("variant")))
+    return _normalize(Platform(p["os"], oci_architecture(p["architecture"]), p.get("variant")))
 
 
 def _is_attestation(descriptor: Descriptor) -> bool:

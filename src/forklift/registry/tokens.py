@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,15 +22,16 @@ class Token:
         return f"Token(expires_at={self.expires_at:.0f})"
 
 
-def token_from_response(body: dict, *, now: float | None = None) -> Token:
+def token_from_response(body: dict[str, object], *, now: float | None = None) -> Token:
     """Build a Token from a token endpoint's JSON (`token` and/or `access_token`, `expires_in`, `issued_at`)."""
     value = body.get("token") or body.get("access_token")
     if not isinstance(value, str) or not value:
         raise ValueError("token response has neither 'token' nor 'access_token'")
     now = time.time() if now is None else now
+    given = body.get("expires_in")
     try:
-        expires_in = int(body.get("expires_in") or DEFAULT_EXPIRES_IN)
-    except (TypeError, ValueError):
+        expires_in = int(given) if isinstance(given, (int, float, str)) and given else DEFAULT_EXPIRES_IN
+    except ValueError:
         expires_in = DEFAULT_EXPIRES_IN
     issued = _parse_issued_at(body.get("issued_at")) or now
     # A server clock far ahead of ours must not make a fresh token look expired, nor the reverse.
@@ -39,7 +41,7 @@ def token_from_response(body: dict, *, now: float | None = None) -> Token:
     return Token(value=value, expires_at=issued + lifetime, refresh_token=refresh if isinstance(refresh, str) else None)
 
 
-def _parse_issued_at(text) -> float | None:
+def _parse_issued_at(text: object) -> float | None:
     if not isinstance(text, str) or not text:
         return None
     try:
@@ -54,13 +56,13 @@ CacheKey = tuple[str, str, frozenset[str]]
 class TokenCache:
     """Thread-safe; one token per scope set (never a merged scope that grows without bound)."""
 
-    def __init__(self, clock=time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._tokens: dict[CacheKey, Token] = {}
         self._lock = threading.Lock()
 
     @staticmethod
-    def key(realm: str, service: str | None, scopes) -> CacheKey:
+    def key(realm: str, service: str | None, scopes: Iterable[str]) -> CacheKey:
         return (realm, service or "", frozenset(scopes))
 
     def get(self, key: CacheKey) -> Token | None:
@@ -74,7 +76,3 @@ class TokenCache:
     def put(self, key: CacheKey, token: Token) -> None:
         with self._lock:
             self._tokens[key] = token
-
-    def forget(self, key: CacheKey) -> None:
-        with self._lock:
-            self._tokens.pop(key, None)

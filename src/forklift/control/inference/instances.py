@@ -70,7 +70,7 @@ class PreparedVariant:
 def prepare_variant(settings: Settings, directory: Path, variant: dict, model: ModelRow,
                     generation: int) -> PreparedVariant:
     """Pull the model's image (by the digest resolved at CreateModel) and extract its model data."""
-    from forklift.images.local import ImageStore
+    from forklift.images.imagestore import ImageStore
 
     name = variant["VariantName"]
     container = model_container(model.request)

@@ -9,10 +9,10 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from forklift.config import Settings
-from forklift.images.store import BlobStore
+from forklift.images.content import BlobStore
 from forklift.reference import InvalidReference, parse
-from forklift.registry.manifest import Descriptor, Manifest, media_type_of
 from forklift.images.errors import ImageError
+from forklift.registry.manifest import Descriptor, JSONObject, Manifest, media_type_of
 
 if TYPE_CHECKING:
     from forklift.images.records import ImageRecord, ImageRecords
@@ -59,8 +59,11 @@ class ImageStore:
         raw = self.blobs.read_bytes(digest)
         return Manifest(raw=raw, media_type=media_type_of(raw, None), digest=digest)
 
-    def config(self, image: LocalImage) -> dict:
-        return json.loads(self.blobs.read_bytes(image.config_descriptor.digest))
+    def config(self, image: LocalImage) -> JSONObject:
+        config = json.loads(self.blobs.read_bytes(image.config_descriptor.digest))
+        if not isinstance(config, dict):
+            raise ValueError(f"the config of {image.reference} is not a JSON object")  # noqa: TRY004 - bad JSON
+        return config
 
     def get(self, name: str) -> LocalImage:
         """By reference (`ubuntu`, `localhost:5443/demo/tiny:1.0`) or by manifest digest (`sha256:…`, a prefix works)."""
@@ -104,12 +107,15 @@ class ImageStore:
         return keep
 
     def prune(self) -> tuple[int, int]:
-        """Delete blobs no image refers to; returns (blobs removed, bytes freed)."""
-        keep = self.referenced_blobs()
+        """Delete blobs no image refers to and no live lease holds (a pull or build still writing
+        them); returns (blobs removed, bytes freed)."""
+        self.records  # noqa: B018 - open the database before the sweep holds writers off
         removed = freed = 0
-        for digest in list(self.blobs.digests()):
-            if digest not in keep:
-                freed += self.blobs.size(digest)
-                self.blobs.delete(digest)
-                removed += 1
+        with self.blobs.collecting() as leased:
+            keep = leased | self.referenced_blobs()
+            for digest in list(self.blobs.digests()):
+                if digest not in keep:
+                    freed += self.blobs.size(digest)
+                    self.blobs.delete(digest)
+                    removed += 1
         return removed, freed
