@@ -81,7 +81,7 @@ def _write_state(home: Path, state: RegistryState) -> None:
 
 def saved_password(address: str, user: str) -> str | None:
     """The password `forklift registry start` saved for `address`, if docker's config still has it."""
-    from forklift.credentials.dockerconfig import DockerConfigKeychain
+    from forklift.credentials.dockerconfig import DockerConfigKeychain  # here: `registry status` needs none of it
 
     found = DockerConfigKeychain().resolve(address, "")
     return found.password if found.username == user and found.password else None
@@ -102,6 +102,7 @@ def port_free(port: int) -> bool:
 def start(home: Path, port: int = DEFAULT_PORT, auth: str = "basic", user: str = DEFAULT_USER) -> RegistryState:
     """Start the registry (and its token server) in the background; the running one when it already
     runs with these settings."""
+    # here: cryptography (the PKI) loads for a start only, not for `registry status` or `stop`
     from forklift.credentials import dockerconfig
     from forklift.devregistry import LocalRegistry, TokenAuth, create_pki, free_port, install_ca, write_htpasswd
 

@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from forklift.atomicfile import write_atomically
 from forklift.errors import ForkliftError
 
 SERVER_FILE = "server.json"
@@ -110,9 +111,7 @@ def claim(home: Path) -> None:
 def write_json_atomically(path: Path, data: dict) -> None:
     """Readers see the old file or the whole new one, never a part; writers in other processes do not
     share a temporary file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(data) + "\n")
-    os.replace(tmp, path)
+    write_atomically(path, (json.dumps(data) + "\n").encode())
 
 
 def write_record(home: Path, url: str, log: str | None = None) -> None:

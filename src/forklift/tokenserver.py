@@ -34,6 +34,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from forklift.devregistry import Pki, issue_certificate
+
 EXPIRES_IN = 300
 MAX_FORM = 64 * 1024
 CLIENT_TIMEOUT = 10.0
@@ -43,7 +45,6 @@ ACTIONS = ("pull", "push", "delete")
 
 class TokenService:
     def __init__(self, config: dict):
-        from forklift.devregistry import Pki, issue_certificate
 
         pki_dir = Path(config["pki"])
         self.pki = Pki(pki_dir, pki_dir / "ca.crt", pki_dir / "ca.key", pki_dir / "server.crt", pki_dir / "server.key")

@@ -15,7 +15,8 @@ import threading
 import time
 from pathlib import Path
 
-from forklift.control.logsource import LogEvent, StreamInfo, GroupInfo
+from forklift.atomicfile import write_atomically
+from forklift.control.logsource import GroupInfo, LogEvent, StreamInfo
 from forklift.control.store import JobStore
 
 GROUP = "/aws/sagemaker/TrainingJobs"
@@ -72,9 +73,7 @@ class LogPump:
             self._last = lines[-1][0]
             with open(self.events, "a") as f:
                 f.writelines(json.dumps({"t": stamp, "m": text}) + "\n" for stamp, text in lines)
-            tmp = self.offsets_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.offsets))
-            os.replace(tmp, self.offsets_path)
+            write_atomically(self.offsets_path, json.dumps(self.offsets).encode())
         return len(lines)
 
     def run(self, done: threading.Event, interval: float = 0.25) -> None:

@@ -26,6 +26,7 @@ from forklift.control.models import TrainingJobRow
 from forklift.control.settings import ControlSettings
 from forklift.control.store import JobStore
 from forklift.credentials.chain import default_keychain
+from forklift.images.imagestore import ImageStore
 from forklift.images.rootfs import pull_and_prepare
 from forklift.runtime import (
     ContainerHandle,
@@ -117,8 +118,6 @@ class JobRunner:
             raise JobStopped()
 
     def _prepare_and_start(self, row: TrainingJobRow) -> ContainerHandle:
-        from forklift.images.imagestore import ImageStore
-
         request = row.request
         algorithm = request["AlgorithmSpecification"]
         image = algorithm["TrainingImage"]

@@ -73,6 +73,7 @@ def check_provider(settings: Settings, function_arn: str, role_arn: str | None) 
     Raises FunctionNotFound / InvalidArn / AccessDeniedByRole — what CreateModel and CreateTrainingJob
     report as a ValidationException.
     """
+    # functions and roles bring SQLAlchemy and cryptography: imported only when a provider is named
     from forklift.credentials.functions import FunctionRegistry, secret_id_of
     from forklift.credentials.roles import RoleStore
 
@@ -107,7 +108,7 @@ def default_keychain(
     elif explicit is not None:
         chain.append(explicit)
     if function_arn:
-        from forklift.credentials.functions import FunctionRegistry
+        from forklift.credentials.functions import FunctionRegistry  # see check_provider
 
         check_provider(settings, function_arn, role_arn)
         chain.append(FunctionKeychain(FunctionRegistry(settings), function_arn, image=image))

@@ -15,6 +15,8 @@ from forklift.credentials import Credentials, StaticKeychain
 from forklift.demo.harness import DEMO_USER, Server
 from forklift.demo.samples import build_sample_image, training_csv
 from forklift.devregistry import LocalRegistry, create_pki, install_ca
+from forklift.images.imagestore import ImageStore
+from forklift.images.push import push, source_from_store
 from forklift.storage import bucket_store
 
 TRAINING_DATA = "s3://your-training-data-bucket/training-data-folder"
@@ -86,8 +88,6 @@ def start_registry(ctx: DemoContext, user: str) -> None:
 
 
 def build_and_push(ctx: DemoContext, user: str) -> None:
-    from forklift.images.imagestore import ImageStore
-    from forklift.images.push import push, source_from_store
 
     store = ImageStore(load_settings())
     ctx.training_image = f"{ctx.registry.address}/docker-local/my-training-image:1.0"

@@ -86,7 +86,7 @@ async def pull(
             if owns_client:
                 await client.aclose()
 
-        from forklift.images.records import ImageRecord
+        from forklift.images.records import ImageRecord  # loaded by now (see above): SQLAlchemy's cost
 
         store.blobs.put_bytes(manifest.raw)
         if resolved.index is not None:

@@ -16,7 +16,6 @@ idempotent and serialised by a lock file.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
@@ -25,6 +24,8 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
+from forklift.atomicfile import write_atomically
+from forklift.fslock import locked
 from forklift.runtime.runccli import RuncCli
 from forklift.runtime.spec import ExitStatus
 
@@ -66,9 +67,7 @@ class Layout:
 
 def write_json(path: Path, data: dict) -> None:
     """Atomically: readers never see a half-written file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(data, indent=1).encode())
 
 
 def read_json(path: Path) -> dict | None:
@@ -146,8 +145,7 @@ def write_etc_hosts(merged: Path, hostname: str, address: str | None, gateway: s
 
 @contextmanager
 def _locked(layout: Layout):
-    with open(layout.lock, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+    with locked(layout.lock):
         yield
 
 

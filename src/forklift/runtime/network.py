@@ -14,16 +14,16 @@ process on the machine.
 
 from __future__ import annotations
 
-import fcntl
 import ipaddress
 import json
-import os
 import subprocess
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from forklift.atomicfile import write_atomically
+from forklift.fslock import locked
 from forklift.runtime.errors import ContainerRuntimeError
 
 DEFAULT_POOL = "10.213.0.0/16"
@@ -98,8 +98,7 @@ class AddressPool:
     @contextmanager
     def _locked(self):
         self.table.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.table.with_suffix(".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with locked(self.table.with_suffix(".lock")):
             try:
                 data = json.loads(self.table.read_text()) if self.table.exists() else {}
             except ValueError:
@@ -111,9 +110,7 @@ class AddressPool:
             before = json.dumps(data, sort_keys=True)
             yield data
             if json.dumps(data, sort_keys=True) != before:
-                tmp = self.table.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-                os.replace(tmp, self.table)
+                write_atomically(self.table, json.dumps(data, indent=1, sort_keys=True).encode())
 
     def _lease(self, index: int, owner: str) -> Lease:
         base = self.pool.network_address + 4 * index
@@ -148,8 +145,7 @@ class AddressPool:
     def firewall_lock(self):
         """Serialises changes to the shared FORKLIFT-IN chain."""
         self.table.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.table.with_suffix(".iptables.lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with locked(self.table.with_suffix(".iptables.lock")):
             yield
 
 

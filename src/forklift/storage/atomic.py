@@ -1,4 +1,8 @@
-"""Write files so that a reader sees either the old content or the whole new content, never a part."""
+"""Write files so that a reader sees either the old content or the whole new content, never a part.
+
+For writers that need a path (a copy, a download); data already in memory goes through
+`forklift.atomicfile.write_atomically`, with the same temporary-name prefix.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-# Listings skip names with this prefix: they are transfers in progress (or left by a crash).
-TEMP_PREFIX = ".forklift-tmp-"
+from forklift.atomicfile import TEMP_PREFIX
+
+# Listings skip names with TEMP_PREFIX: they are transfers in progress (or left by a crash).
 FILE_MODE = 0o644  # mkstemp makes 0600; objects are data meant to be read by containers too
 
 

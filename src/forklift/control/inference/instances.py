@@ -27,6 +27,7 @@ from forklift.config import Settings
 from forklift.control.inference.images import image_failure, keychain_for, model_container
 from forklift.control.inference.logs import record_fleet_event
 from forklift.control.inference.models import ModelRow
+from forklift.images.imagestore import ImageStore
 from forklift.images.rootfs import pull_and_prepare
 from forklift.runtime import ContainerHandle, ContainerSpec, Mount, Runtime
 from forklift.storage import extract_tar_gz, store_for
@@ -70,8 +71,6 @@ class PreparedVariant:
 def prepare_variant(settings: Settings, directory: Path, variant: dict, model: ModelRow,
                     generation: int) -> PreparedVariant:
     """Pull the model's image (by the digest resolved at CreateModel) and extract its model data."""
-    from forklift.images.imagestore import ImageStore
-
     name = variant["VariantName"]
     container = model_container(model.request)
     resolved = model.resolved_image
