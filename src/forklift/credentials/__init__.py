@@ -25,7 +25,7 @@ logs, exception messages or process arguments (see `Credentials.secrets`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from forklift.credentials.errors import (  # noqa: F401 - re-exported
     AccessDeniedByRole,
@@ -34,6 +34,9 @@ from forklift.credentials.errors import (  # noqa: F401 - re-exported
     FunctionNotFound,
     InvalidArn,
 )
+
+if TYPE_CHECKING:  # as mypy sees it; at run time __getattr__ imports it
+    from forklift.credentials.chain import default_keychain as default_keychain
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ class KeychainChain:
         return ANONYMOUS
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     # The chain pulls in config and docker-config modules; import it only when asked for.
     if name == "default_keychain":
         from forklift.credentials.chain import default_keychain

@@ -57,7 +57,7 @@ def _normalize(key: str) -> str | None:
 @dataclass
 class DockerConfig:
     path: Path
-    document: dict = field(default_factory=dict)  # the whole file: unknown keys survive a save
+    document: dict[str, object] = field(default_factory=dict)  # the whole file: unknown keys survive a save
 
     @classmethod
     def load(cls, path: Path | None = None) -> DockerConfig:
@@ -70,14 +70,14 @@ class DockerConfig:
             raise CredentialsError(f"cannot read docker config {path}: {exc.strerror}") from None
         try:
             document = json.loads(text) if text.strip() else {}
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise CredentialsError(f"docker config {path} is not valid JSON (line {exc.lineno})") from None
         if not isinstance(document, dict):
             raise CredentialsError(f"docker config {path} is not a JSON object")
         return cls(path, document)
 
     @property
-    def auths(self) -> dict:
+    def auths(self) -> dict[str, object]:
         auths = self.document.get("auths")
         return auths if isinstance(auths, dict) else {}
 
@@ -110,9 +110,10 @@ class DockerConfig:
         write_atomically(target, (json.dumps(self.document, indent="\t") + "\n").encode(), mode=0o600, fsync=True)
 
 
-def _credentials_from_entry(entry: dict, key: str, path: Path) -> Credentials | None:
-    username = entry.get("username") if isinstance(entry.get("username"), str) else None
-    password = entry.get("password") if isinstance(entry.get("password"), str) else None
+def _credentials_from_entry(entry: dict[str, object], key: str, path: Path) -> Credentials | None:
+    given_username, given_password = entry.get("username"), entry.get("password")
+    username = given_username if isinstance(given_username, str) else None
+    password = given_password if isinstance(given_password, str) else None
     encoded = entry.get("auth")
     if isinstance(encoded, str) and encoded:
         try:

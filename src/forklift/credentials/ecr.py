@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol, TypedDict
 
 from forklift.credentials import ANONYMOUS, Credentials
 from forklift.credentials.errors import EcrError
@@ -33,22 +34,39 @@ class EcrHost:
     fips: bool
 
 
+class AuthorizationData(TypedDict, total=False):
+    authorizationToken: str  # base64 of `AWS:<password>`
+    expiresAt: datetime
+    proxyEndpoint: str
+
+
+class AuthorizationTokenResponse(TypedDict, total=False):
+    authorizationData: list[AuthorizationData]
+
+
+class EcrClient(Protocol):
+    """The part of boto3's ECR client forklift uses."""
+
+    def get_authorization_token(self, *, registryIds: list[str]) -> AuthorizationTokenResponse: ...
+
+
 def parse_ecr_host(registry: str) -> EcrHost | None:
     m = ECR_HOST.fullmatch(registry.lower())
     return EcrHost(m.group(1), m.group(3), bool(m.group(2))) if m else None
 
 
-def _boto3_client(region: str):
+def _boto3_client(region: str) -> EcrClient:
     import boto3  # imported only when an ECR registry is actually asked for
 
-    return boto3.client("ecr", region_name=region)
+    client: EcrClient = boto3.client("ecr", region_name=region)
+    return client
 
 
 class EcrKeychain:
-    def __init__(self, client_factory: Callable[[str], object] | None = None, *,
+    def __init__(self, client_factory: Callable[[str], EcrClient] | None = None, *,
                  refresh_margin: float = DEFAULT_REFRESH_MARGIN, clock: Callable[[], float] = time.time):
         self._client_factory = client_factory or _boto3_client
-        self._clients: dict[str, object] = {}
+        self._clients: dict[str, EcrClient] = {}
         self._tokens: dict[tuple[str, str], tuple[Credentials, float]] = {}
         self._margin = refresh_margin
         self._clock = clock

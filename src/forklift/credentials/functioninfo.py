@@ -9,10 +9,24 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 PYTHON, EXEC = "python", "exec"
 # The columns of `credential_functions` a FunctionInfo is made of, after its ARN.
 COLUMNS = ("name", "runtime", "handler", "origin", "timeout", "code_sha256", "code_size", "created_at", "updated_at")
+
+
+class FunctionConfiguration(TypedDict):
+    """The members of Lambda's FunctionConfiguration that forklift fills."""
+
+    FunctionName: str
+    FunctionArn: str
+    Runtime: str
+    Handler: str
+    Timeout: float
+    CodeSha256: str
+    CodeSize: int
+    LastModified: str
 
 
 @dataclass(frozen=True)
@@ -28,7 +42,7 @@ class FunctionInfo:
     created_at: float
     updated_at: float
 
-    def describe(self) -> dict:
+    def describe(self) -> FunctionConfiguration:
         """Lambda-like configuration; no code, no command arguments."""
         handler = f"{Path(self.origin).name}:{self.handler}" if self.runtime == PYTHON else self.origin
         return {

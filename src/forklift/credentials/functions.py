@@ -28,7 +28,7 @@ import re
 import shlex
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sqlalchemy import select
@@ -133,6 +133,7 @@ class FunctionRegistry:
         if handler is not None:
             runtime, entry, origin, code = PYTHON, *_python_code(handler)
         else:
+            assert command is not None  # exactly one of handler and command, checked above
             runtime, entry, origin, code = EXEC, "-", *_exec_code(command)
         now = time.time()
         # The code secret is written first, in its own transaction: SQLite cannot upgrade a reader to a writer
@@ -178,7 +179,8 @@ class FunctionRegistry:
         return info
 
     # -- invoking -------------------------------------------------------------------------------
-    def invoke(self, name_or_arn: str, event: dict, *, timeout: float | None = None) -> InvocationResult:
+    def invoke(self, name_or_arn: str, event: Mapping[str, object], *,
+               timeout: float | None = None) -> InvocationResult:
         if secret_id_of(self.name_of(name_or_arn)) is not None:
             raise CredentialsError(f"{name_or_arn} names stored credentials, not code: it cannot be invoked")
         with self._sessions() as session:

@@ -36,7 +36,7 @@ def helper_program(name: str) -> str:
     return program
 
 
-def _run(name: str, verb: str, stdin: str, *, timeout: float = DEFAULT_TIMEOUT) -> subprocess.CompletedProcess:
+def _run(name: str, verb: str, stdin: str, *, timeout: float = DEFAULT_TIMEOUT) -> subprocess.CompletedProcess[str]:
     program = helper_program(name)
     try:
         return subprocess.run([program, verb], input=stdin, capture_output=True, text=True, timeout=timeout,
@@ -47,7 +47,7 @@ def _run(name: str, verb: str, stdin: str, *, timeout: float = DEFAULT_TIMEOUT) 
         raise HelperFailed(f"credential helper {PREFIX}{name} could not be run: {exc.strerror}") from None
 
 
-def _failure(name: str, verb: str, result: subprocess.CompletedProcess, secret: str | None = None) -> HelperFailed:
+def _failure(name: str, verb: str, result: subprocess.CompletedProcess[str], secret: str | None = None) -> HelperFailed:
     text = (result.stdout.strip() or result.stderr.strip()).splitlines()
     detail = text[0][:200] if text else "no message"
     if secret and secret in detail:
@@ -55,7 +55,7 @@ def _failure(name: str, verb: str, result: subprocess.CompletedProcess, secret: 
     return HelperFailed(f"credential helper {PREFIX}{name} {verb} failed (exit status {result.returncode}): {detail}")
 
 
-def _not_found(result: subprocess.CompletedProcess) -> bool:
+def _not_found(result: subprocess.CompletedProcess[str]) -> bool:
     return NOT_FOUND in (result.stdout + result.stderr).lower()
 
 

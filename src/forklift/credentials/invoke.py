@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +59,7 @@ class InvocationResult:
     log: str  # what the function wrote to stderr (may hold anything it printed: show with care)
 
 
-def invoke(invocation: Invocation, event: dict) -> InvocationResult:
+def invoke(invocation: Invocation, event: Mapping[str, object]) -> InvocationResult:
     workdir = tempfile.mkdtemp(prefix="forklift-fn-")  # 0700
     try:
         env = _clean_env(invocation, workdir)
@@ -96,7 +97,8 @@ def _clean_env(invocation: Invocation, workdir: str) -> dict[str, str]:
     }
 
 
-def _run(invocation: Invocation, argv: list[str], stdin: bytes, env: dict, cwd: str) -> tuple[int, bytes, bytes]:
+def _run(invocation: Invocation, argv: list[str], stdin: bytes, env: dict[str, str],
+         cwd: str) -> tuple[int, bytes, bytes]:
     try:
         process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    env=env, cwd=cwd, start_new_session=True)
@@ -114,7 +116,7 @@ def _run(invocation: Invocation, argv: list[str], stdin: bytes, env: dict, cwd: 
     return process.returncode, out, err
 
 
-def _kill_group(process: subprocess.Popen, *, drain: bool) -> None:
+def _kill_group(process: subprocess.Popen[bytes], *, drain: bool) -> None:
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -174,7 +176,7 @@ def _what(value: object) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def _keys(mapping: dict) -> str:
+def _keys(mapping: Mapping[str, object]) -> str:
     named = [k for k in mapping if isinstance(k, str) and k.lower() in _HINT_KEYS]
     others = len(mapping) - len(named)
     parts = named + ([f"{others} other{'s' if others > 1 else ''}"] if others else [])

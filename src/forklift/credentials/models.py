@@ -56,7 +56,8 @@ class RoleRow(Base):
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
 
 
-TABLES = [SecretRow.__table__, SecretOwnerRow.__table__, FunctionRow.__table__, RoleRow.__table__]
+# From the metadata, typed as Table (a mapped class's __table__ is typed as any FromClause).
+TABLES = [Base.metadata.tables[row.__tablename__] for row in (SecretRow, SecretOwnerRow, FunctionRow, RoleRow)]
 _ready: set[str] = set()
 _lock = threading.Lock()
 

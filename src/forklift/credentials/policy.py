@@ -14,16 +14,31 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from enum import Enum
 from functools import lru_cache
+from typing import NotRequired, TypedDict, cast
 
 from forklift.credentials.errors import InvalidPolicy
 
 INVOKE_FUNCTION = "lambda:InvokeFunction"
 _MANAGED_ARN = re.compile(r"^arn:aws[a-z-]*:iam::aws:policy/(?:[\w+=,.@-]+/)*([\w+=,.@-]+)$")
 
+# One statement of a checked document: Effect, Action or NotAction, Resource or NotResource (a string or a
+# list of strings), perhaps a Sid.
+Statement = dict[str, object]
+
+
+class PolicyDocument(TypedDict):
+    """A document as validate_policy returns it; other top-level keys are kept as they were."""
+
+    Version: NotRequired[str]
+    Id: NotRequired[str]
+    Statement: list[Statement]
+
+
 # Our own description of the documented behaviour, not a copy of AWS's policy text.
-MANAGED_POLICIES: dict[str, dict] = {
+MANAGED_POLICIES: dict[str, PolicyDocument] = {
     "AmazonSageMakerFullAccess": {
         "Version": "2012-10-17",
         "Statement": [{
@@ -58,7 +73,7 @@ def _as_list(value: object, field: str) -> list[str]:
     return values
 
 
-def validate_policy(document: str | dict) -> dict:
+def validate_policy(document: str | Mapping[str, object]) -> PolicyDocument:
     """Parse and check a policy document; returns it as a dict with `Statement` a list."""
     if isinstance(document, str):
         try:
@@ -72,6 +87,7 @@ def validate_policy(document: str | dict) -> dict:
         statements = [statements]
     if not isinstance(statements, list) or not statements:
         raise InvalidPolicy("policy has no Statement list")
+    checked: list[Statement] = []
     for i, statement in enumerate(statements):
         where = f"Statement[{i}]"
         if not isinstance(statement, dict):
@@ -85,11 +101,13 @@ def validate_policy(document: str | dict) -> dict:
                 raise InvalidPolicy(f"{where} needs exactly one of {a} and {b}")
             key = a if a in statement else b
             _as_list(statement[key], f"{where}.{key}")
-    return {**document, "Statement": statements}
+        checked.append(statement)
+    # The checks above are what make it a PolicyDocument; a TypedDict cannot be built from ** of a plain dict.
+    return cast(PolicyDocument, {**document, "Statement": checked})
 
 
 @lru_cache(maxsize=1024)
-def _pattern(pattern: str, ignore_case: bool) -> re.Pattern:
+def _pattern(pattern: str, ignore_case: bool) -> re.Pattern[str]:
     body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
     return re.compile(f"^{body}$", (re.IGNORECASE | re.DOTALL) if ignore_case else re.DOTALL)
 
@@ -98,7 +116,7 @@ def _any_match(patterns: list[str], value: str, ignore_case: bool) -> bool:
     return any(_pattern(p, ignore_case).match(value) for p in patterns)
 
 
-def _applies(statement: dict, action: str, resource: str) -> bool:
+def _applies(statement: Statement, action: str, resource: str) -> bool:
     if "Action" in statement:
         action_ok = _any_match(_as_list(statement["Action"], "Action"), action, True)
     else:
@@ -110,7 +128,7 @@ def _applies(statement: dict, action: str, resource: str) -> bool:
     return action_ok and resource_ok
 
 
-def evaluate(documents: list[dict], action: str, resource: str) -> Decision:
+def evaluate(documents: list[PolicyDocument], action: str, resource: str) -> Decision:
     allowed = False
     for document in documents:
         for statement in validate_policy(document)["Statement"]:

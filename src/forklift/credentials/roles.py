@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,24 +27,35 @@ from forklift.credentials.policy import (
     INVOKE_FUNCTION,
     MANAGED_POLICIES,
     Decision,
+    PolicyDocument,
     evaluate,
     managed_policy_name,
     validate_policy,
 )
 
 
+class RoleDescription(TypedDict):
+    """IAM's Role shape, as much of it as forklift keeps."""
+
+    RoleName: str
+    Arn: str
+    PolicyDocument: PolicyDocument | None
+    AttachedManagedPolicies: list[str]
+    CreateDate: str
+
+
 @dataclass(frozen=True)
 class RoleInfo:
     name: str
     arn: str
-    policy: dict | None
+    policy: PolicyDocument | None
     managed: list[str] = field(default_factory=list)
     created_at: float = 0.0
 
-    def documents(self) -> list[dict]:
+    def documents(self) -> list[PolicyDocument]:
         return ([self.policy] if self.policy else []) + [MANAGED_POLICIES[m] for m in self.managed]
 
-    def describe(self) -> dict:
+    def describe(self) -> RoleDescription:
         return {"RoleName": self.name, "Arn": self.arn, "PolicyDocument": self.policy,
                 "AttachedManagedPolicies": self.managed,
                 "CreateDate": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created_at))}
@@ -65,7 +78,8 @@ class RoleStore:
                                f"{self.settings.account}: expected {self.arn(arn.name)}")
         return arn.name
 
-    def put(self, name: str, policy: str | dict | None = None, managed: list[str] | tuple[str, ...] = ()) -> RoleInfo:
+    def put(self, name: str, policy: str | Mapping[str, object] | None = None,
+            managed: list[str] | tuple[str, ...] = ()) -> RoleInfo:
         """Create or replace a role with an inline policy and/or managed policies."""
         check_role_name(name)
         document = validate_policy(policy) if policy is not None else None

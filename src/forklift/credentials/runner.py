@@ -12,14 +12,36 @@ import sys
 import time
 import traceback
 import types
+from typing import NotRequired, TypedDict
 
 MESSAGE_LIMIT = 500
+
+
+class ContextInfo(TypedDict, total=False):
+    function_name: str
+    invoked_function_arn: str
+    aws_request_id: str
+
+
+class Envelope(TypedDict):
+    """What `invoke.py` writes on stdin (decoded from JSON: the types are what it sends, not checked)."""
+
+    source: str
+    filename: str
+    handler: str
+    event: object
+    timeout: NotRequired[float]
+    context: NotRequired[ContextInfo]
+
+
+# {"ok": <return value>} or {"error": {"type": …, "message": …}}
+Answer = dict[str, object]
 
 
 class LambdaContext:
     """The few attributes of AWS Lambda's context object a provider might look at."""
 
-    def __init__(self, info, deadline):
+    def __init__(self, info: ContextInfo, deadline: float) -> None:
         self.function_name = info.get("function_name")
         self.function_version = "$LATEST"
         self.invoked_function_arn = info.get("invoked_function_arn")
@@ -31,15 +53,15 @@ class LambdaContext:
         self.client_context = None
         self._deadline = deadline
 
-    def get_remaining_time_in_millis(self):
+    def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def _error(kind, message):
+def _error(kind: str, message: object) -> Answer:
     return {"error": {"type": kind, "message": str(message)[:MESSAGE_LIMIT]}}
 
 
-def _run(envelope):
+def _run(envelope: Envelope) -> Answer:
     filename = envelope["filename"]
     module = types.ModuleType("forklift_provider")
     module.__file__ = filename
@@ -67,12 +89,12 @@ def _run(envelope):
     return {"ok": value}
 
 
-def main():
+def main() -> None:
     answer = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # prints, and children the handler starts, write to the log, not into the answer
     sys.stdout = sys.stderr
     try:
-        envelope = json.loads(sys.stdin.read())
+        envelope: Envelope = json.loads(sys.stdin.read())
         result = _run(envelope)
     except (ValueError, KeyError) as exc:
         result = _error("RunnerError", f"bad envelope: {type(exc).__name__}")

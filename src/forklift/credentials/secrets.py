@@ -18,9 +18,10 @@ import tempfile
 import threading
 import uuid
 from pathlib import Path
+from typing import Any, cast
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import CursorResult, delete, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from forklift.config import Settings
@@ -133,7 +134,9 @@ class SecretStore:
             return False
         if session.bind is not None and session.bind.dialect.name == "sqlite":
             session.execute(text("PRAGMA secure_delete=ON"))  # overwrite the freed pages too
-        return session.execute(delete(SecretRow).where(SecretRow.id == secret_id)).rowcount > 0
+        # A DML statement's result is a CursorResult (the one with rowcount); Session.execute is typed as Result.
+        deleted = cast(CursorResult[Any], session.execute(delete(SecretRow).where(SecretRow.id == secret_id)))
+        return deleted.rowcount > 0
 
     # -- reading ------------------------------------------------------------------------------
     def get(self, secret_id: str) -> Credentials:
