@@ -43,11 +43,10 @@ def load_fixtures():
 
 def build_image(fx, work: Path, registry: str, pki) -> str:
     from forklift.config import Settings
+    from forklift.demo.rootfs import build_python_rootfs
     from forklift.images.build import BuildOptions, build
     from forklift.images.imagestore import ImageStore
     from forklift.images.push import push_sync, source_from_store
-
-    from forklift.demo.rootfs import build_python_rootfs
 
     pyslim = build_python_rootfs(work / "python-rootfs")
     code = work / "code"

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from forklift.config import load_settings
 from forklift.images.build import build
-from forklift.images.layout import OciLayout
 from forklift.images.imagestore import ImageStore
+from forklift.images.layout import OciLayout
 from forklift.images.unpack import Layer, RootfsCache
 
 DEFAULT_SOURCES = ["/usr/share", "/usr/bin", "/usr/include", "/usr/lib/python3"]

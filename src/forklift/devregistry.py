@@ -102,7 +102,7 @@ def issue_certificate(
 
 
 def _builder(subject, issuer, public_key, *, days: int) -> x509.CertificateBuilder:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return (
         x509.CertificateBuilder()
         .subject_name(subject)

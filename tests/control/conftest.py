@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from training_support import TRAIN_PY, Images
 
 from fixtures.imagetools import cached_python_rootfs
 from fixtures.serve import ServeProcess, remove_containers
@@ -20,7 +21,6 @@ from forklift.devregistry import install_ca
 from forklift.images.build import BuildOptions, build
 from forklift.images.imagestore import ImageStore
 from forklift.images.push import push_sync, source_from_store
-from training_support import TRAIN_PY, Images
 
 
 @pytest.fixture(scope="session")

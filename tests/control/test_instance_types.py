@@ -6,8 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from forklift.control.instance_types import UnknownInstanceType, resolve_instance_type
-from forklift.control.instance_types import GIB, INSTANCE_TYPES, check_instance_type, known_instance_types
+from forklift.control.instance_types import (
+    GIB,
+    INSTANCE_TYPES,
+    UnknownInstanceType,
+    check_instance_type,
+    known_instance_types,
+    resolve_instance_type,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from fixtures import RegistryWithUser
 
+from fixtures import RegistryWithUser
 from forklift.config import Settings, load_settings
 from forklift.credentials import Credentials, StaticKeychain
 from forklift.devregistry import LocalRegistry, Pki, install_ca

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from experiments_support import JSON_KEY, JSON_KEY_USER, PASSWORD, USER
+
 from fixtures.serve import ServeProcess, remove_containers
 from forklift.config import Settings
 from forklift.credentials import Credentials, StaticKeychain
@@ -22,7 +22,6 @@ from forklift.devregistry import LocalRegistry, Pki, install_ca
 from forklift.images.build import BuildOptions, build
 from forklift.images.imagestore import ImageStore
 from forklift.images.push import push, source_from_store
-
 
 
 @dataclass(frozen=True)

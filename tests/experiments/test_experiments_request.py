@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from forklift.api.validation import operation_model
+from forklift.control.instance_types import INSTANCE_TYPES
 from forklift.experiments import request as rq
 from forklift.experiments.cuda import looks_cuda
 from forklift.experiments.machines import (
@@ -12,7 +13,6 @@ from forklift.experiments.machines import (
     UnknownMachineType,
     resolve_machine,
 )
-from forklift.control.instance_types import INSTANCE_TYPES
 
 
 @pytest.mark.parametrize("given, expected", [

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from fixtures.imagetools import cached_python_rootfs
-from fixtures.serve import ServeProcess, remove_containers
 from inference_support import SERVE_PY, prepare_home
 
+from fixtures.imagetools import cached_python_rootfs
+from fixtures.serve import ServeProcess, remove_containers
 from forklift.config import Settings
 from forklift.credentials import Credentials, StaticKeychain
 from forklift.devregistry import install_ca

@@ -11,18 +11,22 @@ after a body of `sick`, /ping answers 503 for good.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
-import contextlib
 import tarfile
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-
 from fixtures.serve import (  # noqa: F401  (re-exported for the tests)
-    ROLE, VPC, ServeProcess, function_arn, remove_containers, unique,
+    ROLE,
+    VPC,
+    ServeProcess,
+    function_arn,
+    remove_containers,
+    unique,
 )
 from forklift.devregistry import install_ca
 

@@ -11,8 +11,8 @@ from typing import Self
 
 import pytest
 
-from forklift.control.inference.routing import EndpointRoute, Router, UnknownVariant, VariantRoute
 from forklift.api.upstream import PAUSE_ABOVE, UpstreamConnectError, UpstreamError, UpstreamPool
+from forklift.control.inference.routing import EndpointRoute, Router, UnknownVariant, VariantRoute
 
 
 def _route(router: Router, weights: dict[str, float], per_variant: int = 1) -> EndpointRoute:

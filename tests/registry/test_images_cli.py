@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 
-
 def forklift(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, "-m", "forklift", *args], input=stdin, capture_output=True, text=True,
                             env=os.environ.copy(), timeout=120)

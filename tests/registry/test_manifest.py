@@ -3,7 +3,13 @@ import json
 import pytest
 
 from forklift.registry.manifest import (
-    DOCKER_LIST, OCI_INDEX, OCI_MANIFEST, Manifest, media_type_of, parse_platform, select_platform,
+    DOCKER_LIST,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Manifest,
+    media_type_of,
+    parse_platform,
+    select_platform,
 )
 
 

@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from fixtures.imagetools import keychain, make_layers
 
+from fixtures.imagetools import keychain, make_layers
 from forklift.images.build import build
 from forklift.images.pull import pull
 from forklift.images.push import push, source_from_store

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.imagetools import keychain, make_layers
 from forklift.config import load_settings
 from forklift.credentials import Credentials, StaticKeychain
 from forklift.images.build import BuildOptions, build
@@ -15,11 +16,14 @@ from forklift.images.pull import pull
 from forklift.images.push import push, source_from_store
 from forklift.reference import parse
 from forklift.registry import (
-    AuthenticationFailed, NotFound, PlatformNotFound, RegistryClient, TLSError, parse_platform,
+    AuthenticationFailed,
+    NotFound,
+    PlatformNotFound,
+    RegistryClient,
+    TLSError,
+    parse_platform,
 )
 from forklift.registry.manifest import OCI_INDEX
-
-from fixtures.imagetools import keychain, make_layers
 
 pytestmark = pytest.mark.anyio
 

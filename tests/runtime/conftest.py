@@ -27,8 +27,7 @@ import pytest
 
 from fixtures.imagetools import cached_build
 from forklift.demo.rootfs import build_python_rootfs
-from forklift.runtime import ContainerSpec, RuncRuntime
-from forklift.runtime import bundle, network, overlay
+from forklift.runtime import ContainerSpec, RuncRuntime, bundle, network, overlay
 
 HERE = Path(__file__).parent
 FIXTURE_VERSION = "2"  # bump when the images change

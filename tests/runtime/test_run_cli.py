@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.imagetools import keychain
 from forklift.config import load_settings
 from forklift.images.build import BuildOptions, build
 from forklift.images.imagestore import ImageStore
 from forklift.images.push import push_sync, source_from_store
-from fixtures.imagetools import keychain
 
 
 def forklift(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:

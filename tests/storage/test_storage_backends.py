@@ -6,8 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from forklift.storage import (BucketAlreadyExists, EmbeddedBuckets, InvalidBucketName, NoSuchBucket, NoSuchKey,
-                              S3Backend, copy_object, copy_tree, store_for)
+from forklift.storage import (
+    BucketAlreadyExists,
+    EmbeddedBuckets,
+    InvalidBucketName,
+    NoSuchBucket,
+    NoSuchKey,
+    S3Backend,
+    copy_object,
+    copy_tree,
+    store_for,
+)
 
 
 def test_backend_is_chosen_by_endpoint(backend):

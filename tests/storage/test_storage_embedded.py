@@ -8,8 +8,19 @@ from pathlib import Path
 import pytest
 
 from forklift.config import ConfigError, load_settings
-from forklift.storage import (EmbeddedBuckets, InvalidBucketName, LocalFiles, NoSuchBucket, NoSuchKey, S3Backend,
-                              StorageError, UnsafeKey, bucket_store, s3_endpoint, store_for)
+from forklift.storage import (
+    EmbeddedBuckets,
+    InvalidBucketName,
+    LocalFiles,
+    NoSuchBucket,
+    NoSuchKey,
+    S3Backend,
+    StorageError,
+    UnsafeKey,
+    bucket_store,
+    s3_endpoint,
+    store_for,
+)
 
 
 @pytest.fixture

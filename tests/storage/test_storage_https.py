@@ -10,8 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from forklift.storage import (NoSuchKey, ReadOnlyStore, copy_object, extract_tar_gz, pack_tar_gz, stage_channel,
-                              store_for)
+from forklift.storage import (
+    NoSuchKey,
+    ReadOnlyStore,
+    copy_object,
+    extract_tar_gz,
+    pack_tar_gz,
+    stage_channel,
+    store_for,
+)
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):

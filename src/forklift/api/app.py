@@ -32,11 +32,11 @@ from forklift.api.awsjson import JsonService, dispatch
 from forklift.api.context import RequestContext, build_context, new_request_id
 from forklift.api.errors import ApiError
 from forklift.api.logs import logs_handlers
-from forklift.control.logsource import NoLogs
 from forklift.api.protocol import REQUEST_ID_HEADER, json_error, json_response
 from forklift.api.sagemaker_runtime import endpoint_in_path, invoke_endpoint
 from forklift.api.services import ApiServices, call
 from forklift.api.validation import compile_patterns, service_model
+from forklift.control.logsource import NoLogs
 
 log = logging.getLogger(__name__)
 

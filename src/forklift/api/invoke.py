@@ -19,12 +19,12 @@ from collections.abc import AsyncIterator
 
 from forklift.api.context import RequestContext
 from forklift.api.errors import ApiError
-from forklift.api.logs import group_arn
 from forklift.api.invocation import InvokeRequest, InvokeResponse
+from forklift.api.logs import group_arn
 from forklift.api.services import ApiServices
+from forklift.api.upstream import Answer, UpstreamConnectError, UpstreamError, UpstreamPool
 from forklift.control.inference.logs import GROUP_PREFIX
 from forklift.control.inference.routing import EndpointRoute, InstanceRoute, Router, UnknownVariant
-from forklift.api.upstream import Answer, UpstreamConnectError, UpstreamError, UpstreamPool
 
 TIMEOUT = 60.0  # SageMaker's limit for an answer to /invocations
 PORT = 8080

@@ -18,8 +18,8 @@ from typing import Any
 from forklift.api.context import RequestContext
 from forklift.api.errors import ApiError
 from forklift.api.logpattern import compile_pattern
-from forklift.control.logsource import LogEvent, LogSource
 from forklift.api.tokens import decode_event_token, decode_token, encode_event_token, encode_token, keyset_page
+from forklift.control.logsource import LogEvent, LogSource
 
 CHUNK = 1000
 GROUP_NOT_FOUND = "The specified log group does not exist."

@@ -23,8 +23,8 @@ from starlette.types import Receive, Scope, Send
 
 from forklift.api.context import build_context, new_request_id
 from forklift.api.errors import ApiError
-from forklift.api.protocol import REQUEST_ID_HEADER, rest_error
 from forklift.api.invocation import InvokeRequest, InvokeResponse, RuntimeHandler
+from forklift.api.protocol import REQUEST_ID_HEADER, rest_error
 from forklift.api.services import call
 from forklift.api.validation import flat_check, operation_model, validate
 

@@ -14,8 +14,7 @@ import click
 from forklift.cli.groups import Group
 from forklift.cli.output import emit_json, output_option
 from forklift.config import load_settings
-from forklift.storage import (Location, bucket_store, copy_object, copy_tree, parse_uri,
-                              store_for)
+from forklift.storage import Location, bucket_store, copy_object, copy_tree, parse_uri, store_for
 
 
 def s3_location(uri: str) -> Location:

@@ -103,8 +103,8 @@ def push_command(source: str, reference: str, username: str | None, password_std
     import asyncio
 
     from forklift.cli.progress import transfer_progress
-    from forklift.images.layout import parse_layout_source
     from forklift.images.imagestore import ImageStore
+    from forklift.images.layout import parse_layout_source
     from forklift.images.push import push, source_from_layout, source_from_store
 
     ref = parse(reference)

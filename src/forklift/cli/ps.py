@@ -16,7 +16,6 @@ from forklift import labels
 from forklift.cli.output import emit_json, output_option, print_table
 
 
-
 def _since(epoch: float | None) -> datetime | None:
     return datetime.fromtimestamp(epoch).astimezone() if epoch else None
 

@@ -48,11 +48,11 @@ def run(image: str, args: tuple[str, ...], instance_type: str | None, env: tuple
         platform: str | None, username: str | None, password_stdin: bool) -> None:
     """Run IMAGE (pulled if needed) with ARGS, stream its logs, and exit with its exit code."""
     from forklift.config import load_settings
+    from forklift.control.instance_types import resolve_instance_type
     from forklift.images.imagestore import ImageNotFound, ImageStore
     from forklift.images.rootfs import prepare_rootfs, pull_and_prepare
     from forklift.reference import parse
     from forklift.registry.manifest import parse_platform
-    from forklift.control.instance_types import resolve_instance_type
     from forklift.runtime import ContainerExists, ContainerSpec, run_foreground
 
     if os.geteuid() != 0:

@@ -6,14 +6,14 @@ from pathlib import Path
 
 from forklift.config import Settings
 from forklift.control import staging
+from forklift.control.instance_types import resolve_instance_type
 from forklift.control.models import TrainingJobRow
 from forklift.control.status import MAX_FAILURE_REASON
 from forklift.credentials.errors import CredentialsError
-from forklift.registry import AuthenticationFailed, NotFound, RegistryError, TLSError
-from forklift.storage import pack_tar_gz, store_for
 from forklift.reference import parse
-from forklift.control.instance_types import resolve_instance_type
+from forklift.registry import AuthenticationFailed, NotFound, RegistryError, TLSError
 from forklift.runtime import ExitStatus
+from forklift.storage import pack_tar_gz, store_for
 
 
 def resolved_reference(image: str, digest: str) -> str:

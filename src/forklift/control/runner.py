@@ -21,6 +21,7 @@ from pathlib import Path
 from forklift import labels
 from forklift.config import Settings
 from forklift.control import outcome, staging, status
+from forklift.control.instance_types import resolve_instance_type
 from forklift.control.logs import LogPump, job_dir
 from forklift.control.models import TrainingJobRow
 from forklift.control.settings import ControlSettings
@@ -36,7 +37,6 @@ from forklift.runtime import (
     Mount,
     Runtime,
 )
-from forklift.control.instance_types import resolve_instance_type
 
 log = logging.getLogger(__name__)
 POLL = 0.5

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 from forklift.config import Settings
 from forklift.control import status
+from forklift.control.instance_types import UnknownInstanceType, resolve_instance_type
 from forklift.control.models import TrainingJobRow
 from forklift.control.reconcile import reconcile
 from forklift.control.runner import JobRunner
 from forklift.control.settings import ControlSettings
 from forklift.control.store import JobStore
 from forklift.runtime import ContainerHandle, Runtime
-from forklift.control.instance_types import UnknownInstanceType, resolve_instance_type
 
 log = logging.getLogger(__name__)
 GIB = 1024**3

@@ -15,10 +15,10 @@ from forklift.config import Settings
 from forklift.control import status
 from forklift.control.errors import InvalidRequest, JobInUse, JobNotFound
 from forklift.control.imageaccess import TRAINING, check_image_access
+from forklift.control.instance_types import UnknownInstanceType, resolve_instance_type
 from forklift.control.models import TrainingJobRow
 from forklift.control.settings import ControlSettings, control_settings
 from forklift.control.store import JobExists, JobStore, ListQuery
-from forklift.control.instance_types import UnknownInstanceType, resolve_instance_type
 
 SUPPORTED_DATA_TYPES = ("S3Prefix", "ManifestFile")
 

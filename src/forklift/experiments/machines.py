@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from forklift.experiments.errors import ExperimentError
 from forklift.control.instance_types import LIST_COMMAND, TABLE, UnknownInstanceType, check_instance_type
+from forklift.experiments.errors import ExperimentError
 
 GRADIENT_MACHINES: dict[str, str] = {
     "C1": "ml.t3.medium", "C2": "ml.t3.medium", "C3": "ml.t3.large", "C4": "ml.m5.large", "C5": "ml.c5.xlarge",

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from forklift.config import Settings
+from forklift.control.instance_types import resolve_instance_type
 from forklift.credentials import Credentials
 from forklift.experiments import request as rq
 from forklift.experiments.errors import ExperimentError
@@ -26,8 +27,6 @@ from forklift.experiments.workspace import (
 )
 from forklift.logsclient import ACTIVE, follow_training_job
 from forklift.reference import parse
-from forklift.control.instance_types import resolve_instance_type
-
 
 
 @dataclass

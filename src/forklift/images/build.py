@@ -15,7 +15,7 @@ import tarfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import IO, cast
 
@@ -32,7 +32,6 @@ from forklift.registry.manifest import (
     Manifest,
     oci_architecture,
 )
-
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,7 @@ def image_config(base: JSONObject | None, diff_id: str, options: BuildOptions, c
         "architecture": oci_architecture(host_platform.machine()), "os": "linux",
         "config": {}, "rootfs": {"type": "layers", "diff_ids": []}, "history": [],
     }
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     runtime: JSONObject = config.setdefault("config", {}) or {}
     config["config"] = runtime
     if options.entrypoint is not None:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from forklift.config import Settings
 from forklift.images.content import BlobStore
-from forklift.reference import InvalidReference, parse
 from forklift.images.errors import ImageError
+from forklift.reference import InvalidReference, parse
 from forklift.registry.manifest import Descriptor, JSONObject, Manifest, media_type_of
 
 if TYPE_CHECKING:
@@ -26,7 +25,7 @@ class ImageNotFound(ImageError, LookupError):
 @dataclass(frozen=True)
 class LocalImage:
     reference: str
-    record: "ImageRecord"
+    record: ImageRecord
     manifest: Manifest
 
     @property
@@ -48,7 +47,7 @@ class ImageStore:
         self.blobs = BlobStore(settings.blobs_dir)
 
     @cached_property
-    def records(self) -> "ImageRecords":
+    def records(self) -> ImageRecords:
         # SQLAlchemy takes a quarter of a second to import: a pull pays it while its layers download.
         from forklift.db import session_factory
         from forklift.images.records import ImageRecords
@@ -83,10 +82,10 @@ class ImageStore:
             raise ImageNotFound(name)
         return LocalImage(record.reference, record, self.manifest(record.digest))
 
-    def list(self) -> list["ImageRecord"]:
+    def list(self) -> list[ImageRecord]:
         return self.records.all()
 
-    def remove(self, name: str) -> "ImageRecord":
+    def remove(self, name: str) -> ImageRecord:
         image = self.get(name)
         self.records.remove(image.reference)
         return image.record

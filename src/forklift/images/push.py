@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from forklift.credentials import Keychain
-from forklift.images.layout import OciLayout
 from forklift.images.imagestore import ImageStore
+from forklift.images.layout import OciLayout
 from forklift.images.progress import NoProgress, TransferProgress
 from forklift.images.records import ImageRecord
 from forklift.images.tasks import run_all

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from forklift.fslock import locked
+from forklift.images.errors import ImageError
 from forklift.images.layerstream import FORMAT_ERRORS, LayerStream, members, read_data, sniff_compression
 from forklift.images.safepath import DirWalker, UnsafePath, open_dir_fd, remove_at, split_path
-from forklift.images.errors import ImageError
 
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import httpx
 
-from forklift.registry.retry import RetryPolicy
 from forklift.registry.directget import DirectResponse, direct_get, proxies_configured
 from forklift.registry.errors import DigestMismatch, RegistryError, RegistryServerError, transport_kind
 from forklift.registry.manifest import Descriptor
+from forklift.registry.retry import RetryPolicy
 
 log = logging.getLogger("forklift.registry")
 
@@ -103,7 +103,7 @@ class BlobDownload:
                 f"{self.what} from {self.registry}: got {offset} bytes with digest {actual}, expected "
                 f"{descriptor.size} bytes with digest {descriptor.digest}", registry=self.registry)
 
-    def _try_direct(self, dest: Path, state: "_Progressive", headers: dict[str, str], progress: Progress | None) -> bool:
+    def _try_direct(self, dest: Path, state: _Progressive, headers: dict[str, str], progress: Progress | None) -> bool:
         """Download through http.client when it can be done simply; False hands over to httpx."""
         if self.cached_authorization is None or self.ssl_context is None or proxies_configured():
             return False
@@ -129,7 +129,7 @@ class BlobDownload:
         finally:
             response.close()
 
-    def _write_direct(self, response: DirectResponse, dest: Path, state: "_Progressive",
+    def _write_direct(self, response: DirectResponse, dest: Path, state: _Progressive,
                       progress: Progress | None) -> None:
         buffer = memoryview(bytearray(READ_BLOCK))
         length = response.headers.get("content-length")
@@ -150,7 +150,7 @@ class BlobDownload:
         if expected_end is not None and state.offset < expected_end:
             raise http.client.IncompleteRead(b"", expected_end - state.offset)
 
-    def _write(self, response: httpx.Response, dest: Path, state: "_Progressive", progress: Progress | None) -> None:
+    def _write(self, response: httpx.Response, dest: Path, state: _Progressive, progress: Progress | None) -> None:
         # `state` advances chunk by chunk, so a drop mid-stream leaves it matching the file for the resume.
         with open(dest, "r+b" if state.offset else "wb") as out:
             out.seek(state.offset)

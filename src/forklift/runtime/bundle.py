@@ -21,7 +21,6 @@ import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from forklift.atomicfile import write_atomically
@@ -82,7 +81,7 @@ def read_exit(layout: Layout) -> ExitStatus | None:
     return ExitStatus.from_json(data) if data else None
 
 
-def prepare(spec: "ContainerSpec", cli: RuncCli, pool: "AddressPool") -> dict:
+def prepare(spec: ContainerSpec, cli: RuncCli, pool: AddressPool) -> dict:
     """Mount the overlay, set up the network, write config.json and container.json."""
     from forklift.runtime import network, ocispec, overlay
     from forklift.runtime.spec import NetworkMode

@@ -11,8 +11,18 @@ from forklift.storage.archive import extract_tar_gz, pack_tar_gz
 from forklift.storage.base import BucketInfo, BucketStore, ObjectInfo, ObjectStore
 from forklift.storage.channels import ChannelSource, read_manifest, stage_channel
 from forklift.storage.embedded import EmbeddedBuckets
-from forklift.storage.errors import (BucketAlreadyExists, ChannelError, InvalidBucketName, InvalidURI, NoSuchBucket,
-                                     NoSuchKey, ReadOnlyStore, StorageError, UnsafeArchive, UnsafeKey)
+from forklift.storage.errors import (
+    BucketAlreadyExists,
+    ChannelError,
+    InvalidBucketName,
+    InvalidURI,
+    NoSuchBucket,
+    NoSuchKey,
+    ReadOnlyStore,
+    StorageError,
+    UnsafeArchive,
+    UnsafeKey,
+)
 from forklift.storage.https import HttpsObjects
 from forklift.storage.local import LocalFiles
 from forklift.storage.resolve import bucket_store, store_for

@@ -19,7 +19,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -117,7 +117,7 @@ def _prefix_plan(store: ObjectStore, uri: str) -> Plan:
 def _manifest_plan(store: ObjectStore, uri: str, settings: Settings) -> tuple[ObjectStore, Plan]:
     prefix_uri, keys = read_manifest(store, uri)
     prefix = parse_uri(prefix_uri)
-    now = datetime.now(tz=timezone.utc)
+    now = datetime.now(tz=UTC)
     entries = [ObjectInfo(prefix.key + key, 0, now, prefix.with_key(prefix.key + key).uri) for key in keys]
     plan = sorted(plan_prefix_download(prefix, entries), key=lambda item: item[0].key)
     # A listed object that is missing fails its download with NoSuchKey naming it; checking each one

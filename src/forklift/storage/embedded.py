@@ -7,7 +7,7 @@ inventing it), keys are files, and every write lands atomically.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -91,7 +91,7 @@ class EmbeddedBuckets(PrefixTransfers):
         buckets = []
         for entry in sorted(self.root.iterdir()):
             if entry.is_dir() and not entry.is_symlink():
-                created = datetime.fromtimestamp(entry.stat().st_mtime, tz=timezone.utc)
+                created = datetime.fromtimestamp(entry.stat().st_mtime, tz=UTC)
                 buckets.append(BucketInfo(entry.name, created))
         return buckets
 

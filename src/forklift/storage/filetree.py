@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -143,4 +143,4 @@ def _is_regular(st: os.stat_result) -> bool:
 
 
 def modified(st: os.stat_result) -> datetime:
-    return datetime.fromtimestamp(st.st_mtime, tz=timezone.utc)
+    return datetime.fromtimestamp(st.st_mtime, tz=UTC)

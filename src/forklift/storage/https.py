@@ -5,7 +5,7 @@ A URL is one object: listing it gives that object when it exists, and every writ
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -122,4 +122,4 @@ def _last_modified(response: httpx.Response) -> datetime:
             return parsedate_to_datetime(header)
         except (TypeError, ValueError):
             pass
-    return datetime.now(tz=timezone.utc)
+    return datetime.now(tz=UTC)

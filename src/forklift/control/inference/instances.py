@@ -27,11 +27,11 @@ from forklift.config import Settings
 from forklift.control.inference.images import image_failure, keychain_for, model_container
 from forklift.control.inference.logs import record_fleet_event
 from forklift.control.inference.models import ModelRow
+from forklift.control.instance_types import UnknownInstanceType, resolve_instance_type
 from forklift.images.imagestore import ImageStore
 from forklift.images.rootfs import pull_and_prepare
 from forklift.runtime import ContainerHandle, ContainerSpec, Mount, Runtime
 from forklift.storage import extract_tar_gz, store_for
-from forklift.control.instance_types import UnknownInstanceType, resolve_instance_type
 
 PING_TIMEOUT = 2.0
 DEFAULT_DOWNLOAD_TIMEOUT = 3600.0  # SageMaker's maximum ModelDataDownloadTimeoutInSeconds

@@ -18,8 +18,8 @@ from forklift.control.inference.manager import FleetManager
 from forklift.control.inference.models import EndpointConfigRow, EndpointRow, ModelRow
 from forklift.control.inference.store import InferenceStore
 from forklift.control.inference.variants import summaries
-from forklift.control.settings import ControlSettings
 from forklift.control.instance_types import UnknownInstanceType, resolve_instance_type
+from forklift.control.settings import ControlSettings
 
 KINDS = {ModelRow: "model", EndpointConfigRow: "endpoint-config", EndpointRow: "endpoint"}
 
