@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 SDK_V2_STAMP := $(VENV)/sagemaker-sdk-v2/.installed
 
-.PHONY: setup demo test bench lock clean
+.PHONY: setup demo test check bench lock clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,10 @@ demo: setup
 
 test: setup $(SDK_V2_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Lint (ruff), types (mypy) and the layering contract (import-linter): CI runs these beside the tests.
+check: setup
+	bash scripts/check.sh $(VENV)
 
 # Speed against baselines measured in the same run (not part of the tests).
 bench: setup

@@ -88,6 +88,7 @@ class JobRunner:
         self.stop_requested = stop_requested
         self.shutdown = shutdown
         self.directory = job_dir(settings.home, name)
+        self.pipes_done = threading.Event()  # tells the Pipe-mode feeders the container has ended
 
     # -- entry points --------------------------------------------------------------------
     def run(self, handle: ContainerHandle | None = None) -> None:
@@ -121,9 +122,10 @@ class JobRunner:
         request = row.request
         algorithm = request["AlgorithmSpecification"]
         image = algorithm["TrainingImage"]
-        self.store.update(self.name, lambda r: (setattr(r, "phase", "preparing"),
-                                                status.step(r, "Downloading",
-                                                            f"Downloading the training image {image}")))
+        def preparing(r: TrainingJobRow) -> None:
+            r.phase = "preparing"
+            status.step(r, "Downloading", f"Downloading the training image {image}")
+        self.store.update(self.name, preparing)
         self._check_stop()
         images = ImageStore(self.settings)
         try:
@@ -133,8 +135,10 @@ class JobRunner:
         resolved = outcome.resolved_reference(image, prepared.image.digest)
         self._check_stop()
         rootfs, image_config = prepared.rootfs, prepared.config
-        self.store.update(self.name, lambda r: (setattr(r, "resolved_image", resolved), status.step(
-            r, "Downloading", f"Training image {resolved} downloaded; downloading input data")))
+        def downloaded(r: TrainingJobRow) -> None:
+            r.resolved_image = resolved
+            status.step(r, "Downloading", f"Training image {resolved} downloaded; downloading input data")
+        self.store.update(self.name, downloaded)
         instance_type = (request.get("ResourceConfig") or {}).get("InstanceType")
         try:
             staging.write_config(self.directory, request, instance_type)
@@ -143,15 +147,15 @@ class JobRunner:
             raise PlatformFailure(f"ClientError: input data could not be downloaded: {exc}") from exc
         self._check_stop()
         spec = self._spec(row, rootfs, image_config, staged, instance_type)
-        self.store.update(self.name, lambda r: (setattr(r, "container_name", spec.name),
-                                                setattr(r, "phase", "running")))
+        def running(r: TrainingJobRow) -> None:
+            r.container_name, r.phase = spec.name, "running"
+        self.store.update(self.name, running)
         try:
             handle = self.runtime.start(spec)
         except ContainerStartError as exc:
             raise PlatformFailure(f"The training container could not be started: {exc}") from exc
-        self._pipes_done = threading.Event()
         for fifo, source in staged.pipes:
-            staging.PipeFeeder(fifo, source, self._pipes_done).start()
+            staging.PipeFeeder(fifo, source, self.pipes_done).start()
         now = time.time()
         note = outcome.volume_note(request) + outcome.instance_note(instance_type)
 
@@ -216,8 +220,7 @@ class JobRunner:
             handle.stop(grace=1.0)  # after the exit this only releases the container's resources
         finally:
             pump_done.set()
-            if getattr(self, "_pipes_done", None):
-                self._pipes_done.set()
+            self.pipes_done.set()
         pump.drain(final=True)
 
         def ended(r: TrainingJobRow) -> None:

@@ -150,5 +150,7 @@ class InferenceService:
 
     def delete_endpoint(self, name: str) -> None:
         self.get(EndpointRow, name)
-        self.store.update_endpoint(name, lambda r: setattr(r, "status", "Deleting"))
+        def deleting(r: EndpointRow) -> None:
+            r.status = "Deleting"
+        self.store.update_endpoint(name, deleting)
         self.fleet.wake(name)
