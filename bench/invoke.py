@@ -79,11 +79,12 @@ def botocore_headers(server, endpoint: str) -> dict[str, str]:
 
 def wrk(url: str, seconds: float, connections: int, script: Path, errors_expected: bool = False) -> dict:
     threads = min(connections, 2)
-    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{round(seconds) or 1}s", "--latency", "-s", str(script),
-                          url], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{round(seconds) or 1}s", "--latency",
+                          "-s", str(script), url], capture_output=True, text=True, check=True).stdout
     if ("Non-2xx" in out and not errors_expected) or "Socket errors" in out:
         raise RuntimeError(f"errors while benchmarking {url}:\n{out}")
-    latency = {p: float(v) * UNITS[u] for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)}
+    latency = {p: float(v) * UNITS[u]
+               for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)}
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     return {"p50": latency["50"], "p99": latency["99"], "rps": rps}
 
@@ -158,7 +159,8 @@ def main() -> None:
     print(f"payload {BODY!r}, {args.runs} runs of {args.seconds:g} s each (medians)")
     print(f"{'':10} {'p50 ms':>8} {'p99 ms':>8} {'req/s @' + str(args.connections):>12}")
     for label, r in (("direct", d), ("forklift", f)):
-        print(f"{label:10} {median(r['lat'], 'p50'):8.3f} {median(r['lat'], 'p99'):8.3f} {median(r['tput'], 'rps'):12.0f}")
+        print(f"{label:10} {median(r['lat'], 'p50'):8.3f} {median(r['lat'], 'p99'):8.3f} "
+              f"{median(r['tput'], 'rps'):12.0f}")
     overhead = median(f["lat"], "p50") - median(d["lat"], "p50")
     ratio = median(f["tput"], "rps") / median(d["tput"], "rps")
     print(f"ceilings of the one server process: its no-op GET /ping {ping['rps']:.0f} req/s; InvokeEndpoint of an "

@@ -68,7 +68,7 @@ def main() -> int:
               f"(built in {time.perf_counter() - t0:.1f}s)")
 
         layers = [Layer(store.blobs.path(d.digest), d.digest, d.media_type, diff_id)
-                  for d, diff_id in zip(image.layers, config["rootfs"]["diff_ids"])]
+                  for d, diff_id in zip(image.layers, config["rootfs"]["diff_ids"], strict=True)]
         forklift_times, umoci_times = [], []
         for round_ in range(args.rounds):
             cache_dir = work / f"forklift-{round_}"

@@ -366,7 +366,8 @@ def check(data_dir: Path, data: str) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true",
-                        help="fail if the catalog's data is out of date (the tool versions it records are not compared)")
+                        help="fail if the catalog's data is out of date "
+                             "(the tool versions it records are not compared)")
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR, help="where catalog.json and CATALOG_NOTICE live")
     args = parser.parse_args()
     data, text = build()

@@ -128,7 +128,8 @@ def build() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true",
-                        help="fail if the table's data is out of date (the botocore version it records is not compared)")
+                        help="fail if the table's data is out of date "
+                             "(the botocore version it records is not compared)")
     parser.add_argument("--data-file", type=Path, default=DATA_FILE)
     args = parser.parse_args()
     data = build()

@@ -46,7 +46,8 @@ def sm():
     cached = functools.lru_cache(maxsize=None)(uncached)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(image_uris, "config_for_framework", cached)
-        mp.setattr(image_uris.utils, "_botocore_resolver", functools.lru_cache(maxsize=None)(image_uris.utils._botocore_resolver))
+        mp.setattr(image_uris.utils, "_botocore_resolver",
+                   functools.lru_cache(maxsize=None)(image_uris.utils._botocore_resolver))
         yield image_uris
     for name in list_algorithms():
         assert cached(name) == uncached(name), f"retrieve() modified the config of {name}"
@@ -124,7 +125,8 @@ def test_equal_to_sagemaker_retrieve_for_whole_data_set(sm):
         if expected_error is None and got == expected:
             return True
         mismatches.append(f"{name} region={region} scope={scope} version={version} py={py_version} "
-                          f"processor={processor}: sagemaker={expected or repr(expected_error)} forklift={got or error}")
+                          f"processor={processor}: sagemaker={expected or repr(expected_error)} "
+                          f"forklift={got or error}")
         return False
 
     try:
@@ -157,8 +159,8 @@ def test_data_is_current_and_deterministic():
 
 
 def _check_catalog(data_dir) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_catalog.py"), "--check", "--data-dir", str(data_dir)],
-                          capture_output=True, text=True)
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_catalog.py"), "--check",
+                           "--data-dir", str(data_dir)], capture_output=True, text=True)
 
 
 def test_freshness_check_compares_data_not_tool_versions(tmp_path):
@@ -284,7 +286,8 @@ def test_unknown_region_lists_known_ones():
 
 
 def test_other_errors_list_the_choices():
-    with pytest.raises(CatalogError, match="needs a scope. Supported scopes: eia, inference, inference_graviton, training"):
+    with pytest.raises(CatalogError,
+                       match="needs a scope. Supported scopes: eia, inference, inference_graviton, training"):
         image_uri("pytorch", "us-east-1")
     with pytest.raises(CatalogError, match="needs a processor. Supported processors: cpu, gpu"):
         image_uri("pytorch", "us-east-1", scope="training", version="2.3.0", py_version="py311")
@@ -317,7 +320,8 @@ def test_mirror_rewrites_host_only():
         assert image_uri("pytorch", "cn-north-1", scope="inference", version="2.1", processor="gpu",
                          py_version="py310", mirror=mirror) == f"{host}/{repo_and_tag}"
     with pytest.warns(CatalogWarning):
-        assert image_uri("kmeans", "us-east-1", version="latest", mirror="localhost:5000") == "localhost:5000/kmeans:latest"
+        assert (image_uri("kmeans", "us-east-1", version="latest", mirror="localhost:5000")
+                == "localhost:5000/kmeans:latest")
     with pytest.raises(CatalogError, match="Invalid mirror"):
         image_uri("kmeans", "us-east-1", mirror="http:// ")
 

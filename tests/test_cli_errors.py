@@ -117,7 +117,8 @@ def test_the_json_clients_errors_are_code_and_message(home, monkeypatch):
     failing(monkeypatch, Unreachable("http://127.0.0.1:1", "Connection refused"))
     result = CliRunner().invoke(main, ["images", "ls"])
     assert result.exit_code == 1
-    assert result.stderr == "Error: Unreachable: cannot reach the forklift server at http://127.0.0.1:1: Connection refused\n"
+    assert result.stderr == ("Error: Unreachable: cannot reach the forklift server at http://127.0.0.1:1: "
+                             "Connection refused\n")
 
 
 def test_ctrl_c_exits_130_quietly(home, monkeypatch):

@@ -223,7 +223,7 @@ def test_fault_proxy_drops_fails_and_tampers_blobs(fault_proxy, basic_registry, 
         fault_proxy.tamper_blob(digest)
         tampered = client.get(url).content
         assert len(tampered) == len(data)
-        assert sum(a != b for a, b in zip(tampered, data)) == 1
+        assert sum(a != b for a, b in zip(tampered, data, strict=True)) == 1
     assert fault_proxy.blob_gets[digest] == 6  # 401, drop, retry, 503, 200, tampered
 
 

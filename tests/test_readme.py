@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 SDK_V2_VENV = ROOT / ".venv" / "sagemaker-sdk-v2"
 PORTS = (5443, 9400)
-BLOCK = re.compile(r"(?:<!-- docs-test: (?P<directive>[a-z-]+): (?P<argument>.*?) -->\n)?```(?P<lang>\w+)\n(?P<body>.*?)```\n",
-                   re.S)
+BLOCK = re.compile(r"(?:<!-- docs-test: (?P<directive>[a-z-]+): (?P<argument>.*?) -->\n)?"
+                   r"```(?P<lang>\w+)\n(?P<body>.*?)```\n", re.S)
 BLOCK_TIMEOUT = 600
 
 

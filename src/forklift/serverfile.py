@@ -2,7 +2,8 @@
 
 While `forklift serve` runs, `$FORKLIFT_HOME/server.json` holds `{"url", "pid", "pid_start", "started",
 "log"}`; it is removed at exit. `pid_start` (when the process began, in clock ticks since boot) tells the
-recorded server from an unrelated process that got its pid after a crash or a reboot. A command that talks to the API finds its server in this order:
+recorded server from an unrelated process that got its pid after a crash or a reboot. A command that
+talks to the API finds its server in this order:
 
     --endpoint-url URL                 (the command's option)
     FORKLIFT_URL                       (forklift's own variable)

@@ -181,7 +181,7 @@ def test_request_split_across_sends(wire, request_bytes, cut):
 def test_pipelined_invokes_are_answered_in_order(wire):
     wire.send(invoke("one", b"[1]") + invoke("two", b"[2, 2]") + invoke("three"))
     answers = [wire.invoke_answer() for _ in range(3)]
-    for answer, name in zip(answers, ("one", "two", "three")):
+    for answer, name in zip(answers, ("one", "two", "three"), strict=True):
         assert_not_found(answer, name)
     assert len({answer.header("x-amzn-RequestId") for answer in answers}) == 3
     assert not wire.closed(within=0.2)

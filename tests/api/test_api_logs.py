@@ -61,7 +61,8 @@ def test_describe_log_streams_order_and_pages(logs) -> None:
         if not token:
             break
     assert [name.split("/")[0] for name in seen] == ["job-a", "job-a", "job-c", "job-c", "job-b", "job-b"]
-    paginated = logs.get_paginator("describe_log_streams").paginate(logGroupName=GROUP, PaginationConfig={"PageSize": 5})
+    paginated = logs.get_paginator("describe_log_streams").paginate(logGroupName=GROUP,
+                                                                    PaginationConfig={"PageSize": 5})
     assert len(paginated.build_full_result()["logStreams"]) == 6
 
 

@@ -187,7 +187,8 @@ def test_every_top_level_constraint_is_enforced(operation: str) -> None:
                            "TrainingRepositoryCredentialsProviderArn"], "arn:aws:lambda:us-east-1:123:function:x",
      "Value 'arn:aws:lambda:us-east-1:123:function:x' at 'algorithmSpecification.trainingImageConfig."
      "trainingRepositoryAuthConfig.trainingRepositoryCredentialsProviderArn' failed to satisfy constraint: "
-     "Member must satisfy regular expression pattern: arn:[\\p{Alnum}\\-]+:lambda:[\\p{Alnum}\\-]+:[0-9]{12}:function:.*"),
+     "Member must satisfy regular expression pattern: "
+     "arn:[\\p{Alnum}\\-]+:lambda:[\\p{Alnum}\\-]+:[0-9]{12}:function:.*"),
     ("CreateTrainingJob", ["Environment"], {"1BAD": "x"},
      "Value '{1BAD=x}' at 'environment' failed to satisfy constraint: Map keys must satisfy constraint: "
      "[Member must have length less than or equal to 512, Member must have length greater than or equal to 0, "

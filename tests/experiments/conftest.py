@@ -56,7 +56,8 @@ def exp_images(tmp_path_factory, pki: Pki, exp_registry: LocalRegistry, busybox_
 
 
 @pytest.fixture(scope="module")
-def exp_server(tmp_path_factory, pki: Pki, exp_registry: LocalRegistry, exp_images: ExpImages) -> Iterator[ServeProcess]:
+def exp_server(tmp_path_factory, pki: Pki, exp_registry: LocalRegistry,
+               exp_images: ExpImages) -> Iterator[ServeProcess]:
     home = tmp_path_factory.mktemp("experiments-serve") / "home"
     home.mkdir()
     install_ca(pki, home / "certs.d", exp_registry.address)

@@ -140,7 +140,8 @@ def test_experiments_stop_exits_2(exp_server, exp_images):
 
 def test_experiments_machine_types_and_cuda_warning(exp_server, exp_images):
     unknown = exp_server.forklift("experiments", "create", "--container", exp_images.busybox, "--machineType", "Z9")
-    assert unknown.returncode != 0 and "P4000" in unknown.stderr and "forklift instance-types --training" in unknown.stderr
+    assert (unknown.returncode != 0 and "P4000" in unknown.stderr
+            and "forklift instance-types --training" in unknown.stderr)
     hosting_only = exp_server.forklift("experiments", "create", "--container", exp_images.busybox,
                                        "--machineType", "ml.t2.medium")
     assert hosting_only.returncode != 0 and "not a training instance type" in hosting_only.stderr

@@ -566,7 +566,10 @@ def _umoci_image(tmp_path: Path) -> tuple[Path, str]:
     (upper / "data").mkdir(parents=True)
     (upper / "data/new.csv").write_text("3,4\n")
     layout = tmp_path / "layout"
-    run = lambda *a: subprocess.run(["umoci", *map(str, a)], check=True, capture_output=True)
+
+    def run(*args: str | Path) -> None:
+        subprocess.run(["umoci", *map(str, args)], check=True, capture_output=True)
+
     run("init", "--layout", layout)
     run("new", "--image", f"{layout}:t")
     run("insert", "--image", f"{layout}:t", src, "/")
@@ -576,7 +579,9 @@ def _umoci_image(tmp_path: Path) -> tuple[Path, str]:
 
 
 def _layers_of(layout: Path, tag: str) -> list[Layer]:
-    blob = lambda d: layout / "blobs" / d.replace(":", "/")
+    def blob(digest: str) -> Path:
+        return layout / "blobs" / digest.replace(":", "/")
+
     index = json.loads((layout / "index.json").read_text())
     desc = next(m for m in index["manifests"] if m["annotations"]["org.opencontainers.image.ref.name"] == tag)
     manifest = json.loads(blob(desc["digest"]).read_text())
@@ -607,5 +612,8 @@ def test_matches_umoci_unpack(tmp_path: Path) -> None:
         a, b = (bundle / "rootfs" / rel).lstat(), (ours / rel).lstat()
         if not stat.S_ISDIR(a.st_mode):
             assert int(a.st_mtime) == int(b.st_mtime), rel
-    inode = lambda base: {(base / p).lstat().st_ino for p in ("opt/app/run", "opt/app/run2")}
+
+    def inode(base: Path) -> set[int]:
+        return {(base / p).lstat().st_ino for p in ("opt/app/run", "opt/app/run2")}
+
     assert len(inode(ours)) == 1 == len(inode(bundle / "rootfs"))

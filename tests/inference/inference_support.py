@@ -91,7 +91,8 @@ class Handler(BaseHTTPRequestHandler):
         predictions = [sum(w * x for w, x in zip(MODEL["weights"], row)) + MODEL["bias"] for row in rows]
         body = {"predictions": predictions, "version": MODEL.get("version"),
                 "content_type": self.headers.get("Content-Type"), "accept": self.headers.get("Accept"),
-                "hostname": os.environ.get("HOSTNAME"), "custom": self.headers.get("X-Amzn-SageMaker-Custom-Attributes")}
+                "hostname": os.environ.get("HOSTNAME"),
+                "custom": self.headers.get("X-Amzn-SageMaker-Custom-Attributes")}
         echo = [("X-Amzn-SageMaker-Custom-Attributes", "seen=" + body["custom"])] if body["custom"] else []
         self.send(200, json.dumps(body).encode(), headers=echo)
 
@@ -185,7 +186,7 @@ def calling_continuously(client, endpoint: str, callers: int = 3) -> Iterator[tu
         while not done.is_set():
             try:
                 answers.append(predict(client, endpoint, [[1, 1]]))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - every failed request is recorded for the test
                 errors.append(repr(exc))
 
     threads = [threading.Thread(target=keep_calling) for _ in range(callers)]

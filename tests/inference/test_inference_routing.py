@@ -66,7 +66,8 @@ async def _serve(answers: list[bytes], closes_after_first: bool = False):
 def test_upstream_content_length_chunked_and_reuse():
     async def scenario():
         server = await _serve([b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
-                               b"HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"])
+                               b"HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n"
+                               b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"])
         port = server.sockets[0].getsockname()[1]
         pool = UpstreamPool()
         first = await pool.post("127.0.0.1", port, "/invocations", b"[1]", {"Content-Type": "x"}, timeout=5)

@@ -49,7 +49,8 @@ def test_endpoint_deleted_while_creating(server, sagemaker, inference_image):
     sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=create_config(sagemaker, [("A", model, 1, 1.0)]))
     assert sagemaker.describe_endpoint(EndpointName=name)["EndpointStatus"] == "Creating"
     with pytest.raises(sagemaker.exceptions.ClientError) as excinfo:
-        sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=create_config(sagemaker, [("B", model, 1, 1.0)]))
+        sagemaker.update_endpoint(EndpointName=name,
+                                  EndpointConfigName=create_config(sagemaker, [("B", model, 1, 1.0)]))
     assert "Cannot update in-progress endpoint" in excinfo.value.response["Error"]["Message"]
     sagemaker.delete_endpoint(EndpointName=name)
     sagemaker.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})

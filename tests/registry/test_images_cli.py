@@ -13,7 +13,8 @@ def forklift(*args: str, stdin: str | None = None, check: bool = True) -> subpro
     result = subprocess.run([sys.executable, "-m", "forklift", *args], input=stdin, capture_output=True, text=True,
                             env=os.environ.copy(), timeout=120)
     if check and result.returncode != 0:
-        raise AssertionError(f"forklift {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(f"forklift {' '.join(args)} failed ({result.returncode}):\n"
+                             f"{result.stdout}\n{result.stderr}")
     return result
 
 
@@ -21,7 +22,8 @@ def test_build_push_pull_inspect_ls_rm_prune(forklift_home: Path, basic_registry
     reference = f"{basic_registry.address}/cli/busybox:1.0"
     password = basic_registry.password + "\n"
     built = forklift("images", "build", str(busybox_rootfs), "--tag", reference, "--cmd", "sh -c 'cat /etc/motd'",
-                     "--env", "A=1", "--push", "--username", basic_registry.username, "--password-stdin", stdin=password)
+                     "--env", "A=1", "--push", "--username", basic_registry.username, "--password-stdin",
+                     stdin=password)
     digest = built.stdout.split("Digest: ")[1].split()[0]
     assert f"Pushed: {reference}" in built.stdout
 

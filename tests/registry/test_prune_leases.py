@@ -79,7 +79,8 @@ def test_a_lease_left_by_a_dead_process_does_not_protect_blobs(store):
     digest = store.blobs.put_bytes(b"left behind by a crashed pull")
     crash = ("import os, sys; from pathlib import Path; from forklift.images.content import BlobStore; "
              "BlobStore(Path(sys.argv[1])).lease(sys.argv[2]); os._exit(1)")
-    subprocess.run([sys.executable, "-c", crash, str(store.blobs.root), digest], env=os.environ.copy(), timeout=60, check=False)
+    subprocess.run([sys.executable, "-c", crash, str(store.blobs.root), digest], env=os.environ.copy(), timeout=60,
+                   check=False)
     [stale] = list((store.blobs.root / "leases").glob("*.lease"))
     assert digest in stale.read_text()
 

@@ -119,13 +119,15 @@ async def test_untrusted_certificate_names_registry_and_certs_dir(store, basic_r
 
     shutil.rmtree(forklift_home / "certs.d" / basic_registry.address)
     with pytest.raises(TLSError) as info:
-        await pull(f"{basic_registry.address}/any/image:1", ImageStore(load_settings()), keychain=keychain(basic_registry))
+        await pull(f"{basic_registry.address}/any/image:1", ImageStore(load_settings()),
+                   keychain=keychain(basic_registry))
     message = str(info.value)
     assert basic_registry.address in message
     assert str(forklift_home / "certs.d" / basic_registry.address / "ca.crt") in message
 
 
-async def test_insecure_registry_skips_verification_only_when_listed(basic_registry, forklift_home, busybox_image, store):
+async def test_insecure_registry_skips_verification_only_when_listed(basic_registry, forklift_home, busybox_image,
+                                                                     store):
     import shutil
 
     await push_image(store, busybox_image, f"{basic_registry.address}/insecure/busybox:1", basic_registry)
@@ -185,7 +187,8 @@ async def test_pull_by_digest_and_tag_at_digest(store, busybox_image, basic_regi
 
 async def test_chunked_upload_cross_repo_mount_and_existing_blobs(store, basic_registry, tmp_path):
     image = build(store, make_layers(tmp_path, [300_000, 50_000], "chunky"), tag="localhost/chunky:1")
-    first = await push_image(store, image, f"{basic_registry.address}/team/base:1", basic_registry, chunk_size=64 * 1024)
+    first = await push_image(store, image, f"{basic_registry.address}/team/base:1", basic_registry,
+                             chunk_size=64 * 1024)
     assert set(first.statuses.values()) == {"uploaded"}
     again = await push_image(store, image, f"{basic_registry.address}/team/base:2", basic_registry)
     assert set(again.statuses.values()) == {"exists"}

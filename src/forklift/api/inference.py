@@ -68,11 +68,14 @@ def _listing(rows: list, params: dict, kind: str, status_of: Callable[[Any], str
     sort_by = params.get("SortBy", "CreationTime")
     order = params.get("SortOrder", "Descending")
     if sort_by == "Name":
-        key = lambda r: (r.name,)
+        def key(r: Any) -> tuple[Any, ...]:
+            return (r.name,)
     elif sort_by == "Status" and status_of:
-        key = lambda r: (status_of(r), r.name)
+        def key(r: Any) -> tuple[Any, ...]:
+            return (status_of(r), r.name)
     else:
-        key = lambda r: (r.created_at, r.name)
+        def key(r: Any) -> tuple[Any, ...]:
+            return (r.created_at, r.name)
     return keyset_page(kept, key, token=params.get("NextToken"), limit=int(params.get("MaxResults", 10)),
                        descending=order == "Descending", kind=f"{kind}:{sort_by}:{order}")
 

@@ -132,8 +132,8 @@ async def _send_error(error: ApiError, request_id: str, scope: Scope, receive: R
     await response(scope, receive, send)
 
 
-async def _invoke(endpoint: str, scope: Scope, receive: Receive, handler: RuntimeHandler | None, request_id: str, region: str,
-                  account: str) -> tuple[list[tuple[bytes, bytes]], Any]:
+async def _invoke(endpoint: str, scope: Scope, receive: Receive, handler: RuntimeHandler | None, request_id: str,
+                  region: str, account: str) -> tuple[list[tuple[bytes, bytes]], Any]:
     """The answer's headers and body (bytes or an iterable of chunks)."""
     wire = _wire()
     headers: dict[str, str] = {}

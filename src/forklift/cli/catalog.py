@@ -36,7 +36,8 @@ def catalog() -> None:
               help="Image use: training or inference (some images: processing, eia, inference_graviton, …).")
 @click.option("--processor", metavar="PROC", help="cpu or gpu (some images: inf, inf2, trn, neuronx).")
 @click.option("--py-version", metavar="pyXY", help="Python version of framework images, e.g. py310.")
-@click.option("--mirror", metavar="HOST", help="Rewrite the URI to a mirror registry HOST[:PORT], keeping repository and tag.")
+@click.option("--mirror", metavar="HOST",
+              help="Rewrite the URI to a mirror registry HOST[:PORT], keeping repository and tag.")
 def image_uri_command(algorithm: str, region: str, version: str | None, scope: str | None,
                       processor: str | None, py_version: str | None, mirror: str | None) -> None:
     """Print the image URI of ALGORITHM in a region."""

@@ -1,8 +1,9 @@
 """`forklift endpoints list|show|invoke|logs|delete`: real-time endpoints, through the running server.
 
 Like `forklift jobs`, the commands call `forklift serve`'s API (found as `forklift.serverfile`
-says), so they show exactly what the API shows (`-o json`: the API's shapes); `logs` reads the endpoint's CloudWatch log group `/aws/sagemaker/Endpoints/<name>` (the
-`fleet-events` stream and one `<variant>/<instance>` stream per container).
+says), so they show exactly what the API shows (`-o json`: the API's shapes); `logs` reads the
+endpoint's CloudWatch log group `/aws/sagemaker/Endpoints/<name>` (the `fleet-events` stream and
+one `<variant>/<instance>` stream per container).
 """
 
 from __future__ import annotations

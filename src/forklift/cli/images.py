@@ -87,8 +87,8 @@ def pull_command(reference: str, username: str | None, password_stdin: bool, pla
     store = ImageStore(load_settings())
     keychain = keychain_from_options(ref.registry, username, password_stdin)
     with transfer_progress() as progress:
-        result = asyncio.run(pull(ref, store, keychain=keychain, platform=parse_platform(platform) if platform else None,
-                                  progress=progress))
+        result = asyncio.run(pull(ref, store, keychain=keychain,
+                                  platform=parse_platform(platform) if platform else None, progress=progress))
     click.echo(f"{result.image.reference}")
     click.echo(f"Digest: {result.image.digest}")
 
@@ -98,7 +98,8 @@ def pull_command(reference: str, username: str | None, password_stdin: bool, pla
 @click.argument("reference")
 @credential_options
 @click.option("--chunk-size", type=int, help="Upload blobs in chunks of this many bytes (default: one request).")
-def push_command(source: str, reference: str, username: str | None, password_stdin: bool, chunk_size: int | None) -> None:
+def push_command(source: str, reference: str, username: str | None, password_stdin: bool,
+                 chunk_size: int | None) -> None:
     """Push SOURCE (an image in the store, or oci:PATH[:TAG]) to REFERENCE."""
     import asyncio
 

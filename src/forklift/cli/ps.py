@@ -108,6 +108,7 @@ def ps(output: str) -> None:
         click.echo(f"no forklift server is running for FORKLIFT_HOME={home}", err=True)
     print_table(("KIND", "NAME", "STATUS", "PID", "ADDRESS", "SINCE", "DETAIL"),
                 [(r["Kind"], r["Name"], r["Status"], str(r["Pid"] or "-"), r["Address"] or "-",
-                  r["Since"].astimezone().strftime("%Y-%m-%d %H:%M:%S") if r["Since"] else "-", r["Detail"]) for r in rows])
+                  r["Since"].astimezone().strftime("%Y-%m-%d %H:%M:%S") if r["Since"] else "-", r["Detail"])
+                 for r in rows])
     if note:
         click.echo(f"note: {note}", err=True)

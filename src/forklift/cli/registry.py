@@ -26,7 +26,8 @@ def registry() -> None:
 
 
 @registry.command("start")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535), help="Port on localhost.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535),
+              help="Port on localhost.")
 @click.option("--auth", type=click.Choice(["basic", "token"]), default="basic", show_default=True,
               help="htpasswd basic auth, or bearer tokens from a token server of its own.")
 @click.option("--user", default=DEFAULT_USER, show_default=True, callback=_user_name, help="The registry's user.")

@@ -37,7 +37,8 @@ def _mount(text: str):
 @click.option("-v", "--mount", "mounts", multiple=True, help="SRC:DST[:ro] bind mount (repeatable).")
 @click.option("--entrypoint", help="Override the image's entrypoint (a single executable).")
 @click.option("-w", "--workdir", help="Working directory inside the container.")
-@click.option("--publish", is_flag=True, help="Give the container its own address; port 8080 is reachable from the host.")
+@click.option("--publish", is_flag=True,
+              help="Give the container its own address; port 8080 is reachable from the host.")
 @click.option("--network", type=click.Choice(["none", "isolated", "host"]),
               help="Network mode (default: isolated with --publish, else none).")
 @click.option("--name", help="Container name (default: a random one).")
@@ -93,7 +94,8 @@ def run(image: str, args: tuple[str, ...], instance_type: str | None, env: tuple
         status = run_foreground(spec, stream=sys.stdout, on_start=_announce if publish else None)
     except ContainerExists:
         # The name is another container's, and so is the directory: it stays.
-        raise click.ClickException(f"a container named {container_name} exists already; choose another --name") from None
+        raise click.ClickException(f"a container named {container_name} exists already; "
+                                   "choose another --name") from None
     except BaseException:
         _remove_state(spec.state_dir)
         raise

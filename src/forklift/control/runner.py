@@ -254,7 +254,7 @@ class JobRunner:
             self.store.update(self.name, lambda r: status.step(r, "Uploading", "Uploading generated training model"))
             try:
                 artifacts = outcome.upload_outputs(self.directory, row, self.settings)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failed upload fails the job with its reason
                 failure = f"ClientError: uploading the model to {row.request['OutputDataConfig']['S3OutputPath']} " \
                           f"failed: {exc}"
 

@@ -48,7 +48,7 @@ class DemoContext:
         for cleanup in reversed(self.cleanups):
             try:
                 cleanup()
-            except Exception as exc:  # keep cleaning up; the demo's result is already decided
+            except Exception as exc:  # noqa: BLE001 - keep cleaning up; the demo's result is already decided
                 self.say(f"    cleanup: {exc}")
 
 
@@ -96,7 +96,7 @@ def build_and_push(ctx: DemoContext, user: str) -> None:
     keychain = StaticKeychain(Credentials(user, ctx.password))
     pushed = asyncio.run(push(source_from_store(store, image.reference), ctx.training_image, store,
                               keychain=keychain))
-    ctx.say(f"    {ctx.training_image} ({sum(l.size for l in image.layers) / 1e6:.0f} MB, "
+    ctx.say(f"    {ctx.training_image} ({sum(layer.size for layer in image.layers) / 1e6:.0f} MB, "
             f"{len(image.layers)} layers) digest {pushed.digest}")
     # One program serves both contracts (train/serve); the inference repository gets the same
     # image, its layers mounted from the training repository rather than uploaded again.

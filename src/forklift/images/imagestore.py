@@ -65,7 +65,8 @@ class ImageStore:
         return config
 
     def get(self, name: str) -> LocalImage:
-        """By reference (`ubuntu`, `localhost:5443/demo/tiny:1.0`) or by manifest digest (`sha256:…`, a prefix works)."""
+        """By reference (`ubuntu`, `localhost:5443/demo/tiny:1.0`) or by manifest digest (`sha256:…`, a prefix
+        works)."""
         record = None
         if name.startswith("sha256:"):
             matches = {r.digest: r for r in self.records.all() if r.digest.startswith(name)}

@@ -98,7 +98,8 @@ async def pull(
             digest=manifest.digest,
             index_digest=resolved.index.digest if resolved.index else None,
             media_type=manifest.media_type,
-            platform=str(resolved.platform) if resolved.platform else _platform_from_config(store, manifest.config.digest),
+            platform=(str(resolved.platform) if resolved.platform
+                      else _platform_from_config(store, manifest.config.digest)),
             size=sum(d.size for d in blobs),
             created_at=time.time(),
         )

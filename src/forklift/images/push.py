@@ -1,7 +1,8 @@
 """Push an image (from the local store or an OCI layout) to a registry.
 
-The credentials are checked first; then blobs the registry has are skipped; blobs known to live in another repository of the same registry
-are mounted; the rest are uploaded (in parallel, bounded). Manifests go last, children before an index.
+The credentials are checked first; then blobs the registry has are skipped; blobs known to live in another
+repository of the same registry are mounted; the rest are uploaded (in parallel, bounded). Manifests go
+last, children before an index.
 """
 
 from __future__ import annotations

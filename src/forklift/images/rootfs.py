@@ -44,7 +44,7 @@ def _layers(store: ImageStore, manifest: Manifest, config: JSONObject, name: str
         raise ImageConfigError(
             f"image {name} lists {len(manifest.layers)} layers but its config has {len(diff_ids)} diff IDs")
     return [Layer(store.blobs.path(d.digest), d.digest, d.media_type, diff_id)
-            for d, diff_id in zip(manifest.layers, diff_ids)]
+            for d, diff_id in zip(manifest.layers, diff_ids, strict=True)]
 
 
 def prepare_rootfs(store: ImageStore, image: LocalImage) -> tuple[Path, JSONObject]:

@@ -38,7 +38,8 @@ def basic_header(username: str, password: str) -> str:
 
 
 class RegistryAuth(httpx.Auth):
-    def __init__(self, registry: str, credentials_for: Callable[[str | None], Credentials], cache: TokenCache | None = None):
+    def __init__(self, registry: str, credentials_for: Callable[[str | None], Credentials],
+                 cache: TokenCache | None = None):
         self.registry = registry
         self._credentials_for = credentials_for
         self._cache = cache or TokenCache()
@@ -84,7 +85,8 @@ class RegistryAuth(httpx.Auth):
             return True, f"Bearer {credentials.registry_token}"
         if not challenge.realm:
             return False, None
-        token = self._cache.get(TokenCache.key(challenge.realm, challenge.service, scope_utils.scopes_for(method, url.path)))
+        token = self._cache.get(TokenCache.key(challenge.realm, challenge.service,
+                                               scope_utils.scopes_for(method, url.path)))
         return (True, f"Bearer {token.value}") if token else (False, None)
 
     # -- the flow ---------------------------------------------------------------------------
@@ -127,7 +129,8 @@ class RegistryAuth(httpx.Auth):
             return
         realm = challenge.realm
         if not realm:
-            raise RegistryServerError(f"{self.registry} sent a Bearer challenge without a realm", registry=self.registry)
+            raise RegistryServerError(f"{self.registry} sent a Bearer challenge without a realm",
+                                      registry=self.registry)
         key = TokenCache.key(realm, challenge.service, scopes)
         token = None if fresh else self._cache.get(key)
         if token is None:
@@ -186,7 +189,8 @@ class RegistryAuth(httpx.Auth):
         try:
             return token_from_response(json.loads(response.content))
         except ValueError as exc:
-            raise RegistryServerError(f"token server for {self.registry} sent a bad answer: {exc}", registry=self.registry) from None
+            raise RegistryServerError(f"token server for {self.registry} sent a bad answer: {exc}",
+                                      registry=self.registry) from None
 
     # -- reading the bodies the flow needs (token responses only; blob bodies stay streamed) ----
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:

@@ -202,7 +202,8 @@ class RegistryClient:
         """Resolve a tag to a digest without a GET (a HEAD does not count as a pull on Docker Hub)."""
         await self.ping()
         what = f"{repository}:{reference}"
-        response = await self._send("HEAD", f"/v2/{repository}/manifests/{reference}", what=what, headers={"Accept": ACCEPT})
+        response = await self._send("HEAD", f"/v2/{repository}/manifests/{reference}", what=what,
+                                    headers={"Accept": ACCEPT})
         if response.status_code != 200:
             raise await self._fail(response, what=what, repository=repository)
         digest = response.headers.get("docker-content-digest")
@@ -216,12 +217,14 @@ class RegistryClient:
         """GET a manifest and verify it: by digest against the digest asked for, by tag against the header."""
         await self.ping()
         what = f"{repository}@{reference}" if ":" in reference else f"{repository}:{reference}"
-        response = await self._send("GET", f"/v2/{repository}/manifests/{reference}", what=what, headers={"Accept": ACCEPT})
+        response = await self._send("GET", f"/v2/{repository}/manifests/{reference}", what=what,
+                                    headers={"Accept": ACCEPT})
         if response.status_code != 200:
             raise await self._fail(response, what=what, repository=repository)
         raw = response.content
         if len(raw) > MAX_MANIFEST_BYTES:
-            raise RegistryServerError(f"manifest {what} on {self.registry} is larger than 4 MiB", registry=self.registry)
+            raise RegistryServerError(f"manifest {what} on {self.registry} is larger than 4 MiB",
+                                      registry=self.registry)
         actual = "sha256:" + hashlib.sha256(raw).hexdigest()
         expected = reference if ":" in reference else response.headers.get("docker-content-digest")
         if expected and expected.startswith("sha256:") and expected != actual:
@@ -250,7 +253,8 @@ class RegistryClient:
             raise PlatformNotFound(f"{reference}: {exc}; choose one with --platform", registry=self.registry) from None
         manifest = await self.get_manifest(reference.repository, chosen.digest)
         if manifest.is_index:
-            raise UnsupportedManifest(f"{reference}: nested index {chosen.digest} is not supported", registry=self.registry)
+            raise UnsupportedManifest(f"{reference}: nested index {chosen.digest} is not supported",
+                                      registry=self.registry)
         return ResolvedImage(reference, manifest, top, platform_of(chosen))
 
     async def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str) -> str:
@@ -288,7 +292,8 @@ class RegistryClient:
         """A small blob (an image config) in memory, verified."""
         await self.ping()
         if descriptor.size > limit:
-            raise RegistryServerError(f"blob {descriptor.digest} is too large to read into memory", registry=self.registry)
+            raise RegistryServerError(f"blob {descriptor.digest} is too large to read into memory",
+                                      registry=self.registry)
         what = f"blob {descriptor.digest} in {repository}"
         response = await self._send("GET", f"/v2/{repository}/blobs/{descriptor.digest}", what=what)
         if response.status_code != 200:
@@ -296,7 +301,8 @@ class RegistryClient:
         _verify(response.content, descriptor, self.registry)
         return response.content
 
-    async def fetch_blob(self, repository: str, descriptor: Descriptor, dest: Path, progress: Progress | None = None) -> None:
+    async def fetch_blob(self, repository: str, descriptor: Descriptor, dest: Path,
+                         progress: Progress | None = None) -> None:
         """Stream a blob into `dest`, resuming from the bytes already there; verify size and sha256.
 
         On a digest mismatch `dest` is deleted and DigestMismatch raised; nothing unverified survives.
@@ -361,8 +367,13 @@ class RegistryClient:
             raise await self._fail(response, what=what, repository=repository)
         location = self._location(response, what)
         if chunk_size and descriptor.size > chunk_size:
-            location = await self._upload_chunks(repository, location, path, descriptor.size, chunk_size, what, progress)
-            body_factory: Callable[[], Body] = lambda: b""
+            location = await self._upload_chunks(repository, location, path, descriptor.size, chunk_size, what,
+                                                 progress)
+
+            def empty_body() -> Body:
+                return b""
+
+            body_factory: Callable[[], Body] = empty_body
             length = 0
         else:
             body_factory, length = (lambda: _read_file(path, 0, descriptor.size, progress)), descriptor.size

@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
     state_dir, ready_fd, runc, runc_root, container_id = argv
     ready = int(ready_fd)
     _write_atomic(f"{state_dir}/supervisor.json",
-                  '{"pid": %d, "start_time": %d}' % (os.getpid(), _start_time(os.getpid())))
+                  f'{{"pid": {os.getpid()}, "start_time": {_start_time(os.getpid())}}}')
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     command = [runc, *(["--root", runc_root] if runc_root != "-" else []),
                "--log", f"{state_dir}/runc.log", "--log-format", "json",

@@ -90,7 +90,7 @@ class Supervisor:
             self.log(f"exited {status}")
             self.finish(status)
             return status
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - whatever stopped supervising, the exit is recorded
             return self.fail(f"supervisor error: {exc!r}")
 
     def fail(self, message: str) -> ExitStatus:
@@ -103,6 +103,6 @@ class Supervisor:
     def finish(self, status: ExitStatus) -> None:
         try:
             bundle.teardown(self.layout.state_dir)
-        except Exception as exc:  # record the exit status even if something could not be released
+        except Exception as exc:  # noqa: BLE001 - record the exit status even if something could not be released
             self.log(f"teardown failed: {exc!r}")
         bundle.write_json(self.layout.exit_json, status.to_json())

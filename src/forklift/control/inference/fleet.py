@@ -80,7 +80,8 @@ class Fleet:
         self.publish()
         return gone
 
-    def replace(self, fresh: list[VariantInstance], generation: int, weights: dict[str, float]) -> list[VariantInstance]:
+    def replace(self, fresh: list[VariantInstance], generation: int,
+                weights: dict[str, float]) -> list[VariantInstance]:
         """Serve `fresh` (a whole new generation) instead of the current set; returns the old set."""
         old, self.instances = self.instances, list(fresh)
         self.generation, self.weights = generation, dict(weights)
@@ -127,7 +128,7 @@ class Fleet:
             prepared = list(pool.map(lambda v: self._prepare(v, generation), variants))
         started: list[VariantInstance] = []
         try:
-            for variant, ready in zip(variants, prepared):
+            for variant, ready in zip(variants, prepared, strict=True):
                 for _ in range(counts.get(variant["VariantName"], 0)):
                     self.check_abort()
                     started.append(self.launcher.start(self.endpoint, ready, generation))

@@ -53,7 +53,7 @@ def resolve_image(settings: Settings, container: dict, role_arn: str | None) -> 
 
     try:
         digest = asyncio.run(resolve())
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - credential providers, TLS, the registry: image_failure says which
         raise InvalidRequest(image_failure(image, exc)) from None
     return f"{ref.registry}/{ref.repository}@{digest}"
 
