@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import click
 
+# The server-file and JSON-client modules are imported when a command first calls the server, not by `--help`.
+
 endpoint_option = click.option(
     "--endpoint-url", metavar="URL",
     help="The forklift server (default: FORKLIFT_URL, AWS_ENDPOINT_URL_SAGEMAKER, then the server "

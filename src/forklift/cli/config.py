@@ -7,6 +7,9 @@ import click
 from forklift.cli.groups import Group
 from forklift.cli.output import emit_json, output_option, print_table
 
+# What a command needs beyond these is imported inside it, so that `forklift --help` and the other
+# commands start without it.
+
 
 @click.group(cls=Group)
 def config() -> None:

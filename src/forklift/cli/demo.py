@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import click
 
+# What a command needs beyond these is imported inside it, so that `forklift --help` and the other
+# commands start without it.
+
 
 @click.command()
 @click.option("--keep", is_flag=True, help="Keep the demo's working directory for inspection.")

@@ -21,6 +21,9 @@ from forklift.cli.output import api_shape, emit_json, output_option, print_field
 from forklift.jsonclient import ApiError
 from forklift.logsclient import read_forward
 
+# What a command needs beyond these is imported inside it, so that `forklift --help` and the other
+# commands start without it.
+
 LOG_GROUP_PREFIX = "/aws/sagemaker/Endpoints/"
 DELETE_WAIT = 600.0
 STATUS_STYLE = {"InService": "green", "Failed": "red", "Creating": "cyan", "Updating": "cyan",

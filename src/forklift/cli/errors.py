@@ -10,16 +10,23 @@
   on stderr, exit status 70 (EX_SOFTWARE), with the traceback written to
   `$FORKLIFT_HOME/logs/cli-errors/<time>-<pid>.txt` (a temporary file when that cannot be written).
 
-Nothing here imports botocore or a forklift module before something has failed: a command that
-succeeds pays nothing for it.
+Nothing here imports botocore (whether an error is botocore's is read from its class's module), and
+the configuration is read only when a traceback is written.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import time
+import traceback
 from typing import Any, NoReturn
 
 import click
+
+from forklift import __version__
+from forklift.errors import ForkliftError
 
 EX_SOFTWARE = 70
 INTERRUPTED = 130
@@ -42,8 +49,6 @@ class ReportingGroup(click.Group):
 def report(exc: Exception) -> NoReturn:
     """Raise what click prints for `exc`: a ClickException for the user's errors, else an Exit after
     reporting an internal error."""
-    from forklift.errors import ForkliftError
-
     log = logging.getLogger("forklift")
     if isinstance(exc, ForkliftError):
         log.debug("command failed", exc_info=exc)
@@ -59,8 +64,6 @@ def report(exc: Exception) -> NoReturn:
     where = f"the traceback is in {path}" if path else "the traceback could not be written, so here it is:"
     click.echo(f"forklift: internal error: {summary}; {where}", err=True)
     if path is None:
-        import traceback
-
         click.echo("".join(traceback.format_exception(exc)), err=True, nl=False)
     raise click.exceptions.Exit(EX_SOFTWARE)
 
@@ -77,27 +80,21 @@ def _botocore_message(exc: Exception) -> str | None:
 def _write_traceback(exc: Exception) -> str | None:
     """The traceback (with the command line and forklift's version) in a file of its own; its path,
     or None when no file could be written."""
-    import os
-    import sys
-    import tempfile
-    import time
-    import traceback
-
-    from forklift import __version__
-
     text = (f"forklift {__version__}, Python {sys.version.split()[0]}\n"
             f"command: {' '.join(sys.argv)}\n"
             f"time: {time.strftime('%Y-%m-%d %H:%M:%S %z')}\n\n"
             + "".join(traceback.format_exception(exc)))
     name = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
     try:
-        from forklift.config import forklift_home
+        from forklift.config import forklift_home  # here: `forklift --help` starts without config's imports
 
         directory = forklift_home() / "logs" / "cli-errors"
         directory.mkdir(parents=True, exist_ok=True)
         path = str(directory / name)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     except Exception:  # noqa: BLE001 - an unwritable (or broken) FORKLIFT_HOME: a temporary file instead
+        import tempfile  # only on this rare path: it costs every command a few milliseconds
+
         try:
             fd, path = tempfile.mkstemp(prefix="forklift-cli-error-", suffix=".txt")
         except OSError:

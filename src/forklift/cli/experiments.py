@@ -15,6 +15,9 @@ import click
 from forklift.cli.groups import Group
 from forklift.cli.output import api_shape, emit_json, output_option, print_fields, print_table
 
+# What a command needs beyond these is imported inside it, so that `forklift --help` and the other
+# commands start without it.
+
 STATUS_STYLE = {"Completed": "green", "Failed": "red", "Stopped": "yellow", "Stopping": "yellow",
                 "InProgress": "cyan", "Created": "white"}
 

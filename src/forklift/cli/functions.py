@@ -13,6 +13,9 @@ from forklift.config import load_settings
 from forklift.credentials.errors import FunctionFailed
 from forklift.reference import parse
 
+# What a command needs beyond these is imported inside it, so that `forklift --help` and the other
+# commands start without it.
+
 if TYPE_CHECKING:
     from forklift.credentials.functions import FunctionRegistry
 

@@ -6,6 +6,9 @@ import click
 
 from forklift.cli.output import emit_json, output_option, print_table
 
+# What a command needs beyond these is imported inside it, so that `forklift --help` and the other
+# commands start without it.
+
 
 @click.command("instance-types")
 @click.option("--training", "use", flag_value="training", help="Only the types SageMaker trains on.")

@@ -13,6 +13,9 @@ import click
 from forklift.credentials import dockerconfig
 from forklift.reference import DOCKER_HUB, normalize_registry
 
+# What a command needs beyond these is imported inside it, so that `forklift --help` and the other
+# commands start without it.
+
 
 def _read_password(password_stdin: bool) -> str:
     if password_stdin:

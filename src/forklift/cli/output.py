@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+# rich is imported inside the functions that draw for a terminal: output to a pipe starts without it.
+
 # A cell is its text, or (text, rich style) to colour it on a terminal.
 Cell = str | tuple[str, str]
 

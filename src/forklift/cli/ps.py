@@ -15,6 +15,9 @@ import click
 from forklift import labels
 from forklift.cli.output import emit_json, output_option, print_table
 
+# What a command needs beyond these is imported inside it, so that `forklift --help` and the other
+# commands start without it.
+
 
 def _since(epoch: float | None) -> datetime | None:
     return datetime.fromtimestamp(epoch).astimezone() if epoch else None

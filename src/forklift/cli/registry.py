@@ -9,6 +9,9 @@ from forklift.cli.output import emit_json, output_option, print_fields
 from forklift.config import forklift_home
 from forklift.localregistry import DEFAULT_PORT, DEFAULT_USER
 
+# What a command needs beyond these is imported inside it, so that `forklift --help` and the other
+# commands start without it.
+
 
 def _user_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
     if not value or ":" in value or "\n" in value:  # what an htpasswd file can hold

@@ -12,6 +12,9 @@ from forklift.cli.groups import Group
 from forklift.cli.output import emit_json, output_option
 from forklift.config import load_settings
 
+# What a command needs beyond these is imported inside it, so that `forklift --help` and the other
+# commands start without it.
+
 if TYPE_CHECKING:
     from forklift.credentials.roles import RoleStore
 

@@ -16,6 +16,9 @@ from forklift import labels
 from forklift.cli.images import check_platform, credential_options, keychain_from_options
 from forklift.cli.progress import transfer_progress
 
+# What a command needs beyond these is imported inside it, so that `forklift --help` and the other
+# commands start without it.
+
 
 def _mount(text: str):
     from forklift.runtime import Mount

@@ -11,6 +11,9 @@ import click
 
 from forklift.cli.groups import Group
 
+# What a command needs beyond these is imported inside it, so that `forklift --help` and the other
+# commands start without it.
+
 TRAINING_REPOSITORY = "my-training-image:1.0"
 INFERENCE_REPOSITORY = "my-inference-image:latest"
 

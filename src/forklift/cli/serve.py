@@ -16,6 +16,9 @@ import sys
 
 import click
 
+# What a command needs beyond these is imported inside it, so that `forklift --help` and the other
+# commands start without it.
+
 
 def _exit_quietly(signum: int, frame: object) -> None:
     raise SystemExit(0)

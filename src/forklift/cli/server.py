@@ -11,6 +11,9 @@ from forklift.cli.groups import Group
 from forklift.cli.output import emit_json, output_option, print_fields
 from forklift.config import forklift_home
 
+# What a command needs beyond these is imported inside it, so that `forklift --help` and the other
+# commands start without it.
+
 
 @click.group(cls=Group)
 def server() -> None:
