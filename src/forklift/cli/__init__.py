@@ -38,6 +38,7 @@ COMMANDS = {
     "instance-types": ("forklift.cli.instance_types:instance_types",
                        "Instance types with their vCPUs, memory and GPUs, and what a container gets on this machine."),
     "config": ("forklift.cli.config:config", "$FORKLIFT_HOME/config.toml: check it, list the keys it takes."),
+    "db": ("forklift.cli.db:db", "The database's schema: upgrade it, show its revision and the migrations."),
     "registry": ("forklift.cli.registry:registry",
                  "A private registry on this machine (CNCF distribution with TLS and auth) to try forklift on."),
     "samples": ("forklift.cli.samples:samples", "The sample training/inference image and its training data."),
