@@ -1,6 +1,12 @@
 """The database every layer keeps its records in: SQLAlchemy, SQLite under FORKLIFT_HOME by default.
 
 A URL (`FORKLIFT_DATABASE_URL`) selects another engine, e.g. Postgres, without code changes.
+
+Every table is declared on `Base.metadata` by the module that uses it; `forklift.schema` imports
+them all when the whole metadata is needed. The schema itself is made by the Alembic migrations
+of `forklift.migrations`: the first `engine_for(url)` of a process brings the database to the
+newest revision (creating it, or upgrading one an older forklift made), so no code here creates
+tables.
 """
 
 from __future__ import annotations
@@ -11,7 +17,16 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from forklift import migrations
 
+
+# No naming convention on Base.metadata beyond SQLAlchemy's default one for indexes (ix_<table>_<column>,
+# the names the indexes have). Every database made before migrations holds its primary keys, unique
+# constraints and its one foreign key unnamed; a convention would name them in fresh databases only, so
+# fresh and upgraded databases would differ and no later migration could name a constraint for both.
+# A migration that alters one of those unnamed constraints on SQLite passes `naming_convention=` to
+# `op.batch_alter_table` (Alembic's way for reflected unnamed constraints); a new constraint gets an
+# explicit `name=` in its model and in its migration.
 class Base(DeclarativeBase):
     pass
 
@@ -21,13 +36,19 @@ _lock = threading.Lock()
 
 
 def engine_for(url: str) -> Engine:
+    """The process's engine for `url`, its database at the schema this code reads (see
+    `forklift.migrations.ensure_current`: a cheap check, migrations only when they are due)."""
     with _lock:
         engine = _engines.get(url)
         if engine is None:
             engine = create_engine(url, future=True)
             if url.startswith("sqlite"):
                 event.listen(engine, "connect", _sqlite_pragmas)
-            Base.metadata.create_all(engine)
+            try:
+                migrations.ensure_current(engine)
+            except BaseException:
+                engine.dispose()
+                raise
             _engines[url] = engine
         return engine
 

@@ -70,10 +70,12 @@ def serve(host: str, port: int, region: str | None, account: str | None, verbose
 
     Prints a line per job and endpoint state change (with -v, a line per request too). Ctrl-C or
     SIGTERM stops it; running jobs and endpoints keep their containers, and the next `forklift serve`
-    picks them up. config.toml is read at start: restart the server after changing it.
+    picks them up. config.toml is read at start: restart the server after changing it. The database
+    is upgraded to this forklift's schema first (see `forklift db`).
     """
     import uvicorn
 
+    from forklift import migrations
     from forklift.api import build_services, create_app
     from forklift.api.dataplane import protocol_for
     from forklift.config import load_settings
@@ -90,6 +92,11 @@ def serve(host: str, port: int, region: str | None, account: str | None, verbose
         raise click.BadParameter("not a region name", param_hint="--region")
 
     claim(settings.home)
+    events = logging.getLogger(EVENTS_LOGGER)
+    # Before anything opens the database: the whole upgrade is done (or refused) here, and said once.
+    upgraded = migrations.upgrade(settings.database_url)
+    if upgraded.changed:
+        events.info("%s", upgraded)
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
     url = f"http://{f'[{host}]' if ':' in host else host}:{bound_port}"
@@ -102,7 +109,6 @@ def serve(host: str, port: int, region: str | None, account: str | None, verbose
     # uvicorn shuts down gracefully on SIGINT and SIGTERM, then re-raises the signal with the handler
     # it found: make that handler an exit that still runs the cleanup below (not click's "Aborted!").
     previous = {sig: signal.signal(sig, _exit_quietly) for sig in (signal.SIGTERM, signal.SIGINT)}
-    events = logging.getLogger(EVENTS_LOGGER)
     try:
         events.info("forklift serving on %s (region %s, account %s) for FORKLIFT_HOME=%s", url, region, account,
                     settings.home)

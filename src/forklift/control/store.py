@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from forklift.control import events
 from forklift.control.models import TrainingJobRow
-from forklift.db import Base, session_factory
+from forklift.db import session_factory
 
 ACTIVE = ("InProgress", "Stopping")
 SORT_COLUMNS = {"CreationTime": TrainingJobRow.created_at, "Name": TrainingJobRow.name,
@@ -53,12 +53,6 @@ def sort_key(row: TrainingJobRow, sort_by: str) -> tuple:
 class JobStore:
     def __init__(self, database_url: str, sessions: sessionmaker[Session] | None = None):
         self._sessions = sessions or session_factory(database_url)
-        # engine_for creates only the tables whose models were imported when it first opened the URL;
-        # make sure those of every layer a job touches exist, whatever was imported first.
-        import forklift.credentials.models
-        import forklift.images.records  # noqa: F401
-
-        Base.metadata.create_all(self._sessions.kw["bind"])
         self._seq_lock = threading.Lock()
 
     def insert(self, row: TrainingJobRow) -> TrainingJobRow:

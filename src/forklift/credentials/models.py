@@ -3,7 +3,6 @@ every other column is safe to show."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
@@ -56,19 +55,8 @@ class RoleRow(Base):
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
 
 
-# From the metadata, typed as Table (a mapped class's __table__ is typed as any FromClause).
-TABLES = [Base.metadata.tables[row.__tablename__] for row in (SecretRow, SecretOwnerRow, FunctionRow, RoleRow)]
-_ready: set[str] = set()
-_lock = threading.Lock()
-
-
 def sessions_for(settings: Settings) -> sessionmaker[Session]:
-    """Sessions on forklift's database, with this layer's tables created (the engine may predate them)."""
-    from forklift.db import engine_for, session_factory
+    """Sessions on forklift's database (its schema brought up to date by `engine_for`)."""
+    from forklift.db import session_factory
 
-    url = settings.database_url
-    with _lock:
-        if url not in _ready:
-            Base.metadata.create_all(engine_for(url), tables=TABLES)
-            _ready.add(url)
-    return session_factory(url)
+    return session_factory(settings.database_url)

@@ -8,7 +8,6 @@ cloned from, and the *id* of its stored registry credentials — never the crede
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -55,20 +54,11 @@ class ExperimentRow(Base):
         return f"experiment:{self.name}"
 
 
-_ready: set[str] = set()
-_lock = threading.Lock()
-
-
 class ExperimentStore:
     def __init__(self, settings: Settings, *, sessions: sessionmaker[Session] | None = None):
-        from forklift.db import engine_for, session_factory
+        from forklift.db import session_factory
 
-        url = settings.database_url
-        with _lock:  # the engine may predate this table: create it on first use
-            if url not in _ready:
-                Base.metadata.create_all(engine_for(url), tables=[ExperimentRow.__table__])
-                _ready.add(url)
-        self._sessions = sessions or session_factory(url)
+        self._sessions = sessions or session_factory(settings.database_url)
 
     def insert(self, row: ExperimentRow) -> ExperimentRow:
         with self._sessions.begin() as session:

@@ -47,7 +47,8 @@ class ImageRecord:
 
 
 def _record(row: ImageRow) -> ImageRecord:
-    return ImageRecord(row.reference, row.digest, row.index_digest, row.media_type, row.platform, row.size, row.created_at)
+    return ImageRecord(row.reference, row.digest, row.index_digest, row.media_type, row.platform, row.size,
+                       row.created_at)
 
 
 class ImageRecords:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from forklift.control import events
 from forklift.control.inference.errors import AlreadyExists
 from forklift.control.inference.models import EndpointConfigRow, EndpointInstanceRow, EndpointRow, ModelRow
-from forklift.db import Base, session_factory
+from forklift.db import session_factory
 
 Row = TypeVar("Row", ModelRow, EndpointConfigRow, EndpointRow)
 
@@ -25,8 +25,6 @@ Row = TypeVar("Row", ModelRow, EndpointConfigRow, EndpointRow)
 class InferenceStore:
     def __init__(self, database_url: str, sessions: sessionmaker[Session] | None = None):
         self._sessions = sessions or session_factory(database_url)
-        # engine_for created only the tables imported at that moment: make sure ours exist.
-        Base.metadata.create_all(self._sessions.kw["bind"])
 
     # -- generic ---------------------------------------------------------------------------
     def insert(self, row: Row, what: str) -> Row:
