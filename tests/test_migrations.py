@@ -102,7 +102,7 @@ def test_a_database_made_by_forklift_0_1_0_is_upgraded_and_every_row_is_found(ho
     assert after.pop("alembic_version") == 1 and after == before
     assert schema_diff(url_of(home)) == []
 
-    from forklift.images.local import ImageStore
+    from forklift.images.imagestore import ImageStore
 
     from forklift.config import Settings
     from forklift.control.inference.models import EndpointConfigRow, EndpointRow, ModelRow

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import click
 
-from forklift.cli.errors import handle_errors
 from forklift.cli.groups import Group
 
 database_url_option = click.option(
@@ -30,7 +29,6 @@ def db() -> None:
 
 @db.command("upgrade")
 @database_url_option
-@handle_errors
 def upgrade_command(database_url: str | None) -> None:
     """Migrate the database to the newest schema revision.
 
@@ -45,7 +43,6 @@ def upgrade_command(database_url: str | None) -> None:
 
 @db.command("current")
 @database_url_option
-@handle_errors
 def current_command(database_url: str | None) -> None:
     """Print the database's schema revision; changes nothing."""
     from forklift import __version__, migrations
@@ -70,7 +67,6 @@ def current_command(database_url: str | None) -> None:
 
 @db.command("history")
 @database_url_option
-@handle_errors
 def history_command(database_url: str | None) -> None:
     """List the schema migrations, oldest first (marked: the newest, and the database's)."""
     from forklift import migrations
