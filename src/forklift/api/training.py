@@ -16,10 +16,10 @@ from forklift.api.context import RequestContext
 from forklift.api.errors import ApiError
 from forklift.api.services import ApiServices
 from forklift.api.tokens import decode_token, encode_token
-from forklift.control import ControlPlane
 from forklift.control.errors import ControlError, InvalidRequest, JobInUse, JobNotFound
 from forklift.control.models import TrainingJobRow
 from forklift.control.outcome import output_prefix
+from forklift.control.plane import ControlPlane
 from forklift.control.store import ListQuery, sort_key
 
 DEFAULT_STOPPING_CONDITION = {"MaxRuntimeInSeconds": 86400}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from forklift.api import inference, invoke, training
 from forklift.api.services import ApiServices
 from forklift.config import Settings
-from forklift.control import ControlPlane
+from forklift.control.plane import ControlPlane
 
 
 def build_services(settings: Settings, region: str, account: str) -> ApiServices:

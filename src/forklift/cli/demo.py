@@ -12,6 +12,6 @@ import click
 @click.option("--keep", is_flag=True, help="Keep the demo's working directory for inspection.")
 def demo(keep: bool) -> None:
     """Run the end-to-end demo on the embedded defaults (fails loudly on any step)."""
-    from forklift.demo import run_demo
+    from forklift.demo.main import run_demo
 
     run_demo(say=lambda text: click.echo(text), keep=keep)

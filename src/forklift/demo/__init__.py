@@ -8,30 +8,5 @@ function), the trained model deployed to an endpoint, predictions; and the same 
 Gradient-style experiment.
 """
 
-from __future__ import annotations
-
-import secrets
-import shutil
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
-
-from forklift.demo.flows import DemoContext, run_flows
-from forklift.demo.harness import DEMO_USER, DemoFailed, Server, Timings
-
-__all__ = ["DEMO_USER", "DemoFailed", "Server", "Timings", "run_demo"]
-
-def run_demo(say: Callable[[str], None] = print, keep: bool = False) -> Timings:
-    timings = Timings(say=say)
-    work = Path(tempfile.mkdtemp(prefix="forklift-demo-"))
-    context = DemoContext(work=work, home=work / "home", password=secrets.token_urlsafe(18), say=say)
-    try:
-        run_flows(context, timings)
-    finally:
-        context.close()
-        if not keep:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            say(f"kept {work}")
-    say(timings.summary())
-    return timings
+# Nothing is imported here: `forklift samples` uses `demo.samples` without loading the demo's flows
+# (`demo.main.run_demo` runs them).

@@ -1,0 +1,48 @@
+"""The control plane of one server process: training jobs and inference, on one runtime and database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from forklift.config import Settings
+from forklift.control.inference import Inference
+from forklift.control.inference.logs import GROUP_PREFIX, EndpointLogSource
+from forklift.control.logs import GROUP, TrainingLogSource
+from forklift.control.logsource import LogSource, MergedLogSource
+from forklift.control.scheduler import Scheduler
+from forklift.control.settings import ControlSettings, control_settings
+from forklift.control.store import JobStore
+from forklift.control.training import TrainingService
+from forklift.runtime import RuncRuntime, Runtime
+
+
+@dataclass
+class ControlPlane:
+    settings: Settings
+    control: ControlSettings
+    store: JobStore
+    scheduler: Scheduler
+    training: TrainingService
+    logs: TrainingLogSource
+    inference: Inference
+
+    @classmethod
+    def create(cls, settings: Settings, runtime: Runtime | None = None) -> ControlPlane:
+        runtime = runtime or RuncRuntime()
+        control = control_settings(settings)
+        store = JobStore(settings.database_url)
+        scheduler = Scheduler(settings, control, store, runtime)
+        training = TrainingService(settings, store, scheduler, control)
+        inference = Inference.create(settings, control, runtime)
+        return cls(settings, control, store, scheduler, training, TrainingLogSource(settings.home, store), inference)
+
+    def log_source(self) -> LogSource:
+        return MergedLogSource({GROUP: self.logs, GROUP_PREFIX: EndpointLogSource(self.settings.home)})
+
+    def start(self) -> None:
+        self.scheduler.start()
+        self.inference.start()
+
+    def close(self) -> None:
+        self.scheduler.close()
+        self.inference.close()
