@@ -102,8 +102,6 @@ def test_a_database_made_by_forklift_0_1_0_is_upgraded_and_every_row_is_found(ho
     assert after.pop("alembic_version") == 1 and after == before
     assert schema_diff(url_of(home)) == []
 
-    from forklift.images.imagestore import ImageStore
-
     from forklift.config import Settings
     from forklift.control.inference.models import EndpointConfigRow, EndpointRow, ModelRow
     from forklift.control.inference.store import InferenceStore
@@ -113,6 +111,7 @@ def test_a_database_made_by_forklift_0_1_0_is_upgraded_and_every_row_is_found(ho
     from forklift.credentials.roles import RoleStore
     from forklift.credentials.secrets import SecretStore
     from forklift.experiments.records import ExperimentStore
+    from forklift.images.imagestore import ImageStore
 
     settings = Settings(home=home)
     experiments = {e.name: e for e in ExperimentStore(settings).list()}
