@@ -175,3 +175,12 @@ def test_serve_names_a_log_file_it_cannot_open(home, tmp_path):
     assert result.exit_code == 1
     assert result.stderr == f"Error: Could not open file '{tmp_path / 'no' / 'such' / 'dir.log'}': " \
                             "No such file or directory (--log-file)\n"
+
+
+def test_an_unreadable_invoke_body_names_the_option(home, tmp_path):
+    result = CliRunner().invoke(main, ["endpoints", "invoke", "ep", "--body", f"@{tmp_path / 'missing.json'}",
+                                       "--endpoint-url", "http://127.0.0.1:9"])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for --body: cannot read" in result.stderr and "missing.json" in result.stderr
+    assert "internal error" not in result.stderr
+

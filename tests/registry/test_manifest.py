@@ -61,3 +61,18 @@ def test_media_type_from_header_then_body_then_shape():
     assert media_type_of(body, f"{DOCKER_LIST}; charset=utf-8") == DOCKER_LIST
     assert media_type_of(body, "application/json") == OCI_MANIFEST  # umoci omits mediaType
     assert media_type_of(json.dumps({"mediaType": OCI_INDEX}).encode(), None) == OCI_INDEX
+
+
+
+@pytest.mark.parametrize("raw,member", [
+    (b"not json", "config"), (b"[1, 2]", "layers"), (b'{"config": 3, "layers": []}', "config"),
+    (b'{"config": {"mediaType": "x"}, "layers": []}', "config"), (b'{"layers": [{"size": 1}]}', "layers"),
+    (b'{"manifests": [null]}', "manifests"),
+])
+def test_a_malformed_manifest_is_the_registrys_error(raw, member):
+    from forklift.registry.errors import RegistryServerError
+    from forklift.registry.manifest import OCI_MANIFEST, Manifest
+
+    manifest = Manifest(raw, OCI_MANIFEST, "sha256:" + "0" * 64)
+    with pytest.raises(RegistryServerError, match="sha256:0"):
+        getattr(manifest, member)

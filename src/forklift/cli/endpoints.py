@@ -95,7 +95,10 @@ def _read_body(body: str) -> bytes:
     if body == "@-":
         return sys.stdin.buffer.read()
     if body.startswith("@"):
-        return Path(body[1:]).read_bytes()
+        try:
+            return Path(body[1:]).read_bytes()
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {body[1:]}: {exc.strerror}", param_hint="--body") from None
     return body.encode()
 
 

@@ -40,7 +40,10 @@ def put_command(name: str, policy_file: Path | None, managed: tuple[str, ...]) -
     """Create or replace role NAME and print its ARN."""
     if policy_file is None and not managed:
         raise click.UsageError("give --policy FILE.json and/or --managed-policy NAME")
-    policy = policy_file.read_text() if policy_file is not None else None
+    try:
+        policy = policy_file.read_text() if policy_file is not None else None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"cannot read {policy_file}: {exc}", param_hint="--policy") from None
     click.echo(_store().put(name, policy, managed).arn)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, cast
 
 from forklift.images.content import BlobStore, Lease
+from forklift.images.errors import ImageError
 from forklift.images.imagestore import ImageStore, LocalImage
 from forklift.images.records import ImageRecord
 from forklift.reference import parse
@@ -86,7 +87,10 @@ def write_layer(blobs: BlobStore, directory: Path, dest: str = "/", compressleve
                 for path in _entries(directory):
                     relative = path.relative_to(directory).as_posix()
                     arcname = str(prefix / relative) if prefix is not None else relative
-                    tar.add(path, arcname=arcname, recursive=False)
+                    try:
+                        tar.add(path, arcname=arcname, recursive=False)
+                    except OSError as exc:
+                        raise ImageError(f"cannot add {path} to the image: {exc.strerror}") from None
     if blob.digest is None:  # set when the block above commits the blob
         raise RuntimeError(f"the layer of {directory} was not stored")
     return Descriptor(OCI_LAYER_GZIP, blob.digest, blob.size), "sha256:" + sink.hasher.hexdigest()

@@ -336,7 +336,7 @@ class RootfsCache:
         complete, so unpacking overlaps with downloading the layers above it.
         """
         if not layers:
-            raise ValueError("an image needs at least one layer")
+            raise LayerError("the image has no layers: a container needs at least one")
         missing = [layer.digest for layer in layers if not layer.diff_id]
         if missing:
             raise LayerError(f"layer {missing[0]}: diff_id required to key the rootfs cache")

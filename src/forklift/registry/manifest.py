@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from forklift.registry.errors import RegistryServerError
+
 # A JSON object as json.loads returns it (manifests, descriptors, image configs, token answers).
 JSONObject = dict[str, Any]
 
@@ -68,10 +70,20 @@ class Manifest:
 
     @property
     def json(self) -> JSONObject:
-        value = json.loads(self.raw)
+        try:
+            value = json.loads(self.raw)
+        except ValueError as exc:
+            raise RegistryServerError(f"manifest {self.digest} is not JSON: {exc}") from None
         if not isinstance(value, dict):
-            raise ValueError(f"manifest {self.digest} is not a JSON object")  # noqa: TRY004 - bad JSON
+            raise RegistryServerError(f"manifest {self.digest} is not a JSON object")
         return value
+
+    def _descriptors(self, member: str, found: Any) -> list[Descriptor]:
+        """The manifest's `member` descriptors; a malformed one is the registry's error, named."""
+        try:
+            return [Descriptor.from_json(d) for d in found]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise RegistryServerError(f"manifest {self.digest}: malformed {member} descriptor ({exc!r})") from None
 
     @property
     def is_index(self) -> bool:
@@ -79,15 +91,15 @@ class Manifest:
 
     @property
     def config(self) -> Descriptor:
-        return Descriptor.from_json(self.json["config"])
+        return self._descriptors("config", [self.json.get("config")])[0]
 
     @property
     def layers(self) -> list[Descriptor]:
-        return [Descriptor.from_json(d) for d in self.json.get("layers", [])]
+        return self._descriptors("layers", self.json.get("layers") or [])
 
     @property
     def manifests(self) -> list[Descriptor]:
-        return [Descriptor.from_json(d) for d in self.json.get("manifests", [])]
+        return self._descriptors("manifests", self.json.get("manifests") or [])
 
 
 def media_type_of(raw: bytes, content_type: str | None) -> str:

@@ -197,6 +197,6 @@ class Fleet:
         """Stop every instance of the endpoint, serving or left over from an earlier server."""
         self.unpublish()
         serving, self.instances = self.instances, []
-        self.retire(serving, drain=False)
-        self.retire(self.launcher.adopt(self.endpoint, lambda row: True), drain=False)
+        leftovers = self.launcher.adopt(self.endpoint, lambda row: True, skip={i.name for i in serving})
+        self.retire(serving + leftovers, drain=False)  # side by side: one stop grace for all of them
         self._prepared.clear()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -63,9 +63,10 @@ class InstanceLauncher(Protocol):
         """Stop an instance (after its last output was kept) and forget it."""
         ...
 
-    def adopt(self, endpoint: str, keep: Callable[[EndpointInstanceRow], bool]) -> list[VariantInstance]:
-        """Take over the running instances an earlier server started for `endpoint` that `keep`
-        accepts; stop and forget the others."""
+    def adopt(self, endpoint: str, keep: Callable[[EndpointInstanceRow], bool],
+              skip: Collection[str] = ()) -> list[VariantInstance]:
+        """Take over the running instances recorded for `endpoint` (started by an earlier server)
+        that `keep` accepts; stop and forget the others, but leave those named in `skip` alone."""
         ...
 
 
@@ -121,10 +122,13 @@ class LocalLauncher:
         self.logs.finish(self._directory(endpoint), instance.variant, instance.handle)
         self.store.remove_instance(instance.name)
 
-    def adopt(self, endpoint: str, keep: Callable[[EndpointInstanceRow], bool]) -> list[VariantInstance]:
+    def adopt(self, endpoint: str, keep: Callable[[EndpointInstanceRow], bool],
+              skip: Collection[str] = ()) -> list[VariantInstance]:
         directory = self._directory(endpoint)
         adopted: list[VariantInstance] = []
         for row in self.store.instances(endpoint):
+            if row.container_name in skip:
+                continue
             handle = self.runtime.adopt(row.container_name)
             if handle is not None and handle.wait(timeout=0) is None and keep(row):
                 adopted.append(LocalInstance(row.variant, row.generation, handle))
