@@ -82,7 +82,8 @@ def test_revisions_and_initial_tables_are_the_scripts():
     assert migrations.REVISIONS[0] == migrations.INITIAL
     from forklift.schema import metadata
 
-    assert migrations.INITIAL_TABLES == set(metadata().tables)  # 0001 creates every table 0.1.0 had
+    # 0001 creates every table 0.1.0 had; later revisions add the rest
+    assert migrations.INITIAL_TABLES | {"access_keys"} == set(metadata().tables)
 
 
 def test_a_database_made_by_forklift_0_1_0_is_upgraded_and_every_row_is_found(home):
@@ -99,7 +100,7 @@ def test_a_database_made_by_forklift_0_1_0_is_upgraded_and_every_row_is_found(ho
     again = forklift(home, "db", "upgrade")
     assert again.returncode == 0 and "nothing to do" in again.stdout
     after = counts(home / "forklift.db")
-    assert after.pop("alembic_version") == 1 and after == before
+    assert after.pop("alembic_version") == 1 and after.pop("access_keys") == 0 and after == before
     assert schema_diff(url_of(home)) == []
 
     from forklift.config import Settings
@@ -179,8 +180,10 @@ def test_a_fresh_database_is_exactly_the_models_and_0_1_0s_schema(home):
 
     engine_for(url_of(home))
     assert schema_diff(url_of(home)) == []
-    # The same CREATE statements, byte for byte, as the tables create_all made in 0.1.0.
-    assert ddl(home / "forklift.db") == ddl(FIXTURE / "forklift-0.1.0.sqlite")
+    # The same CREATE statements, byte for byte, as the tables create_all made in 0.1.0 (and the
+    # tables of later revisions).
+    fresh = {(name, sql) for name, sql in ddl(home / "forklift.db") if name != "access_keys"}
+    assert fresh == ddl(FIXTURE / "forklift-0.1.0.sqlite")
     with sqlite3.connect(home / "forklift.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(migrations.head(),)]
@@ -238,14 +241,14 @@ def test_a_current_database_opens_without_importing_alembic(home):
 
 LATER = '''"""A later revision, for the test only: a column on two tables, one of them referenced by a foreign key.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 
 
 def upgrade():
@@ -257,12 +260,12 @@ def upgrade():
 
 
 def install_later_migration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """forklift.migrations as it would be with a revision 0002 (in a copy: the package keeps its own)."""
+    """forklift.migrations as it would be with a revision 0003 (in a copy: the package keeps its own)."""
     scripts = tmp_path / "migrations"
     shutil.copytree(migrations.DIRECTORY, scripts, ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
-    (scripts / "versions" / "0002_later.py").write_text(LATER)
+    (scripts / "versions" / "0003_later.py").write_text(LATER)
     monkeypatch.setattr(migrations, "DIRECTORY", scripts)
-    monkeypatch.setattr(migrations, "REVISIONS", (*migrations.REVISIONS, "0002"))
+    monkeypatch.setattr(migrations, "REVISIONS", (*migrations.REVISIONS, "0003"))
 
 
 def columns(path: Path, table: str) -> list[str]:
@@ -272,15 +275,15 @@ def columns(path: Path, table: str) -> list[str]:
 
 def test_a_later_migration_runs_from_the_stamped_revision(home, tmp_path, monkeypatch):
     old_home(home)
-    assert migrations.upgrade(url_of(home)).after == "0001"  # as today's code leaves it
+    assert migrations.upgrade(url_of(home)).after == "0002"  # as today's code leaves it
     before = counts(home / "forklift.db")
     install_later_migration(tmp_path, monkeypatch)
     done = migrations.upgrade(url_of(home))
-    assert (done.before, done.after, done.adopted) == ("0001", "0002", False)
+    assert (done.before, done.after, done.adopted) == ("0002", "0003", False)
     assert "note" in columns(home / "forklift.db", "secrets") and "labels" in columns(home / "forklift.db", "images")
     # Every row kept, secret_owners' too: copying `secrets` in batch mode did not cascade-delete them.
     assert counts(home / "forklift.db") == before
-    assert migrations.status(url_of(home)).revision == "0002"
+    assert migrations.status(url_of(home)).revision == "0003"
 
 
 def test_a_0_1_0_database_goes_straight_to_a_later_revision(home, tmp_path, monkeypatch):
@@ -288,10 +291,10 @@ def test_a_0_1_0_database_goes_straight_to_a_later_revision(home, tmp_path, monk
     install_later_migration(tmp_path, monkeypatch)
     before = counts(home / "forklift.db")
     done = migrations.upgrade(url_of(home))
-    assert (done.before, done.after, done.adopted) == (None, "0002", True)
+    assert (done.before, done.after, done.adopted) == (None, "0003", True)
     assert "note" in columns(home / "forklift.db", "secrets")
     after = counts(home / "forklift.db")
-    assert after.pop("alembic_version") == 1 and after == before
+    assert after.pop("alembic_version") == 1 and after.pop("access_keys") == 0 and after == before
 
 
 def test_serve_upgrades_the_database_at_start_and_says_so(home):
@@ -317,5 +320,6 @@ def test_db_history_marks_the_head_and_the_databases_revision(home):
     assert forklift(home, "db", "current").stdout.startswith("none: no database")
     assert not (home / "forklift.db").exists()  # looking does not create it
     assert forklift(home, "db", "upgrade").returncode == 0
-    (line,) = forklift(home, "db", "history").stdout.splitlines()
-    assert line.startswith("0001  ") and line.endswith("(head, current)")
+    first, last = forklift(home, "db", "history").stdout.splitlines()
+    assert first.startswith("0001  ") and not first.endswith(")")
+    assert last.startswith("0002  ") and last.endswith("(head, current)")

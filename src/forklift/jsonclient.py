@@ -7,13 +7,15 @@ them with the standard library and answer in tens of milliseconds. The calls loo
 refused call raises `ApiError` with the server's code and message. SageMaker timestamps (epoch
 seconds in members named `...Time`) come back as datetimes, as boto3 returns them.
 
-User code and the SDK keep using boto3; this is only the CLI's transport.
+User code and the SDK keep using boto3; this is only the CLI's transport. Requests are signed
+(SigV4) when AWS credentials are configured, as a keyed server requires (see `forklift.signing`).
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import ssl
 from collections.abc import Iterator
@@ -23,8 +25,22 @@ from typing import Any
 from urllib.parse import SplitResult, quote, urlsplit
 
 from forklift.errors import ForkliftError
+from forklift.signing import Signer, signer
 
 SERVICES = {"sagemaker": "SageMaker", "logs": "Logs_20140328"}
+
+
+class _FromEnvironment:
+    """The default of a client's `sign`: sign with the AWS credentials configured, if any."""
+
+
+FROM_ENVIRONMENT = _FromEnvironment()
+
+
+def _signer_for(service: str, sign: Signer | _FromEnvironment | None) -> Signer | None:
+    if isinstance(sign, _FromEnvironment):
+        return signer(service, os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+    return sign
 CONTENT_TYPE = "application/x-amz-json-1.1"
 TIMEOUT = 120.0
 MAX_RESPONSE = 64 * 1024 * 1024
@@ -125,8 +141,10 @@ def _jsonable(value: Any) -> Any:
 class JsonClient:
     """One service (`sagemaker` or `logs`) of the server at `url`, over one kept-alive connection."""
 
-    def __init__(self, service: str, url: str, *, headers: dict[str, str] | None = None, timeout: float = TIMEOUT):
+    def __init__(self, service: str, url: str, *, headers: dict[str, str] | None = None, timeout: float = TIMEOUT,
+                 sign: Signer | _FromEnvironment | None = FROM_ENVIRONMENT):
         self.target_prefix = SERVICES[service]
+        self._sign = _signer_for(service, sign)
         self.convert_times = service == "sagemaker"  # Logs' times are epoch milliseconds, kept as numbers
         self.url = url.rstrip("/")
         self._parts = _endpoint(self.url)
@@ -145,6 +163,9 @@ class JsonClient:
         body = json.dumps(params, default=_jsonable).encode()
         headers = {**self._headers, "Content-Type": CONTENT_TYPE, "X-Amz-Target": f"{self.target_prefix}.{operation}",
                    "Accept": "application/json"}
+        if self._sign is not None:
+            url = f"{self._parts.scheme}://{self._parts.netloc}{self._parts.path or '/'}"
+            headers = self._sign("POST", url, headers, body)
         while True:
             connection, reused = self._connect()
             try:
@@ -208,15 +229,18 @@ class Invocation:
 
 
 def invoke_endpoint(url: str, endpoint: str, body: bytes, headers: dict[str, str],
-                    timeout: float = TIMEOUT) -> Invocation:
+                    timeout: float = TIMEOUT, sign: Signer | _FromEnvironment | None = FROM_ENVIRONMENT) -> Invocation:
     """sagemaker-runtime's InvokeEndpoint (rest-json: `POST /endpoints/<name>/invocations`); a refused
     call raises ApiError, a container's error `ModelError` with its `OriginalStatusCode`/`OriginalMessage`
     in the message."""
     parts = _endpoint(url)
+    path = f"{parts.path}/endpoints/{quote(endpoint, safe='')}/invocations"
+    sign = _signer_for("sagemaker", sign)  # boto3 signs sagemaker-runtime with the name "sagemaker"
+    if sign is not None:
+        headers = sign("POST", f"{parts.scheme}://{parts.netloc}{path}", headers, body)
     connection = _connection(parts, timeout)
     try:
-        connection.request("POST", f"{parts.path}/endpoints/{quote(endpoint, safe='')}/invocations", body=body,
-                           headers=headers)
+        connection.request("POST", path, body=body, headers=headers)
         response = connection.getresponse()
         data = _read_whole(response, "InvokeEndpoint")
     except (OSError, http.client.HTTPException) as exc:

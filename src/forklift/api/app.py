@@ -97,7 +97,7 @@ def create_app(services: ApiServices) -> ForkliftApp:
                              services.region, services.account, operation)
 
     async def aws_json(request: Request) -> Response:
-        work = dispatch(request, json_services, context)
+        work = dispatch(request, json_services, context, services.authenticate)
         return await _guarded(json_error, work, request.state.request_id)
 
     async def ping(request: Request) -> Response:
@@ -160,4 +160,4 @@ class ForkliftApp:
         """InvokeEndpoint on `endpoint` (also called by `forklift.api.dataplane` directly)."""
         services = self.services
         await invoke_endpoint(endpoint, scope, receive, send, services.runtime_handler, services.region,
-                              services.account)
+                              services.account, services.authenticate)

@@ -21,7 +21,7 @@ from starlette.responses import Response
 from forklift.api.context import RequestContext
 from forklift.api.errors import ApiError
 from forklift.api.protocol import json_response
-from forklift.api.services import Handler, call
+from forklift.api.services import Authenticator, Handler, call
 from forklift.api.validation import operation_model, validate
 
 MAX_BODY = 16 * 1024 * 1024  # far above any SageMaker request; a bound on what one request may buffer
@@ -80,11 +80,18 @@ def parse_body(body: bytes) -> Any:
 
 
 async def dispatch(request: Request, services: Mapping[str, JsonService],
-                   context: Callable[[Request, str], RequestContext]) -> Response:
-    """Resolve, parse, validate, run the handler; errors are raised as ApiError for the caller to render."""
+                   context: Callable[[Request, str], RequestContext],
+                   authenticate: Authenticator | None = None) -> Response:
+    """Authenticate, resolve, parse, validate, run the handler; errors are raised as ApiError for the
+    caller to render."""
+    body = await read_body(request)
+    if authenticate is not None:
+        target = request.scope.get("raw_path") or request.url.path.encode()
+        query = request.scope.get("query_string") or b""
+        path = target.decode("latin-1") + (f"?{query.decode('latin-1')}" if query else "")
+        await call(authenticate, request.method, path, request.scope["headers"], body)
     service, operation = resolve(request.headers.get("x-amz-target", ""), services)
-    params = validate(service.model, operation, parse_body(await read_body(request)),
-                      error_code=service.validation_code)
+    params = validate(service.model, operation, parse_body(body), error_code=service.validation_code)
     result = await call(handler_for(service, operation), params, context(request, operation))
     if result is not None and not isinstance(result, dict):
         raise TypeError(f"the handler of {operation} returned {type(result).__name__}, not a dict")

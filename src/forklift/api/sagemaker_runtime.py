@@ -25,7 +25,7 @@ from forklift.api.context import build_context, new_request_id
 from forklift.api.errors import ApiError
 from forklift.api.invocation import InvokeRequest, InvokeResponse, RuntimeHandler
 from forklift.api.protocol import REQUEST_ID_HEADER, rest_error
-from forklift.api.services import call
+from forklift.api.services import Authenticator, call
 from forklift.api.validation import flat_check, operation_model, validate
 
 log = logging.getLogger(__name__)
@@ -95,13 +95,13 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
 
 
 async def invoke_endpoint(endpoint: str, scope: Scope, receive: Receive, send: Send, handler: RuntimeHandler | None,
-                          region: str, account: str) -> None:
+                          region: str, account: str, authenticate: Authenticator | None = None) -> None:
     """Answer one InvokeEndpoint (an ASGI app's body); every failure before the answer starts is a
     rest-json error. One that breaks a streamed answer midway reaches uvicorn, which drops the
     connection: the caller sees a truncated body, not a wrong one."""
     request_id = new_request_id()
     try:
-        headers, body = await _invoke(endpoint, scope, receive, handler, request_id, region, account)
+        headers, body = await _invoke(endpoint, scope, receive, handler, request_id, region, account, authenticate)
     except ApiError as error:
         if error.status >= 500:
             log.warning("request %s: %s %s", request_id, error.code, error.message)
@@ -133,7 +133,8 @@ async def _send_error(error: ApiError, request_id: str, scope: Scope, receive: R
 
 
 async def _invoke(endpoint: str, scope: Scope, receive: Receive, handler: RuntimeHandler | None, request_id: str,
-                  region: str, account: str) -> tuple[list[tuple[bytes, bytes]], Any]:
+                  region: str, account: str, authenticate: Authenticator | None
+                  ) -> tuple[list[tuple[bytes, bytes]], Any]:
     """The answer's headers and body (bytes or an iterable of chunks)."""
     wire = _wire()
     headers: dict[str, str] = {}
@@ -144,6 +145,11 @@ async def _invoke(endpoint: str, scope: Scope, receive: Receive, handler: Runtim
             params[member] = value.decode("latin-1")
         headers[name.decode("latin-1")] = value.decode("latin-1")
     params["Body"] = await _read_body(scope, receive, wire.max_body)
+    if authenticate is not None:
+        target = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        query = scope.get("query_string") or b""
+        authenticate("POST", target + (f"?{query.decode('latin-1')}" if query else ""), scope["headers"],
+                     params["Body"])
     if not wire.accepts(params):
         params = validate("sagemaker-runtime", "InvokeEndpoint", params, error_code="ValidationError")
     query = dict(parse_qsl(scope["query_string"].decode("latin-1"))) if scope.get("query_string") else {}

@@ -34,6 +34,9 @@ from forklift.control.logsource import LogSource
 Result = Mapping[str, Any] | None
 Handler = Callable[[dict, RequestContext], Result | Awaitable[Result]]
 Hook = Callable[[], Awaitable[None] | None]
+# (method, path and query as sent, headers, body) -> who signed the request (None: no signature needed);
+# raises ApiError to refuse it. See forklift.api.authn.
+Authenticator = Callable[[str, str, Any, bytes], Any]
 
 
 @dataclass
@@ -45,6 +48,7 @@ class ApiServices:
     sagemaker_handlers: dict[str, Handler] = field(default_factory=dict)
     runtime_handler: RuntimeHandler | None = None  # InvokeEndpoint; None: every endpoint is unknown
     log_source: LogSource | None = None  # None: every log group is unknown
+    authenticate: Authenticator | None = None  # None: every request is accepted, signed or not
     on_startup: list[Hook] = field(default_factory=list)  # run when the server starts (e.g. a scheduler)
     on_shutdown: list[Hook] = field(default_factory=list)  # run, in reverse order, when it stops
 

@@ -7,9 +7,11 @@ register themselves in the `ApiServices` they are given.
 from __future__ import annotations
 
 from forklift.api import inference, invoke, training
+from forklift.api.authn import KeyAuthenticator
 from forklift.api.services import ApiServices
 from forklift.config import Settings
 from forklift.control.plane import ControlPlane
+from forklift.credentials.accesskeys import AccessKeys
 
 
 def build_services(settings: Settings, region: str, account: str) -> ApiServices:
@@ -20,4 +22,5 @@ def build_services(settings: Settings, region: str, account: str) -> ApiServices
     inference.install(services, plane.inference)
     invoke.install(services, plane.inference.router)
     services.log_source = plane.log_source()
+    services.authenticate = KeyAuthenticator(AccessKeys(settings))
     return services

@@ -25,6 +25,7 @@ COMMANDS = {
     "functions": ("forklift.cli.functions:functions",
                   "Register and run credentials-provider functions (RepositoryCredentialsProviderArn)."),
     "roles": ("forklift.cli.roles:roles", "Define execution roles (IAM-style policies)."),
+    "keys": ("forklift.cli.keys:keys", "Access keys for signed (SigV4) requests."),
     "run": ("forklift.cli.run:run",
             "Run IMAGE (pulled if needed) with ARGS, stream its logs, and exit with its exit code."),
     "serve": ("forklift.cli.serve:serve",

@@ -7,6 +7,7 @@ It prints a line per job and endpoint state change, and with `-v` a line per req
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
@@ -22,6 +23,13 @@ import click
 
 def _exit_quietly(signum: int, frame: object) -> None:
     raise SystemExit(0)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -79,6 +87,7 @@ def serve(host: str, port: int, region: str | None, account: str | None, verbose
     from forklift.api import build_services, create_app
     from forklift.api.dataplane import protocol_for
     from forklift.config import load_settings
+    from forklift.credentials.accesskeys import AccessKeys
     from forklift.serverfile import claim, remove_record_if_ours, write_record
 
     verbose = max(verbose, (logging.WARNING - logging.getLogger().getEffectiveLevel()) // 10)  # or `forklift -v serve`
@@ -97,6 +106,12 @@ def serve(host: str, port: int, region: str | None, account: str | None, verbose
     upgraded = migrations.upgrade(settings.database_url)
     if upgraded.changed:
         events.info("%s", upgraded)
+    keyed = AccessKeys(settings).any()
+    if not keyed and not _loopback(host):
+        raise click.ClickException(
+            f"refusing to listen on {host} with no access key: anyone who reaches the port could run containers "
+            "as root. Create a key first (`forklift keys create`), then sign requests with it (AWS_ACCESS_KEY_ID "
+            "and AWS_SECRET_ACCESS_KEY), or listen on 127.0.0.1")
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
     url = f"http://{f'[{host}]' if ':' in host else host}:{bound_port}"
@@ -112,6 +127,9 @@ def serve(host: str, port: int, region: str | None, account: str | None, verbose
     try:
         events.info("forklift serving on %s (region %s, account %s) for FORKLIFT_HOME=%s", url, region, account,
                     settings.home)
+        if not keyed:
+            events.info("no access key exists, so unsigned requests are accepted (on loopback only); once "
+                        "`forklift keys create` has made one, every request must be signed with a key")
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         remove_record_if_ours(settings.home)

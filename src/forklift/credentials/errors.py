@@ -60,3 +60,11 @@ class SecretNotFound(CredentialsError):
 
 class SecretUnreadable(CredentialsError):
     """A stored secret cannot be decrypted with this FORKLIFT_HOME's key."""
+
+
+class AccessKeyNotFound(CredentialsError):
+    """No API access key by that id or name."""
+
+
+class AccessKeyExists(CredentialsError):
+    """An API access key by that name exists already."""

@@ -55,6 +55,16 @@ class RoleRow(Base):
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
 
 
+class AccessKeyRow(Base):
+    """An API access key (what SigV4 requests are signed with). The secret key is Fernet-encrypted."""
+
+    __tablename__ = "access_keys"
+    access_key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+
 def sessions_for(settings: Settings) -> sessionmaker[Session]:
     """Sessions on forklift's database (its schema brought up to date by `engine_for`)."""
     from forklift.db import session_factory

@@ -1,0 +1,61 @@
+"""`forklift keys …`: the access keys AWS clients sign their requests to `forklift serve` with."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import click
+
+from forklift.cli.groups import Group
+from forklift.cli.output import emit_json, output_option, print_table
+from forklift.config import load_settings
+
+# What a command needs beyond these is imported inside it, so that `forklift --help` and the other
+# commands start without it.
+
+if TYPE_CHECKING:
+    from forklift.credentials.accesskeys import AccessKeys
+
+
+def _keys() -> AccessKeys:
+    from forklift.credentials.accesskeys import AccessKeys  # SQLAlchemy and cryptography load only here
+
+    return AccessKeys(load_settings())
+
+
+@click.group(cls=Group)
+def keys() -> None:
+    """Access keys for signed (SigV4) requests. Once one exists, forklift serve answers signed requests only."""
+
+
+@keys.command("create")
+@click.option("--name", help="A name to find the key by (unique).")
+def create_command(name: str | None) -> None:
+    """Create a key (full access); print AWS_ACCESS_KEY_ID=… and AWS_SECRET_ACCESS_KEY=… (shown only now)."""
+    key = _keys().create(name)
+    click.echo(f"AWS_ACCESS_KEY_ID={key.access_key_id}")
+    click.echo(f"AWS_SECRET_ACCESS_KEY={key.secret_access_key}")
+
+
+@keys.command("list")
+@output_option
+def list_command(output: str) -> None:
+    """List the keys (never their secrets)."""
+    found = _keys().list()
+    if output == "json":
+        emit_json({"AccessKeys": [key.to_json() for key in found]})
+        return
+    print_table(["ACCESS KEY ID", "NAME", "CREATED"],
+                [[key.access_key_id, key.name or "-", _when(key.created_at)] for key in found])
+
+
+def _when(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch).astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+@keys.command("delete")
+@click.argument("key")
+def delete_command(key: str) -> None:
+    """Delete KEY (its id or name); requests signed with it are refused from now on."""
+    click.echo(f"Deleted {_keys().delete(key).access_key_id}")
