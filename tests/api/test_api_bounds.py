@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import base64
+import json
 
+import boto3
 import httpx
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from forklift.api.errors import ApiError
 from forklift.api.jsondepth import nests_deeper
+from forklift.api.validation import validate
+
+# As conftest signs: the server checks signatures against these.
+CREDENTIALS = {"aws_access_key_id": "AKIDFORKLIFTTEST", "aws_secret_access_key": "forklift-test-secret"}
+REGION = "us-east-1"
 
 
 def raw_post(server, target: str, body: bytes) -> httpx.Response:
@@ -58,3 +67,73 @@ def test_deeply_nested_next_token_is_an_invalid_token(sagemaker) -> None:
 ])
 def test_nesting_depth_scan(document, deeper) -> None:
     assert nests_deeper(document) is deeper
+
+
+@pytest.fixture(scope="module")
+def unchecked(server):
+    """A SageMaker client that sends what it is given: botocore's own parameter checks are off."""
+    config = Config(parameter_validation=False, retries={"max_attempts": 1}, read_timeout=30)
+    return boto3.client("sagemaker", endpoint_url=server.url, region_name=REGION, config=config, **CREDENTIALS)
+
+
+def _training_job(resources: dict | None = None, stopping: dict | None = None) -> dict:
+    return {
+        "TrainingJobName": "bounded-job", "RoleArn": "arn:aws:iam::123456789012:role/SageMakerRole",
+        "AlgorithmSpecification": {"TrainingImage": "registry.example.com/algo:1", "TrainingInputMode": "File"},
+        "OutputDataConfig": {"S3OutputPath": "s3://bucket/output"},
+        "ResourceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 10,
+                           **(resources or {})},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600, **(stopping or {})},
+    }
+
+
+def _refusal(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[int, str, str]:
+    response = excinfo.value.response
+    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"], response["Error"]["Message"]
+
+
+def test_a_training_job_on_no_instances_is_refused(unchecked) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        unchecked.create_training_job(**_training_job({"InstanceCount": 0}))
+    assert _refusal(excinfo) == (400, "ValidationException", (
+        "1 validation error detected: Value '0' at 'resourceConfig.instanceCount' failed to satisfy constraint: "
+        "Member must have value greater than or equal to 1"))
+
+
+@pytest.mark.parametrize("stopping", [{"MaxRuntimeInSeconds": 1.5}, {"MaxRuntimeInSeconds": 3600.25}])
+def test_a_fraction_for_an_integer_member_is_refused_not_truncated(unchecked, stopping) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        unchecked.create_training_job(**_training_job(stopping=stopping))
+    assert _refusal(excinfo) == (400, "SerializationException", "NUMBER_VALUE can not be converted to an Integer")
+
+
+def test_integer_bounds_of_the_model_are_checked_after_conversion(unchecked) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        unchecked.create_training_job(**_training_job({"VolumeSizeInGB": -1}, {"MaxRuntimeInSeconds": 0}))
+    assert _refusal(excinfo) == (400, "ValidationException", (
+        "2 validation errors detected: Value '0' at 'stoppingCondition.maxRuntimeInSeconds' failed to satisfy "
+        "constraint: Member must have value greater than or equal to 1; Value '-1' at 'resourceConfig.volumeSizeInGB' "
+        "failed to satisfy constraint: Member must have value greater than or equal to 0"))
+
+
+@pytest.mark.parametrize(("max_results", "status"), [(10.0, 200), (1e1, 200), (10.5, 400), (0, 400), (101, 400)])
+def test_list_max_results_over_raw_http(server, max_results, status) -> None:
+    response = raw_post(server, "SageMaker.ListTrainingJobs", json.dumps({"MaxResults": max_results}).encode())
+    assert response.status_code == status, response.text
+    if max_results == 10.5:
+        assert response.json()["__type"].endswith("SerializationException")
+    elif status == 400:
+        expected = f"1 validation error detected: Value '{max_results}' at 'maxResults'"
+        assert response.json()["message"].startswith(expected)
+
+
+@pytest.mark.parametrize(("value", "accepted"), [(2, 2), (2.0, 2), (5e1, 50), (2.5, None), (-0.5, None)])
+def test_integer_members_take_whole_numbers_only(value, accepted) -> None:
+    params = {"MaxResults": value}
+    if accepted is None:
+        with pytest.raises(ApiError) as excinfo:
+            validate("sagemaker", "ListTrainingJobs", params)
+        assert excinfo.value.code == "SerializationException"
+    else:
+        result = validate("sagemaker", "ListTrainingJobs", params)
+        assert result["MaxResults"] == accepted and type(result["MaxResults"]) is int
