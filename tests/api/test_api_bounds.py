@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+import urllib.parse
 
 import boto3
 import httpx
@@ -11,6 +13,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from forklift.api.dataplane import MAX_HEAD, MAX_HEADER_FIELDS
 from forklift.api.errors import ApiError
 from forklift.api.jsondepth import nests_deeper
 from forklift.api.validation import validate
@@ -137,3 +140,48 @@ def test_integer_members_take_whole_numbers_only(value, accepted) -> None:
     else:
         result = validate("sagemaker", "ListTrainingJobs", params)
         assert result["MaxResults"] == accepted and type(result["MaxResults"]) is int
+
+
+def _exchange(server, head: bytes) -> bytes:
+    """Send a raw request head; the status line of the answer, or b"(closed)" when the server hung up."""
+    address = urllib.parse.urlsplit(server.url)
+    with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
+        try:
+            sock.sendall(head)
+            answer = sock.recv(4096)
+        except (ConnectionResetError, BrokenPipeError):
+            return b"(closed)"
+    return answer.split(b"\r\n", 1)[0] if answer else b"(closed)"
+
+
+def _head(target: bytes, fields: bytes) -> bytes:
+    return target + b"\r\nhost: forklift\r\n" + fields + b"content-length: 0\r\n\r\n"
+
+
+TARGETS = [b"GET /ping HTTP/1.1", b"POST / HTTP/1.1", b"POST /endpoints/e/invocations HTTP/1.1"]
+
+
+@pytest.mark.parametrize("fields", [
+    b"".join(b"x-h%d: v\r\n" % i for i in range(10_000)),
+    b"a: b\r\n" * (MAX_HEADER_FIELDS + 1),
+    b"x-big: " + b"a" * (MAX_HEAD + 1) + b"\r\n",
+], ids=["10k-fields", "101-small-fields", "one-field-over-64KiB"])
+@pytest.mark.parametrize("target", TARGETS, ids=["uvicorn", "awsjson", "invoke"])
+def test_an_oversized_head_is_431(server, target, fields) -> None:
+    assert _exchange(server, _head(target, fields)) == b"HTTP/1.1 431 Request Header Fields Too Large"
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=["uvicorn", "awsjson", "invoke"])
+def test_a_header_without_end_is_cut_off(server, target) -> None:
+    answer = _exchange(server, target + b"\r\nhost: forklift\r\nx-big: " + b"a" * (8 << 20))
+    assert answer in (b"HTTP/1.1 431 Request Header Fields Too Large", b"(closed)")
+    assert httpx.get(server.url + "/ping", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=["uvicorn", "awsjson", "invoke"])
+def test_a_head_within_the_bounds_is_read(server, target) -> None:
+    fields = b"".join(b"x-h%d: v\r\n" % i for i in range(MAX_HEADER_FIELDS - 3))
+    fields += b"x-big: " + b"a" * (MAX_HEAD - len(fields) - 1024) + b"\r\n"
+    assert _exchange(server, _head(target, fields)) != b"HTTP/1.1 431 Request Header Fields Too Large"
+    if target.startswith(b"GET"):
+        assert _exchange(server, _head(target, fields)) == b"HTTP/1.1 200 OK"
