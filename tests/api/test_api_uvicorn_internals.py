@@ -59,6 +59,21 @@ def test_fallback_protocol_is_importable():
         pytest.fail(_internal("AutoHTTPProtocol(config, server_state, app_state, _loop)", str(exc)))
 
 
+def test_httptools_protocol_has_the_hooks_the_head_bounds_override():
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError as exc:
+        pytest.fail(_internal("uvicorn.protocols.http.httptools_impl.HttpToolsProtocol", f"cannot import: {exc}"))
+    for name, params in [("data_received", ["data"]), ("send_400_response", ["msg"]), ("on_message_begin", []),
+                         ("on_url", ["url"]), ("on_header", ["name", "value"]), ("on_headers_complete", [])]:
+        method = getattr(HttpToolsProtocol, name, None)
+        if method is None or list(inspect.signature(method).parameters)[1:] != params:
+            pytest.fail(_internal(f"HttpToolsProtocol.{name}({', '.join(params)})", "missing or changed"))
+    source = inspect.getsource(HttpToolsProtocol.data_received)
+    if "except httptools.HttpParserError" not in source or "send_400_response" not in source:
+        pytest.fail(_internal("HttpToolsProtocol.data_received", "a parser error no longer goes to send_400_response"))
+
+
 async def test_protocol_class_is_built_tracked_and_shut_down_as_the_data_plane_expects():
     _Recorder.built.clear()
     _Recorder.shut_down.clear()

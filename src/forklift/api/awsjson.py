@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from forklift.api.context import RequestContext
 from forklift.api.errors import ApiError
+from forklift.api.jsondepth import MAX_DEPTH, nests_deeper
 from forklift.api.protocol import json_response
 from forklift.api.services import Authenticator, Handler, call
 from forklift.api.validation import operation_model, validate
@@ -68,11 +69,19 @@ def _reject_constant(name: str) -> Any:
 
 
 def parse_body(body: bytes) -> Any:
-    """The JSON document of a request; an empty body is `{}` (botocore sends `{}` for no input)."""
+    """The JSON document of a request; an empty body is `{}` (botocore sends `{}` for no input).
+
+    A body nesting deeper than `MAX_DEPTH` is refused before it is parsed: the parser, the validator
+    and the handlers all recurse into it.
+    """
     if not body.strip():
         return {}
+    if nests_deeper(body):
+        raise ApiError.serialization(f"The request body nests deeper than {MAX_DEPTH} levels.")
     try:
         return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except RecursionError:
+        raise ApiError.serialization(f"The request body nests deeper than {MAX_DEPTH} levels.") from None
     except UnicodeDecodeError:
         raise ApiError.serialization("The request body is not valid UTF-8.") from None
     except ValueError as exc:

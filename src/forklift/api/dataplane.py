@@ -15,6 +15,11 @@ pipelined request for anything else behind an InvokeEndpoint is answered 400 and
 closed.
 
     config = uvicorn.Config(app, http=protocol_for(app), ...)
+
+Both protocols bound a request's head (request line and headers): past `MAX_HEAD` bytes or
+`MAX_HEADER_FIELDS` fields the answer is 431 and the connection is closed. httptools has no limit of
+its own and buffers a header until its line ends, so bytes of a head still unfinished are counted
+as they arrive, not only once the parser hands a header over.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httptools
-from uvicorn.protocols.http.auto import AutoHTTPProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from forklift.api.sagemaker_runtime import DRAIN_LIMIT, endpoint_in_path, max_body
 
@@ -41,6 +46,92 @@ _MAX_LINE = 8192
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _INVALID = b"Invalid HTTP request received."
 _NOT_PIPELINABLE = b"Only InvokeEndpoint requests may be pipelined on this connection."
+MAX_HEAD = 64 * 1024  # request line and headers; an SDK's head is under 4 KiB
+MAX_HEADER_FIELDS = 100  # as Apache's LimitRequestFields; an SDK sends about 12
+_HEAD_TOO_LARGE = f"The request line and headers exceed {MAX_HEAD} bytes or {MAX_HEADER_FIELDS} fields.".encode()
+
+
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback: httptools turns it into HttpParserCallbackError."""
+
+
+class _HeadBudget:
+    """What the head of the request being parsed has used of `MAX_HEAD` and `MAX_HEADER_FIELDS`."""
+
+    __slots__ = ("begun", "fields", "received", "open", "over", "size")
+
+    def __init__(self) -> None:
+        self.open = False  # a request has begun and its headers are not complete
+        self.over = False
+        self.size = self.received = self.fields = self.begun = 0
+
+    def begin(self) -> None:
+        self.open, self.size, self.received, self.fields = True, 0, 0, 0
+        self.begun += 1
+
+    def mark(self) -> int | None:
+        """Before a feed: which request's head is open, if one is."""
+        return self.begun if self.open else None
+
+    def spend(self, size: int, fields: int = 0) -> None:
+        """Count a piece of the head the parser handed over; raise once past the bounds."""
+        self.size += size
+        self.fields += fields
+        if self.size > MAX_HEAD or self.fields > MAX_HEADER_FIELDS:
+            self.over = True
+            raise _HeadTooLarge
+
+    def fed(self, mark: int | None, size: int) -> bool:
+        """After a feed of `size` bytes: count them if the head open before (`mark`) is still open, as
+        then all of them were head; True once past MAX_HEAD."""
+        if mark is not None and self.open and self.begun == mark:
+            self.received += size
+            self.over = self.over or self.received > MAX_HEAD
+        return self.over
+
+
+def _refusal(status: int, message: bytes, default_headers: Any = ()) -> bytes:
+    lines = [_STATUS_LINES.get(status) or _status_line(status)]
+    lines += [name + b": " + value + b"\r\n" for name, value in default_headers]
+    return b"".join(lines) + (b"content-type: text/plain\r\nconnection: close\r\ncontent-length: "
+                              + str(len(message)).encode() + b"\r\n\r\n" + message)
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol (the one `http="auto"` picks), with the head bounded."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.head_budget = _HeadBudget()
+
+    def data_received(self, data: bytes) -> None:
+        mark = self.head_budget.mark()
+        super().data_received(data)
+        if self.head_budget.fed(mark, len(data)) and not self.transport.is_closing():
+            self.send_400_response("")
+
+    def send_400_response(self, msg: str) -> None:
+        if not self.head_budget.over:
+            super().send_400_response(msg)
+            return
+        self.transport.write(_refusal(431, _HEAD_TOO_LARGE, self.server_state.default_headers))
+        self.transport.close()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.head_budget.begin()
+
+    def on_url(self, url: bytes) -> None:
+        self.head_budget.spend(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.head_budget.spend(len(name) + len(value) + 4, fields=1)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self.head_budget.open = False
+        super().on_headers_complete()
 
 
 def _status_line(status: int) -> bytes:
@@ -51,7 +142,7 @@ def _status_line(status: int) -> bytes:
     return f"HTTP/1.1 {status} {phrase}\r\n".encode()
 
 
-_STATUS_LINES = {status: _status_line(status) for status in (200, 400, 404, 413, 424, 429, 500, 503)}
+_STATUS_LINES = {status: _status_line(status) for status in (200, 400, 404, 413, 424, 429, 431, 500, 503)}
 
 
 @dataclass
@@ -66,6 +157,7 @@ class _Request:
     keep_alive: bool = True
     close_after: bool = False  # the body was too large to read: answer, then drop the connection
     refused: bytes | None = None  # a 400's message: pipelined behind an InvokeEndpoint and not one, or malformed
+    refused_status: int = 400  # 431 for a head past the bounds
 
 
 class DataPlaneProtocol(asyncio.Protocol):
@@ -73,7 +165,7 @@ class DataPlaneProtocol(asyncio.Protocol):
     `protocol_for`; uvicorn constructs the class with its own config and server state."""
 
     handler: Handler
-    fallback: type[asyncio.Protocol] = AutoHTTPProtocol
+    fallback: type[asyncio.Protocol] = BoundedHttpToolsProtocol
 
     def __init__(self, config: Any, server_state: Any, app_state: dict, _loop: asyncio.AbstractEventLoop | None = None):
         self._uvicorn = {"config": config, "server_state": server_state, "app_state": app_state, "_loop": _loop}
@@ -81,6 +173,7 @@ class DataPlaneProtocol(asyncio.Protocol):
         self.server_state = server_state
         self.loop = _loop or asyncio.get_event_loop()
         self.parser = httptools.HttpRequestParser(self)
+        self.head_budget = _HeadBudget()
         self.limit = max_body() + 1  # enough to fail the length check
         self.transport: asyncio.Transport | None = None
         self.head = bytearray()  # an idle connection's first bytes, until the request line is whole
@@ -122,17 +215,26 @@ class DataPlaneProtocol(asyncio.Protocol):
             if not decided:
                 self._hand_over(data)
                 return
+        budget = self.head_budget
+        mark = budget.mark()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
-            if not self.queue and self.answering is None:
-                self._reject(400, _INVALID)
-                return
-            # Pipelined behind requests still to be answered: the 400 comes after their answers.
-            assert self.transport is not None
-            self.request = None
-            self.transport.pause_reading()
-            self._enqueue(_Request(refused=_INVALID))
+            self._refuse(431 if budget.over else 400, _HEAD_TOO_LARGE if budget.over else _INVALID)
+            return
+        if budget.fed(mark, len(data)):
+            self._refuse(431, _HEAD_TOO_LARGE)
+
+    def _refuse(self, status: int, message: bytes) -> None:
+        """Answer `status` and close: now when idle, else after the answers to the requests before."""
+        if not self.queue and self.answering is None:
+            self._reject(status, message)
+            return
+        # Pipelined behind requests still to be answered: the refusal comes after their answers.
+        assert self.transport is not None
+        self.request = None
+        self.transport.pause_reading()
+        self._enqueue(_Request(refused=message, refused_status=status))
 
     def shutdown(self) -> None:
         """uvicorn's graceful shutdown: close now if idle, else after the answer to the request in progress
@@ -162,25 +264,27 @@ class DataPlaneProtocol(asyncio.Protocol):
 
     def _reject(self, status: int, message: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write((_STATUS_LINES.get(status) or _status_line(status))
-                                 + b"content-type: text/plain\r\nconnection: close\r\ncontent-length: "
-                                 + str(len(message)).encode() + b"\r\n\r\n" + message)
+            self.transport.write(_refusal(status, message))
             self.transport.close()
         self.closing = True
 
     # -- httptools callbacks ----------------------------------------------------------------------
     def on_message_begin(self) -> None:
         self.request = _Request()
+        self.head_budget.begin()
 
     def on_url(self, url: bytes) -> None:
         assert self.request is not None
+        self.head_budget.spend(len(url))
         self.request.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self.request is not None
+        self.head_budget.spend(len(name) + len(value) + 4, fields=1)
         self.request.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        self.head_budget.open = False
         request = self.request
         assert request is not None and self.transport is not None
         request.keep_alive = self.parser.should_keep_alive()
@@ -237,7 +341,7 @@ class DataPlaneProtocol(asyncio.Protocol):
             while self.queue and self.transport is not None and not self.transport.is_closing():
                 request = self.queue.popleft()
                 if request.refused is not None:
-                    self._reject(400, request.refused)
+                    self._reject(request.refused_status, request.refused)
                     return
                 if request.close_after or not request.keep_alive:
                     self.closing = True  # before the answer, so that it says `connection: close`

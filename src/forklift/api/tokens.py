@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from forklift.api.errors import ApiError
+from forklift.api.jsondepth import nests_deeper
 
 T = TypeVar("T")
 Key = tuple[Any, ...]
@@ -58,6 +59,8 @@ def decode_token(token: str, kind: str = "", *,
     """
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        if nests_deeper(raw):
+            raise ValueError("not a token: nests too deep")
         document = json.loads(raw)
         if document["v"] != _VERSION or document["k"] != kind or not isinstance(document["p"], list):
             raise ValueError("not a token of this listing")

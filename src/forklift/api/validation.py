@@ -14,7 +14,8 @@ pattern, enum. Values of `sensitive` members are never echoed (`Value at '…'`)
 A value of the wrong JSON type is a `SerializationException` (as on AWS, raised at once, before any
 constraint is checked). Members the model does not know are tolerated and dropped: AWS ignores
 them and botocore never sends them. The returned copy is typed for handlers: timestamps become
-aware `datetime`s, blobs `bytes`, and integers stay integers.
+aware `datetime`s, blobs `bytes`, and integers stay integers (a number with a fraction sent for an
+integer member is of the wrong type).
 """
 
 from __future__ import annotations
@@ -145,8 +146,9 @@ def _scalar(shape: Shape, value: Any) -> Any:
         return value
     if kind in _INT_RANGE and number:
         low, high = _INT_RANGE[kind]
-        if math.isfinite(value) and low <= value <= high:
-            return int(value)  # AWS truncates a fractional number sent for an integer
+        # 2.0 or 1e3 is the integer it spells; 1.5 is no integer at all (never truncated to 1)
+        if math.isfinite(value) and low <= value <= high and (type(value) is int or value.is_integer()):
+            return int(value)
     elif kind in ("float", "double") and number:
         return float(value)
     elif kind == "timestamp" and (number or isinstance(value, str)):

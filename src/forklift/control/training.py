@@ -62,6 +62,12 @@ class TrainingService:
 
     def _check(self, request: dict[str, Any]) -> None:
         resources = request.get("ResourceConfig") or {}
+        # botocore's model lets InstanceCount be 0 (for InstanceGroups, which forklift refuses below);
+        # a job without groups runs on at least one instance, and a job on none must not "complete"
+        if int(resources.get("InstanceCount", 1)) < 1 and not resources.get("InstanceGroups"):
+            raise InvalidRequest(f"1 validation error detected: Value '{resources['InstanceCount']}' at "
+                                 "'resourceConfig.instanceCount' failed to satisfy constraint: Member must have "
+                                 "value greater than or equal to 1")
         if int(resources.get("InstanceCount", 1)) > 1:
             raise InvalidRequest("ResourceConfig.InstanceCount > 1 (distributed training) is not yet supported "
                                  "by forklift; use InstanceCount 1")
