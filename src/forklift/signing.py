@@ -8,9 +8,11 @@ request goes unsigned (what a server without access keys accepts on loopback).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 # (method, url, headers, body) -> the headers to send, Authorization and X-Amz-Date included
 Signer = Callable[[str, str, Mapping[str, str], bytes], dict[str, str]]
@@ -25,19 +27,24 @@ def _configured() -> bool:
     return os.path.isfile(shared)
 
 
+@functools.cache
+def _credentials() -> Any:
+    """botocore's frozen credentials, resolved once per process (a command may open several clients)."""
+    import botocore.session  # here: botocore loads only for a command that has credentials to sign with
+
+    credentials = botocore.session.Session().get_credentials()
+    return credentials.get_frozen_credentials() if credentials is not None else None
+
+
 def signer(service: str, region: str) -> Signer | None:
     """A signer for `service` ("sagemaker", "logs") in `region`, or None when no credentials are configured."""
     if not _configured():
         return None
-    # here: botocore loads only for a command that has credentials to sign with
-    import botocore.session
+    frozen = _credentials()
+    if frozen is None:
+        return None
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
-
-    credentials = botocore.session.Session().get_credentials()
-    if credentials is None:
-        return None
-    frozen = credentials.get_frozen_credentials()
 
     def sign(method: str, url: str, headers: Mapping[str, str], body: bytes) -> dict[str, str]:
         request = AWSRequest(method=method, url=url, headers=dict(headers), data=body)

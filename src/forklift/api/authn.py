@@ -12,7 +12,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from forklift.api.errors import ApiError
 from forklift.api.sigv4 import Principal, SignatureRejected, verify
@@ -20,10 +21,6 @@ from forklift.credentials.accesskeys import AccessKeys
 
 REFRESH = 2.0  # seconds a key (or the absence of one) is believed without asking the database
 CACHED_KEYS = 1024  # ids remembered, known or not: a flood of made-up ids asks the database once each
-
-Headers = Mapping[str, str] | Sequence[tuple[bytes, bytes]] | Sequence[tuple[str, str]]
-# (method, path and query as sent, headers, body) -> who signed it, or None when requests need no signature
-Authenticator = Callable[[str, str, Headers, bytes], Principal | None]
 
 
 class KeyAuthenticator:
@@ -60,10 +57,18 @@ class KeyAuthenticator:
                 self._secrets.popitem(last=False)
         return value
 
-    def __call__(self, method: str, path_and_query: str, headers: Headers, body: bytes) -> Principal | None:
+    def __call__(self, scope: Mapping[str, Any], body: bytes) -> Principal | None:
+        """Who signed the request of this ASGI `scope` (None while no key exists), or ApiError."""
         if not self.keyed():
             return None
         try:
-            return verify(method, path_and_query, headers, body, self._lookup)
+            return verify(scope["method"], request_target(scope), scope["headers"], body, self._lookup)
         except SignatureRejected as exc:
             raise ApiError(exc.code, exc.message, exc.status) from None
+
+
+def request_target(scope: Mapping[str, Any]) -> str:
+    """The path and query as the client sent (and signed) them: still percent-encoded."""
+    path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+    query = scope.get("query_string") or b""
+    return path + (f"?{query.decode('latin-1')}" if query else "")

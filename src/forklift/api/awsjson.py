@@ -95,10 +95,7 @@ async def dispatch(request: Request, services: Mapping[str, JsonService],
     caller to render."""
     body = await read_body(request)
     if authenticate is not None:
-        target = request.scope.get("raw_path") or request.url.path.encode()
-        query = request.scope.get("query_string") or b""
-        path = target.decode("latin-1") + (f"?{query.decode('latin-1')}" if query else "")
-        await call(authenticate, request.method, path, request.scope["headers"], body)
+        authenticate(request.scope, body)
     service, operation = resolve(request.headers.get("x-amz-target", ""), services)
     params = validate(service.model, operation, parse_body(body), error_code=service.validation_code)
     result = await call(handler_for(service, operation), params, context(request, operation))

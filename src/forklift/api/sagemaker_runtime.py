@@ -146,10 +146,7 @@ async def _invoke(endpoint: str, scope: Scope, receive: Receive, handler: Runtim
         headers[name.decode("latin-1")] = value.decode("latin-1")
     params["Body"] = await _read_body(scope, receive, wire.max_body)
     if authenticate is not None:
-        target = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
-        query = scope.get("query_string") or b""
-        authenticate("POST", target + (f"?{query.decode('latin-1')}" if query else ""), scope["headers"],
-                     params["Body"])
+        authenticate(scope, params["Body"])
     if not wire.accepts(params):
         params = validate("sagemaker-runtime", "InvokeEndpoint", params, error_code="ValidationError")
     query = dict(parse_qsl(scope["query_string"].decode("latin-1"))) if scope.get("query_string") else {}

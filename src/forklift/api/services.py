@@ -34,9 +34,9 @@ from forklift.control.logsource import LogSource
 Result = Mapping[str, Any] | None
 Handler = Callable[[dict, RequestContext], Result | Awaitable[Result]]
 Hook = Callable[[], Awaitable[None] | None]
-# (method, path and query as sent, headers, body) -> who signed the request (None: no signature needed);
-# raises ApiError to refuse it. See forklift.api.authn.
-Authenticator = Callable[[str, str, Any, bytes], Any]
+# (the request's ASGI scope, its body) -> who signed it (None: no signature needed); raises ApiError
+# to refuse it. See forklift.api.authn.
+Authenticator = Callable[[Mapping[str, Any], bytes], Any]
 
 
 @dataclass
