@@ -35,6 +35,7 @@ from forklift.api.logs import logs_handlers
 from forklift.api.protocol import REQUEST_ID_HEADER, json_error, json_response
 from forklift.api.sagemaker_runtime import endpoint_in_path, invoke_endpoint
 from forklift.api.services import ApiServices, call
+from forklift.api.sigv4 import Principal
 from forklift.api.validation import compile_patterns, service_model
 from forklift.control.logsource import NoLogs
 
@@ -92,9 +93,9 @@ def create_app(services: ApiServices) -> ForkliftApp:
                                      logs_handlers(services.log_source or NoLogs())),
     }
 
-    def context(request: Request, operation: str) -> RequestContext:
+    def context(request: Request, operation: str, principal: Principal | None) -> RequestContext:
         return build_context(request.state.request_id, request.headers, request.query_params,
-                             services.region, services.account, operation)
+                             services.region, services.account, operation, principal)
 
     async def aws_json(request: Request) -> Response:
         work = dispatch(request, json_services, context, services.authenticate)

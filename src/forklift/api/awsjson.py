@@ -23,6 +23,7 @@ from forklift.api.errors import ApiError
 from forklift.api.jsondepth import MAX_DEPTH, nests_deeper
 from forklift.api.protocol import json_response
 from forklift.api.services import Authenticator, Handler, call
+from forklift.api.sigv4 import Principal
 from forklift.api.validation import operation_model, validate
 
 MAX_BODY = 16 * 1024 * 1024  # far above any SageMaker request; a bound on what one request may buffer
@@ -89,16 +90,15 @@ def parse_body(body: bytes) -> Any:
 
 
 async def dispatch(request: Request, services: Mapping[str, JsonService],
-                   context: Callable[[Request, str], RequestContext],
+                   context: Callable[[Request, str, Principal | None], RequestContext],
                    authenticate: Authenticator | None = None) -> Response:
     """Authenticate, resolve, parse, validate, run the handler; errors are raised as ApiError for the
     caller to render."""
     body = await read_body(request)
-    if authenticate is not None:
-        authenticate(request.scope, body)
+    principal = authenticate(request.scope, body) if authenticate is not None else None
     service, operation = resolve(request.headers.get("x-amz-target", ""), services)
     params = validate(service.model, operation, parse_body(body), error_code=service.validation_code)
-    result = await call(handler_for(service, operation), params, context(request, operation))
+    result = await call(handler_for(service, operation), params, context(request, operation, principal))
     if result is not None and not isinstance(result, dict):
         raise TypeError(f"the handler of {operation} returned {type(result).__name__}, not a dict")
     return json_response(result)

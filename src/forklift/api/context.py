@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from forklift.api.protocol import arn
+from forklift.api.sigv4 import Principal
 
 # Authorization: AWS4-HMAC-SHA256 Credential=AKID/20240101/us-west-2/sagemaker/aws4_request, ...
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/(\d{8})/([^/,\s]+)/([^/,\s]+)/aws4_request")
@@ -48,6 +49,7 @@ class RequestContext:
     access_key_id: str | None = None
     operation: str = ""
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    principal: Principal | None = None  # who signed the request, verified; None while no key exists
 
     def arn(self, resource_type: str, name: str) -> str:
         """`arn:aws:sagemaker:<region>:<account>:<type>/<name lower-cased>`."""
@@ -62,7 +64,8 @@ def new_request_id() -> str:
 
 
 def build_context(request_id: str, headers: Mapping[str, str], query: Mapping[str, str],
-                  default_region: str, account: str, operation: str = "") -> RequestContext:
+                  default_region: str, account: str, operation: str = "",
+                  principal: Principal | None = None) -> RequestContext:
     scope = parse_sigv4(headers.get("authorization"), query.get("X-Amz-Credential"))
     return RequestContext(
         request_id=request_id,
@@ -71,4 +74,5 @@ def build_context(request_id: str, headers: Mapping[str, str], query: Mapping[st
         access_key_id=scope.access_key_id if scope else None,
         operation=operation,
         headers={k: v for k, v in headers.items() if k.lower() != "authorization"},
+        principal=principal,
     )

@@ -145,12 +145,11 @@ async def _invoke(endpoint: str, scope: Scope, receive: Receive, handler: Runtim
             params[member] = value.decode("latin-1")
         headers[name.decode("latin-1")] = value.decode("latin-1")
     params["Body"] = await _read_body(scope, receive, wire.max_body)
-    if authenticate is not None:
-        authenticate(scope, params["Body"])
+    principal = authenticate(scope, params["Body"]) if authenticate is not None else None
     if not wire.accepts(params):
         params = validate("sagemaker-runtime", "InvokeEndpoint", params, error_code="ValidationError")
     query = dict(parse_qsl(scope["query_string"].decode("latin-1"))) if scope.get("query_string") else {}
-    ctx = build_context(request_id, headers, query, region, account, "InvokeEndpoint")
+    ctx = build_context(request_id, headers, query, region, account, "InvokeEndpoint", principal)
     if handler is None:
         raise ApiError.endpoint_not_found(params["EndpointName"], ctx.account)
     fields = {wire.request_fields[name]: value for name, value in params.items() if name in wire.request_fields}
