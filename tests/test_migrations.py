@@ -182,7 +182,10 @@ def test_a_fresh_database_is_exactly_the_models_and_0_1_0s_schema(home):
     assert schema_diff(url_of(home)) == []
     # The same CREATE statements, byte for byte, as the tables create_all made in 0.1.0 (and the
     # tables of later revisions).
-    fresh = {(name, sql) for name, sql in ddl(home / "forklift.db") if name != "access_keys"}
+    # Columns that revision 0003 adds: SQLite appends them to the CREATE statement.
+    later_columns = ", created_by VARCHAR(256)"
+    fresh = {(name, sql.replace(later_columns, "")) for name, sql in ddl(home / "forklift.db")
+             if name != "access_keys"}
     assert fresh == ddl(FIXTURE / "forklift-0.1.0.sqlite")
     with sqlite3.connect(home / "forklift.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
@@ -241,14 +244,14 @@ def test_a_current_database_opens_without_importing_alembic(home):
 
 LATER = '''"""A later revision, for the test only: a column on two tables, one of them referenced by a foreign key.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: {later}
+Revises: {head}
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "{later}"
+down_revision = "{head}"
 
 
 def upgrade():
@@ -259,13 +262,18 @@ def upgrade():
 '''
 
 
+HEAD = migrations.head()
+LATER_REVISION = f"{int(HEAD) + 1:04d}"
+
+
 def install_later_migration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """forklift.migrations as it would be with a revision 0003 (in a copy: the package keeps its own)."""
+    """forklift.migrations as it would be with one more revision (in a copy: the package keeps its own)."""
     scripts = tmp_path / "migrations"
     shutil.copytree(migrations.DIRECTORY, scripts, ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
-    (scripts / "versions" / "0003_later.py").write_text(LATER)
+    (scripts / "versions" / f"{LATER_REVISION}_later.py").write_text(
+        LATER.replace("{later}", LATER_REVISION).replace("{head}", HEAD))
     monkeypatch.setattr(migrations, "DIRECTORY", scripts)
-    monkeypatch.setattr(migrations, "REVISIONS", (*migrations.REVISIONS, "0003"))
+    monkeypatch.setattr(migrations, "REVISIONS", (*migrations.REVISIONS, LATER_REVISION))
 
 
 def columns(path: Path, table: str) -> list[str]:
@@ -275,15 +283,15 @@ def columns(path: Path, table: str) -> list[str]:
 
 def test_a_later_migration_runs_from_the_stamped_revision(home, tmp_path, monkeypatch):
     old_home(home)
-    assert migrations.upgrade(url_of(home)).after == "0002"  # as today's code leaves it
+    assert migrations.upgrade(url_of(home)).after == HEAD  # as today's code leaves it
     before = counts(home / "forklift.db")
     install_later_migration(tmp_path, monkeypatch)
     done = migrations.upgrade(url_of(home))
-    assert (done.before, done.after, done.adopted) == ("0002", "0003", False)
+    assert (done.before, done.after, done.adopted) == (HEAD, LATER_REVISION, False)
     assert "note" in columns(home / "forklift.db", "secrets") and "labels" in columns(home / "forklift.db", "images")
     # Every row kept, secret_owners' too: copying `secrets` in batch mode did not cascade-delete them.
     assert counts(home / "forklift.db") == before
-    assert migrations.status(url_of(home)).revision == "0003"
+    assert migrations.status(url_of(home)).revision == LATER_REVISION
 
 
 def test_a_0_1_0_database_goes_straight_to_a_later_revision(home, tmp_path, monkeypatch):
@@ -291,7 +299,7 @@ def test_a_0_1_0_database_goes_straight_to_a_later_revision(home, tmp_path, monk
     install_later_migration(tmp_path, monkeypatch)
     before = counts(home / "forklift.db")
     done = migrations.upgrade(url_of(home))
-    assert (done.before, done.after, done.adopted) == (None, "0003", True)
+    assert (done.before, done.after, done.adopted) == (None, LATER_REVISION, True)
     assert "note" in columns(home / "forklift.db", "secrets")
     after = counts(home / "forklift.db")
     assert after.pop("alembic_version") == 1 and after.pop("access_keys") == 0 and after == before
@@ -320,6 +328,7 @@ def test_db_history_marks_the_head_and_the_databases_revision(home):
     assert forklift(home, "db", "current").stdout.startswith("none: no database")
     assert not (home / "forklift.db").exists()  # looking does not create it
     assert forklift(home, "db", "upgrade").returncode == 0
-    first, last = forklift(home, "db", "history").stdout.splitlines()
-    assert first.startswith("0001  ") and not first.endswith(")")
-    assert last.startswith("0002  ") and last.endswith("(head, current)")
+    lines = forklift(home, "db", "history").stdout.splitlines()
+    assert [line.split()[0] for line in lines] == list(migrations.REVISIONS)
+    assert not lines[0].endswith(")")
+    assert lines[-1].startswith(f"{HEAD}  ") and lines[-1].endswith("(head, current)")

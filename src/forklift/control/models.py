@@ -33,3 +33,4 @@ class TrainingJobRow(Base):
     model_artifacts: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     log_stream: Mapped[str | None] = mapped_column(String(512), nullable=True)  # <job>/algo-1-<epoch>
     seq: Mapped[int] = mapped_column(Integer, default=0)  # admission order among equal creation times
+    created_by: Mapped[str | None] = mapped_column(String(256), nullable=True)  # the principal that created it

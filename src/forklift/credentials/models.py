@@ -63,6 +63,7 @@ class AccessKeyRow(Base):
     name: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    policy: Mapped[str | None] = mapped_column(Text, nullable=True)  # IAM-style JSON; None: full access
 
 
 def sessions_for(settings: Settings) -> sessionmaker[Session]:

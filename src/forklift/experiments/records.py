@@ -47,6 +47,7 @@ class ExperimentRow(Base):
     job_name: Mapped[str | None] = mapped_column(String(63), nullable=True)  # the current (latest) run
     runs: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    created_by: Mapped[str | None] = mapped_column(String(256), nullable=True)  # the principal that created it
 
     @property
     def owner(self) -> str:

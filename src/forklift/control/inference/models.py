@@ -23,6 +23,7 @@ class ModelRow(Base):
     resolved_image: Mapped[str] = mapped_column(String(512))  # registry/repo@sha256:... at CreateModel time
     resolution_time: Mapped[float] = mapped_column(Float)
     created_at: Mapped[float] = mapped_column(Float, index=True)
+    created_by: Mapped[str | None] = mapped_column(String(256), nullable=True)  # the principal that created it
 
 
 class EndpointConfigRow(Base):
@@ -32,6 +33,7 @@ class EndpointConfigRow(Base):
     arn: Mapped[str] = mapped_column(String(255))
     request: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[float] = mapped_column(Float, index=True)
+    created_by: Mapped[str | None] = mapped_column(String(256), nullable=True)  # the principal that created it
 
 
 class EndpointRow(Base):
@@ -51,6 +53,7 @@ class EndpointRow(Base):
     pending_config: Mapped[str | None] = mapped_column(String(63), nullable=True)  # UpdateEndpoint target
     pending_variants: Mapped[list | None] = mapped_column(JSON, nullable=True)  # UpdateEndpointWeightsAndCapacities
     generation: Mapped[int] = mapped_column(Integer, default=0)  # the fleet that serves traffic
+    created_by: Mapped[str | None] = mapped_column(String(256), nullable=True)  # the principal that created it
 
 
 class EndpointInstanceRow(Base):
