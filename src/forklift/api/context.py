@@ -13,6 +13,7 @@ from forklift.api.sigv4 import Principal
 # Authorization: AWS4-HMAC-SHA256 Credential=AKID/20240101/us-west-2/sagemaker/aws4_request, ...
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/(\d{8})/([^/,\s]+)/([^/,\s]+)/aws4_request")
 _REGION = re.compile(r"[a-z0-9-]{1,32}")
+ANONYMOUS = "anonymous"
 _ACCESS_KEY = re.compile(r"[A-Za-z0-9+/=._-]{1,128}")
 
 
@@ -50,6 +51,12 @@ class RequestContext:
     operation: str = ""
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     principal: Principal | None = None  # who signed the request, verified; None while no key exists
+
+    @property
+    def caller(self) -> str:
+        """Who made the request, as recorded: the signing key's ARN, or "anonymous" while no key exists
+        (the embedded default, loopback only)."""
+        return self.principal.arn(self.account) if self.principal else ANONYMOUS
 
     def arn(self, resource_type: str, name: str) -> str:
         """`arn:aws:sagemaker:<region>:<account>:<type>/<name lower-cased>`."""

@@ -54,6 +54,10 @@ class Principal:
     access_key_id: str
     name: str | None
 
+    def arn(self, account: str) -> str:
+        """The IAM-style ARN forklift records and names this caller by (audit log, ownership, AccessDenied)."""
+        return f"arn:aws:iam::{account}:user/{self.name or self.access_key_id}"
+
 
 class SignatureRejected(Exception):
     """A request refused for its signature: `code` is AWS's error code for the answer (`__type`)."""
