@@ -112,16 +112,19 @@ class Experiments:
                 raise ExperimentError(f"experiment {name} is already running (training job {row.job_name})")
         run = row.runs + 1
         job_name = rq.job_name(name, run)
-        provider = None
+        provider = token = None
         if row.secret_id:
-            from forklift.credentials.functions import FunctionRegistry  # only runs that need one pay for it
+            # only runs that need them pay for these imports
+            from forklift.credentials.functions import FunctionRegistry
+            from forklift.credentials.reserved import run_token
 
             provider = FunctionRegistry(self.settings, secrets=self.secrets).secret_arn(row.secret_id)
+            token = run_token(self.settings, row.secret_id, name, job_name, row.image)
         request = rq.training_request(
             experiment=name, job=job_name, image=row.image, instance_type=row.instance_type, role_arn=self.role_arn,
             command=row.command, workspace_uri=row.workspace_uri, provider_arn=provider, env=row.env,
             hyperparameters=row.hyperparameters, inputs=row.inputs, max_runtime=row.max_runtime,
-            cloned_from=row.cloned_from)
+            cloned_from=row.cloned_from, run_token=token)
         ensure_buckets(self.settings)
         self.sagemaker.create_training_job(**request)
         self.store.update(name, job_name=job_name, runs=run)
