@@ -194,7 +194,7 @@ def build_config(spec: ContainerSpec, root_path: Path, netns_path: str | None = 
     if spec.gpu_count and nvidia_cli is None:
         nvidia_cli = shutil.which("nvidia-container-cli")
     gpus = gpu_config(spec.gpu_count, dev=dev, cli=nvidia_cli)
-    user = users.resolve(spec.rootfs, users.spec_user(spec.user, spec.image_config))
+    user = users.image_user(spec)
     caps = list(DEFAULT_CAPABILITIES)
     privileged = user.is_root  # another user starts with nothing in effect, as under docker
     process = {

@@ -15,7 +15,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from forklift.runtime.spec import SpecError
+from forklift.runtime.spec import ContainerSpec, SpecError
 
 MAX_DATABASE_BYTES = 4 * 1024 * 1024  # far above any real image's /etc/passwd or /etc/group
 MAX_ID = 2**32 - 2  # (uid_t)-1 is "leave unchanged" to the kernel, never an identity
@@ -177,3 +177,17 @@ def resolve(rootfs: Path, user: str | None) -> ImageUser:
 def spec_user(spec_value: str | None, image_config: dict) -> str | None:
     """What a container runs as: the spec's user when it gives one, else the image's `User`."""
     return spec_value or (image_config.get("User") or None)
+
+
+def image_user(spec: ContainerSpec) -> ImageUser:
+    """Who `spec`'s process runs as; a SpecError naming the user when the image cannot supply it."""
+    return resolve(spec.rootfs, spec_user(spec.user, spec.image_config))
+
+
+def hand_over(paths: list[Path], user: ImageUser) -> None:
+    """Make the platform's own per-container directories (never a user's bind mount) the container
+    user's, so that a non-root image can write its outputs there; nothing becomes world-writable."""
+    if user.is_root:
+        return
+    for path in paths:
+        os.chown(path, user.uid, user.gid, follow_symlinks=False)
