@@ -49,8 +49,8 @@ def _mount(text: str):
 @click.option("--platform", callback=check_platform, help="Platform to pull from a multi-platform image.")
 @credential_options
 def run(image: str, args: tuple[str, ...], instance_type: str | None, env: tuple[str, ...], mounts: tuple[str, ...],
-        entrypoint: str | None, workdir: str | None, user: str | None, publish: bool, network: str | None, name: str | None,
-        platform: str | None, username: str | None, password_stdin: bool) -> None:
+        entrypoint: str | None, workdir: str | None, user: str | None, publish: bool, network: str | None,
+        name: str | None, platform: str | None, username: str | None, password_stdin: bool) -> None:
     """Run IMAGE (pulled if needed) with ARGS, stream its logs, and exit with its exit code."""
     from forklift.config import load_settings
     from forklift.control.instance_types import resolve_instance_type
