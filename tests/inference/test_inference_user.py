@@ -48,7 +48,8 @@ def test_a_non_root_model_server_serves(sagemaker, server, runtime_client, user_
 def test_a_user_the_image_lacks_fails_the_endpoint(sagemaker, server, user_images):
     model = create_model(sagemaker, server, user_images["unknown"])
     name = unique("nouser")
-    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=create_config(sagemaker, [("Primary", model, 1, 1.0)]))
+    config = create_config(sagemaker, [("Primary", model, 1, 1.0)])
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=config)
     endpoint = wait_status(sagemaker, name)
     assert endpoint["EndpointStatus"] == "Failed"
     assert "'nobody' is not in the image's /etc/passwd" in endpoint["FailureReason"], endpoint["FailureReason"]
