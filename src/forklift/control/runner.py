@@ -36,6 +36,9 @@ from forklift.runtime import (
     ExitStatus,
     Mount,
     Runtime,
+    SpecError,
+    hand_over,
+    image_user,
 )
 
 log = logging.getLogger(__name__)
@@ -147,6 +150,7 @@ class JobRunner:
             raise PlatformFailure(f"ClientError: input data could not be downloaded: {exc}") from exc
         self._check_stop()
         spec = self._spec(row, rootfs, image_config, staged, instance_type)
+        self._hand_outputs_to_the_image_user(spec)
         def running(r: TrainingJobRow) -> None:
             r.container_name, r.phase = spec.name, "running"
         self.store.update(self.name, running)
@@ -199,6 +203,15 @@ class JobRunner:
                              state_dir=paths["container"], image_config=image_config, entrypoint=entrypoint,
                              args=args, env=env, mounts=mounts, cpus=cpus, memory_bytes=memory,
                              network=network, hostname=staging.HOST, labels={labels.TRAINING_JOB: row.name})
+
+    def _hand_outputs_to_the_image_user(self, spec: ContainerSpec) -> None:
+        """The image's `User` must be able to write /opt/ml/model and /opt/ml/output, as on SageMaker."""
+        try:
+            user = image_user(spec)
+        except SpecError as exc:
+            raise PlatformFailure(f"ClientError: the training image's User cannot run the job: {exc}") from exc
+        paths = staging.job_paths(self.directory)
+        hand_over([paths["model"], paths["output"], paths["output"] / "data"], user)
 
     # -- while it runs ---------------------------------------------------------------------
     def _wait(self, handle: ContainerHandle) -> ExitStatus | None:
