@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from forklift.audit import AuditLog, local_principal
 from forklift.cli.groups import Group
 from forklift.cli.output import emit_json, output_option, print_table
 from forklift.config import load_settings
@@ -24,6 +25,10 @@ def _keys() -> AccessKeys:
     return AccessKeys(load_settings())
 
 
+def _audit() -> AuditLog:
+    return AuditLog(load_settings().home)
+
+
 @click.group(cls=Group)
 def keys() -> None:
     """Access keys for signed (SigV4) requests. Once one exists, forklift serve answers signed requests only."""
@@ -33,7 +38,9 @@ def keys() -> None:
 @click.option("--name", help="A name to find the key by (unique).")
 def create_command(name: str | None) -> None:
     """Create a key (full access); print AWS_ACCESS_KEY_ID=… and AWS_SECRET_ACCESS_KEY=… (shown only now)."""
-    key = _keys().create(name)
+    with _audit().action(local_principal(), "CreateAccessKey", name) as note:  # the id only, never the secret
+        key = _keys().create(name)
+        note.update(resource=key.access_key_id, name=key.name)
     click.echo(f"AWS_ACCESS_KEY_ID={key.access_key_id}")
     click.echo(f"AWS_SECRET_ACCESS_KEY={key.secret_access_key}")
 
@@ -58,4 +65,7 @@ def _when(epoch: float) -> str:
 @click.argument("key")
 def delete_command(key: str) -> None:
     """Delete KEY (its id or name); requests signed with it are refused from now on."""
-    click.echo(f"Deleted {_keys().delete(key).access_key_id}")
+    with _audit().action(local_principal(), "DeleteAccessKey", key) as note:
+        deleted = _keys().delete(key)
+        note.update(resource=deleted.access_key_id, name=deleted.name)
+    click.echo(f"Deleted {deleted.access_key_id}")
