@@ -92,9 +92,11 @@ class AuditTrail:
         found = self._operation(request)
         if found is None:
             return await work
-        outcome = OK
+        outcome = "Interrupted"  # cancelled before an answer (the client went away, the server stops)
         try:
-            return await work
+            response = await work
+            outcome = OK
+            return response
         except ApiError as error:
             outcome = error.code
             raise
