@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from forklift.audit import AuditLog, local_principal
 from forklift.cli.groups import Group
 from forklift.cli.output import emit_json, output_option, print_table
 from forklift.config import load_settings
@@ -23,6 +24,10 @@ def _keys() -> AccessKeys:
     from forklift.credentials.accesskeys import AccessKeys  # SQLAlchemy and cryptography load only here
 
     return AccessKeys(load_settings())
+
+
+def _audit() -> AuditLog:
+    return AuditLog(load_settings().home)
 
 
 @click.group(cls=Group)
@@ -43,10 +48,12 @@ def create_command(name: str | None, policy_file: Path | None) -> None:
         raise click.BadParameter(f"cannot read {policy_file}: {exc}", param_hint="--policy") from None
     from forklift.credentials.errors import InvalidPolicy
 
-    try:
-        key = _keys().create(name, policy)
-    except InvalidPolicy as exc:
-        raise click.BadParameter(f"{policy_file}: {exc}", param_hint="--policy") from None
+    with _audit().action(local_principal(), "CreateAccessKey", name) as note:  # the id only, never the secret
+        try:
+            key = _keys().create(name, policy)
+        except InvalidPolicy as exc:
+            raise click.BadParameter(f"{policy_file}: {exc}", param_hint="--policy") from None
+        note.update(resource=key.access_key_id, name=key.name)
     click.echo(f"AWS_ACCESS_KEY_ID={key.access_key_id}")
     click.echo(f"AWS_SECRET_ACCESS_KEY={key.secret_access_key}")
 
@@ -72,4 +79,7 @@ def _when(epoch: float) -> str:
 @click.argument("key")
 def delete_command(key: str) -> None:
     """Delete KEY (its id or name); requests signed with it are refused from now on."""
-    click.echo(f"Deleted {_keys().delete(key).access_key_id}")
+    with _audit().action(local_principal(), "DeleteAccessKey", key) as note:
+        deleted = _keys().delete(key)
+        note.update(resource=deleted.access_key_id, name=deleted.name)
+    click.echo(f"Deleted {deleted.access_key_id}")

@@ -24,6 +24,7 @@ from forklift.control import outcome, staging, status
 from forklift.control.instance_types import resolve_instance_type
 from forklift.control.logs import LogPump, job_dir
 from forklift.control.models import TrainingJobRow
+from forklift.control.pullaudit import record_pull
 from forklift.control.settings import ControlSettings
 from forklift.control.store import JobStore
 from forklift.credentials.chain import default_keychain
@@ -134,7 +135,10 @@ class JobRunner:
         try:
             prepared = asyncio.run(self._pull(images, image, request))
         except Exception as exc:
+            record_pull(self.settings, owner=row.created_by, resource=row.arn, image=image, error=exc)
             raise PlatformFailure(outcome.pull_failure(image, exc)) from exc
+        record_pull(self.settings, owner=row.created_by, resource=row.arn, image=image,
+                    digest=prepared.image.digest)
         resolved = outcome.resolved_reference(image, prepared.image.digest)
         self._check_stop()
         rootfs, image_config = prepared.rootfs, prepared.config

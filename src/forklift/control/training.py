@@ -46,7 +46,8 @@ class TrainingService:
         self.control = control or control_settings(settings)
 
     # -- create ------------------------------------------------------------------------------
-    def create(self, request: dict[str, Any], arn: str) -> TrainingJobRow:
+    def create(self, request: dict[str, Any], arn: str, created_by: str) -> TrainingJobRow:
+        """Accept the job; `created_by` is the principal that asked (kept as the job's owner)."""
         request = json.loads(json.dumps(request, default=str))  # a plain JSON copy for the row
         self._check(request)
         if request.get("Tags"):  # a run's proof is checked once, here, and kept nowhere
@@ -54,7 +55,7 @@ class TrainingService:
         now = time.time()
         row = TrainingJobRow(name=request["TrainingJobName"], arn=arn, request=request, status="InProgress",
                              secondary_status="Starting", transitions=[], created_at=now, modified_at=now,
-                             phase="queued")
+                             phase="queued", created_by=created_by)
         status.step(row, "Starting", "Preparing the instances for training", now)
         try:
             self.store.insert(row)
