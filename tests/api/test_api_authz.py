@@ -87,6 +87,11 @@ def test_a_describe_only_key_describes_but_may_not_create(keyed):
     assert message == (f"User: arn:aws:iam::{ACCOUNT}:user/describer is not authorized to perform: "
                        f"sagemaker:CreateTrainingJob on resource: {SAGEMAKER_ARN}:training-job/made because no "
                        "identity-based policy allows the sagemaker:CreateTrainingJob action")
+    [denied] = [r for path in sorted((server.home / "audit").glob("*.jsonl"))
+                for r in map(json.loads, path.read_text().splitlines())
+                if r.get("operation") == "CreateTrainingJob" and r.get("resource", "").endswith("/made")]
+    assert denied["outcome"] == "AccessDeniedException"
+    assert denied["principal"] == f"arn:aws:iam::{ACCOUNT}:user/describer"
     code, message = refusal(sagemaker.list_training_jobs)  # List* names no resource: "*"
     assert code == "AccessDeniedException" and "sagemaker:ListTrainingJobs on resource: * because" in message
     logs = client(server, keys, "describer", "logs")
