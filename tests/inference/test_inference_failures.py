@@ -42,6 +42,13 @@ def test_private_registry_needs_vpc_access_mode(sagemaker, inference_image):
     assert "Vpc" in message
 
 
+def test_model_data_outside_the_file_roots_is_refused(sagemaker, inference_image):
+    """The session's server lists no file_roots, so the server reads no host file for a model."""
+    message = _create_model_error(sagemaker, inference_image, ModelDataUrl="file:///etc/model.tar.gz")
+    assert "PrimaryContainer.ModelDataUrl" in message and "file:///etc/model.tar.gz" in message
+    assert "file_roots" in message
+
+
 def test_describe_missing_resources_is_a_validation_exception(sagemaker):
     for call, kwargs, text in ((sagemaker.describe_endpoint, {"EndpointName": "nope"}, "endpoint/nope"),
                                (sagemaker.describe_model, {"ModelName": "nope"}, "model/nope"),
