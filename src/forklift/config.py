@@ -126,6 +126,12 @@ def _absolute_dirs(value: Any) -> str | None:
     return None
 
 
+def _path(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return None
+    return 'must be a file path such as "/etc/forklift/server.crt"'
+
+
 def _http_url(value: Any) -> str | None:
     if isinstance(value, str) and (value == "" or re.fullmatch(r"https?://[^/\s]+(/\S*)?", value)):
         return None
@@ -141,6 +147,9 @@ SCHEMA: dict[str, Key | dict[str, Key]] = {
     "platform_registries": Key("a list of host[:port] strings", _host_list),
     "stop_grace_seconds": Key("a number of seconds", _number(0, DAY)),
     "s3_endpoint_url": Key("an http(s):// URL", _http_url, restart=False),
+    "tls_cert": Key("a PEM certificate file (HTTPS for forklift serve)", _path),
+    "tls_key": Key("its unencrypted PEM private key file", _path),
+    "ca_bundle": Key("a PEM CA file the CLI trusts for an https:// server", _path, restart=False),
     "file_roots": Key("a list of absolute directory paths", _absolute_dirs, restart=False),
     "capacity": {"cpus": Key("a number of CPUs", _number(0.01, 100_000)),
                  "memory_gib": Key("a number of GiB", _number(0.01, 1_000_000))},
