@@ -199,8 +199,8 @@ class FunctionRegistry:
         except FunctionFailed as exc:
             record(log_path, f"failed: {exc.detail or exc}", exc.log, context)
             raise
-        if result.log.strip():
-            record(log_path, "answered; its stderr:", result.log, context)
+        if result.log.strip():  # what it answered (the password) is masked: the log is for failures, not secrets
+            record(log_path, "answered; its stderr:", _masked(result.log, result.response), context)
         return result
 
     def credentials(self, name_or_arn: str, registry: str, repository: str, image: str | None = None) -> Credentials:
@@ -224,6 +224,22 @@ class FunctionRegistry:
     def _info(self, row: FunctionRow) -> FunctionInfo:
         return FunctionInfo(row.name, self.arn(row.name), row.runtime, row.handler, row.origin, row.timeout,
                             row.code_sha256, row.code_size, row.created_at, row.updated_at)
+
+
+def _masked(text: str, answer: object) -> str:
+    """`text` with every string the function answered replaced by asterisks."""
+    stack, values = [answer], set()
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack += list(value.values())
+        elif isinstance(value, list):
+            stack += value
+        elif isinstance(value, str) and value:
+            values.add(value)
+    for value in sorted(values, key=len, reverse=True):
+        text = text.replace(value, "********")
+    return text
 
 
 def _python_code(handler: str | Path) -> tuple[str, str, bytes]:
