@@ -84,3 +84,18 @@ def test_a_taken_name_is_refused_and_the_other_containers_directory_kept(private
         first.send_signal(signal.SIGINT)  # as Ctrl-C: the container is stopped, then its directory removed
         first.wait(60)
     assert not state.exists()
+
+
+def test_run_honours_the_images_user_and_user_overrides_it(forklift_home: Path, basic_registry, busybox_rootfs):
+    store = ImageStore(load_settings())
+    reference = f"{basic_registry.address}/run/busybox-user:1"
+    build(store, [busybox_rootfs], tag=reference,
+          options=BuildOptions(cmd=["/bin/sh", "-c", 'echo "$(id -u):$(id -g) $HOME"'], user="1000:1000"))
+    result = forklift("run", reference)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "1000:1000 /home/app\n"  # HOME from the image's /etc/passwd
+    result = forklift("run", "--user", "0", reference)
+    assert result.stdout == "0:0 /root\n", result.stderr
+    result = forklift("run", "--user", "nobody", reference)
+    assert result.returncode == 1
+    assert "user 'nobody' is not in the image's /etc/passwd" in result.stderr and "Traceback" not in result.stderr

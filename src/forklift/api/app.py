@@ -28,6 +28,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from forklift import __version__
+from forklift.api.audittrail import AuditTrail
 from forklift.api.awsjson import JsonService, dispatch
 from forklift.api.context import RequestContext, build_context, new_request_id
 from forklift.api.errors import ApiError
@@ -97,8 +98,14 @@ def create_app(services: ApiServices) -> ForkliftApp:
         return build_context(request.state.request_id, request.headers, request.query_params,
                              services.region, services.account, operation, principal)
 
+    trail = AuditTrail(services.audit, services.region, services.account) if services.audit else None
+
     async def aws_json(request: Request) -> Response:
-        work = dispatch(request, json_services, context, services.authenticate)
+        if trail is None:
+            work = dispatch(request, json_services, context, services.authenticate)
+        else:
+            work = trail.around(request, dispatch(request, json_services, context,
+                                                  trail.watch(request, services.authenticate)))
         return await _guarded(json_error, work, request.state.request_id)
 
     async def ping(request: Request) -> Response:

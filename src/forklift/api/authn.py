@@ -4,11 +4,13 @@ With no key created the server keeps its embedded default, unsigned requests acc
 start, and refuses to listen beyond loopback). Once a key exists every request, on every API of the
 port, must be signed by a known key; `forklift.api.sigv4.verify` recomputes the signature with
 botocore's signer. Keys are read through a short-lived cache, so a request costs no database query;
-a key created or deleted while the server runs counts within `REFRESH` seconds.
+a key created or deleted while the server runs counts within `REFRESH` seconds. The key's policy travels
+with it, compiled once per read, on the `Principal` the request is then authorized as (`api.authz`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import OrderedDict
@@ -18,9 +20,17 @@ from typing import Any
 from forklift.api.errors import ApiError
 from forklift.api.sigv4 import Principal, SignatureRejected, verify
 from forklift.credentials.accesskeys import AccessKeys
+from forklift.credentials.policy import CompiledPolicy, compile_policy
 
 REFRESH = 2.0  # seconds a key (or the absence of one) is believed without asking the database
 CACHED_KEYS = 1024  # ids remembered, known or not: a flood of made-up ids asks the database once each
+
+
+@dataclasses.dataclass(frozen=True)
+class _Known:
+    secret: str
+    name: str | None
+    policy: CompiledPolicy | None
 
 
 class KeyAuthenticator:
@@ -28,7 +38,7 @@ class KeyAuthenticator:
         self.keys, self.clock = keys, clock
         self._lock = threading.Lock()
         self._keyed: tuple[float, bool] | None = None
-        self._secrets: OrderedDict[str, tuple[float, tuple[str, str | None] | None]] = OrderedDict()
+        self._secrets: OrderedDict[str, tuple[float, _Known | None]] = OrderedDict()
 
     def keyed(self) -> bool:
         """Whether any access key exists (then every request must be signed)."""
@@ -41,7 +51,7 @@ class KeyAuthenticator:
             self._keyed = (now, keyed)
         return keyed
 
-    def _lookup(self, key_id: str) -> tuple[str, str | None] | None:
+    def _known(self, key_id: str) -> _Known | None:
         now = self.clock()
         with self._lock:
             cached = self._secrets.get(key_id)
@@ -49,7 +59,10 @@ class KeyAuthenticator:
                 self._secrets.move_to_end(key_id)
                 return cached[1]
         found = self.keys.secret_of(key_id)
-        value = (found[0], found[1].name) if found is not None else None
+        value = None
+        if found is not None:
+            secret, key = found
+            value = _Known(secret, key.name, compile_policy(key.policy) if key.policy is not None else None)
         with self._lock:
             self._secrets[key_id] = (now, value)
             self._secrets.move_to_end(key_id)
@@ -61,10 +74,21 @@ class KeyAuthenticator:
         """Who signed the request of this ASGI `scope` (None while no key exists), or ApiError."""
         if not self.keyed():
             return None
+        found: list[_Known] = []
+
+        def lookup(key_id: str) -> tuple[str, str | None] | None:
+            known = self._known(key_id)
+            if known is None:
+                return None
+            found.append(known)  # the same read decides the signature and the policy
+            return known.secret, known.name
+
         try:
-            return verify(scope["method"], request_target(scope), scope["headers"], body, self._lookup)
+            principal = verify(scope["method"], request_target(scope), scope["headers"], body, lookup)
         except SignatureRejected as exc:
             raise ApiError(exc.code, exc.message, exc.status) from None
+        policy = found[0].policy
+        return principal if policy is None else Principal(principal.access_key_id, principal.name, policy)
 
 
 def request_target(scope: Mapping[str, Any]) -> str:

@@ -4,8 +4,8 @@ One target prefix per service (`SageMaker`, `Logs_20140328`), each with its boto
 error code its constraint violations use, and its operation → handler registry. Order of checks:
 a target outside the model → UnknownOperationException; unparseable body → SerializationException;
 constraint violations → the service's validation code (for every modelled operation, so a client
-learns about a bad request even where forklift has no behaviour yet); no handler registered →
-UnknownOperationException; then the handler.
+learns about a bad request even where forklift has no behaviour yet); what the signing key may not do →
+AccessDeniedException (`api.authz`); no handler registered → UnknownOperationException; then the handler.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from forklift.api.authz import authorize
 from forklift.api.context import RequestContext
 from forklift.api.errors import ApiError
 from forklift.api.jsondepth import MAX_DEPTH, nests_deeper
@@ -92,13 +93,15 @@ def parse_body(body: bytes) -> Any:
 async def dispatch(request: Request, services: Mapping[str, JsonService],
                    context: Callable[[Request, str, Principal | None], RequestContext],
                    authenticate: Authenticator | None = None) -> Response:
-    """Authenticate, resolve, parse, validate, run the handler; errors are raised as ApiError for the
-    caller to render."""
+    """Authenticate, resolve, parse, validate, authorize, run the handler; errors are raised as ApiError
+    for the caller to render."""
     body = await read_body(request)
     principal = authenticate(request.scope, body) if authenticate is not None else None
     service, operation = resolve(request.headers.get("x-amz-target", ""), services)
     params = validate(service.model, operation, parse_body(body), error_code=service.validation_code)
-    result = await call(handler_for(service, operation), params, context(request, operation, principal))
+    ctx = context(request, operation, principal)
+    authorize(ctx, service.model, operation, params)
+    result = await call(handler_for(service, operation), params, ctx)
     if result is not None and not isinstance(result, dict):
         raise TypeError(f"the handler of {operation} returned {type(result).__name__}, not a dict")
     return json_response(result)

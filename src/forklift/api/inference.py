@@ -96,7 +96,7 @@ def install(services: ApiServices, inference: Inference) -> None:
     @services.sagemaker("CreateModel")
     @_aws_errors
     def create_model(params: dict, ctx: RequestContext) -> dict:
-        return {"ModelArn": service.create_model(params, ctx.arn("model", params["ModelName"])).arn}
+        return {"ModelArn": service.create_model(params, ctx.arn("model", params["ModelName"]), ctx.caller).arn}
 
     @services.sagemaker("DescribeModel")
     @_aws_errors
@@ -123,7 +123,7 @@ def install(services: ApiServices, inference: Inference) -> None:
     @_aws_errors
     def create_endpoint_config(params: dict, ctx: RequestContext) -> dict:
         arn = ctx.arn("endpoint-config", params["EndpointConfigName"])
-        return {"EndpointConfigArn": service.create_endpoint_config(params, arn).arn}
+        return {"EndpointConfigArn": service.create_endpoint_config(params, arn, ctx.caller).arn}
 
     @services.sagemaker("DescribeEndpointConfig")
     @_aws_errors
@@ -152,7 +152,8 @@ def install(services: ApiServices, inference: Inference) -> None:
         if params.get("DeploymentConfig"):
             raise ApiError.validation("DeploymentConfig (blue/green and rolling deployments) is not yet supported "
                                       "by forklift: updates always start the new fleet before stopping the old")
-        return {"EndpointArn": service.create_endpoint(params, ctx.arn("endpoint", params["EndpointName"])).arn}
+        return {"EndpointArn": service.create_endpoint(params, ctx.arn("endpoint", params["EndpointName"]),
+                                                        ctx.caller).arn}
 
     @services.sagemaker("DescribeEndpoint")
     @_aws_errors

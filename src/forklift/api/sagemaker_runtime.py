@@ -3,7 +3,8 @@
 This is the data plane's hot path, so it is a plain ASGI handler: no router, middleware or
 `Request` object between uvicorn and the runtime handler. The request's path, headers and raw body
 are mapped to the model's members (the table is built once from botocore's `sagemaker-runtime`
-model), validated (errors are `ValidationError`, e.g. a body over 6 MiB), and handed to the runtime
+model), validated (errors are `ValidationError`, e.g. a body over 6 MiB), authorized against the signing
+key's policy (`sagemaker:InvokeEndpoint` on the endpoint's ARN, `api.authz`), and handed to the runtime
 handler as an `InvokeRequest`. Without a handler every endpoint is unknown: `ValidationError`
 "Endpoint X of account N not found.".
 """
@@ -21,6 +22,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import Receive, Scope, Send
 
+from forklift.api.authz import authorize
 from forklift.api.context import build_context, new_request_id
 from forklift.api.errors import ApiError
 from forklift.api.invocation import InvokeRequest, InvokeResponse, RuntimeHandler
@@ -150,6 +152,7 @@ async def _invoke(endpoint: str, scope: Scope, receive: Receive, handler: Runtim
         params = validate("sagemaker-runtime", "InvokeEndpoint", params, error_code="ValidationError")
     query = dict(parse_qsl(scope["query_string"].decode("latin-1"))) if scope.get("query_string") else {}
     ctx = build_context(request_id, headers, query, region, account, "InvokeEndpoint", principal)
+    authorize(ctx, "sagemaker-runtime", "InvokeEndpoint", params)
     if handler is None:
         raise ApiError.endpoint_not_found(params["EndpointName"], ctx.account)
     fields = {wire.request_fields[name]: value for name, value in params.items() if name in wire.request_fields}

@@ -23,17 +23,20 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from botocore.auth import STREAMING_UNSIGNED_PAYLOAD_TRAILER, UNSIGNED_PAYLOAD, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials
+
+if TYPE_CHECKING:
+    from forklift.credentials.policy import CompiledPolicy
 
 __all__ = ["Principal", "SignatureRejected", "verify"]
 
@@ -49,10 +52,12 @@ Lookup = Callable[[str], "tuple[str, str | None] | None"]
 
 @dataclass(frozen=True)
 class Principal:
-    """Who signed a request: the access key id, and the name the key store holds for it."""
+    """Who signed a request: the access key id, the name the key store holds for it, and the key's
+    policy (None: full access), which the authenticator attaches for `forklift.api.authz`."""
 
     access_key_id: str
     name: str | None
+    policy: CompiledPolicy | None = field(default=None, compare=False, repr=False)
 
     def arn(self, account: str) -> str:
         """The IAM-style ARN forklift records and names this caller by (audit log, ownership, AccessDenied)."""

@@ -81,7 +81,7 @@ def install(services: ApiServices, plane: ControlPlane) -> None:
     @services.sagemaker("CreateTrainingJob")
     @_aws_errors
     def create_training_job(params: dict, ctx: RequestContext) -> dict:
-        row = training.create(params, ctx.arn("training-job", params["TrainingJobName"]))
+        row = training.create(params, ctx.arn("training-job", params["TrainingJobName"]), ctx.caller)
         return {"TrainingJobArn": row.arn}
 
     @services.sagemaker("DescribeTrainingJob")

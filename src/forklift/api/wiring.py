@@ -9,6 +9,7 @@ from __future__ import annotations
 from forklift.api import inference, invoke, training
 from forklift.api.authn import KeyAuthenticator
 from forklift.api.services import ApiServices
+from forklift.audit import AuditLog
 from forklift.config import Settings
 from forklift.control.plane import ControlPlane
 from forklift.credentials.accesskeys import AccessKeys
@@ -23,4 +24,5 @@ def build_services(settings: Settings, region: str, account: str) -> ApiServices
     invoke.install(services, plane.inference.router)
     services.log_source = plane.log_source()
     services.authenticate = KeyAuthenticator(AccessKeys(settings))
+    services.audit = AuditLog(settings.home)
     return services

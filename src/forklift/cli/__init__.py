@@ -26,6 +26,7 @@ COMMANDS = {
                   "Register and run credentials-provider functions (RepositoryCredentialsProviderArn)."),
     "roles": ("forklift.cli.roles:roles", "Define execution roles (IAM-style policies)."),
     "keys": ("forklift.cli.keys:keys", "Access keys for signed (SigV4) requests."),
+    "audit": ("forklift.cli.audit:audit", "Who changed what and when: the audit log of this FORKLIFT_HOME."),
     "run": ("forklift.cli.run:run",
             "Run IMAGE (pulled if needed) with ARGS, stream its logs, and exit with its exit code."),
     "serve": ("forklift.cli.serve:serve",

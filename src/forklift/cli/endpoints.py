@@ -18,6 +18,7 @@ from forklift.cli.apiclient import client, endpoint_option
 from forklift.cli.groups import Group
 from forklift.cli.jobs import when
 from forklift.cli.output import api_shape, emit_json, output_option, print_fields, print_table
+from forklift.cli.owners import created_by
 from forklift.jsonclient import ApiError
 from forklift.logsclient import read_forward
 
@@ -74,6 +75,7 @@ def show(name: str, output: str, endpoint_url: str | None) -> None:
         return
     fields = [("Name", e["EndpointName"]), ("ARN", e["EndpointArn"]), ("Status", _status(e["EndpointStatus"])),
               ("Config", e.get("EndpointConfigName", "-")), ("Created", when(e["CreationTime"])),
+              ("Created by", created_by("endpoint", e["EndpointArn"])),
               ("Modified", when(e["LastModifiedTime"]))]
     if e.get("FailureReason"):
         fields.append(("Failure", (e["FailureReason"], "red")))

@@ -209,12 +209,12 @@ def _summary(row, job: dict | None) -> dict:
             "HyperParameters": dict(row.hyperparameters), "Inputs": dict(row.inputs),
             "MaxRuntimeInSeconds": row.max_runtime, "RegistryCredentials": bool(row.secret_id),
             "ClonedFrom": row.cloned_from, "CreationTime": datetime.fromtimestamp(row.created_at).astimezone(),
-            "Runs": row.runs, "TrainingJobName": row.job_name}
+            "CreatedBy": row.created_by, "Runs": row.runs, "TrainingJobName": row.job_name}
 
 
 EXPERIMENT_COLUMNS = ("name", "container", "image", "command", "workspace", "workspace_uri", "machine_type",
                       "instance_type", "env", "hyperparameters", "inputs", "max_runtime", "secret_id", "cloned_from",
-                      "job_name", "runs", "created_at")
+                      "job_name", "runs", "created_at", "created_by")
 
 
 def _quick_list():
@@ -273,7 +273,8 @@ def show(name: str, output: str) -> None:
               ("Hyperparameters", ", ".join(f"{k}={v}" for k, v in row.hyperparameters.items()) or "-"),
               ("Inputs", ", ".join(f"{k}={v}" for k, v in row.inputs.items()) or "-"),
               ("Max runtime", f"{row.max_runtime} s"), ("Cloned from", row.cloned_from or "-"),
-              ("Created", _when(row.created_at)), ("Runs", str(row.runs)), ("Training job", row.job_name or "-")]
+              ("Created", _when(row.created_at)), ("Created by", row.created_by or "-"), ("Runs", str(row.runs)),
+              ("Training job", row.job_name or "-")]
     if job:
         fields += [("Started", _when(job.get("TrainingStartTime"))), ("Ended", _when(job.get("TrainingEndTime"))),
                    ("Model", job.get("ModelArtifacts", {}).get("S3ModelArtifacts", "-"))]

@@ -15,6 +15,7 @@ import click
 from forklift.cli.apiclient import client, endpoint_option
 from forklift.cli.groups import Group
 from forklift.cli.output import api_shape, emit_json, output_option, print_fields, print_table
+from forklift.cli.owners import created_by
 from forklift.logsclient import ACTIVE, EXIT_CODES, follow_training_job, outcome_line
 
 STATUS_STYLE = {"Completed": "green", "Failed": "red", "Stopped": "yellow", "Stopping": "yellow",
@@ -70,7 +71,8 @@ def _print_job(job: dict) -> None:
               ("Image", job.get("AlgorithmSpecification", {}).get("TrainingImage", "-")),
               ("Resolved image", job.get("ResolvedTrainingImage", "-")),
               ("Instance", job.get("ResourceConfig", {}).get("InstanceType", "-")),
-              ("Created", when(job["CreationTime"])), ("Started", when(job.get("TrainingStartTime"))),
+              ("Created", when(job["CreationTime"])), ("Created by", created_by("training-job", job["TrainingJobArn"])),
+              ("Started", when(job.get("TrainingStartTime"))),
               ("Ended", when(job.get("TrainingEndTime"))),
               ("Model", job.get("ModelArtifacts", {}).get("S3ModelArtifacts", "-"))]
     if job.get("FailureReason"):

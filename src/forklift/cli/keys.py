@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from forklift.audit import AuditLog, local_principal
 from forklift.cli.groups import Group
 from forklift.cli.output import emit_json, output_option, print_table
 from forklift.config import load_settings
@@ -24,6 +26,10 @@ def _keys() -> AccessKeys:
     return AccessKeys(load_settings())
 
 
+def _audit() -> AuditLog:
+    return AuditLog(load_settings().home)
+
+
 @click.group(cls=Group)
 def keys() -> None:
     """Access keys for signed (SigV4) requests. Once one exists, forklift serve answers signed requests only."""
@@ -31,9 +37,23 @@ def keys() -> None:
 
 @keys.command("create")
 @click.option("--name", help="A name to find the key by (unique).")
-def create_command(name: str | None) -> None:
-    """Create a key (full access); print AWS_ACCESS_KEY_ID=… and AWS_SECRET_ACCESS_KEY=… (shown only now)."""
-    key = _keys().create(name)
+@click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="IAM-style policy JSON limiting the key (Allow/Deny statements; actions such as sagemaker:*, "
+                   "logs:*, iam:PassRole; resource ARNs with * and ? wildcards). Without it: full access.")
+def create_command(name: str | None, policy_file: Path | None) -> None:
+    """Create a key; print AWS_ACCESS_KEY_ID=… and AWS_SECRET_ACCESS_KEY=… (shown only now)."""
+    try:
+        policy = policy_file.read_text() if policy_file is not None else None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"cannot read {policy_file}: {exc}", param_hint="--policy") from None
+    from forklift.credentials.errors import InvalidPolicy
+
+    with _audit().action(local_principal(), "CreateAccessKey", name) as note:  # the id only, never the secret
+        try:
+            key = _keys().create(name, policy)
+        except InvalidPolicy as exc:
+            raise click.BadParameter(f"{policy_file}: {exc}", param_hint="--policy") from None
+        note.update(resource=key.access_key_id, name=key.name)
     click.echo(f"AWS_ACCESS_KEY_ID={key.access_key_id}")
     click.echo(f"AWS_SECRET_ACCESS_KEY={key.secret_access_key}")
 
@@ -46,8 +66,9 @@ def list_command(output: str) -> None:
     if output == "json":
         emit_json({"AccessKeys": [key.to_json() for key in found]})
         return
-    print_table(["ACCESS KEY ID", "NAME", "CREATED"],
-                [[key.access_key_id, key.name or "-", _when(key.created_at)] for key in found])
+    print_table(["ACCESS KEY ID", "NAME", "POLICY", "CREATED"],
+                [[key.access_key_id, key.name or "-", "yes" if key.policy is not None else "full access",
+                  _when(key.created_at)] for key in found])
 
 
 def _when(epoch: float) -> str:
@@ -58,4 +79,7 @@ def _when(epoch: float) -> str:
 @click.argument("key")
 def delete_command(key: str) -> None:
     """Delete KEY (its id or name); requests signed with it are refused from now on."""
-    click.echo(f"Deleted {_keys().delete(key).access_key_id}")
+    with _audit().action(local_principal(), "DeleteAccessKey", key) as note:
+        deleted = _keys().delete(key)
+        note.update(resource=deleted.access_key_id, name=deleted.name)
+    click.echo(f"Deleted {deleted.access_key_id}")

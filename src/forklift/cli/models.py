@@ -8,6 +8,7 @@ from forklift.cli.apiclient import client, endpoint_option
 from forklift.cli.groups import Group
 from forklift.cli.jobs import when
 from forklift.cli.output import api_shape, emit_json, output_option, print_fields, print_table
+from forklift.cli.owners import created_by
 
 
 @click.group(cls=Group)
@@ -44,6 +45,7 @@ def show(name: str, output: str, endpoint_url: str | None) -> None:
         return
     containers = [model["PrimaryContainer"]] if model.get("PrimaryContainer") else model.get("Containers", [])
     fields = [("Name", model["ModelName"]), ("ARN", model["ModelArn"]), ("Created", when(model["CreationTime"])),
+              ("Created by", created_by("model", model["ModelArn"])),
               ("Role", model.get("ExecutionRoleArn", "-"))]
     for number, container in enumerate(containers, 1):
         label = "" if len(containers) == 1 else f" {number}"

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from forklift.audit import AuditLog, local_principal
 from forklift.cli.groups import Group
 from forklift.cli.output import emit_json, output_option
 from forklift.config import load_settings
@@ -44,7 +45,10 @@ def put_command(name: str, policy_file: Path | None, managed: tuple[str, ...]) -
         policy = policy_file.read_text() if policy_file is not None else None
     except (OSError, UnicodeDecodeError) as exc:
         raise click.BadParameter(f"cannot read {policy_file}: {exc}", param_hint="--policy") from None
-    click.echo(_store().put(name, policy, managed).arn)
+    with AuditLog(load_settings().home).action(local_principal(), "PutRole", name) as note:
+        arn = _store().put(name, policy, managed).arn
+        note["resource"] = arn
+    click.echo(arn)
 
 
 @roles.command("list")
@@ -71,7 +75,10 @@ def show_command(role: str) -> None:
 @click.argument("role")
 def delete_command(role: str) -> None:
     """Delete ROLE (name or ARN)."""
-    click.echo(f"Deleted {_store().delete(role).arn}")
+    with AuditLog(load_settings().home).action(local_principal(), "DeleteRole", role) as note:
+        arn = _store().delete(role).arn
+        note["resource"] = arn
+    click.echo(f"Deleted {arn}")
 
 
 @roles.command("check")

@@ -40,6 +40,7 @@ def _mount(text: str):
 @click.option("-v", "--mount", "mounts", multiple=True, help="SRC:DST[:ro] bind mount (repeatable).")
 @click.option("--entrypoint", help="Override the image's entrypoint (a single executable).")
 @click.option("-w", "--workdir", help="Working directory inside the container.")
+@click.option("--user", help="Run as uid[:gid] or name[:group] of the image (default: the image's User).")
 @click.option("--publish", is_flag=True,
               help="Give the container its own address; port 8080 is reachable from the host.")
 @click.option("--network", type=click.Choice(["none", "isolated", "host"]),
@@ -48,8 +49,8 @@ def _mount(text: str):
 @click.option("--platform", callback=check_platform, help="Platform to pull from a multi-platform image.")
 @credential_options
 def run(image: str, args: tuple[str, ...], instance_type: str | None, env: tuple[str, ...], mounts: tuple[str, ...],
-        entrypoint: str | None, workdir: str | None, publish: bool, network: str | None, name: str | None,
-        platform: str | None, username: str | None, password_stdin: bool) -> None:
+        entrypoint: str | None, workdir: str | None, user: str | None, publish: bool, network: str | None,
+        name: str | None, platform: str | None, username: str | None, password_stdin: bool) -> None:
     """Run IMAGE (pulled if needed) with ARGS, stream its logs, and exit with its exit code."""
     from forklift.config import load_settings
     from forklift.control.instance_types import resolve_instance_type
@@ -89,7 +90,7 @@ def run(image: str, args: tuple[str, ...], instance_type: str | None, env: tuple
     spec = ContainerSpec(
         name=container_name, rootfs=rootfs, state_dir=settings.home / "containers" / container_name,
         image_config=image_config, entrypoint=[entrypoint] if entrypoint else None,
-        args=list(args) if args else None, env=environment, workdir=workdir,
+        args=list(args) if args else None, env=environment, workdir=workdir, user=user,
         mounts=[_mount(m) for m in mounts], network=network or ("isolated" if publish else "none"),
         labels={labels.RUN: image}, **limits,
     )

@@ -4,7 +4,7 @@ No HTTP here. `control.plane.ControlPlane` wires the pieces one server process n
 
     plane = ControlPlane.create(settings)     # store (SQLAlchemy), scheduler, runtime, services
     plane.start()                             # reconcile after a restart, then admit jobs
-    plane.training.create(request, arn)       # TrainingService: create / describe / list / stop
+    plane.training.create(request, arn, who)  # TrainingService: create / describe / list / stop
     plane.logs                                # training jobs' LogSource
     plane.log_source()                        # training and endpoint logs: what the Logs API reads
     plane.close()                             # stop scheduling; containers keep running

@@ -2,7 +2,8 @@
 
 `Platform` access (the default) takes images from a platform registry only (the region's ECR or a
 registry listed in config.toml's `platform_registries`); `Vpc` access reaches any registry and
-requires a VpcConfig; a credentials provider (a function ARN) requires `Vpc`. Training and inference
+requires a VpcConfig; a credentials provider (a function ARN) requires `Vpc`, and an experiment's stored
+credentials (`credentials.reserved`) serve only that experiment's own runs. Training and inference
 apply the same rules to differently named members, so each says which names its caller wrote.
 """
 
@@ -15,6 +16,7 @@ from forklift.control.errors import InvalidRequest
 from forklift.control.settings import ControlSettings
 from forklift.credentials.chain import check_provider
 from forklift.credentials.errors import CredentialsError
+from forklift.credentials.reserved import RunClaim, check_reserved
 from forklift.reference import InvalidReference, parse
 
 
@@ -27,17 +29,21 @@ class Wording:
     config: str  # the member holding the access mode
     mode: str  # the access-mode member
     auth: str  # the credentials-provider member
+    provider: str  # the member inside it holding the provider's ARN
 
 
 TRAINING = Wording("AlgorithmSpecification.TrainingImage", "TrainingImage", "a valid image", "train with",
-                   "TrainingImageConfig", "TrainingRepositoryAccessMode", "TrainingRepositoryAuthConfig")
+                   "TrainingImageConfig", "TrainingRepositoryAccessMode", "TrainingRepositoryAuthConfig",
+                   "TrainingRepositoryCredentialsProviderArn")
 INFERENCE = Wording("Image", "Image", "a valid image reference", "deploy", "ImageConfig", "RepositoryAccessMode",
-                    "RepositoryAuthConfig")
+                    "RepositoryAuthConfig", "RepositoryCredentialsProviderArn")
 
 
 def check_image_access(settings: Settings, control: ControlSettings, words: Wording, image: str, mode: str,
-                       provider: str | None, role_arn: str | None, has_vpc: bool) -> None:
-    """InvalidRequest naming the member to change when the image cannot be reached as asked."""
+                       provider: str | None, role_arn: str | None, has_vpc: bool,
+                       claim: RunClaim | None = None) -> None:
+    """InvalidRequest naming the member to change when the image cannot be reached as asked. `claim` is
+    what a training job says of itself as an experiment's run (None: it is no experiment's run)."""
     try:
         ref = parse(image)
     except InvalidReference as exc:
@@ -54,5 +60,6 @@ def check_image_access(settings: Settings, control: ControlSettings, words: Word
             raise InvalidRequest(f"{words.auth} requires {words.mode} Vpc")
         try:
             check_provider(settings, provider, role_arn)
+            check_reserved(settings, provider, f"{words.auth}.{words.provider}", claim)
         except CredentialsError as exc:
             raise InvalidRequest(str(exc)) from None

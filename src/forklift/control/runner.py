@@ -24,6 +24,7 @@ from forklift.control import outcome, staging, status
 from forklift.control.instance_types import resolve_instance_type
 from forklift.control.logs import LogPump, job_dir
 from forklift.control.models import TrainingJobRow
+from forklift.control.pullaudit import record_pull
 from forklift.control.settings import ControlSettings
 from forklift.control.store import JobStore
 from forklift.credentials.chain import default_keychain
@@ -36,6 +37,9 @@ from forklift.runtime import (
     ExitStatus,
     Mount,
     Runtime,
+    SpecError,
+    hand_over,
+    image_user,
 )
 
 log = logging.getLogger(__name__)
@@ -131,7 +135,10 @@ class JobRunner:
         try:
             prepared = asyncio.run(self._pull(images, image, request))
         except Exception as exc:
+            record_pull(self.settings, owner=row.created_by, resource=row.arn, image=image, error=exc)
             raise PlatformFailure(outcome.pull_failure(image, exc)) from exc
+        record_pull(self.settings, owner=row.created_by, resource=row.arn, image=image,
+                    digest=prepared.image.digest)
         resolved = outcome.resolved_reference(image, prepared.image.digest)
         self._check_stop()
         rootfs, image_config = prepared.rootfs, prepared.config
@@ -147,6 +154,7 @@ class JobRunner:
             raise PlatformFailure(f"ClientError: input data could not be downloaded: {exc}") from exc
         self._check_stop()
         spec = self._spec(row, rootfs, image_config, staged, instance_type)
+        self._hand_outputs_to_the_image_user(spec)
         def running(r: TrainingJobRow) -> None:
             r.container_name, r.phase = spec.name, "running"
         self.store.update(self.name, running)
@@ -199,6 +207,15 @@ class JobRunner:
                              state_dir=paths["container"], image_config=image_config, entrypoint=entrypoint,
                              args=args, env=env, mounts=mounts, cpus=cpus, memory_bytes=memory,
                              network=network, hostname=staging.HOST, labels={labels.TRAINING_JOB: row.name})
+
+    def _hand_outputs_to_the_image_user(self, spec: ContainerSpec) -> None:
+        """The image's `User` must be able to write /opt/ml/model and /opt/ml/output, as on SageMaker."""
+        try:
+            user = image_user(spec)
+        except SpecError as exc:
+            raise PlatformFailure(f"ClientError: the training image's User cannot run the job: {exc}") from exc
+        paths = staging.job_paths(self.directory)
+        hand_over([paths["model"], paths["output"], paths["output"] / "data"], user)
 
     # -- while it runs ---------------------------------------------------------------------
     def _wait(self, handle: ContainerHandle) -> ExitStatus | None:

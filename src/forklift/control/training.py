@@ -19,6 +19,7 @@ from forklift.control.instance_types import UnknownInstanceType, resolve_instanc
 from forklift.control.models import TrainingJobRow
 from forklift.control.settings import ControlSettings, control_settings
 from forklift.control.store import JobExists, JobStore, ListQuery
+from forklift.credentials.reserved import RUN_TAG, claim_from_tags
 from forklift.storage import StorageError, check_file_uri
 
 SUPPORTED_DATA_TYPES = ("S3Prefix", "ManifestFile")
@@ -46,13 +47,16 @@ class TrainingService:
         self.control = control or control_settings(settings)
 
     # -- create ------------------------------------------------------------------------------
-    def create(self, request: dict[str, Any], arn: str) -> TrainingJobRow:
+    def create(self, request: dict[str, Any], arn: str, created_by: str) -> TrainingJobRow:
+        """Accept the job; `created_by` is the principal that asked (kept as the job's owner)."""
         request = json.loads(json.dumps(request, default=str))  # a plain JSON copy for the row
         self._check(request)
+        if request.get("Tags"):  # a run's proof is checked once, here, and kept nowhere
+            request["Tags"] = [tag for tag in request["Tags"] if tag.get("Key") != RUN_TAG]
         now = time.time()
         row = TrainingJobRow(name=request["TrainingJobName"], arn=arn, request=request, status="InProgress",
                              secondary_status="Starting", transitions=[], created_at=now, modified_at=now,
-                             phase="queued")
+                             phase="queued", created_by=created_by)
         status.step(row, "Starting", "Preparing the instances for training", now)
         try:
             self.store.insert(row)
@@ -92,7 +96,8 @@ class TrainingService:
         provider = (config.get("TrainingRepositoryAuthConfig") or {}).get("TrainingRepositoryCredentialsProviderArn")
         check_image_access(self.settings, self.control, TRAINING, image,
                            config.get("TrainingRepositoryAccessMode", "Platform"), provider, request.get("RoleArn"),
-                           bool(request.get("VpcConfig")))
+                           bool(request.get("VpcConfig")),
+                           claim_from_tags(request.get("Tags"), request["TrainingJobName"], image))
 
     @staticmethod
     def _check_channels(channels: list[dict]) -> None:

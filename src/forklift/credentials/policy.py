@@ -6,6 +6,9 @@ Each statement has `Effect` (`Allow`/`Deny`), `Action` or `NotAction`, `Resource
 Deny wins, then any Allow, else the request is implicitly denied. `Condition` cannot be evaluated here
 (there is no request context), so documents with one are refused when stored rather than misread.
 
+`compile_policy` turns a checked document into matchers built once (RE2, so a pattern's cost stays linear
+in the value whatever wildcards it holds), for callers that decide per request (the API's access keys).
+
 Managed policies are known by name; `AmazonSageMakerFullAccess` lets a role invoke Lambda functions with
 SageMaker in their name, as SageMaker's documentation describes.
 """
@@ -14,10 +17,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
 from typing import NotRequired, TypedDict, cast
+
+import re2
 
 from forklift.credentials.errors import InvalidPolicy
 
@@ -137,3 +143,61 @@ def evaluate(documents: list[PolicyDocument], action: str, resource: str) -> Dec
                     return Decision.EXPLICIT_DENY
                 allowed = True
     return Decision.ALLOW if allowed else Decision.IMPLICIT_DENY
+
+
+@dataclass(frozen=True)
+class _CompiledStatement:
+    deny: bool
+    actions: re2._Regexp  # one alternation of the statement's Action (or NotAction) patterns
+    actions_negated: bool
+    resources: re2._Regexp
+    resources_negated: bool
+
+    def applies(self, action: str, resource: str) -> bool:
+        return (bool(self.actions.fullmatch(action)) != self.actions_negated
+                and bool(self.resources.fullmatch(resource)) != self.resources_negated)
+
+
+def _alternation(patterns: list[str], ignore_case: bool) -> re2._Regexp:
+    body = "|".join("".join(".*" if c == "*" else "." if c == "?" else re2.escape(c) for c in p) for p in patterns)
+    return re2.compile(f"{'(?i)' if ignore_case else ''}(?s:{body})")
+
+
+DECISIONS_CACHED = 4096  # (action, resource) pairs remembered per policy: RE2 from Python costs µs a match
+
+
+@dataclass(frozen=True)
+class CompiledPolicy:
+    """A checked document ready to decide requests: `decide(action, resource)` as `evaluate` would."""
+
+    document: PolicyDocument
+    statements: tuple[_CompiledStatement, ...]
+    decide: Callable[[str, str], Decision] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "decide", lru_cache(maxsize=DECISIONS_CACHED)(self._decide))
+
+    def _decide(self, action: str, resource: str) -> Decision:
+        allowed = False
+        for statement in self.statements:
+            if statement.applies(action, resource):
+                if statement.deny:
+                    return Decision.EXPLICIT_DENY
+                allowed = True
+        return Decision.ALLOW if allowed else Decision.IMPLICIT_DENY
+
+
+def compile_policy(document: str | Mapping[str, object]) -> CompiledPolicy:
+    """Check `document` (validate_policy's rules and errors) and build its matchers."""
+    checked = validate_policy(document)
+    statements = []
+    for statement in checked["Statement"]:
+        action_key = "Action" if "Action" in statement else "NotAction"
+        resource_key = "Resource" if "Resource" in statement else "NotResource"
+        statements.append(_CompiledStatement(
+            deny=statement["Effect"] == "Deny",
+            actions=_alternation(_as_list(statement[action_key], action_key), True),
+            actions_negated=action_key == "NotAction",
+            resources=_alternation(_as_list(statement[resource_key], resource_key), False),
+            resources_negated=resource_key == "NotResource"))
+    return CompiledPolicy(checked, tuple(statements))

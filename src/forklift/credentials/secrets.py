@@ -11,6 +11,8 @@ the id when it ends, and the last release deletes the row.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -60,6 +62,13 @@ def load_key(home: Path) -> Fernet:
         return Fernet(path.read_bytes().strip())
     except ValueError:
         raise SecretUnreadable(f"{path} is not a Fernet key") from None
+
+
+def derived_key(home: Path, purpose: str) -> bytes:
+    """A key for `purpose` (e.g. signing a claim) derived from this home's secret key, which it never reveals:
+    only who can read `secret.key` can compute it."""
+    load_key(home)  # created on first use, permissions checked
+    return hmac.new((home / KEY_FILE).read_bytes().strip(), purpose.encode(), hashlib.sha256).digest()
 
 
 def _credentials_to_json(credentials: Credentials) -> bytes:

@@ -10,7 +10,9 @@ How the Gradient-style options become the job (also in `forklift experiments cre
   `/opt/ml/input/data/code/code.tar.gz` into `/opt/ml/code` (needs `tar` with gzip in the image), `cd`s
   there and then runs CMD, so the workspace is the working directory.
 - registry credentials: `TrainingRepositoryAuthConfig.TrainingRepositoryCredentialsProviderArn` names the
-  reserved provider `forklift-secret-<id>`, which forklift resolves to the encrypted stored credentials.
+  reserved provider `forklift-secret-<id>`, which forklift resolves to the encrypted stored credentials; the
+  `forklift:experiment-run` tag proves the job is this experiment's run, the only kind of job that may name
+  it (`forklift.credentials.reserved`).
 - every experiment uses `TrainingRepositoryAccessMode=Vpc` (SageMaker's mode for images outside its own
   registries) with a placeholder `VpcConfig`; the local runtime gives the container its own network and
   ignores the security group and subnet.
@@ -22,6 +24,7 @@ import re
 import shlex
 from typing import Any
 
+from forklift.credentials.reserved import RUN_TAG
 from forklift.experiments.errors import InvalidExperiment
 from forklift.reference import parse
 
@@ -83,7 +86,8 @@ def training_request(*, experiment: str, job: str, image: str, instance_type: st
                      command: str | None = None, workspace_uri: str | None = None,
                      provider_arn: str | None = None, env: dict[str, str] | None = None,
                      hyperparameters: dict[str, str] | None = None, inputs: dict[str, str] | None = None,
-                     max_runtime: int = DEFAULT_MAX_RUNTIME, cloned_from: str | None = None) -> dict[str, Any]:
+                     max_runtime: int = DEFAULT_MAX_RUNTIME, cloned_from: str | None = None,
+                     run_token: str | None = None) -> dict[str, Any]:
     image_config: dict[str, Any] = {"TrainingRepositoryAccessMode": "Vpc"}
     if provider_arn:
         image_config["TrainingRepositoryAuthConfig"] = {"TrainingRepositoryCredentialsProviderArn": provider_arn}
@@ -103,6 +107,8 @@ def training_request(*, experiment: str, job: str, image: str, instance_type: st
     tags = [{"Key": TAG_KEY, "Value": experiment}]
     if cloned_from:
         tags.append({"Key": "forklift:cloned-from", "Value": cloned_from})
+    if run_token:
+        tags.append({"Key": RUN_TAG, "Value": run_token})
     request: dict[str, Any] = {
         "TrainingJobName": job,
         "AlgorithmSpecification": algorithm,

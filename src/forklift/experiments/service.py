@@ -1,7 +1,9 @@
 """Experiments: create, start, stop, clone, delete, and read their training jobs back.
 
 An experiment is a row of its own (`records`) plus, once started, a SageMaker training job created through
-the server's API like any user's job, tagged `forklift:experiment=<name>`. Registry credentials are put in
+the server's API like any user's job, tagged `forklift:experiment=<name>`. The row is written by the CLI
+itself, so its owner (`created_by`) is the local user, `local:<unix user>`; its training jobs are owned
+by the principal the CLI signs with. Registry credentials are put in
 the SecretStore with the experiment as owner; a clone adds itself as an owner of the same secret and each
 delete releases its ownership, so the secret is purged with the last experiment that uses it.
 """
@@ -13,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from forklift.audit import local_principal
 from forklift.config import Settings
 from forklift.control.instance_types import resolve_instance_type
 from forklift.credentials import Credentials
@@ -79,7 +82,8 @@ class Experiments:
         row = ExperimentRow(name=name, container=new.container, image=image, command=new.command,
                             workspace=new.workspace, machine_type=machine.given, instance_type=machine.instance_type,
                             env=dict(new.env), hyperparameters=dict(new.hyperparameters), inputs=dict(new.inputs),
-                            max_runtime=int(new.max_runtime), runs=0, created_at=time.time())
+                            max_runtime=int(new.max_runtime), runs=0, created_at=time.time(),
+                            created_by=local_principal())
         if credentials is not None:
             row.secret_id = self.secrets.put(credentials, row.owner, registry=parse(image).registry)
         try:
@@ -112,16 +116,19 @@ class Experiments:
                 raise ExperimentError(f"experiment {name} is already running (training job {row.job_name})")
         run = row.runs + 1
         job_name = rq.job_name(name, run)
-        provider = None
+        provider = token = None
         if row.secret_id:
-            from forklift.credentials.functions import FunctionRegistry  # only runs that need one pay for it
+            # only runs that need them pay for these imports
+            from forklift.credentials.functions import FunctionRegistry
+            from forklift.credentials.reserved import run_token
 
             provider = FunctionRegistry(self.settings, secrets=self.secrets).secret_arn(row.secret_id)
+            token = run_token(self.settings, row.secret_id, name, job_name, row.image)
         request = rq.training_request(
             experiment=name, job=job_name, image=row.image, instance_type=row.instance_type, role_arn=self.role_arn,
             command=row.command, workspace_uri=row.workspace_uri, provider_arn=provider, env=row.env,
             hyperparameters=row.hyperparameters, inputs=row.inputs, max_runtime=row.max_runtime,
-            cloned_from=row.cloned_from)
+            cloned_from=row.cloned_from, run_token=token)
         ensure_buckets(self.settings)
         self.sagemaker.create_training_job(**request)
         self.store.update(name, job_name=job_name, runs=run)
@@ -157,7 +164,8 @@ class Experiments:
                             machine_type=original.machine_type, instance_type=original.instance_type,
                             env=dict(original.env), hyperparameters=merged,
                             inputs=dict(original.inputs), max_runtime=original.max_runtime,
-                            secret_id=original.secret_id, cloned_from=source, runs=0, created_at=time.time())
+                            secret_id=original.secret_id, cloned_from=source, runs=0, created_at=time.time(),
+                            created_by=local_principal())
         if row.secret_id:
             self.secrets.add_owner(row.secret_id, row.owner)
         try:

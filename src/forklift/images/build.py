@@ -41,6 +41,7 @@ class BuildOptions:
     cmd: list[str] | None = None
     env: Sequence[str] = ()  # "K=V"
     workdir: str | None = None
+    user: str | None = None  # the image's `User`: "uid[:gid]" or "name[:group]"
     labels: dict[str, str] = field(default_factory=dict)
     dest: str = "/"  # where the directory's contents land in the image
 
@@ -124,6 +125,8 @@ def image_config(base: JSONObject | None, diff_id: str, options: BuildOptions, c
         runtime["Env"] = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
     if options.workdir is not None:
         runtime["WorkingDir"] = options.workdir
+    if options.user is not None:
+        runtime["User"] = options.user
     if options.labels:
         runtime["Labels"] = {**(runtime.get("Labels") or {}), **options.labels}
     config["created"] = now

@@ -13,7 +13,7 @@ _EXPORTS = {
     "ContainerError": "base", "ContainerExists": "base", "ContainerHandle": "base", "ContainerStartError": "base",
     "Runtime": "base", "run_foreground": "foreground", "RuncHandle": "runc", "RuncRuntime": "runc",
     "ContainerSpec": "spec", "ExitStatus": "spec", "Mount": "spec", "NetworkMode": "spec", "Resources": "spec",
-    "SpecError": "spec",
+    "SpecError": "spec", "ImageUser": "users", "image_user": "users", "hand_over": "users",
 }
 
 
@@ -26,6 +26,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "ContainerError", "ContainerExists", "ContainerHandle", "ContainerSpec", "ContainerStartError",
-    "ExitStatus", "Mount", "NetworkMode", "Resources", "RuncHandle", "RuncRuntime", "Runtime", "SpecError",
-    "run_foreground",
+    "ExitStatus", "ImageUser", "Mount", "NetworkMode", "Resources", "RuncHandle", "RuncRuntime", "Runtime",
+    "SpecError",
+    "hand_over", "image_user", "run_foreground",
 ]

@@ -2,6 +2,10 @@
 
 Pure functions: nothing here starts processes or touches the host besides reading the rootfs's
 /etc/passwd and /etc/group, the caller's rlimits and /dev/nvidia* nodes.
+
+The confinement is docker's default: its capability set (effective only for root), no new
+privileges, its seccomp profile (runtime/seccomp.py: no namespaces, no mounts, no keyring, no
+io_uring, ...), its masked and read-only /proc and /sys paths, and the image's `User`.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import stat
 import sys
 from pathlib import Path
 
+from forklift.runtime import seccomp, users
 from forklift.runtime.spec import ContainerSpec, NetworkMode, SpecError
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -25,8 +30,9 @@ DEFAULT_CAPABILITIES = [
     "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
     "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
 ]
+# Docker's (moby 28) masked paths: host hardware, kernel memory, keyrings and timing side channels.
 MASKED_PATHS = [
-    "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
     "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
     "/sys/devices/virtual/powercap",
 ]
@@ -67,8 +73,9 @@ def command_line(spec: ContainerSpec) -> list[str]:
     return argv
 
 
-def environment(spec: ContainerSpec, extra: dict[str, str] | None = None) -> list[str]:
-    """Image Env, then the spec's env over it; PATH and HOSTNAME filled in when missing."""
+def environment(spec: ContainerSpec, extra: dict[str, str] | None = None, home: str = "/root") -> list[str]:
+    """Image Env, then the spec's env over it; PATH, HOSTNAME and HOME (the user's, as docker sets
+    it) filled in when missing."""
     env: dict[str, str] = {}
     for item in spec.image_config.get("Env") or []:
         key, _, value = item.partition("=")
@@ -77,6 +84,7 @@ def environment(spec: ContainerSpec, extra: dict[str, str] | None = None) -> lis
     env.update(spec.env)
     env.setdefault("PATH", DEFAULT_PATH)
     env.setdefault("HOSTNAME", hostname(spec))
+    env.setdefault("HOME", home)
     return [f"{k}={v}" for k, v in env.items()]
 
 
@@ -91,53 +99,9 @@ def hostname(spec: ContainerSpec) -> str:
     return (spec.hostname or spec.name)[:63]
 
 
-def _read_rootfs_file(rootfs: Path, relpath: str) -> list[str]:
-    """Lines of a file inside the rootfs, refusing symlinks that point outside it."""
-    path = rootfs / relpath
-    try:
-        real = path.resolve()
-        if not real.is_relative_to(rootfs.resolve()):
-            return []
-        return real.read_text(errors="replace").splitlines()
-    except OSError:
-        return []
-
-
-def _table(rootfs: Path, relpath: str) -> list[list[str]]:
-    return [line.split(":") for line in _read_rootfs_file(rootfs, relpath) if line and not line.startswith("#")]
-
-
 def resolve_user(rootfs: Path, user: str | None) -> dict:
     """OCI process.user for "uid[:gid]" or "name[:group]", resolved in the rootfs's /etc files."""
-    if not user:
-        user = "0"
-    name, _, group = user.partition(":")
-    passwd = _table(rootfs, "etc/passwd")
-    groups = _table(rootfs, "etc/group")
-    uid = gid = None
-    username = None
-    for entry in passwd:
-        if len(entry) >= 4 and (entry[0] == name or (name.isdigit() and entry[2] == name)):
-            username, uid, gid = entry[0], int(entry[2]), int(entry[3])
-            break
-    if uid is None:
-        if not name.isdigit():
-            raise SpecError(f"user {name!r} not found in the image's /etc/passwd")
-        uid, gid = int(name), 0
-    if group:
-        if group.isdigit():
-            gid = int(group)
-        else:
-            match = [g for g in groups if len(g) >= 3 and g[0] == group]
-            if not match:
-                raise SpecError(f"group {group!r} not found in the image's /etc/group")
-            gid = int(match[0][2])
-    extra = sorted({int(g[2]) for g in groups
-                    if len(g) >= 4 and username and username in g[3].split(",") and g[2].isdigit()} - {gid})
-    out: dict = {"uid": uid, "gid": gid}
-    if extra:
-        out["additionalGids"] = extra
-    return out
+    return users.resolve(rootfs, user).oci()
 
 
 def rlimits() -> list[dict]:
@@ -230,14 +194,14 @@ def build_config(spec: ContainerSpec, root_path: Path, netns_path: str | None = 
     if spec.gpu_count and nvidia_cli is None:
         nvidia_cli = shutil.which("nvidia-container-cli")
     gpus = gpu_config(spec.gpu_count, dev=dev, cli=nvidia_cli)
-    user = resolve_user(spec.rootfs, spec.user)
+    user = users.image_user(spec)
     caps = list(DEFAULT_CAPABILITIES)
-    privileged = user["uid"] == 0
+    privileged = user.is_root  # another user starts with nothing in effect, as under docker
     process = {
         "terminal": False,
-        "user": user,
+        "user": user.oci(),
         "args": command_line(spec),
-        "env": environment(spec, {**gpus["env"], **(extra_env or {})}),
+        "env": environment(spec, {**gpus["env"], **(extra_env or {})}, home=user.home),
         "cwd": working_dir(spec),
         "capabilities": {"bounding": caps, "effective": caps if privileged else [],
                          "permitted": caps if privileged else []},
@@ -257,6 +221,7 @@ def build_config(spec: ContainerSpec, root_path: Path, netns_path: str | None = 
         "namespaces": namespaces(spec, netns_path),
         "maskedPaths": list(MASKED_PATHS),
         "readonlyPaths": list(READONLY_PATHS),
+        "seccomp": seccomp.default_profile(),
     }
     if gpus["devices"]:
         linux["devices"] = gpus["devices"]

@@ -18,7 +18,7 @@ from pathlib import Path
 from forklift.config import Settings
 from forklift.control.inference import instances as inst
 from forklift.control.inference.launcher import InstanceLauncher, VariantInstance
-from forklift.control.inference.models import ModelRow
+from forklift.control.inference.models import EndpointRow, ModelRow
 from forklift.control.inference.routing import EndpointRoute, Router, VariantRoute
 from forklift.control.inference.settings import InferenceSettings
 from forklift.control.inference.store import InferenceStore
@@ -118,7 +118,9 @@ class Fleet:
             if model is None:
                 raise inst.DeployFailure(f"Variant {variant['VariantName']}: model {variant['ModelName']} does "
                                          "not exist")
-            self._prepared[key] = inst.prepare_variant(self.settings, self.directory, variant, model, generation)
+            owner = self.store.get(EndpointRow, self.endpoint)
+            self._prepared[key] = inst.prepare_variant(self.settings, self.directory, variant, model, generation,
+                                                       owner)
         return self._prepared[key]
 
     def bring_up(self, variants: list[dict], generation: int, counts: dict[str, int]) -> list[VariantInstance]:

@@ -26,8 +26,9 @@ from forklift import labels
 from forklift.config import Settings
 from forklift.control.inference.images import image_failure, keychain_for, model_container
 from forklift.control.inference.logs import record_fleet_event
-from forklift.control.inference.models import ModelRow
+from forklift.control.inference.models import EndpointRow, ModelRow
 from forklift.control.instance_types import UnknownInstanceType, resolve_instance_type
+from forklift.control.pullaudit import record_pull
 from forklift.images.imagestore import ImageStore
 from forklift.images.rootfs import pull_and_prepare
 from forklift.runtime import ContainerHandle, ContainerSpec, Mount, Runtime
@@ -68,9 +69,10 @@ class PreparedVariant:
     deployed_image: dict  # {SpecifiedImage, ResolvedImage, ResolutionTime}
 
 
-def prepare_variant(settings: Settings, directory: Path, variant: dict, model: ModelRow,
-                    generation: int) -> PreparedVariant:
-    """Pull the model's image (by the digest resolved at CreateModel) and extract its model data."""
+def prepare_variant(settings: Settings, directory: Path, variant: dict, model: ModelRow, generation: int,
+                    endpoint: EndpointRow | None = None) -> PreparedVariant:
+    """Pull the model's image (by the digest resolved at CreateModel) and extract its model data; the
+    pull is audited under the `endpoint`'s owner."""
     name = variant["VariantName"]
     container = model_container(model.request)
     resolved = model.resolved_image
@@ -78,7 +80,9 @@ def prepare_variant(settings: Settings, directory: Path, variant: dict, model: M
         keychain = keychain_for(settings, container, model.request.get("ExecutionRoleArn"))
         prepared = asyncio.run(pull_and_prepare(resolved, ImageStore(settings), keychain=keychain))
     except Exception as exc:
+        _record_pull(settings, endpoint, resolved, error=exc)
         raise DeployFailure(f"Variant {name}: the image could not be pulled: {image_failure(resolved, exc)}") from exc
+    _record_pull(settings, endpoint, resolved, digest=prepared.image.digest)
     model_dir = directory / f"{name}-g{generation}" / "model"
     url = container.get("ModelDataUrl")
     marker = model_dir.parent / "extracted"  # holds the URL: a re-created endpoint may reuse the name
@@ -90,6 +94,13 @@ def prepare_variant(settings: Settings, directory: Path, variant: dict, model: M
                            variant.get("InstanceType"),
                            {"SpecifiedImage": container["Image"], "ResolvedImage": resolved,
                             "ResolutionTime": model.resolution_time})
+
+
+def _record_pull(settings: Settings, endpoint: EndpointRow | None, image: str, *, digest: str | None = None,
+                 error: BaseException | None = None) -> None:
+    if endpoint is not None:
+        record_pull(settings, owner=endpoint.created_by, resource=endpoint.arn, image=image, digest=digest,
+                    error=error)
 
 
 def _download_with_limit(settings: Settings, url: str, model_dir: Path, variant: str, limit: float) -> None:

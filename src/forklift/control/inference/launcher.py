@@ -23,7 +23,7 @@ from forklift.control.inference.logs import InstanceLogs
 from forklift.control.inference.models import EndpointInstanceRow
 from forklift.control.inference.settings import InferenceSettings
 from forklift.control.inference.store import InferenceStore
-from forklift.runtime import ContainerHandle, ContainerStartError, Runtime
+from forklift.runtime import ContainerHandle, ContainerStartError, Runtime, SpecError
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class LocalLauncher:
         directory = self._directory(endpoint)
         try:
             handle = inst.start_instance(self.runtime, prepared, endpoint, directory)
-        except ContainerStartError as exc:
+        except (ContainerStartError, SpecError) as exc:  # SpecError: e.g. an image User its /etc/passwd lacks
             raise inst.DeployFailure(f"Variant {prepared.name}: the container could not be started: {exc}") from exc
         self.logs.follow(directory, prepared.name, handle)
         self.store.add_instance(EndpointInstanceRow(container_name=handle.name, endpoint=endpoint,

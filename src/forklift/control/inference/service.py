@@ -2,7 +2,8 @@
 
 Requests arrive checked against botocore's model; this adds the rules it cannot express (the
 Platform/Vpc image rules, the credentials provider, references between resources) and leaves the
-slow work (pulling, starting containers) to the fleet manager, which it wakes.
+slow work (pulling, starting containers) to the fleet manager, which it wakes. Each create records
+the principal that asked (`created_by`): the owner its image pulls are audited under.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class InferenceService:
         return row
 
     # -- models ------------------------------------------------------------------------------
-    def create_model(self, request: dict[str, Any], arn: str) -> ModelRow:
+    def create_model(self, request: dict[str, Any], arn: str, created_by: str) -> ModelRow:
         request = _plain(request)
         containers = request.get("Containers") or []
         if request.get("PrimaryContainer") and containers:
@@ -66,7 +67,7 @@ class InferenceService:
         resolved = images.resolve_image(self.settings, container, request.get("ExecutionRoleArn"))
         now = time.time()
         row = ModelRow(name=request["ModelName"], arn=arn, request=request, resolved_image=resolved,
-                       resolution_time=now, created_at=now)
+                       resolution_time=now, created_at=now, created_by=created_by)
         return self.store.insert(row, "model")
 
     def delete_model(self, name: str) -> None:
@@ -74,7 +75,8 @@ class InferenceService:
             raise ResourceMissing("model", name)
 
     # -- endpoint configs ----------------------------------------------------------------------
-    def create_endpoint_config(self, request: dict[str, Any], arn: str) -> EndpointConfigRow:
+    def create_endpoint_config(self, request: dict[str, Any], arn: str,
+                               created_by: str) -> EndpointConfigRow:
         request = _plain(request)
         seen = set()
         for variant in request["ProductionVariants"]:
@@ -101,14 +103,15 @@ class InferenceService:
                 raise InvalidRequest(f"{unsupported} is not yet supported by forklift")
         now = time.time()
         return self.store.insert(EndpointConfigRow(name=request["EndpointConfigName"], arn=arn, request=request,
-                                                   created_at=now), "endpoint configuration")
+                                                   created_at=now, created_by=created_by),
+                                 "endpoint configuration")
 
     def delete_endpoint_config(self, name: str) -> None:
         if not self.store.delete(EndpointConfigRow, name):
             raise ResourceMissing("endpoint-config", name)
 
     # -- endpoints -------------------------------------------------------------------------------
-    def create_endpoint(self, request: dict[str, Any], arn: str) -> EndpointRow:
+    def create_endpoint(self, request: dict[str, Any], arn: str, created_by: str) -> EndpointRow:
         config = self.get(EndpointConfigRow, request["EndpointConfigName"])
         variants = config.request["ProductionVariants"]
         counts = {v["VariantName"]: int(v["InitialInstanceCount"]) for v in variants}
@@ -119,7 +122,7 @@ class InferenceService:
             v.update(CurrentInstanceCount=0, VariantStatus=[{"Status": "Creating", "StartTime": now,
                                                              "StatusMessage": "Starting instances"}])
         row = EndpointRow(name=request["EndpointName"], arn=arn, config_name=config.name, status="Creating",
-                          created_at=now, modified_at=now, variants=pending, generation=0)
+                          created_at=now, modified_at=now, variants=pending, generation=0, created_by=created_by)
         self.store.insert(row, "endpoint")
         self.fleet.wake(row.name)
         return row

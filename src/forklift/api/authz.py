@@ -1,0 +1,144 @@
+"""What a signed request may do: its key's IAM-style policy, asked once the request is authenticated.
+
+    authorize(ctx, "sagemaker", "CreateTrainingJob", params)   # ApiError AccessDeniedException, or None
+
+The action is `<service's signing name>:<Operation>` (`sagemaker:CreateTrainingJob`, `logs:GetLogEvents`,
+`sagemaker:InvokeEndpoint`). The resource is the ARN of what the request names, read generically from
+botocore's model rather than listed per operation:
+
+- SageMaker (and sagemaker-runtime): the required `<Noun>Name` member whose noun the operation is about
+  (`CreateEndpoint` names `EndpointName`, not its `EndpointConfigName`), else the only required one, as
+  `arn:aws:sagemaker:REGION:ACCOUNT:<noun in kebab case>/<name>`; a required `ResourceArn` (AddTags) as
+  given; `*` where none is required (List*).
+- CloudWatch Logs: `logGroupName` / `logGroupIdentifier` as `arn:aws:logs:REGION:ACCOUNT:log-group:NAME`.
+
+As on AWS, passing a role needs `iam:PassRole` on it: every top-level `…RoleArn` member a SageMaker request
+sets (CreateTrainingJob's `RoleArn`, CreateModel's `ExecutionRoleArn`). A request under the embedded default
+(no key exists) or signed by a key without a policy is allowed without a look at any of this.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from forklift.api.context import RequestContext
+from forklift.api.errors import ApiError
+from forklift.api.protocol import arn
+from forklift.api.validation import operation_model, service_model
+from forklift.credentials.policy import CompiledPolicy, Decision
+
+PASS_ROLE = "iam:PassRole"
+LOG_GROUP_MEMBERS = ("logGroupName", "logGroupIdentifier")
+_VERB = re.compile(r"^[A-Z][a-z]+")
+_WORD = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+Resource = Callable[[Mapping[str, Any], str, str], str]  # (params, region, account) -> the resource's ARN
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one operation is authorized: its action, its resource, the members that pass a role."""
+
+    action: str
+    resource: Resource
+    roles: tuple[str, ...] = ()
+
+
+def _everything(params: Mapping[str, Any], region: str, account: str) -> str:
+    return "*"
+
+
+def _kebab(noun: str) -> str:
+    return _WORD.sub("-", noun).lower()
+
+
+def _sagemaker_resource(member: str) -> Resource:
+    resource_type = _kebab(member.removesuffix("Name"))
+
+    def resource(params: Mapping[str, Any], region: str, account: str) -> str:
+        value = params.get(member)
+        if not isinstance(value, str) or not value:
+            return "*"
+        return value if value.startswith("arn:") else arn(resource_type, value, region, account)
+    return resource
+
+
+def _given_arn(params: Mapping[str, Any], region: str, account: str) -> str:
+    value = params.get("ResourceArn")
+    return value if isinstance(value, str) and value else "*"
+
+
+def _log_group(params: Mapping[str, Any], region: str, account: str) -> str:
+    for member in LOG_GROUP_MEMBERS:
+        value = params.get(member)
+        if isinstance(value, str) and value:
+            # logGroupIdentifier may be the group's ARN already (`…:log-group:NAME` or `…:log-group:NAME:*`)
+            return value.removesuffix(":*") if value.startswith("arn:") else \
+                f"arn:aws:logs:{region}:{account}:log-group:{value}"
+    return "*"
+
+
+def named_member(operation: str, required: list[str]) -> str | None:
+    """The required `<Noun>Name` member that names the resource `operation` acts on, if any.
+
+    The noun the operation names after its verb picks among several (the longest that starts it);
+    an operation about something else (ListTrainingJobsForHyperParameterTuningJob) is scoped to the
+    one resource it requires.
+    """
+    names = [m for m in required if m.endswith("Name") and len(m) > len("Name")]
+    noun = _VERB.sub("", operation, count=1)
+    about = [m for m in names if noun.startswith(m.removesuffix("Name"))]
+    if about:
+        return max(about, key=len)
+    return names[0] if len(names) == 1 else None
+
+
+@functools.lru_cache(maxsize=2048)
+def rule_for(service: str, operation: str) -> Rule:
+    """The rule of a modelled operation of `service` (a botocore service name)."""
+    model = operation_model(service, operation)
+    if model is None:
+        raise ValueError(f"{operation!r} is not an operation of botocore's {service} model")
+    action = f"{service_model(service).signing_name}:{operation}"
+    shape = model.input_shape
+    if shape is None:
+        return Rule(action, _everything)
+    if service == "logs":
+        named = any(m in shape.members for m in LOG_GROUP_MEMBERS)
+        return Rule(action, _log_group if named else _everything)
+    member = named_member(operation, list(shape.required_members))
+    roles = tuple(m for m, s in shape.members.items() if m.endswith("RoleArn") and s.type_name == "string")
+    if member:
+        return Rule(action, _sagemaker_resource(member), roles)
+    return Rule(action, _given_arn if "ResourceArn" in shape.required_members else _everything, roles)
+
+
+def denied(principal_arn: str, action: str, resource: str, decision: Decision) -> ApiError:
+    """AWS's AccessDeniedException, in its words."""
+    why = ("with an explicit deny in an identity-based policy" if decision is Decision.EXPLICIT_DENY
+           else f"because no identity-based policy allows the {action} action")
+    return ApiError("AccessDeniedException",
+                    f"User: {principal_arn} is not authorized to perform: {action} on resource: {resource} {why}")
+
+
+def _check(policy: CompiledPolicy, ctx: RequestContext, action: str, resource: str) -> None:
+    decision = policy.decide(action, resource)
+    if decision is not Decision.ALLOW:
+        raise denied(ctx.caller, action, resource, decision)
+
+
+def authorize(ctx: RequestContext, service: str, operation: str, params: Mapping[str, Any]) -> None:
+    """Refuse (AccessDeniedException) what the signing key's policy does not allow; None when allowed."""
+    principal = ctx.principal
+    if principal is None or principal.policy is None:
+        return
+    rule = rule_for(service, operation)
+    _check(principal.policy, ctx, rule.action, rule.resource(params, ctx.region, ctx.account))
+    for member in rule.roles:
+        role = params.get(member)
+        if isinstance(role, str) and role:
+            _check(principal.policy, ctx, PASS_ROLE, role)

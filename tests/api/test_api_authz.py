@@ -1,0 +1,180 @@
+"""Per-key policies, against a real `forklift serve`, keys made by the real `forklift keys create --policy`
+and the real boto3 clients signing with them.
+
+Every request is authorized once authenticated: `sagemaker:<Operation>` / `logs:<Operation>` /
+`sagemaker:InvokeEndpoint` on the ARN of the resource it names; a refusal is AWS's AccessDeniedException
+naming the key's user ARN, the action and the resource.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from test_api_keys import NO_RETRY, REGION, created_key, eventually, forklift, unsigned_list
+
+from conftest import Server, start_server, stop_server
+
+ACCOUNT = "000000000000"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/Allowed"
+OTHER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/Other"
+SAGEMAKER_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}"
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+
+POLICIES = {
+    "describer": [{"Effect": "Allow", "Action": "sagemaker:Describe*", "Resource": "*"}],
+    "denied-one": [{"Effect": "Allow", "Action": "sagemaker:*", "Resource": "*"},
+                   {"Effect": "Deny", "Action": "sagemaker:DescribeTrainingJob",
+                    "Resource": f"{SAGEMAKER_ARN}:training-job/secret-*"}],
+    "invoker": [{"Effect": "Allow", "Action": "sagemaker:InvokeEndpoint",
+                 "Resource": f"{SAGEMAKER_ARN}:endpoint/open-?"},
+                {"Effect": "Deny", "Action": "sagemaker:InvokeEndpoint",
+                 "Resource": f"{SAGEMAKER_ARN}:endpoint/open-x"}],
+    "logger": [{"Effect": "Allow", "Action": "logs:*",
+                "Resource": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{LOG_GROUP}"}],
+    "passer": [{"Effect": "Allow", "Action": "sagemaker:CreateTrainingJob", "Resource": "*"},
+               {"Effect": "Allow", "Action": "iam:PassRole", "Resource": ROLE}],
+    "not-logs": [{"Effect": "Allow", "NotAction": "logs:*", "NotResource": f"{SAGEMAKER_ARN}:model/*"}],
+}
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory) -> Iterator[tuple[Server, dict[str, tuple[str, str]]]]:
+    server = start_server(tmp_path_factory.mktemp("authz-serve") / "home")
+    keys = {"full": created_key(server.home, "--name", "full")}
+    for name, statements in POLICIES.items():
+        path = server.home / f"{name}.json"
+        path.write_text(json.dumps({"Version": "2012-10-17", "Statement": statements}))
+        keys[name] = created_key(server.home, "--name", name, "--policy", str(path))
+    eventually(lambda: unsigned_list(server).status_code == 400)
+    yield server, keys
+    stop_server(server)
+
+
+def client(server: Server, keys: dict, name: str, service: str = "sagemaker"):
+    key, secret = keys[name]
+    return boto3.client(service, endpoint_url=server.url, region_name=REGION, config=NO_RETRY,
+                        aws_access_key_id=key, aws_secret_access_key=secret)
+
+
+def refusal(call) -> tuple[str, str]:
+    with pytest.raises(ClientError) as caught:
+        call()
+    error = caught.value.response["Error"]
+    return error["Code"], error["Message"]
+
+
+def job_request(name: str, role: str = ROLE) -> dict:
+    """A request that passes authorization and then fails the image rules (no job is started)."""
+    return {"TrainingJobName": name, "RoleArn": role,
+            "AlgorithmSpecification": {"TrainingImage": "registry.example/team/img:1", "TrainingInputMode": "File"},
+            "OutputDataConfig": {"S3OutputPath": "s3://bucket/out"},
+            "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 60}}
+
+
+def test_a_describe_only_key_describes_but_may_not_create(keyed):
+    server, keys = keyed
+    sagemaker = client(server, keys, "describer")
+    code, _ = refusal(lambda: sagemaker.describe_training_job(TrainingJobName="nope"))
+    assert code == "ValidationException"  # authorized: the job simply does not exist
+    code, message = refusal(lambda: sagemaker.create_training_job(**job_request("made")))
+    assert code == "AccessDeniedException"
+    assert message == (f"User: arn:aws:iam::{ACCOUNT}:user/describer is not authorized to perform: "
+                       f"sagemaker:CreateTrainingJob on resource: {SAGEMAKER_ARN}:training-job/made because no "
+                       "identity-based policy allows the sagemaker:CreateTrainingJob action")
+    code, message = refusal(sagemaker.list_training_jobs)  # List* names no resource: "*"
+    assert code == "AccessDeniedException" and "sagemaker:ListTrainingJobs on resource: * because" in message
+    logs = client(server, keys, "describer", "logs")
+    code, message = refusal(logs.describe_log_groups)
+    assert code == "AccessDeniedException" and "logs:DescribeLogGroups" in message
+
+
+def test_a_key_without_a_policy_has_full_access(keyed):
+    server, keys = keyed
+    assert client(server, keys, "full").list_training_jobs()["TrainingJobSummaries"] == []
+    code, message = refusal(lambda: client(server, keys, "full").create_training_job(**job_request("full-job")))
+    assert code == "ValidationException" and "platform registry" in message
+
+
+def test_deny_beats_allow_on_the_resource_it_names(keyed):
+    server, keys = keyed
+    sagemaker = client(server, keys, "denied-one")
+    code, message = refusal(lambda: sagemaker.describe_training_job(TrainingJobName="secret-plan"))
+    assert code == "AccessDeniedException"
+    assert message.endswith(f"sagemaker:DescribeTrainingJob on resource: {SAGEMAKER_ARN}:training-job/secret-plan "
+                            "with an explicit deny in an identity-based policy")
+    assert refusal(lambda: sagemaker.describe_training_job(TrainingJobName="public"))[0] == "ValidationException"
+
+
+def test_invoke_endpoint_is_scoped_to_the_endpoints_the_policy_names(keyed):
+    server, keys = keyed
+    runtime = client(server, keys, "invoker", "sagemaker-runtime")
+    # allowed: past authorization the endpoint is simply unknown
+    code, message = refusal(lambda: runtime.invoke_endpoint(EndpointName="open-a", Body=b"{}"))
+    assert code == "ValidationError" and "open-a" in message
+    code, message = refusal(lambda: runtime.invoke_endpoint(EndpointName="closed", Body=b"{}"))
+    assert code == "AccessDeniedException"
+    assert f"sagemaker:InvokeEndpoint on resource: {SAGEMAKER_ARN}:endpoint/closed because" in message
+    code, message = refusal(lambda: runtime.invoke_endpoint(EndpointName="open-x", Body=b"{}"))
+    assert code == "AccessDeniedException" and "explicit deny" in message
+    code, _ = refusal(lambda: client(server, keys, "invoker").describe_endpoint(EndpointName="open-a"))
+    assert code == "AccessDeniedException"  # the key may invoke, nothing else
+
+
+def test_logs_actions_are_scoped_to_the_log_group(keyed):
+    server, keys = keyed
+    logs = client(server, keys, "logger", "logs")
+    code, _ = refusal(lambda: logs.get_log_events(logGroupName=LOG_GROUP, logStreamName="job/algo-1-0"))
+    assert code == "ResourceNotFoundException"  # authorized: no such stream yet
+    code, message = refusal(lambda: logs.get_log_events(logGroupName="/other", logStreamName="s"))
+    assert code == "AccessDeniedException"
+    assert f"logs:GetLogEvents on resource: arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/other because" in message
+    assert refusal(lambda: client(server, keys, "logger").list_models())[0] == "AccessDeniedException"
+
+
+def test_not_action_and_not_resource(keyed):
+    server, keys = keyed
+    sagemaker = client(server, keys, "not-logs")
+    assert sagemaker.list_models()["Models"] == []
+    assert refusal(lambda: sagemaker.describe_model(ModelName="m"))[0] == "AccessDeniedException"
+    assert refusal(client(server, keys, "not-logs", "logs").describe_log_groups)[0] == "AccessDeniedException"
+
+
+def test_passing_a_role_needs_iam_pass_role_on_it(keyed):
+    server, keys = keyed
+    sagemaker = client(server, keys, "passer")
+    code, message = refusal(lambda: sagemaker.create_training_job(**job_request("passes")))
+    assert code == "ValidationException" and "platform registry" in message  # authorized, then the image rules
+    code, message = refusal(lambda: sagemaker.create_training_job(**job_request("passes-not", OTHER_ROLE)))
+    assert code == "AccessDeniedException"
+    assert message == (f"User: arn:aws:iam::{ACCOUNT}:user/passer is not authorized to perform: iam:PassRole on "
+                       f"resource: {OTHER_ROLE} because no identity-based policy allows the iam:PassRole action")
+
+
+def test_keys_list_says_which_keys_have_a_policy(keyed):
+    server, keys = keyed
+    listing = json.loads(forklift(server.home, "keys", "list", "-o", "json").stdout)["AccessKeys"]
+    assert {k["Name"]: k["HasPolicy"] for k in listing} == {"full": False, **{name: True for name in POLICIES}}
+    table = forklift(server.home, "keys", "list").stdout
+    assert "full access" in table and all(secret not in table for _, secret in keys.values())
+
+
+@pytest.mark.parametrize(("document", "says"), [
+    ("{not json", "not valid JSON"),
+    ('{"Statement": [{"Effect": "Allow", "Action": "sagemaker:*", "Resource": "*"}, {"Effect": "Permit", '
+     '"Action": "x", "Resource": "*"}]}', 'Statement[1].Effect must be "Allow" or "Deny"'),
+    ('{"Statement": {"Effect": "Allow", "Action": "sagemaker:*"}}', "Statement[0] needs exactly one of Resource"),
+])
+def test_a_malformed_policy_file_is_refused_by_the_cli(tmp_path: Path, document: str, says: str):
+    home = tmp_path / "home"
+    path = tmp_path / "policy.json"
+    path.write_text(document)
+    refused = forklift(home, "keys", "create", "--policy", str(path))
+    assert refused.returncode == 2 and says in refused.stderr and "Traceback" not in refused.stderr
+    assert "AWS_SECRET_ACCESS_KEY" not in refused.stdout
+    assert "FKIA" not in forklift(home, "keys", "list").stdout  # nothing was stored
