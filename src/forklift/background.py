@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from forklift.errors import ForkliftError
 from forklift.serverfile import live_record, same_process
+from forklift.servertls import client_context
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 40.0  # the server waits up to 30 s for requests in flight
@@ -30,14 +31,17 @@ class ServerUnavailable(ForkliftError, RuntimeError):
     pass
 
 
-# A proxy in http_proxy would answer for a loopback server (or not at all): never through one.
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+def _direct() -> urllib.request.OpenerDirector:
+    # A proxy in http_proxy would answer for a loopback server (or not at all): never through one. An
+    # https:// server is verified as the other commands verify it (AWS_CA_BUNDLE, ca_bundle).
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                       urllib.request.HTTPSHandler(context=client_context()))
 
 
 def answers(url: str, timeout: float = 2.0) -> bool:
     """Whether a forklift (or SageMaker-like) server answers `GET /ping` at `url`."""
     try:
-        with _DIRECT.open(f"{url.rstrip('/')}/ping", timeout=timeout) as response:
+        with _direct().open(f"{url.rstrip('/')}/ping", timeout=timeout) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False

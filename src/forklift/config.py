@@ -7,6 +7,7 @@ config.toml (every key optional):
     insecure_registries = ["localhost:5000"]   # plain HTTP / unverified TLS, by explicit opt-in only
     max_concurrent_downloads = 6
     max_concurrent_uploads = 5
+    file_roots = ["/data"]                     # the only host directories file:// may name (none by default)
 
 Each package reads its own keys (control, inference, storage); the shape of the whole file is
 checked here, once, whenever it is read: an unknown key or a value of the wrong kind is an error
@@ -114,6 +115,23 @@ def _matching(pattern: str, what: str) -> Callable[[Any], str | None]:
     return check
 
 
+def _absolute_dirs(value: Any) -> str | None:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return 'must be a list of absolute directory paths, e.g. ["/data"]'
+    for item in value:
+        if "://" in item:
+            return f'"{item}" is a URI, and roots are directories: write "{item.split("://", 1)[1]}"'
+        if not item.startswith("/") or "\0" in item:
+            return f'"{item}" is not an absolute directory path (e.g. "/data")'
+    return None
+
+
+def _path(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return None
+    return 'must be a file path such as "/etc/forklift/server.crt"'
+
+
 def _http_url(value: Any) -> str | None:
     if isinstance(value, str) and (value == "" or re.fullmatch(r"https?://[^/\s]+(/\S*)?", value)):
         return None
@@ -129,6 +147,10 @@ SCHEMA: dict[str, Key | dict[str, Key]] = {
     "platform_registries": Key("a list of host[:port] strings", _host_list),
     "stop_grace_seconds": Key("a number of seconds", _number(0, DAY)),
     "s3_endpoint_url": Key("an http(s):// URL", _http_url, restart=False),
+    "tls_cert": Key("a PEM certificate file (HTTPS for forklift serve)", _path),
+    "tls_key": Key("its unencrypted PEM private key file", _path),
+    "ca_bundle": Key("a PEM CA file the CLI trusts for an https:// server", _path, restart=False),
+    "file_roots": Key("a list of absolute directory paths", _absolute_dirs, restart=False),
     "capacity": {"cpus": Key("a number of CPUs", _number(0.01, 100_000)),
                  "memory_gib": Key("a number of GiB", _number(0.01, 1_000_000))},
     "inference": {"startup_health_check_timeout_seconds": Key("a number of seconds", _number(1, DAY)),

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import SplitResult, quote, urlsplit
 
 from forklift.errors import ForkliftError
+from forklift.servertls import CA_BUNDLE_VARIABLE, client_context
 from forklift.signing import Signer, signer
 
 SERVICES = {"sagemaker": "SageMaker", "logs": "Logs_20140328"}
@@ -79,7 +80,7 @@ def _connection(parts: SplitResult, timeout: float) -> http.client.HTTPConnectio
     """A connection (not yet opened) to the server `parts` names, TLS verified for https."""
     if parts.scheme == "https":
         return http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=timeout,
-                                           context=ssl.create_default_context())
+                                           context=client_context())  # AWS_CA_BUNDLE, as boto3
     return http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
 
 
@@ -99,6 +100,9 @@ def _read_whole(response: http.client.HTTPResponse, what: str) -> bytes:
 
 
 def _failure(exc: Exception) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (f"its TLS certificate is not trusted ({exc.verify_message}); set {CA_BUNDLE_VARIABLE} (or "
+                "ca_bundle in config.toml) to the CA certificate that signed it")
     if isinstance(exc, http.client.HTTPException):  # its text is whatever the peer sent: not repeated
         return f"the answer is not HTTP a forklift server would send ({type(exc).__name__})"
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__

@@ -9,6 +9,7 @@ started is removed at the end, whatever happened.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from training_support import TRAIN_PY, Images
@@ -43,11 +44,18 @@ def training_images(tmp_path_factory, pki, basic_registry, busybox_rootfs) -> Im
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, pki, basic_registry, token_registry, training_images) -> Iterator[ServeProcess]:
+def host_files(tmp_path_factory) -> Path:
+    """The server's one file root: the only host directory its jobs' file:// URIs may name."""
+    return tmp_path_factory.mktemp("host-files")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, pki, basic_registry, token_registry, training_images,
+           host_files) -> Iterator[ServeProcess]:
     home = tmp_path_factory.mktemp("control-serve-home")
     for registry in (basic_registry, token_registry):
         install_ca(pki, home / "certs.d", registry.address)
-    (home / "config.toml").write_text("stop_grace_seconds = 5\n")
+    (home / "config.toml").write_text(f'stop_grace_seconds = 5\nfile_roots = ["{host_files}"]\n')
     running = ServeProcess(home)
     running.register_function("registry-creds", basic_registry.username, basic_registry.password)
     running.register_function("wrong-creds", basic_registry.username, "not-the-password")

@@ -21,6 +21,22 @@ def test_wrong_credentials_fail_with_a_reason_naming_the_registry(sagemaker, tra
     assert "not-the-password" not in job["FailureReason"]
 
 
+def test_a_providers_exception_text_is_not_the_failure_reason(sagemaker, training_images, server, tmp_path):
+    handler = tmp_path / "vault.py"
+    handler.write_text("def handler(event, context):\n"
+                       "    raise RuntimeError('vault unreachable: token hunter2-SECRET')\n")
+    name = unique("vault")
+    assert server.forklift("functions", "register", name, "--handler", str(handler)).returncode == 0
+    job_name = unique("vault-job")
+    job = run_to_end(sagemaker, busybox_job(job_name, training_images.busybox, "true", provider=name))
+    assert job["TrainingJobStatus"] == "Failed"
+    assert name in job["FailureReason"] and "RuntimeError" in job["FailureReason"]
+    assert "hunter2-SECRET" not in job["FailureReason"]
+    shown = server.forklift("jobs", "show", job_name)
+    assert "RuntimeError" in shown.stdout and "hunter2-SECRET" not in shown.stdout + shown.stderr
+    assert "token hunter2-SECRET" in server.forklift("functions", "logs", name, "--tail", "5").stdout
+
+
 def test_missing_tag_is_manifest_unknown(sagemaker, training_images):
     image = training_images.busybox.rsplit(":", 1)[0] + ":no-such-tag"
     job = run_to_end(sagemaker, busybox_job(unique("missing-tag"), image, "true"))

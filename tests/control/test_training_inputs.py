@@ -76,17 +76,17 @@ def test_channels_config_files_and_environment(server, sagemaker, training_image
     assert files["env.txt"] == f"{name} {arn} hello {len(COMMANDS)}\n"
 
 
-def test_file_uris_for_channels_and_output(server, sagemaker, training_images, tmp_path):
-    """forklift extension: file:// works wherever SageMaker takes an S3 URI."""
-    data = tmp_path / "local-data"
+def test_file_uris_for_channels_and_output(server, sagemaker, training_images, host_files):
+    """forklift extension: file:// works wherever SageMaker takes an S3 URI, below a file root."""
+    data = host_files / "local-data"
     data.mkdir()
     (data / "rows.csv").write_text("1,2\n3,4\n")
-    output = tmp_path / "local-output"
+    output = host_files / "local-output"
     output.mkdir()
     name = unique("fileuri")
     request = busybox_job(name, training_images.busybox, "cp /opt/ml/input/data/train/rows.csv /opt/ml/model/",
-                          InputDataConfig=[{"ChannelName": "train", "DataSource": {"S3DataSource": {
-                              "S3DataType": "S3Prefix", "S3Uri": f"file://{data}"}}}],
+                          InputDataConfig=[{"ChannelName": "train", "InputMode": "FastFile", "DataSource": {
+                              "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"file://{data}"}}}],
                           OutputDataConfig={"S3OutputPath": f"file://{output}"})
     sagemaker.create_training_job(**request)
     job = wait_for(sagemaker, name)
@@ -104,3 +104,55 @@ def test_file_uris_for_channels_and_output(server, sagemaker, training_images, t
         assert "outputDataConfig.s3OutputPath" in error.response["Error"]["Message"]
     else:
         raise AssertionError("ftp:// was accepted")
+
+
+def _refused(sagemaker, request: dict) -> str:
+    try:
+        sagemaker.create_training_job(**request)
+    except sagemaker.exceptions.ClientError as error:
+        assert error.response["Error"]["Code"] == "ValidationException"
+        return error.response["Error"]["Message"]
+    raise AssertionError("the job was accepted")
+
+
+def test_file_uris_outside_the_file_roots_are_refused(server, sagemaker, training_images, host_files, tmp_path):
+    outside = tmp_path / "not-a-root"
+    for mode in ("File", "FastFile", "Pipe"):
+        request = busybox_job(unique("etc"), training_images.busybox, "true", InputDataConfig=[{
+            "ChannelName": "train", "InputMode": mode,
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "file:///etc"}}}])
+        message = _refused(sagemaker, request)
+        assert "InputDataConfig[0].DataSource.S3DataSource.S3Uri" in message and "file:///etc" in message
+        assert "file_roots" in message and "config.toml" in message
+    request = busybox_job(unique("out"), training_images.busybox, "true",
+                          OutputDataConfig={"S3OutputPath": f"file://{outside}"})
+    message = _refused(sagemaker, request)
+    assert "OutputDataConfig.S3OutputPath" in message and "file_roots" in message
+    request = busybox_job(unique("ckpt"), training_images.busybox, "true",
+                          CheckpointConfig={"S3Uri": f"file://{outside}/ckpt"})
+    assert "CheckpointConfig.S3Uri" in _refused(sagemaker, request)
+    request = busybox_job(unique("dotdot"), training_images.busybox, "true",
+                          OutputDataConfig={"S3OutputPath": f"file://{host_files}/../escaped"})
+    assert "file_roots" in _refused(sagemaker, request)
+    (host_files / "to-etc").symlink_to("/etc")
+    request = busybox_job(unique("link"), training_images.busybox, "true", InputDataConfig=[{
+        "ChannelName": "train", "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
+                                                                "S3Uri": f"file://{host_files}/to-etc"}}}])
+    assert "'to-etc' is a symbolic link" in _refused(sagemaker, request)
+    assert not outside.exists()
+
+
+def test_a_manifest_naming_host_files_fails_the_job(server, sagemaker, training_images):
+    """The manifest is read when the job runs, so its prefix is checked then: the job fails, nothing is read."""
+    manifest = server.home / "buckets" / "your-training-data-bucket" / "etc-manifest.json"
+    manifest.write_text(json.dumps([{"prefix": "file:///etc/"}, "passwd"]))
+    name = unique("manifest-etc")
+    request = busybox_job(name, training_images.busybox, "cp /opt/ml/input/data/train/passwd /opt/ml/model/",
+                          InputDataConfig=[{"ChannelName": "train", "DataSource": {"S3DataSource": {
+                              "S3DataType": "ManifestFile",
+                              "S3Uri": "s3://your-training-data-bucket/etc-manifest.json"}}}])
+    sagemaker.create_training_job(**request)
+    job = wait_for(sagemaker, name)
+    assert job["TrainingJobStatus"] == "Failed"
+    assert "file:///etc/passwd is not under" in job["FailureReason"] and "file_roots" in job["FailureReason"]
+    assert "Traceback" not in job["FailureReason"]

@@ -10,7 +10,7 @@ import pytest
 
 from forklift.credentials import ANONYMOUS, Credentials
 from forklift.credentials.dockerconfig import DockerConfigKeychain, login, logout
-from forklift.credentials.errors import CredentialsError
+from forklift.credentials.errors import CredentialsError, HelperFailed
 from forklift.credentials.helpers import helper_get, helper_list
 from forklift.images.pull import pull_sync
 
@@ -158,3 +158,20 @@ def test_login_checks_the_credentials_before_saving_them(request, cli, home, doc
     saved = cli("login", registry.address, "-u", registry.username, "--password-stdin", stdin=registry.password + "\n")
     assert "saved" in saved.stdout
     assert registry.address in docker_config.read_text()
+
+
+def test_a_failing_helpers_output_goes_to_the_server_log(forklift_home, tmp_path, monkeypatch):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    helper = bindir / "docker-credential-leaky"
+    helper.write_text("#!/bin/sh\necho 'keyring locked: session token hunter2-SECRET' >&2\nexit 3\n")
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:/usr/bin:/bin")
+    with pytest.raises(HelperFailed) as failed:
+        helper_get("leaky", "r.example")
+    message = str(failed.value)
+    assert "docker-credential-leaky get failed (exit status 3" in message and "hunter2-SECRET" not in message
+    log = forklift_home / "logs" / "credential-helpers.log"
+    assert str(log) in message
+    assert "keyring locked: session token hunter2-SECRET" in log.read_text()
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600

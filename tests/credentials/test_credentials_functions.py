@@ -18,6 +18,7 @@ from forklift.credentials.errors import (
     FunctionNotFound,
     InvalidArn,
 )
+from forklift.credentials.functionlogs import MAX_BYTES, read_log, record
 from forklift.credentials.functions import FunctionRegistry
 from forklift.credentials.invoke import credentials_from_response
 from forklift.images.pull import pull_sync
@@ -113,7 +114,7 @@ def test_handler_gets_the_event_a_context_and_a_clean_environment(functions, mak
 
 
 @pytest.mark.parametrize("body, expected", [
-    ("raise ValueError('vault is sealed')", "raised ValueError: vault is sealed"),
+    ("raise ValueError('vault is sealed')", "raised ValueError (details: `forklift functions logs bad` on the server)"),
     ("time.sleep(30)", "timed out after 1 s"),
     ("return 'not a dict'", "returned a string; expected"),
     ("return {'Creds': {}}", "whose \"Credentials\" is missing (keys: Creds)"),
@@ -122,7 +123,7 @@ def test_handler_gets_the_event_a_context_and_a_clean_environment(functions, mak
     ("return {'Credentials': {'Username': '', 'Password': 'p'}}", "Credentials.Username that is empty"),
     ("return {'Credentials': {'Username': 'u', 'Password': {1, 2}}}", "returned a value that is not JSON"),
     ("os._exit(7)", "exited with status 7 without answering"),
-    ("sys.exit(3)", "raised SystemExit: 3"),
+    ("sys.exit(3)", "raised SystemExit (details"),
 ])
 def test_bad_handlers_give_clear_errors(functions, make_handler, body, expected):
     functions.register("bad", handler=make_handler("bad.py", body), timeout=1)
@@ -173,8 +174,9 @@ def test_exec_program_reads_event_on_stdin(functions, tmp_path, monkeypatch):
     info = functions.register("exec-prov", command=f"{program} --flag")
     assert info.runtime == "exec" and info.describe()["Handler"] == str(program)
     assert functions.credentials(info.arn, "r.example", "team/app") == Credentials("svc", "from-exec")
-    with pytest.raises(FunctionFailed, match=r"exited with status 4: bad event"):
+    with pytest.raises(FunctionFailed, match=r"status 4 \(details: `forklift functions logs exec-prov`") as failed:
         functions.credentials(info.arn, "r.example", "other/repo")
+    assert "bad event" not in str(failed.value)  # the program's stderr is in its log, not the error
 
 
 @pytest.mark.parametrize("script, expected", [
@@ -275,11 +277,43 @@ def test_functions_cli(cli, home, make_handler, tmp_path):
     cli("functions", "register", "bad-prov", "--handler", str(bad))
     failed = cli("functions", "invoke", "bad-prov", "--image", "r.example/x:1", check=False)
     assert failed.returncode == 1
-    assert f"Error: function {ACCOUNT_ARN.format('bad-prov')} raised RuntimeError: registry vault unreachable" \
-        in failed.stderr
-    assert "Traceback" not in failed.stderr
+    assert f"Error: function {ACCOUNT_ARN.format('bad-prov')} raised RuntimeError (details: " \
+           "`forklift functions logs bad-prov` on the server)" in failed.stderr
+    assert "Traceback" not in failed.stderr and "registry vault unreachable" not in failed.stderr
     with_log = cli("functions", "invoke", "bad-prov", "--image", "r.example/x:1", "--log", check=False)
     assert with_log.returncode == 1 and 'bad.py", line' in with_log.stderr  # the function's own traceback
+    logs = cli("functions", "logs", "bad-prov").stdout
+    assert "failed: RuntimeError: registry vault unreachable" in logs and 'bad.py", line' in logs
+    assert "registry=r.example" in logs and "image=r.example/x:1" in logs
+    assert cli("functions", "logs", ACCOUNT_ARN.format("bad-prov"), "--tail", "1").stdout.strip() == \
+        "RuntimeError: registry vault unreachable"
+    log_file = home / "functions" / "logs" / "bad-prov.log"
+    assert log_file.stat().st_mode & 0o777 == 0o600
+    assert "has logged nothing" in cli("functions", "logs", "cli-prov").stderr
+    assert cli("functions", "logs", "../etc/passwd", check=False).returncode == 1
 
     assert cli("functions", "delete", "cli-prov").stdout.strip() == f"Deleted {arn}"
     assert "cli-prov" not in cli("functions", "list").stdout
+
+
+def test_a_failing_providers_words_stay_in_its_log(functions, make_handler, home):
+    """The probe: an exception message holding a token must not reach whoever called."""
+    body = "raise RuntimeError('vault unreachable: token hunter2-SECRET')"
+    functions.register("vault", handler=make_handler("vault.py", body))
+    with pytest.raises(FunctionFailed) as info:
+        functions.credentials("vault", "r.example", "team/app")
+    message = str(info.value)
+    assert "hunter2-SECRET" not in message
+    assert ACCOUNT_ARN.format("vault") in message and "raised RuntimeError" in message
+    assert "forklift functions logs vault" in message
+    log = read_log(home / "functions" / "logs" / "vault.log")
+    assert "RuntimeError: vault unreachable: token hunter2-SECRET" in log and "Traceback" in log
+
+
+def test_function_logs_are_bounded(home):
+    path = home / "functions" / "logs" / "chatty.log"
+    for _ in range(3):
+        record(path, "failed: X", "y" * (MAX_BYTES // 2 + 10))
+    rotated = path.with_name("chatty.log.1")
+    assert rotated.exists() and path.stat().st_size + rotated.stat().st_size <= 3 * MAX_BYTES
+    assert read_log(path, tail=1).strip().startswith("y")

@@ -42,6 +42,29 @@ def test_private_registry_needs_vpc_access_mode(sagemaker, inference_image):
     assert "Vpc" in message
 
 
+def test_a_providers_exception_text_stays_on_the_server(sagemaker, server, inference_image, tmp_path):
+    handler = tmp_path / "vault.py"
+    handler.write_text("def handler(event, context):\n"
+                       "    raise RuntimeError('vault unreachable: token hunter2-SECRET')\n")
+    name = unique("vault")
+    registered = server.forklift("functions", "register", name, "--handler", str(handler))
+    assert registered.returncode == 0, registered.stderr
+    message = _create_model_error(sagemaker, inference_image, ImageConfig={
+        "RepositoryAccessMode": "Vpc",
+        "RepositoryAuthConfig": {"RepositoryCredentialsProviderArn": function_arn(name)}})
+    assert name in message and "RuntimeError" in message and f"forklift functions logs {name}" in message
+    assert "hunter2-SECRET" not in message
+    logs = server.forklift("functions", "logs", name)
+    assert "RuntimeError: vault unreachable: token hunter2-SECRET" in logs.stdout
+
+
+def test_model_data_outside_the_file_roots_is_refused(sagemaker, inference_image):
+    """The session's server lists no file_roots, so the server reads no host file for a model."""
+    message = _create_model_error(sagemaker, inference_image, ModelDataUrl="file:///etc/model.tar.gz")
+    assert "PrimaryContainer.ModelDataUrl" in message and "file:///etc/model.tar.gz" in message
+    assert "file_roots" in message
+
+
 def test_describe_missing_resources_is_a_validation_exception(sagemaker):
     for call, kwargs, text in ((sagemaker.describe_endpoint, {"EndpointName": "nope"}, "endpoint/nope"),
                                (sagemaker.describe_model, {"ModelName": "nope"}, "model/nope"),

@@ -31,7 +31,7 @@ def dataset(backend, tmp_path: Path):
 def test_s3_prefix_fully_replicated(dataset, tmp_path: Path):
     dest = tmp_path / "channel"
     source = stage_channel(s3_source(dataset.uri("datasets/train/")), dest, settings=dataset.settings)
-    assert source == ChannelSource(dest, copied=True)
+    assert source == ChannelSource(dest)
     staged = files_under(dest)
     assert sorted(staged) == ["extra/info.txt"] + [f"part-{i}.csv" for i in range(7)]
     assert staged["part-3.csv"] == b"row 3\n"
@@ -106,7 +106,10 @@ def test_s3_keys_with_dot_dot_never_leave_the_channel(s3_server: str, tmp_path: 
     assert not list(tmp_path.rglob("escaped.txt"))
 
 
-def test_file_uri_sources_copy_or_bind(storage_home: Path, tmp_path: Path):
+def test_file_uri_sources_are_copied(storage_home: Path, tmp_path: Path):
+    """A file:// channel under a file root is copied in every mode (FastFile too): binding the user's
+    directory would let a symlink swapped in later lead the mount out of the root."""
+    (storage_home / "config.toml").write_text(f'file_roots = ["{tmp_path}"]\n')
     local = tmp_path / "local-data"
     (local / "sub").mkdir(parents=True)
     (local / "a.csv").write_text("a")
@@ -115,22 +118,21 @@ def test_file_uri_sources_copy_or_bind(storage_home: Path, tmp_path: Path):
     (tmp_path / "local-data-2" / "not-mine.csv").write_text("no")
 
     copied = stage_channel(s3_source(f"file://{local}"), tmp_path / "copy")
-    assert copied == ChannelSource(tmp_path / "copy", copied=True)
+    assert copied == ChannelSource(tmp_path / "copy")
     assert files_under(copied.path) == {"a.csv": b"a", "sub/b.csv": b"b"}  # a directory, not a name prefix
 
-    bound = stage_channel(s3_source(f"file://{local}/"), tmp_path / "unused", input_mode="FastFile")
-    assert bound == ChannelSource(local, copied=False)
-    assert not (tmp_path / "unused").exists()
+    fast = stage_channel(s3_source(f"file://{local}/"), tmp_path / "fast", input_mode="FastFile")
+    assert fast == ChannelSource(tmp_path / "fast")
+    assert files_under(fast.path) == {"a.csv": b"a", "sub/b.csv": b"b"}
 
     sharded = stage_channel(s3_source(f"file://{local}", distribution="ShardedByS3Key"), tmp_path / "shard",
                             instance_count=2, host_index=1, input_mode="FastFile")
-    assert sharded.copied and files_under(sharded.path) == {"sub/b.csv": b"b"}
+    assert files_under(sharded.path) == {"sub/b.csv": b"b"}
 
     single = stage_channel(s3_source(str(local / "a.csv")), tmp_path / "single")
     assert files_under(single.path) == {"a.csv": b"a"}
 
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ChannelError, match="no files under"):
-        stage_channel(s3_source(f"file://{tmp_path}/empty"), tmp_path / "c", input_mode="FastFile")
-    with pytest.raises(ChannelError, match="no objects under"):
-        stage_channel(s3_source(f"file://{tmp_path}/empty"), tmp_path / "c")
+    for mode in ("FastFile", "File"):
+        with pytest.raises(ChannelError, match="no objects under"):
+            stage_channel(s3_source(f"file://{tmp_path}/empty"), tmp_path / "c", input_mode=mode)

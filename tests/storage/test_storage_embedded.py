@@ -10,6 +10,7 @@ import pytest
 from forklift.config import ConfigError, load_settings
 from forklift.storage import (
     EmbeddedBuckets,
+    HostFiles,
     InvalidBucketName,
     LocalFiles,
     NoSuchBucket,
@@ -113,4 +114,5 @@ def test_endpoint_comes_from_env_then_config_toml(storage_home: Path, monkeypatc
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "127.0.0.1:9002")
     with pytest.raises(ConfigError, match="AWS_ENDPOINT_URL_S3"):
         s3_endpoint(settings)
-    assert isinstance(store_for("file:///tmp/x", settings), LocalFiles)
+    assert isinstance(store_for("file:///tmp/x", settings), HostFiles)  # the server's: confined to file_roots
+    assert isinstance(store_for("file:///tmp/x", settings, as_user=True), LocalFiles)

@@ -176,6 +176,7 @@ class DataPlaneProtocol(asyncio.Protocol):
         self.head_budget = _HeadBudget()
         self.limit = max_body() + 1  # enough to fail the length check
         self.transport: asyncio.Transport | None = None
+        self.scheme = "http"
         self.head = bytearray()  # an idle connection's first bytes, until the request line is whole
         self.request: _Request | None = None  # being parsed
         self.queue: deque[_Request] = deque()  # parsed, waiting to be answered
@@ -188,6 +189,7 @@ class DataPlaneProtocol(asyncio.Protocol):
     # -- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not an asyncio.Transport
+        self.scheme = "https" if transport.get_extra_info("sslcontext") else "http"
         self.server_state.connections.add(self)
         self._arm_keep_alive()
 
@@ -365,7 +367,7 @@ class DataPlaneProtocol(asyncio.Protocol):
 
     async def _answer(self, request: _Request) -> None:
         scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}, "http_version": "1.1",
-                 "method": "POST", "scheme": "http", "path": request.path, "raw_path": request.path.encode(),
+                 "method": "POST", "scheme": self.scheme, "path": request.path, "raw_path": request.path.encode(),
                  "query_string": request.query, "headers": request.headers, "root_path": ""}
         sent_body = False
 

@@ -81,7 +81,7 @@ def ls_command(uri: str | None, recursive: bool, output: str) -> None:
             click.echo(f"{_when(bucket.created)} {bucket.name}")
         return
     loc = s3_location(uri)
-    objects = store_for(loc.uri, load_settings()).list(loc.uri)
+    objects = store_for(loc.uri, load_settings(), as_user=True).list(loc.uri)
     base = loc.key[: loc.key.rfind("/") + 1]  # names are shown relative to the prefix's "directory"
     entries: list[tuple[str, object]] = []  # ("prefix", "dir/") or ("object", obj), in key order
     folded: set[str] = set()
@@ -118,7 +118,7 @@ def _when(moment: datetime | None) -> str:
 def rm_command(uri: str, recursive: bool) -> None:
     """Remove an object, or with --recursive every object under a prefix."""
     loc = s3_location(uri)
-    store = store_for(loc.uri, load_settings())
+    store = store_for(loc.uri, load_settings(), as_user=True)
     if recursive:
         prefix = loc.as_directory()
         objects = store.list(prefix.uri)

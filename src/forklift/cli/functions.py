@@ -152,6 +152,23 @@ def invoke_command(function: str, image: str | None, event_json: str | None, sho
     click.echo(json.dumps(redact(result.response, secrets - {""}), indent=2))
 
 
+@functions.command("logs")
+@click.argument("function")
+@click.option("--tail", type=click.IntRange(min=0), metavar="N", help="Only the last N lines.")
+def logs_command(function: str, tail: int | None) -> None:
+    """What FUNCTION said when it failed (its exception, traceback and stderr), kept on this machine only."""
+    from forklift.credentials.arns import check_function_name, parse_function_arn
+    from forklift.credentials.functionlogs import function_log_path, read_log
+
+    name = parse_function_arn(function).name if function.startswith("arn:") else check_function_name(function)
+    path = function_log_path(load_settings().home, name)
+    text = read_log(path, tail)
+    if not text and not path.exists():
+        click.echo(f"function {name} has logged nothing yet ({path})", err=True)
+        return
+    click.echo(text, nl=False)
+
+
 @functions.command("delete")
 @click.argument("function")
 def delete_command(function: str) -> None:

@@ -73,13 +73,18 @@ def _configure_logging(verbose: int, log_file: str | None) -> None:
 @click.option("--account", help="12-digit account id for ARNs (default: config.toml, else 000000000000).")
 @click.option("-v", "--verbose", count=True, help="A line per request (-vv: debug output).")
 @click.option("--log-file", type=click.Path(dir_okay=False), help="Append the server's output to this file.")
-def serve(host: str, port: int, region: str | None, account: str | None, verbose: int, log_file: str | None) -> None:
+@click.option("--tls-cert", metavar="PEM", help="Serve HTTPS with this certificate (with --tls-key; or tls_cert in "
+                                                 "config.toml).")
+@click.option("--tls-key", metavar="PEM", help="The certificate's unencrypted private key.")
+def serve(host: str, port: int, region: str | None, account: str | None, verbose: int, log_file: str | None,
+          tls_cert: str | None, tls_key: str | None) -> None:
     """Serve the SageMaker, sagemaker-runtime and CloudWatch Logs APIs for boto3's endpoint_url.
 
     Prints a line per job and endpoint state change (with -v, a line per request too). Ctrl-C or
     SIGTERM stops it; running jobs and endpoints keep their containers, and the next `forklift serve`
     picks them up. config.toml is read at start: restart the server after changing it. The database
-    is upgraded to this forklift's schema first (see `forklift db`).
+    is upgraded to this forklift's schema first (see `forklift db`). With --tls-cert and --tls-key it
+    serves HTTPS; clients trust a private CA through AWS_CA_BUNDLE, as boto3 does.
     """
     import uvicorn
 
@@ -89,6 +94,7 @@ def serve(host: str, port: int, region: str | None, account: str | None, verbose
     from forklift.config import load_settings
     from forklift.credentials.accesskeys import AccessKeys
     from forklift.serverfile import claim, remove_record_if_ours, write_record
+    from forklift.servertls import TlsSetupError, server_tls
 
     verbose = max(verbose, (logging.WARNING - logging.getLogger().getEffectiveLevel()) // 10)  # or `forklift -v serve`
     _configure_logging(verbose, log_file)
@@ -100,6 +106,10 @@ def serve(host: str, port: int, region: str | None, account: str | None, verbose
     if not re.fullmatch(r"[a-z0-9-]{1,32}", region):
         raise click.BadParameter("not a region name", param_hint="--region")
 
+    try:
+        tls = server_tls(tls_cert, tls_key, settings.home)
+    except TlsSetupError as exc:
+        raise click.ClickException(str(exc)) from None
     claim(settings.home)
     events = logging.getLogger(EVENTS_LOGGER)
     # Before anything opens the database: the whole upgrade is done (or refused) here, and said once.
@@ -114,12 +124,13 @@ def serve(host: str, port: int, region: str | None, account: str | None, verbose
             "and AWS_SECRET_ACCESS_KEY), or listen on 127.0.0.1")
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
-    url = f"http://{f'[{host}]' if ':' in host else host}:{bound_port}"
+    url = f"{'https' if tls else 'http'}://{f'[{host}]' if ':' in host else host}:{bound_port}"
     app = create_app(build_services(settings, region, account))
     # A stop waits for requests in flight, but not forever for a client that stalls mid-request.
     config = uvicorn.Config(app, http=protocol_for(app.invoke), log_config=None, access_log=verbose > 0,
                             lifespan="on", log_level=logging.getLogger().getEffectiveLevel(),
-                            timeout_graceful_shutdown=30)
+                            timeout_graceful_shutdown=30,
+                            ssl_certfile=str(tls.cert) if tls else None, ssl_keyfile=str(tls.key) if tls else None)
     write_record(settings.home, url, log=os.path.abspath(log_file) if log_file else None)
     # uvicorn shuts down gracefully on SIGINT and SIGTERM, then re-raises the signal with the handler
     # it found: make that handler an exit that still runs the cleanup below (not click's "Aborted!").

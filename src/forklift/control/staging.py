@@ -83,7 +83,7 @@ def stage_inputs(directory: Path, request: dict, settings: Settings) -> StagedIn
             continue
         dest = paths["data"] / name
         source = stage_channel(channel["DataSource"], dest, input_mode=mode, settings=settings)
-        if mode == "FastFile" or not source.copied:  # read-only, as SageMaker's FastFile mounts are
+        if mode == "FastFile":  # read-only, as SageMaker's FastFile mounts are
             staged.mounts.append(Mount(source.path, f"/opt/ml/input/data/{name}", read_only=True))
     for key in ("model", "output"):
         paths[key].mkdir(parents=True, exist_ok=True)

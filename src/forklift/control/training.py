@@ -20,6 +20,7 @@ from forklift.control.models import TrainingJobRow
 from forklift.control.settings import ControlSettings, control_settings
 from forklift.control.store import JobExists, JobStore, ListQuery
 from forklift.credentials.reserved import RUN_TAG, claim_from_tags
+from forklift.storage import StorageError, check_file_uri
 
 SUPPORTED_DATA_TYPES = ("S3Prefix", "ManifestFile")
 
@@ -89,6 +90,7 @@ class TrainingService:
                                  "marketplace algorithms (AlgorithmName)")
         self._check_image(image, algorithm.get("TrainingImageConfig") or {}, request)
         self._check_channels(request.get("InputDataConfig") or [])
+        self._check_host_paths(request)
 
     def _check_image(self, image: str, config: dict, request: dict) -> None:
         provider = (config.get("TrainingRepositoryAuthConfig") or {}).get("TrainingRepositoryCredentialsProviderArn")
@@ -113,6 +115,20 @@ class TrainingService:
             if s3.get("S3DataType", "S3Prefix") not in SUPPORTED_DATA_TYPES:
                 raise InvalidRequest(f"Channel {name}: S3DataType {s3['S3DataType']} is not supported; use "
                                      f"{' or '.join(SUPPORTED_DATA_TYPES)}")
+
+    def _check_host_paths(self, request: dict) -> None:
+        """file:// only below the configured file roots; checked again each time the data is used."""
+        uris = [(f"InputDataConfig[{i}].DataSource.S3DataSource.S3Uri",
+                 ((channel.get("DataSource") or {}).get("S3DataSource") or {}).get("S3Uri"))
+                for i, channel in enumerate(request.get("InputDataConfig") or [])]
+        uris.append(("OutputDataConfig.S3OutputPath", (request.get("OutputDataConfig") or {}).get("S3OutputPath")))
+        uris.append(("CheckpointConfig.S3Uri", (request.get("CheckpointConfig") or {}).get("S3Uri")))
+        for field, uri in uris:
+            if uri:
+                try:
+                    check_file_uri(uri, self.settings, field)
+                except StorageError as exc:
+                    raise InvalidRequest(str(exc)) from None
 
     # -- read --------------------------------------------------------------------------------
     def describe(self, name: str) -> TrainingJobRow:

@@ -25,13 +25,15 @@ class FunctionExists(CredentialsError):
 class FunctionFailed(CredentialsError):
     """The provider function raised, timed out, printed junk or answered with the wrong shape.
 
-    `log` holds what the function wrote to stderr, for `forklift functions invoke --log`; it is never
-    part of the message.
+    `log` holds what the function wrote to stderr, for `forklift functions invoke --log`, and `detail`
+    its own words (an exception's message); neither is ever part of the message, which reaches API
+    callers: both go to the function's log on the server (`forklift functions logs NAME`).
     """
 
-    def __init__(self, message: str, *, log: str = ""):
+    def __init__(self, message: str, *, log: str = "", detail: str = ""):
         super().__init__(message)
         self.log = log
+        self.detail = detail
 
 
 class AccessDeniedByRole(CredentialsError):

@@ -9,7 +9,9 @@ SageMaker's `RepositoryCredentialsProviderArn` names an AWS Lambda function that
 and gives each the ARN `arn:aws:lambda:<region>:<account>:function:<name>` (region and account from
 the settings: config.toml or `forklift serve --region/--account`). The registered code is kept
 encrypted in the SecretStore (a handler may embed a password); the row holds only safe metadata.
-Invocation (see `invoke.py`) gets the event `{"registry", "repository", "image"}`.
+Invocation (see `invoke.py`) gets the event `{"registry", "repository", "image"}`; what a function
+says on failure (its exception's text, its stderr) goes to `$FORKLIFT_HOME/functions/logs/<name>.log`
+(`functionlogs`), never into an error message.
 
 Reserved names `forklift-secret-<secret id>` are not registered functions: they name credentials kept in
 the SecretStore (e.g. an experiment's `--registryUsername/--registryPassword`), so a training job can carry
@@ -37,8 +39,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from forklift.config import Settings
 from forklift.credentials import ANONYMOUS, Credentials
 from forklift.credentials.arns import check_function_name, function_arn, parse_function_arn
-from forklift.credentials.errors import CredentialsError, FunctionExists, FunctionNotFound
+from forklift.credentials.errors import CredentialsError, FunctionExists, FunctionFailed, FunctionNotFound
 from forklift.credentials.functioninfo import EXEC, PYTHON, FunctionInfo
+from forklift.credentials.functionlogs import function_log_path, record
 from forklift.credentials.invoke import Invocation, InvocationResult, credentials_from_response, invoke
 from forklift.credentials.models import FunctionRow, sessions_for
 from forklift.credentials.secrets import SecretStore
@@ -189,7 +192,16 @@ class FunctionRegistry:
             name=row.name, arn=self.arn(row.name), runtime=row.runtime, handler=row.handler, origin=row.origin,
             code=self._secrets.get_bytes(row.code_secret_id), timeout=timeout or row.timeout,
             region=self.settings.region)
-        return invoke(invocation, event)
+        log_path = function_log_path(self.settings.home, row.name)
+        context = {"function": row.name, **{k: v for k, v in event.items() if k in ("registry", "repository", "image")}}
+        try:
+            result = invoke(invocation, event)
+        except FunctionFailed as exc:
+            record(log_path, f"failed: {exc.detail or exc}", exc.log, context)
+            raise
+        if result.log.strip():  # what it answered (the password) is masked: the log is for failures, not secrets
+            record(log_path, "answered; its stderr:", _masked(result.log, result.response), context)
+        return result
 
     def credentials(self, name_or_arn: str, registry: str, repository: str, image: str | None = None) -> Credentials:
         """Ask the provider for credentials to pull `image` from `registry`/`repository`."""
@@ -212,6 +224,22 @@ class FunctionRegistry:
     def _info(self, row: FunctionRow) -> FunctionInfo:
         return FunctionInfo(row.name, self.arn(row.name), row.runtime, row.handler, row.origin, row.timeout,
                             row.code_sha256, row.code_size, row.created_at, row.updated_at)
+
+
+def _masked(text: str, answer: object) -> str:
+    """`text` with every string the function answered replaced by asterisks."""
+    stack, values = [answer], set()
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack += list(value.values())
+        elif isinstance(value, list):
+            stack += value
+        elif isinstance(value, str) and value:
+            values.add(value)
+    for value in sorted(values, key=len, reverse=True):
+        text = text.replace(value, "********")
+    return text
 
 
 def _python_code(handler: str | Path) -> tuple[str, str, bytes]:

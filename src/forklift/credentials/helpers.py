@@ -7,7 +7,9 @@
 
 A helper that has nothing for the server exits non-zero and prints `credentials not found in native
 keychain`. `Username == "<token>"` means Secret is an identity (OAuth2 refresh) token. Secrets travel on
-stdin/stdout only, never in process arguments; they never appear in our error messages.
+stdin/stdout only, never in process arguments; they never appear in our error messages. What a
+failing helper printed goes to `$FORKLIFT_HOME/logs/credential-helpers.log` (`functionlogs`), not
+into the error, which may reach an API caller.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import logging
 import shutil
 import subprocess
 
+from forklift.config import forklift_home
 from forklift.credentials import Credentials
 from forklift.credentials.errors import HelperFailed
+from forklift.credentials.functionlogs import HELPERS_LOG, record
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +52,14 @@ def _run(name: str, verb: str, stdin: str, *, timeout: float = DEFAULT_TIMEOUT) 
 
 
 def _failure(name: str, verb: str, result: subprocess.CompletedProcess[str], secret: str | None = None) -> HelperFailed:
-    text = (result.stdout.strip() or result.stderr.strip()).splitlines()
-    detail = text[0][:200] if text else "no message"
-    if secret and secret in detail:
-        detail = "(message withheld: it contained the secret)"
-    return HelperFailed(f"credential helper {PREFIX}{name} {verb} failed (exit status {result.returncode}): {detail}")
+    output = f"{result.stdout.rstrip()}\n{result.stderr.rstrip()}".strip()
+    if secret:
+        output = output.replace(secret, "********")
+    log_path = forklift_home() / HELPERS_LOG
+    record(log_path, f"{PREFIX}{name} {verb} failed (exit status {result.returncode}); it printed:", output,
+           {"helper": PREFIX + name})
+    return HelperFailed(f"credential helper {PREFIX}{name} {verb} failed (exit status {result.returncode}; "
+                        f"what it printed is in {log_path} on the server)")
 
 
 def _not_found(result: subprocess.CompletedProcess[str]) -> bool:

@@ -9,7 +9,9 @@ group is killed:
 - `exec`: any program; the answer is the JSON it prints on stdout.
 
 A provider answers `{"Credentials": {"Username": str, "Password": str}}`. Failures become
-FunctionFailed messages naming the function and what was wrong, never a value it returned.
+FunctionFailed messages naming the function and what was wrong, never a value it returned nor its
+own words: an exception's text and the stderr go to the function's log (`functionlogs`), which the
+message points to.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 
 from forklift.credentials import Credentials
 from forklift.credentials.errors import FunctionFailed
+from forklift.credentials.functionlogs import logs_hint
 
 RUNNER = Path(__file__).with_name("runner.py")
 MAX_ANSWER = 6 * 1024 * 1024  # Lambda's synchronous response limit
@@ -81,8 +84,8 @@ def invoke(invocation: Invocation, event: Mapping[str, object]) -> InvocationRes
     log = err.decode(errors="replace")
     try:
         if invocation.runtime == "python":
-            return InvocationResult(_python_answer(invocation, code, out, log), log)
-        return InvocationResult(_exec_answer(invocation, code, out, log), log)
+            return InvocationResult(_python_answer(invocation, code, out), log)
+        return InvocationResult(_exec_answer(invocation, code, out), log)
     except FunctionFailed as exc:
         exc.log = log
         raise
@@ -129,18 +132,14 @@ def _kill_group(process: subprocess.Popen[bytes], *, drain: bool) -> None:
             process.wait()
 
 
-def _last_line(log: str) -> str:
-    lines = [line.strip() for line in log.splitlines() if line.strip()]
-    return f": {lines[-1][:200]}" if lines else ""
-
-
-def _python_answer(invocation: Invocation, code: int, out: bytes, log: str) -> object:
+def _python_answer(invocation: Invocation, code: int, out: bytes) -> object:
     try:
         answer = json.loads(out) if out.strip() else None
     except ValueError:
         answer = None
     if not isinstance(answer, dict) or not ({"ok", "error"} & answer.keys()):
-        raise FunctionFailed(f"function {invocation.arn} exited with status {code} without answering{_last_line(log)}")
+        raise FunctionFailed(f"function {invocation.arn} exited with status {code} without answering "
+                             f"{logs_hint(invocation.name)}")
     if "error" in answer:
         error = answer["error"] if isinstance(answer["error"], dict) else {}
         kind, message = error.get("type", "Error"), error.get("message", "")
@@ -148,13 +147,14 @@ def _python_answer(invocation: Invocation, code: int, out: bytes, log: str) -> o
             raise FunctionFailed(f"function {invocation.arn}: {message}")
         if kind == "ResponseNotSerializable":
             raise FunctionFailed(f"function {invocation.arn} returned a value that is not JSON: {message}")
-        raise FunctionFailed(f"function {invocation.arn} raised {kind}" + (f": {message}" if message else ""))
+        raise FunctionFailed(f"function {invocation.arn} raised {_type_name(kind)} {logs_hint(invocation.name)}",
+                             detail=f"{kind}: {message}")
     return answer["ok"]
 
 
-def _exec_answer(invocation: Invocation, code: int, out: bytes, log: str) -> object:
+def _exec_answer(invocation: Invocation, code: int, out: bytes) -> object:
     if code != 0:
-        raise FunctionFailed(f"function {invocation.arn} exited with status {code}{_last_line(log)}")
+        raise FunctionFailed(f"function {invocation.arn} exited with status {code} {logs_hint(invocation.name)}")
     if not out.strip():
         raise FunctionFailed(f"function {invocation.arn} printed nothing on stdout; expected {SHAPE}")
     if len(out) > MAX_ANSWER:
@@ -165,6 +165,12 @@ def _exec_answer(invocation: Invocation, code: int, out: bytes, log: str) -> obj
         raise FunctionFailed(
             f"function {invocation.arn} printed output that is not JSON ({len(out)} bytes); expected {SHAPE}"
         ) from None
+
+
+def _type_name(kind: object) -> str:
+    """The exception type as the runner reported it, if it looks like a Python name (it is the function's)."""
+    text = str(kind)
+    return text if text.replace(".", "").isidentifier() and len(text) <= 100 else "an exception"
 
 
 def _what(value: object) -> str:

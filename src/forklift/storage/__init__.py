@@ -4,6 +4,7 @@
     bucket_store(settings)   -> BucketStore       where s3:// lives (S3 endpoint or $FORKLIFT_HOME/buckets)
     copy_object / copy_tree                       between any two URIs
     stage_channel(data_source, dest_dir, ...)     a SageMaker training channel into a host directory
+    check_file_uri(uri, settings, field)          file:// only below `file_roots` (config.toml), no symlinks
     pack_tar_gz / extract_tar_gz                  model.tar.gz
 """
 
@@ -23,6 +24,8 @@ from forklift.storage.errors import (
     UnsafeArchive,
     UnsafeKey,
 )
+from forklift.storage.fileroots import OutsideFileRoots, file_roots
+from forklift.storage.hostpaths import HostFiles, check_file_uri
 from forklift.storage.https import HttpsObjects
 from forklift.storage.local import LocalFiles
 from forklift.storage.resolve import bucket_store, store_for
@@ -33,8 +36,9 @@ from forklift.storage.uri import Location, parse_uri, validate_bucket_name
 
 __all__ = [
     "BucketAlreadyExists", "BucketInfo", "BucketStore", "ChannelError", "ChannelSource", "EmbeddedBuckets",
-    "HttpsObjects", "InvalidBucketName", "InvalidURI", "LocalFiles", "Location", "NoSuchBucket", "NoSuchKey",
-    "ObjectInfo", "ObjectStore", "ReadOnlyStore", "S3Backend", "StorageError", "UnsafeArchive", "UnsafeKey",
-    "bucket_store", "copy_object", "copy_tree", "extract_tar_gz", "pack_tar_gz", "parse_uri", "read_manifest",
-    "s3_endpoint", "stage_channel", "store_for", "validate_bucket_name",
+    "HostFiles", "HttpsObjects", "InvalidBucketName", "InvalidURI", "LocalFiles", "Location", "NoSuchBucket",
+    "NoSuchKey", "ObjectInfo", "ObjectStore", "OutsideFileRoots", "ReadOnlyStore", "S3Backend", "StorageError",
+    "UnsafeArchive", "UnsafeKey", "bucket_store", "check_file_uri", "copy_object", "copy_tree", "extract_tar_gz",
+    "file_roots", "pack_tar_gz", "parse_uri", "read_manifest", "s3_endpoint", "stage_channel", "store_for",
+    "validate_bucket_name",
 ]

@@ -9,15 +9,16 @@ S3DataDistributionType:
     ShardedByS3Key   host i of n gets the objects at positions i, i+n, i+2n, ... in key order,
                      so each host has ~1/n of the objects and together they have each exactly once
 
-A `file://` URI naming a directory is a local source: copied (File mode) or, in FastFile mode,
-handed back as-is for the runtime to bind read-only, which costs no copy at all.
+A `file://` URI names a host directory or file under the configured file roots (`fileroots`); it is
+copied in every mode, read without following symlinks, so what the container sees is what was under
+the root when the job started. (Binding the user's directory itself would let a symlink swapped in
+after the check lead the bind anywhere on the host.)
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -40,7 +41,6 @@ Plan = list[tuple[ObjectInfo, PurePosixPath]]
 @dataclass(frozen=True)
 class ChannelSource:
     path: Path  # the host directory to mount at /opt/ml/input/data/<channel>
-    copied: bool  # False: `path` is the user's own directory; bind it read-only, never write into it
 
 
 def stage_channel(data_source: dict[str, Any], dest_dir: Path, *, instance_count: int = 1, host_index: int = 0,
@@ -63,10 +63,6 @@ def stage_channel(data_source: dict[str, Any], dest_dir: Path, *, instance_count
     settings = settings or load_settings()
     dest_dir = Path(dest_dir)
     try:
-        if data_type == "S3Prefix" and input_mode == "FastFile" and not sharded:
-            bound = _local_directory(uri)
-            if bound is not None:
-                return ChannelSource(bound, copied=False)
         store = store_for(uri, settings)
         if data_type == "ManifestFile":
             store, plan = _manifest_plan(store, uri, settings)
@@ -81,7 +77,7 @@ def stage_channel(data_source: dict[str, Any], dest_dir: Path, *, instance_count
         raise
     except StorageError as exc:
         raise ChannelError(f"channel {uri}: {exc}") from None
-    return ChannelSource(dest_dir, copied=True)
+    return ChannelSource(dest_dir)
 
 
 def _s3_data_source(data_source: dict[str, Any]) -> dict[str, Any]:
@@ -94,20 +90,8 @@ def _s3_data_source(data_source: dict[str, Any]) -> dict[str, Any]:
     return s3
 
 
-def _local_directory(uri: str) -> Path | None:
-    loc = parse_uri(uri)
-    if not loc.is_local or not os.path.isdir(loc.key):
-        return None
-    for _, _, files in os.walk(loc.key):
-        if files:
-            return Path(loc.key.rstrip("/") or "/")
-    raise ChannelError(f"no files under {uri}")
-
-
 def _prefix_plan(store: ObjectStore, uri: str) -> Plan:
-    loc = parse_uri(uri)
-    if loc.is_local and os.path.isdir(loc.key):
-        loc = loc.as_directory()
+    loc = parse_uri(uri)  # a file:// prefix naming a directory means that directory: HostFiles.list knows
     plan = plan_prefix_download(loc, store.list(loc.uri))
     if not plan:
         raise ChannelError(f"no objects under {uri}")

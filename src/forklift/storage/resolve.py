@@ -5,6 +5,7 @@ from __future__ import annotations
 from forklift.config import Settings, load_settings
 from forklift.storage.base import BucketStore, ObjectStore
 from forklift.storage.embedded import EmbeddedBuckets
+from forklift.storage.hostpaths import HostFiles
 from forklift.storage.https import HttpsObjects
 from forklift.storage.local import LocalFiles
 from forklift.storage.s3 import S3Backend
@@ -21,10 +22,15 @@ def bucket_store(settings: Settings | None = None) -> BucketStore:
     return EmbeddedBuckets.from_settings(settings)
 
 
-def store_for(uri: str, settings: Settings | None = None) -> ObjectStore:
+def store_for(uri: str, settings: Settings | None = None, *, as_user: bool = False) -> ObjectStore:
+    """The store for `uri`. A local path is confined to the configured file roots (`fileroots`), as the
+    server needs; `as_user` is the `forklift` command acting for whoever runs it, who may name any path
+    their own permissions reach."""
     scheme = parse_uri(uri).scheme
     if scheme == "s3":
         return bucket_store(settings)
     if scheme in ("https", "http"):
         return HttpsObjects()
-    return LocalFiles()
+    if as_user:
+        return LocalFiles()
+    return HostFiles(settings or load_settings())

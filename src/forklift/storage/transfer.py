@@ -1,4 +1,7 @@
-"""Copy objects between any two URIs: local ↔ s3, s3 → s3 (server side), https → anywhere."""
+"""Copy objects between any two URIs: local ↔ s3, s3 → s3 (server side), https → anywhere.
+
+For the `forklift buckets` commands, acting for the user who runs them: local paths are not confined
+to the server's file roots."""
 
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ from forklift.storage.uri import Location, parse_uri
 def copy_object(src_uri: str, dst_uri: str, settings: Settings | None = None) -> None:
     """Copy one object (or local file) to `dst_uri`, which names the destination object or file."""
     settings = settings or load_settings()
-    _copy(store_for(src_uri, settings), store_for(dst_uri, settings), parse_uri(src_uri), parse_uri(dst_uri))
+    _copy(store_for(src_uri, settings, as_user=True), store_for(dst_uri, settings, as_user=True),
+          parse_uri(src_uri), parse_uri(dst_uri))
 
 
 def copy_tree(src_prefix: str, dst_prefix: str, settings: Settings | None = None) -> list[tuple[str, str]]:
@@ -28,7 +32,7 @@ def copy_tree(src_prefix: str, dst_prefix: str, settings: Settings | None = None
     """
     settings = settings or load_settings()
     src, dst = parse_uri(src_prefix).as_directory(), parse_uri(dst_prefix).as_directory()
-    src_store, dst_store = store_for(src.uri, settings), store_for(dst.uri, settings)
+    src_store, dst_store = store_for(src.uri, settings, as_user=True), store_for(dst.uri, settings, as_user=True)
     plan = plan_prefix_download(src, src_store.list(src.uri))
     if not plan:
         raise StorageError(f"no objects under {src.uri}")

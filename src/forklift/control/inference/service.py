@@ -21,6 +21,7 @@ from forklift.control.inference.store import InferenceStore
 from forklift.control.inference.variants import summaries
 from forklift.control.instance_types import UnknownInstanceType, resolve_instance_type
 from forklift.control.settings import ControlSettings
+from forklift.storage import StorageError, check_file_uri
 
 KINDS = {ModelRow: "model", EndpointConfigRow: "endpoint-config", EndpointRow: "endpoint"}
 
@@ -56,6 +57,12 @@ class InferenceService:
         url = container.get("ModelDataUrl")
         if url and not url.endswith(".tar.gz"):
             raise InvalidRequest(f"ModelDataUrl {url} must point to a .tar.gz archive")
+        if url:
+            try:
+                field = "PrimaryContainer" if request.get("PrimaryContainer") else "Containers[0]"
+                check_file_uri(url, self.settings, f"{field}.ModelDataUrl")
+            except StorageError as exc:
+                raise InvalidRequest(str(exc)) from None
         images.check_image_config(self.settings, self.control, container, request)
         resolved = images.resolve_image(self.settings, container, request.get("ExecutionRoleArn"))
         now = time.time()
