@@ -84,7 +84,7 @@ def test_without_max_image_bytes_the_free_disk_is_the_cap(tmp_path):
 
 
 def test_files_symlinks_and_hard_links_count_against_max_image_files(tmp_path):
-    files = layer_of(tmp_path, _empty_files(60), "files", complete=True)
+    files = layer_of(tmp_path, bombs.empty_files(60), "files", complete=True)
     links = layer_of(tmp_path, bombs.links(25), "links")  # 50 entries, in the layer above
     cache = tmp_path / "rootfs"
     with pytest.raises(ImageLimitExceeded) as info:
@@ -92,14 +92,6 @@ def test_files_symlinks_and_hard_links_count_against_max_image_files(tmp_path):
     assert str(info.value) == (f"image {IMAGE} has more than max_image_files (100) files: "
                                "raise max_image_files in config.toml")
     assert leftovers(cache) == []
-
-
-def _empty_files(count: int) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tf:
-        for i in range(count):
-            tf.addfile(tarfile.TarInfo(f"f{i}"))
-    return gzip.compress(out.getvalue(), mtime=0)
 
 
 def test_a_huge_pax_header_is_refused_without_being_buffered(tmp_path):
