@@ -146,3 +146,19 @@ def test_images_pull_prints_the_limit_and_exits_1(lying, forklift_home):
     assert "Traceback" not in result.stderr
     assert (f"manifest lie/app:endless from {lying.address} is larger than 4 MiB, the most forklift reads; it is "
             "refused") in result.stderr
+
+
+async def test_a_refused_layer_stops_the_rest_of_the_pull(basic_registry, fault_proxy, forklift_home, tmp_path):
+    """The bomb is the base layer; the layer above it is held back by the proxy for 10 s: a pull
+    left running would wait for it and store it."""
+    (forklift_home / "config.toml").write_text('max_image_bytes = "64 MiB"\n')
+    store = ImageStore(load_settings())
+    bomb, above = bombs.zero_bomb(1 << 30), os.urandom(100_000)
+    config, manifest = bombs.image_documents([bomb, above])
+    await push_raw(basic_registry, "bombs/two-layers", "1", [config, bomb, above], manifest, tmp_path)
+    fault_proxy.delay(10, bombs.digest(above).split(":")[1])
+    reference = f"{fault_proxy.address}/bombs/two-layers:1"
+    with pytest.raises(ImageLimitExceeded, match="more than max_image_bytes"):
+        await pull_and_prepare(reference, store, keychain=keychain(basic_registry))
+    assert store.blobs.has(bombs.digest(bomb)) and not store.blobs.has(bombs.digest(above))
+    assert store.records.get(reference) is None

@@ -120,12 +120,21 @@ async def pull_and_prepare(
         return rootfs, config.get("config") or {}
 
     unpacking = asyncio.ensure_future(asyncio.to_thread(unpack))
+    pulling = asyncio.ensure_future(pull(reference, store, keychain=keychain, platform=platform, progress=progress,
+                                         on_manifest=arrivals.manifest, on_blob=arrivals.landed))
     try:
-        result = await pull(reference, store, keychain=keychain, platform=platform, progress=progress,
-                            on_manifest=arrivals.manifest, on_blob=arrivals.landed)
+        await asyncio.wait({pulling, unpacking}, return_when=asyncio.FIRST_EXCEPTION)
+        if unpacking.done() and unpacking.exception() is not None:
+            # A refused layer (a bomb, a full disk) ends the pull too: the layers above it are not needed.
+            pulling.cancel()
+            await asyncio.gather(pulling, return_exceptions=True)
+        result = await pulling
     except BaseException:
         arrivals.fail()
-        await asyncio.gather(unpacking, return_exceptions=True)
+        pulling.cancel()
+        await asyncio.gather(unpacking, pulling, return_exceptions=True)
+        if unpacking.done() and not unpacking.cancelled() and unpacking.exception() is not None:
+            raise unpacking.exception() from None
         raise
     rootfs, config = await unpacking
     return PreparedImage(result.image, rootfs, config)

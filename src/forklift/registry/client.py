@@ -10,6 +10,7 @@ import asyncio
 import functools
 import hashlib
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -332,7 +333,20 @@ class RegistryClient:
             cached_authorization=lambda url: self._auth.cached_authorization("GET", url),
             ssl_context=self._ssl, timeout=self._timeout.read or 60.0,
         )
-        await asyncio.to_thread(download.run, dest, progress)
+        # A cancelled task leaves its thread running: the thread stops at its next chunk instead.
+        cancelled = threading.Event()
+
+        def advance(n: int) -> None:
+            if cancelled.is_set():
+                raise _DownloadCancelled
+            if progress is not None:
+                progress(n)
+
+        try:
+            await asyncio.to_thread(download.run, dest, advance)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
 
     def _blob_http(self) -> httpx.Client:
         if self._sync_http is None:
@@ -422,6 +436,10 @@ class RegistryClient:
             raise RegistryServerError(f"{self.registry} gave no upload location for {what}", registry=self.registry)
         # join keeps the query string (distribution's `_state`), which the PUT must send back.
         return response.request.url.join(location)
+
+
+class _DownloadCancelled(Exception):  # noqa: N818 - never escapes: its task is cancelled already
+    """Raised in a download thread whose task was cancelled."""
 
 
 def _verify(data: bytes, descriptor: Descriptor, registry: str) -> None:
