@@ -133,8 +133,9 @@ async def pull_and_prepare(
         arrivals.fail()
         pulling.cancel()
         await asyncio.gather(unpacking, pulling, return_exceptions=True)
-        if unpacking.done() and not unpacking.cancelled() and unpacking.exception() is not None:
-            raise unpacking.exception() from None
+        refused = unpacking.exception() if unpacking.done() and not unpacking.cancelled() else None
+        if refused is not None:  # the cause, rather than the pull's cancellation it led to
+            raise refused from None
         raise
     rootfs, config = await unpacking
     return PreparedImage(result.image, rootfs, config)
