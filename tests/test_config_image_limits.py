@@ -33,3 +33,9 @@ def test_a_typo_gets_a_suggestion(tmp_path):
     (tmp_path / "config.toml").write_text("max_image_file = 10\n")
     with pytest.raises(ConfigError, match="unknown key max_image_file: did you mean max_image_files?"):
         load_settings(tmp_path)
+
+
+def test_a_file_count_out_of_range(tmp_path):
+    (tmp_path / "config.toml").write_text("max_image_files = 0\n")
+    with pytest.raises(ConfigError, match=r"max_image_files = 0: must be an integer from 1 to 100000000$"):
+        load_settings(tmp_path)

@@ -102,12 +102,17 @@ def _host_list(value: Any) -> str | None:
     return None
 
 
+def _plain(x: float) -> str:
+    """1e8 as 100000000 (what a config file holds), 0.01 as 0.01."""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
 def _number(minimum: float, maximum: float, integer: bool = False) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
         ok = isinstance(value, int) if integer else isinstance(value, (int, float))
         # nan and inf are TOML floats too: neither makes a timeout, an interval or a size.
         if isinstance(value, bool) or not ok or not math.isfinite(value) or not minimum <= value <= maximum:
-            return f"must be {'an integer' if integer else 'a number'} from {minimum:g} to {maximum:g}"
+            return f"must be {'an integer' if integer else 'a number'} from {_plain(minimum)} to {_plain(maximum)}"
         return None
     return check
 
@@ -155,7 +160,7 @@ SCHEMA: dict[str, Key | dict[str, Key]] = {
     "max_concurrent_downloads": Key("an integer from 1 to 64", _number(1, 64, integer=True)),
     "max_concurrent_uploads": Key("an integer from 1 to 64", _number(1, 64, integer=True)),
     "max_image_bytes": Key('a size such as "20 GiB"', _size),
-    "max_image_files": Key("an integer from 1 to 1e9", _number(1, 1e9, integer=True)),
+    "max_image_files": Key("an integer from 1 to 100000000", _number(1, 100_000_000, integer=True)),
     "platform_registries": Key("a list of host[:port] strings", _host_list),
     "stop_grace_seconds": Key("a number of seconds", _number(0, DAY)),
     "s3_endpoint_url": Key("an http(s):// URL", _http_url, restart=False),
