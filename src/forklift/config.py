@@ -8,6 +8,8 @@ config.toml (every key optional):
     max_concurrent_downloads = 6
     max_concurrent_uploads = 5
     file_roots = ["/data"]                     # the only host directories file:// may name (none by default)
+    max_image_bytes = "20 GiB"   # unpacked size cap per image; default: free disk less a reserve
+    max_image_files = 1000000    # entries (files, dirs, links) per image
 
 Each package reads its own keys (control, inference, storage); the shape of the whole file is
 checked here, once, whenever it is read: an unknown key or a value of the wrong kind is an error
@@ -32,6 +34,9 @@ from forklift.errors import ForkliftError
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "000000000000"
+# The largest common images (CUDA and framework images) hold a few hundred thousand entries; a
+# million leaves room for those and still stops a layer of empty entries before it eats the inodes.
+DEFAULT_MAX_IMAGE_FILES = 1_000_000
 
 
 def forklift_home() -> Path:
@@ -49,6 +54,8 @@ class Settings:
     insecure_registries: frozenset[str] = field(default_factory=frozenset)
     max_concurrent_downloads: int = 6
     max_concurrent_uploads: int = 5
+    max_image_bytes: int | None = None  # None: the free disk of the rootfs directory less a reserve
+    max_image_files: int = DEFAULT_MAX_IMAGE_FILES
 
     @property
     def database_url(self) -> str:
@@ -96,17 +103,43 @@ def _host_list(value: Any) -> str | None:
     return None
 
 
+def _plain(x: float) -> str:
+    """1e8 as 100000000 (what a config file holds), 0.01 as 0.01."""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
 def _number(minimum: float, maximum: float, integer: bool = False) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
         ok = isinstance(value, int) if integer else isinstance(value, (int, float))
         # nan and inf are TOML floats too: neither makes a timeout, an interval or a size.
         if isinstance(value, bool) or not ok or not math.isfinite(value) or not minimum <= value <= maximum:
-            return f"must be {'an integer' if integer else 'a number'} from {minimum:g} to {maximum:g}"
+            return f"must be {'an integer' if integer else 'a number'} from {_plain(minimum)} to {_plain(maximum)}"
         return None
     return check
 
 
 DAY = 86400.0
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+
+
+def parse_size(value: Any) -> int | None:
+    """Bytes from an integer or a string such as "20 GiB", "500MB", "1.5TiB"; None when not a size."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    match = _SIZE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        return None
+    size = int(float(match.group(1)) * _UNITS[(match.group(2) or "").lower()])
+    return size if size > 0 else None
+
+
+def _size(value: Any) -> str | None:
+    return None if parse_size(value) is not None else 'must be a size: bytes (an integer) or a string like "20 GiB"'
 
 
 def _matching(pattern: str, what: str) -> Callable[[Any], str | None]:
@@ -144,6 +177,8 @@ SCHEMA: dict[str, Key | dict[str, Key]] = {
     "insecure_registries": Key("a list of host[:port] strings", _host_list),
     "max_concurrent_downloads": Key("an integer from 1 to 64", _number(1, 64, integer=True)),
     "max_concurrent_uploads": Key("an integer from 1 to 64", _number(1, 64, integer=True)),
+    "max_image_bytes": Key('a size such as "20 GiB"', _size),
+    "max_image_files": Key("an integer from 1 to 100000000", _number(1, 100_000_000, integer=True)),
     "platform_registries": Key("a list of host[:port] strings", _host_list),
     "stop_grace_seconds": Key("a number of seconds", _number(0, DAY)),
     "s3_endpoint_url": Key("an http(s):// URL", _http_url, restart=False),
@@ -220,4 +255,6 @@ def load_settings(home: Path | None = None) -> Settings:
         insecure_registries=frozenset(insecure),
         max_concurrent_downloads=int(data.get("max_concurrent_downloads", 6)),
         max_concurrent_uploads=int(data.get("max_concurrent_uploads", 5)),
+        max_image_bytes=parse_size(data["max_image_bytes"]) if "max_image_bytes" in data else None,
+        max_image_files=int(data.get("max_image_files", DEFAULT_MAX_IMAGE_FILES)),
     )

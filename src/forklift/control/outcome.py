@@ -10,6 +10,7 @@ from forklift.control.instance_types import resolve_instance_type
 from forklift.control.models import TrainingJobRow
 from forklift.control.status import MAX_FAILURE_REASON
 from forklift.credentials.errors import CredentialsError
+from forklift.images.limits import ImageLimitExceeded
 from forklift.reference import parse
 from forklift.registry import AuthenticationFailed, NotFound, RegistryError, TLSError
 from forklift.runtime import ExitStatus
@@ -48,6 +49,7 @@ def pull_failure(image: str, exc: Exception) -> str:
         (tls, "ClientError: TLS to {registry} failed (certificate signed by unknown authority?); add the "
               "registry's CA to $FORKLIFT_HOME/certs.d/{registry}/ca.crt: {exc}"),
         (registry_error, "ClientError: pulling {image} from {registry} failed: {exc}"),
+        (ImageLimitExceeded, "ClientError: {exc}"),  # names the image, the limit and the setting
         (None, "ClientError: the training image {image} could not be prepared: {exc}"),
     ])
 

@@ -3,6 +3,10 @@
 A background thread reads the blob, decompresses it and feeds the diff_id hash, so decompression
 and hashing (which release the GIL) overlap with the caller creating files. `tarfile` in stream
 mode ("r|") parses the headers; only its parser is used, never its extraction.
+
+tarfile reads a PAX header, a GNU long name and a sparse map whole into memory, whatever size the
+header claims; so while it parses headers the stream lets it have at most `MAX_HEADER_BYTES` (as
+Go's archive/tar allows for these records) and raises `HeaderTooLarge` past that.
 """
 
 from __future__ import annotations
@@ -18,12 +22,22 @@ from typing import IO, BinaryIO, Self, cast
 
 import zstandard
 
+from forklift.images.errors import ImageError
+
 log = logging.getLogger(__name__)
 
 READ_SIZE = 1 << 20  # blob bytes per read, and file-content bytes per read from the tar
 _CHUNK = 256 << 10  # decompressed bytes (at least) per chunk handed over by the reader thread
 _OUT_MAX = 1 << 20  # decompressed bytes per zlib call, which bounds memory against bombs
 _TAR_BUFSIZE = 32 << 10  # tarfile's stream buffer: small keeps its per-header copying cheap
+MAX_HEADER_BYTES = 1 << 20  # PAX records, GNU long names and sparse maps of one entry
+# What tarfile may read while parsing one entry's headers: the records, the 512-byte headers
+# around them and what its buffer reads ahead.
+_HEADER_READ_MAX = MAX_HEADER_BYTES + _TAR_BUFSIZE + 4 * tarfile.BLOCKSIZE
+
+class HeaderTooLarge(ImageError):
+    """An entry's tar headers (PAX records, GNU long name or sparse map) exceed MAX_HEADER_BYTES."""
+
 
 # Errors that mean the blob is not a valid (compressed) tar.
 FORMAT_ERRORS = (tarfile.TarError, EOFError, zlib.error, zstandard.ZstdError)
@@ -103,6 +117,7 @@ class LayerStream:
         self._q: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=16)
         self._stop = threading.Event()
         self._buf, self._pos, self._eof = b"", 0, False
+        self.header_left: int | None = None  # bytes tarfile may still read for headers; None: data
         self._thread = threading.Thread(target=self._produce, name="layer-reader", daemon=True)
         self._thread.start()
 
@@ -135,6 +150,15 @@ class LayerStream:
             self._put(e)
 
     def read(self, n: int = -1) -> bytes:
+        data = self._read(n)
+        if self.header_left is not None:
+            self.header_left -= len(data)
+            if self.header_left < 0:
+                raise HeaderTooLarge(f"an entry's tar headers (PAX records, a GNU long name or a sparse map) "
+                                     f"are larger than {MAX_HEADER_BYTES >> 20} MiB")
+        return data
+
+    def _read(self, n: int) -> bytes:
         if self._pos >= len(self._buf):
             if self._eof:
                 return b""
@@ -186,13 +210,17 @@ class _Info(tarfile.TarInfo):
 def members(stream: LayerStream) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
     """(member, tarfile) pairs; the consumer may read a regular member's data with `read_data`."""
     # A stream ("r|") only reads its file object: LayerStream needs no write, seek or tell.
+    stream.header_left = _HEADER_READ_MAX  # opening parses the first entry's headers
     with tarfile.open(fileobj=cast(IO[bytes], stream), mode="r|", bufsize=_TAR_BUFSIZE, tarinfo=_Info,
                       encoding="utf-8", errors="surrogateescape") as tf:  # fmt: skip
         while (m := tf.next()) is not None:
+            stream.header_left = None
             tf.members.clear()  # type: ignore[attr-defined]  # stream mode would keep every header otherwise
             yield m, tf
             if not _skip_to_next_header(tf, m):
                 return
+            stream.header_left = _HEADER_READ_MAX
+        stream.header_left = None  # the padding after the end is drained as data
 
 
 def read_data(tf: tarfile.TarFile, m: tarfile.TarInfo) -> Iterator[bytes]:

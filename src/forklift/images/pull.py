@@ -17,6 +17,7 @@ from forklift.images.progress import NoProgress, TransferProgress
 from forklift.images.tasks import run_all
 from forklift.reference import Reference, parse
 from forklift.registry import RegistryClient
+from forklift.registry.bounded import MAX_CONFIG_BYTES, ResponseTooLarge
 from forklift.registry.manifest import Descriptor, Manifest, Platform
 
 
@@ -51,6 +52,10 @@ async def pull(
             manifest = resolved.manifest
             if on_manifest is not None:
                 on_manifest(manifest)
+            if manifest.config.size > MAX_CONFIG_BYTES:  # it is read into memory whole, later
+                raise ResponseTooLarge(
+                    f"the config of image {ref} is {manifest.config.size} bytes by its manifest, more than the "
+                    f"{MAX_CONFIG_BYTES >> 20} MiB forklift reads; it is refused", registry=ref.registry)
             blobs = [manifest.config, *manifest.layers]
             # Taken before the first blob is written and released once the record refers to them: a
             # prune meanwhile keeps them.

@@ -16,6 +16,7 @@ from pathlib import Path
 from forklift.credentials import Keychain
 from forklift.images.errors import ImageError
 from forklift.images.imagestore import ImageStore, LocalImage
+from forklift.images.limits import UnpackLimits
 from forklift.images.progress import TransferProgress
 from forklift.images.pull import pull
 from forklift.images.unpack import Layer, RootfsCache
@@ -43,7 +44,7 @@ def _layers(store: ImageStore, manifest: Manifest, config: JSONObject, name: str
     if len(diff_ids) != len(manifest.layers):
         raise ImageConfigError(
             f"image {name} lists {len(manifest.layers)} layers but its config has {len(diff_ids)} diff IDs")
-    return [Layer(store.blobs.path(d.digest), d.digest, d.media_type, diff_id)
+    return [Layer(store.blobs.path(d.digest), d.digest, d.media_type, diff_id, d.size)
             for d, diff_id in zip(manifest.layers, diff_ids, strict=True)]
 
 
@@ -51,7 +52,9 @@ def prepare_rootfs(store: ImageStore, image: LocalImage) -> tuple[Path, JSONObje
     """The unpacked rootfs of a stored `image` and its runtime config."""
     config = store.config(image)
     layers = _layers(store, image.manifest, config, image.reference)
-    return rootfs_cache(store).get_or_unpack(layers), config.get("config") or {}
+    rootfs = rootfs_cache(store).get_or_unpack(layers, image=image.reference,
+                                               limits=UnpackLimits.from_settings(store.settings))
+    return rootfs, config.get("config") or {}
 
 
 class _Arrivals:
@@ -111,16 +114,28 @@ async def pull_and_prepare(
         arrivals.wait_blob(manifest.config.digest)
         config = json.loads(store.blobs.read_bytes(manifest.config.digest))
         layers = _layers(store, manifest, config, str(reference))
-        rootfs = rootfs_cache(store).get_or_unpack(layers, wait_for=lambda layer: arrivals.wait_blob(layer.digest))
+        limits = UnpackLimits.from_settings(store.settings)
+        rootfs = rootfs_cache(store).get_or_unpack(layers, wait_for=lambda layer: arrivals.wait_blob(layer.digest),
+                                                   image=str(reference), limits=limits)
         return rootfs, config.get("config") or {}
 
     unpacking = asyncio.ensure_future(asyncio.to_thread(unpack))
+    pulling = asyncio.ensure_future(pull(reference, store, keychain=keychain, platform=platform, progress=progress,
+                                         on_manifest=arrivals.manifest, on_blob=arrivals.landed))
     try:
-        result = await pull(reference, store, keychain=keychain, platform=platform, progress=progress,
-                            on_manifest=arrivals.manifest, on_blob=arrivals.landed)
+        await asyncio.wait({pulling, unpacking}, return_when=asyncio.FIRST_EXCEPTION)
+        if unpacking.done() and unpacking.exception() is not None:
+            # A refused layer (a bomb, a full disk) ends the pull too: the layers above it are not needed.
+            pulling.cancel()
+            await asyncio.gather(pulling, return_exceptions=True)
+        result = await pulling
     except BaseException:
         arrivals.fail()
-        await asyncio.gather(unpacking, return_exceptions=True)
+        pulling.cancel()
+        await asyncio.gather(unpacking, pulling, return_exceptions=True)
+        refused = unpacking.exception() if unpacking.done() and not unpacking.cancelled() else None
+        if refused is not None:  # the cause, rather than the pull's cancellation it led to
+            raise refused from None
         raise
     rootfs, config = await unpacking
     return PreparedImage(result.image, rootfs, config)

@@ -6,10 +6,13 @@ this module creates the entries itself. tarfile's extract()/filters are never us
 is resolved below the root with `safepath` (no symlink is ever followed, `..` may not escape).
 Layer semantics follow image-spec layer.md: whiteouts, opaque directories, hard links within the
 root, ownership and modes (when privileged), PAX `SCHILY.xattr.*`, and directory mtimes last.
+Every entry is counted against the image's `limits.UnpackBudget` before it is created, so a bomb
+stops before it fills the disk; a failed unpack leaves no partial rootfs behind.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -24,9 +27,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from forklift.config import DEFAULT_MAX_IMAGE_FILES
 from forklift.fslock import locked
 from forklift.images.errors import ImageError
-from forklift.images.layerstream import FORMAT_ERRORS, LayerStream, members, read_data, sniff_compression
+from forklift.images.layerstream import (
+    FORMAT_ERRORS,
+    HeaderTooLarge,
+    LayerStream,
+    members,
+    read_data,
+    sniff_compression,
+)
+from forklift.images.limits import ImageLimitExceeded, UnpackBudget, UnpackLimits
 from forklift.images.safepath import DirWalker, UnsafePath, open_dir_fd, remove_at, split_path
 
 _T = TypeVar("_T")
@@ -43,6 +55,7 @@ class Layer:
     digest: str  # "sha256:..." of the blob
     media_type: str  # OCI/docker layer media type (compression is sniffed from magic bytes too)
     diff_id: str | None = None  # "sha256:..." of the uncompressed tar; verified when given
+    size: int = 0  # the blob's size from its descriptor (0: unknown), for the free-disk check
 
 
 def chain_ids(diff_ids: Sequence[str]) -> list[str]:
@@ -65,9 +78,10 @@ _OPAQUE = ".wh..wh..opq"
 class _Applier:
     """State for one layer: created paths (whiteouts spare them) and directories to finish last."""
 
-    def __init__(self, root: Path, privileged: bool) -> None:
+    def __init__(self, root: Path, privileged: bool, budget: UnpackBudget | None) -> None:
         self.walker = DirWalker(root)
         self.privileged = privileged
+        self.budget = budget
         self.written: set[tuple[str, ...]] = set()  # entries of this layer
         self.ancestors: set[tuple[str, ...]] = {()}  # directories holding entries of this layer
         self.skipped: set[tuple[str, ...]] = set()  # devices not created (unprivileged)
@@ -86,6 +100,8 @@ class _Applier:
             parent = parent[:-1]
         if parts[-1].startswith(_WHITEOUT):
             return self._whiteout(parts)
+        if self.budget is not None:  # m.size of a sparse file is its real size: it is written in full
+            self.budget.entry(m.size if m.isreg() else 0)
         self.written.add(parts)
         if m.isreg():
             fd = self._create(parts, lambda pfd, name: os.open(name, _WRITE_FLAGS, 0o600, dir_fd=pfd))
@@ -261,10 +277,12 @@ def _set_mtime(m: tarfile.TarInfo, target: int | str, **kw: object) -> None:
         log.debug("cannot set mtime of %s: %s", m.name, e)
 
 
-def apply_layer(root: Path, layer: Layer, *, privileged: bool | None = None) -> None:
+def apply_layer(root: Path, layer: Layer, *, privileged: bool | None = None,
+                budget: UnpackBudget | None = None) -> None:
     """Stream `layer` and apply it onto the directory `root` (see module docstring).
 
-    `privileged` (default: running as root) creates devices and applies ownership.
+    `privileged` (default: running as root) creates devices and applies ownership; `budget` counts
+    the entries against the image's caps (None: not counted; headers are bounded all the same).
     """
     if privileged is None:
         privileged = os.geteuid() == 0
@@ -282,7 +300,7 @@ def apply_layer(root: Path, layer: Layer, *, privileged: bool | None = None) -> 
     applier = stream = m = None
     try:
         stream = LayerStream(f, sniff_compression(os.pread(f.fileno(), 6, 0), layer.media_type), hasher)
-        applier = _Applier(root, privileged)
+        applier = _Applier(root, privileged, budget)
         for m, tf in members(stream):
             applier.entry(m, tf)
         m = None
@@ -290,10 +308,15 @@ def apply_layer(root: Path, layer: Layer, *, privileged: bool | None = None) -> 
         stream.drain()
     except UnsafePath as e:
         raise LayerError(f"{where}: entry {m.name if m else '?'!r} {e}") from None
+    except HeaderTooLarge as e:
+        image = f"image {budget.image}: " if budget is not None else ""
+        raise ImageLimitExceeded(f"{image}{where}: {e}; such layers are refused") from None
     except FORMAT_ERRORS as e:
         raise LayerError(f"{where}: malformed or truncated layer: {e}") from None
     except (OSError, ValueError, RecursionError) as e:
         what = f"entry {m.name!r}" if m is not None else "cannot apply"
+        if budget is not None and isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise budget.disk_full(f"{where}: {what}") from None
         raise LayerError(f"{where}: {what}: {e}") from None
     finally:
         if applier is not None:
@@ -329,11 +352,14 @@ class RootfsCache:
         with locked(self.directory / f".{hexpart}.lock"):  # excludes other threads and processes
             yield
 
-    def get_or_unpack(self, layers: Sequence[Layer], wait_for: Callable[[Layer], None] | None = None) -> Path:
+    def get_or_unpack(self, layers: Sequence[Layer], wait_for: Callable[[Layer], None] | None = None, *,
+                      image: str = "being unpacked", limits: UnpackLimits | None = None) -> Path:
         """The rootfs for `layers` (base first), unpacking into a temp dir renamed into place.
 
         `wait_for(layer)` is called before each layer is applied and may block until its blob is
-        complete, so unpacking overlaps with downloading the layers above it.
+        complete, so unpacking overlaps with downloading the layers above it. `limits` caps the
+        image's unpacked bytes and entries (default: free disk less a reserve, and
+        `DEFAULT_MAX_IMAGE_FILES`); errors name `image`. A failed unpack removes its partial rootfs.
         """
         if not layers:
             raise LayerError("the image has no layers: a container needs at least one")
@@ -349,13 +375,15 @@ class RootfsCache:
                 return final
             for stale in self.directory.glob(f".tmp-{hexpart}-*"):  # left by a dead process
                 shutil.rmtree(stale, ignore_errors=True)
+            budget = UnpackBudget(image, limits or UnpackLimits(None, DEFAULT_MAX_IMAGE_FILES), self.directory)
+            budget.check_room([layer.size for layer in layers])
             tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{hexpart}-", dir=self.directory))
             try:
                 os.chmod(tmp, 0o755)
                 for layer in layers:
                     if wait_for is not None:
                         wait_for(layer)
-                    apply_layer(tmp, layer)
+                    apply_layer(tmp, layer, budget=budget)
                 os.rename(tmp, final)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -19,6 +19,7 @@ import httpx
 
 from forklift.credentials import Credentials
 from forklift.registry import scopes as scope_utils
+from forklift.registry.bounded import IDENTITY, MAX_BODY_BYTES, read_limited, read_limited_sync
 from forklift.registry.challenge import Challenge, parse_response_challenges
 from forklift.registry.errors import AuthenticationFailed, RegistryServerError
 from forklift.registry.tokens import Token, TokenCache, token_from_response
@@ -27,6 +28,7 @@ TOKEN_REQUEST = "forklift.token_request"
 # A login check: authenticate even a request that needs no scope, as `docker login` does.
 LOGIN_CHECK = "forklift.login_check"
 CLIENT_ID = "forklift"
+TOKEN_ANSWER = "the token server's answer"
 # Token endpoints that do not speak the OAuth2 POST flow answer one of these; fall back to GET.
 _POST_UNSUPPORTED = {400, 404, 405, 501}
 
@@ -160,7 +162,7 @@ class RegistryAuth(httpx.Auth):
             form.update(grant_type="refresh_token", refresh_token=credentials.identity_token)
         else:
             form.update(grant_type="password", username=credentials.username or "", password=credentials.password or "")
-        return httpx.Request("POST", realm, data=form, extensions={TOKEN_REQUEST: True})
+        return httpx.Request("POST", realm, data=form, headers=IDENTITY, extensions={TOKEN_REQUEST: True})
 
     def _get_token_request(self, realm: str, challenge: Challenge, scopes: list[str],
                            credentials: Credentials) -> httpx.Request:
@@ -168,7 +170,7 @@ class RegistryAuth(httpx.Auth):
         if challenge.service:
             params.append(("service", challenge.service))
         params.extend(("scope", s) for s in scopes)
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = dict(IDENTITY)
         if credentials.username and credentials.password:
             params.append(("account", credentials.username))
             headers["Authorization"] = basic_header(credentials.username, credentials.password)
@@ -192,18 +194,20 @@ class RegistryAuth(httpx.Auth):
             raise RegistryServerError(f"token server for {self.registry} sent a bad answer: {exc}",
                                       registry=self.registry) from None
 
-    # -- reading the bodies the flow needs (token responses only; blob bodies stay streamed) ----
+    # -- reading bodies, bounded: token answers and the 401s the flow moves past (the final one stays streamed) --
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         flow = self.auth_flow(request)
         request = next(flow)
         while True:
             response = yield request
             if request.extensions.get(TOKEN_REQUEST):
-                response.read()
+                read_limited_sync(response, MAX_BODY_BYTES, what=TOKEN_ANSWER, registry=self.registry)
             try:
                 request = flow.send(response)
             except StopIteration:
                 break
+            if not response.is_stream_consumed:  # a 401 the flow answers: httpx would read it whole
+                read_limited_sync(response, MAX_BODY_BYTES, what="a challenge", registry=self.registry)
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         flow = self.auth_flow(request)
@@ -211,11 +215,13 @@ class RegistryAuth(httpx.Auth):
         while True:
             response = yield request
             if request.extensions.get(TOKEN_REQUEST):
-                await response.aread()
+                await read_limited(response, MAX_BODY_BYTES, what=TOKEN_ANSWER, registry=self.registry)
             try:
                 request = flow.send(response)
             except StopIteration:
                 break
+            if not response.is_stream_consumed:  # a 401 the flow answers: httpx would read it whole
+                await read_limited(response, MAX_BODY_BYTES, what="a challenge", registry=self.registry)
 
 
 def _pick(challenges: list[Challenge]) -> Challenge | None:

@@ -10,6 +10,7 @@ import asyncio
 import functools
 import hashlib
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,13 @@ from forklift.credentials import AnonymousKeychain, Keychain
 from forklift.reference import DOCKER_HUB, DOCKER_HUB_API_HOST, Reference
 from forklift.registry import tls
 from forklift.registry.auth import LOGIN_CHECK, RegistryAuth
+from forklift.registry.bounded import (
+    IDENTITY,
+    MAX_BODY_BYTES,
+    MAX_MANIFEST_BYTES,
+    ResponseTooLarge,
+    read_limited,
+)
 from forklift.registry.download import BlobDownload
 from forklift.registry.errors import (
     DigestMismatch,
@@ -53,7 +61,6 @@ from forklift.registry.tokens import TokenCache
 
 log = logging.getLogger("forklift.registry")
 
-MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 CHUNK = 1024 * 1024  # upload read size
 Progress = Callable[[int], None]
 Body = bytes | AsyncIterator[bytes]  # a request body, made afresh for each attempt
@@ -98,7 +105,7 @@ class RegistryClient:
             auth=self._auth,
             timeout=self._timeout,
             follow_redirects=True,
-            headers={"User-Agent": f"forklift/{__version__}"},
+            headers={"User-Agent": f"forklift/{__version__}", **IDENTITY},  # bodies are read raw: `bounded`
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
         )
         self._pinged: asyncio.Lock | None = None
@@ -138,7 +145,6 @@ class RegistryClient:
                     raise
                 self._base = self._base.copy_with(scheme="http")
                 response = await self._send("GET", "/v2/", what="the registry API")
-            await response.aread()
             if response.status_code not in (200, 401):
                 raise error_for_response(response, registry=self.registry, what="the registry API")
             self._ping_done = True
@@ -161,7 +167,10 @@ class RegistryClient:
         extensions: dict[str, object] | None = None,
         stream: bool = False,
     ) -> httpx.Response:
-        """Send with retries on connection errors, 408/429/5xx (honouring Retry-After)."""
+        """Send with retries on connection errors, 408/429/5xx (honouring Retry-After).
+
+        Unless `stream`, the answer is read into memory, at most MAX_BODY_BYTES of it.
+        """
         target = url if isinstance(url, httpx.URL) else self._url(url)
         for attempt in range(self.retry.max_retries + 1):
             request = self._http.build_request(
@@ -185,13 +194,20 @@ class RegistryClient:
                 await asyncio.sleep(delay)
                 continue
             if not stream:
-                await response.aread()
+                response = await read_limited(response, MAX_BODY_BYTES, what=f"the answer for {what}",
+                                              registry=self.registry)
             return response
         raise AssertionError("unreachable")
 
     async def _fail(self, response: httpx.Response, *, what: str, repository: str | None) -> RegistryError:
-        await response.aread()
-        await response.aclose()
+        try:
+            response.content  # noqa: B018 - read already (not streamed)?
+        except httpx.ResponseNotRead:
+            try:
+                response = await read_limited(response, MAX_BODY_BYTES, what=f"the error for {what}",
+                                              registry=self.registry)
+            except ResponseTooLarge:  # the status still says what failed; the oversized body is dropped
+                response = httpx.Response(response.status_code, headers=response.headers, request=response.request)
         error = error_for_response(response, registry=self.registry, what=what, username=self._username(repository))
         if response.status_code == 429:
             return TooManyRequests(str(error), registry=self.registry)
@@ -218,13 +234,11 @@ class RegistryClient:
         await self.ping()
         what = f"{repository}@{reference}" if ":" in reference else f"{repository}:{reference}"
         response = await self._send("GET", f"/v2/{repository}/manifests/{reference}", what=what,
-                                    headers={"Accept": ACCEPT})
+                                    headers={"Accept": ACCEPT}, stream=True)
         if response.status_code != 200:
             raise await self._fail(response, what=what, repository=repository)
+        response = await read_limited(response, MAX_MANIFEST_BYTES, what=f"manifest {what}", registry=self.registry)
         raw = response.content
-        if len(raw) > MAX_MANIFEST_BYTES:
-            raise RegistryServerError(f"manifest {what} on {self.registry} is larger than 4 MiB",
-                                      registry=self.registry)
         actual = "sha256:" + hashlib.sha256(raw).hexdigest()
         expected = reference if ":" in reference else response.headers.get("docker-content-digest")
         if expected and expected.startswith("sha256:") and expected != actual:
@@ -295,9 +309,10 @@ class RegistryClient:
             raise RegistryServerError(f"blob {descriptor.digest} is too large to read into memory",
                                       registry=self.registry)
         what = f"blob {descriptor.digest} in {repository}"
-        response = await self._send("GET", f"/v2/{repository}/blobs/{descriptor.digest}", what=what)
+        response = await self._send("GET", f"/v2/{repository}/blobs/{descriptor.digest}", what=what, stream=True)
         if response.status_code != 200:
             raise await self._fail(response, what=what, repository=repository)
+        response = await read_limited(response, descriptor.size, what=what, registry=self.registry)
         _verify(response.content, descriptor, self.registry)
         return response.content
 
@@ -318,13 +333,26 @@ class RegistryClient:
             cached_authorization=lambda url: self._auth.cached_authorization("GET", url),
             ssl_context=self._ssl, timeout=self._timeout.read or 60.0,
         )
-        await asyncio.to_thread(download.run, dest, progress)
+        # A cancelled task leaves its thread running: the thread stops at its next chunk instead.
+        cancelled = threading.Event()
+
+        def advance(n: int) -> None:
+            if cancelled.is_set():
+                raise _DownloadCancelled
+            if progress is not None:
+                progress(n)
+
+        try:
+            await asyncio.to_thread(download.run, dest, advance)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
 
     def _blob_http(self) -> httpx.Client:
         if self._sync_http is None:
             self._sync_http = httpx.Client(
                 verify=self._ssl, auth=self._auth, timeout=self._timeout, follow_redirects=True,
-                headers={"User-Agent": f"forklift/{__version__}"},
+                headers={"User-Agent": f"forklift/{__version__}", **IDENTITY},
                 limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
             )
         return self._sync_http
@@ -408,6 +436,10 @@ class RegistryClient:
             raise RegistryServerError(f"{self.registry} gave no upload location for {what}", registry=self.registry)
         # join keeps the query string (distribution's `_state`), which the PUT must send back.
         return response.request.url.join(location)
+
+
+class _DownloadCancelled(Exception):  # noqa: N818 - never escapes: its task is cancelled already
+    """Raised in a download thread whose task was cancelled."""
 
 
 def _verify(data: bytes, descriptor: Descriptor, registry: str) -> None:

@@ -97,6 +97,11 @@ class BlobDownload:
                 attempt += 1
         actual = "sha256:" + state.hasher.hexdigest()
         offset = state.offset
+        if offset > descriptor.size:
+            dest.unlink(missing_ok=True)
+            raise DigestMismatch(
+                f"{self.what} from {self.registry} is longer than the {descriptor.size} bytes its descriptor "
+                "gives; reading stopped there and the blob is refused", registry=self.registry)
         if offset != descriptor.size or actual != descriptor.digest:
             dest.unlink(missing_ok=True)
             raise DigestMismatch(
@@ -137,7 +142,8 @@ class BlobDownload:
         with open(dest, "r+b" if state.offset else "wb") as out:
             out.seek(state.offset)
             out.truncate()
-            while count := response.readinto(buffer):
+            # At most one byte past the descriptor's size is ever read: enough to know the blob is longer.
+            while count := response.readinto(buffer[: min(READ_BLOCK, self.descriptor.size - state.offset + 1)]):
                 chunk = buffer[:count]
                 out.write(chunk)
                 state.hasher.update(chunk)
@@ -145,7 +151,7 @@ class BlobDownload:
                 if progress:
                     progress(count)
                 if state.offset > self.descriptor.size:
-                    break  # more than announced: stop reading; verification will fail
+                    return  # more than announced: stop reading; `run` refuses it
         # http.client ends a body cut short without complaint; a short read is a dropped connection.
         if expected_end is not None and state.offset < expected_end:
             raise http.client.IncompleteRead(b"", expected_end - state.offset)
@@ -156,13 +162,16 @@ class BlobDownload:
             out.seek(state.offset)
             out.truncate()
             for chunk in response.iter_raw():
+                room = self.descriptor.size - state.offset
+                if len(chunk) > room:  # more than announced: keep nothing past the size, stop; `run` refuses it
+                    out.write(chunk[:room])
+                    state.offset += len(chunk)
+                    break
                 out.write(chunk)
                 state.hasher.update(chunk)
                 state.offset += len(chunk)
                 if progress:
                     progress(len(chunk))
-                if state.offset > self.descriptor.size:
-                    break  # more than announced: stop reading; verification will fail
 
     def _give_up(self, exc: BaseException) -> RegistryError:
         """The error for a failure that is not retried (or no longer): TLS and DNS failures, and every

@@ -16,6 +16,7 @@ from forklift.control.outcome import image_error_kinds, image_error_reason
 from forklift.control.settings import ControlSettings
 from forklift.credentials import Keychain
 from forklift.credentials.chain import default_keychain
+from forklift.images.limits import ImageLimitExceeded
 from forklift.reference import parse
 from forklift.registry import RegistryClient
 
@@ -69,6 +70,7 @@ def image_failure(image: str, exc: BaseException) -> str:
         (tls, "TLS to registry {registry} failed (certificate signed by unknown authority?); add its CA to "
               "$FORKLIFT_HOME/certs.d/{registry}/ca.crt: {exc}"),
         (registry_error, "Registry {registry} could not serve image {image}: {exc}"),
+        (ImageLimitExceeded, "{exc}"),  # names the image, the limit and the setting
         (None, "Image {image} could not be resolved: {error_type}: {exc}"),
     ])
 
