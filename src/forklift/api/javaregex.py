@@ -14,6 +14,13 @@ translated pattern is used with `fullmatch`. What differs between the dialects, 
 
 Class intersection (`&&`), `\\P{…}` inside a class and a few rare escapes raise `Unsupported`;
 callers treat such a pattern as unchecked rather than guessing.
+
+A translated pattern runs on RE2, in time linear in the value, wherever RE2 means the same by it:
+the models hold patterns that backtrack exponentially under `re` (SageMaker's
+`[a-z0-9]([-a-z0-9]*[a-z0-9]){0,39}?` takes seconds on 28 characters, doubling with each one), and
+any caller may send any value. What RE2 lacks or reads differently (lookaround, so `$`;
+backreferences; `\\s`, which in RE2 leaves out `\\x0b`; `(?i)`, which in RE2 folds all of Unicode)
+stays on `re`.
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ import re
 import sys
 import unicodedata
 import warnings
+from typing import Any, Protocol
+
+import re2
 
 from forklift.errors import ForkliftError
 
@@ -212,10 +222,48 @@ def translate(pattern: str) -> str:
     return _Translator(pattern).run()
 
 
+class JavaPattern(Protocol):
+    def fullmatch(self, text: str) -> Any: ...
+
+    def match(self, text: str) -> Any: ...
+
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a pattern RE2 refuses goes to `re`: no need to print it
+_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)", re.DOTALL)
+
+
+def _re2_source(source: str) -> str | None:
+    """`source` (for `re`, flags ASCII) in RE2's spelling; None where RE2 would read it otherwise."""
+    if "(?i" in source:
+        return None
+    differs = False
+
+    def respell(escape: re.Match[str]) -> str:
+        nonlocal differs
+        body = escape.group(1)
+        if body[0] in "uU" and len(body) > 1:
+            return f"\\x{{{body[1:]}}}"
+        if body == "Z":  # what `translate` writes for Java's \z
+            return "\\z"
+        differs = differs or body in "sS"
+        return escape.group(0)
+
+    respelled = _ESCAPE.sub(respell, source)
+    return None if differs else respelled
+
+
 @functools.lru_cache(maxsize=2048)
-def compile_java(pattern: str) -> re.Pattern[str]:
-    """Compile a Java pattern; raises `Unsupported` for what the translator cannot honour."""
+def compile_java(pattern: str) -> JavaPattern:
+    """Compile a Java pattern (on RE2 where it can be); raises `Unsupported` for what the translator
+    cannot honour."""
     source = translate(pattern)
+    linear = _re2_source(source)
+    if linear is not None:
+        try:
+            return re2.compile(linear, _RE2_OPTIONS)  # type: ignore[no-any-return]
+        except re2.error:
+            pass  # a construct RE2 lacks: `re` below
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # literal '[' / '&' / '~' inside classes
         try:
