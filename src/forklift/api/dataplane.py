@@ -100,8 +100,13 @@ class DataPlaneProtocol(asyncio.Protocol):
         self.answering: asyncio.Task | None = None
         self.closing = False
         self.keep_alive_timer: asyncio.TimerHandle | None = None
-        self.request_timer: asyncio.TimerHandle | None = None  # the head's deadline, then the body's
-        self.head_deadline = 0.0
+        # A request still arriving when a read ends has a timer on its head's deadline, then its body's;
+        # one that arrives whole in one read (nearly all) costs no timer.
+        self.request_timer: asyncio.TimerHandle | None = None
+        self.timed_phase: str | None = None  # "head" or "body": what request_timer waits for
+        self.received_at = 0.0  # loop time of the read being handled
+        self.head_deadline = self.body_deadline = 0.0
+        self.deciding_before = False  # the read being handled continues a request line begun earlier
         self.admission: Admission | None = None
         self.writable = asyncio.Event()
         self.writable.set()
@@ -138,9 +143,15 @@ class DataPlaneProtocol(asyncio.Protocol):
         self._disarm_keep_alive()
         if self.closing and self.admission is None:  # refused at connection_made
             return
-        if self.request_timer is None and self.request is None:  # the first bytes of a head
-            self.head_deadline = self.loop.time() + self.limits.head_timeout
-            self.request_timer = self.loop.call_at(self.head_deadline, self._head_timed_out)
+        self.received_at = self.loop.time()
+        self.deciding_before = bool(self.head)
+        if self.request is None and not self.head:  # the first bytes of a head
+            self.head_deadline = self.received_at + self.limits.head_timeout
+        self._receive(data)
+        if self.request is not None or self.head:
+            self._watch()
+
+    def _receive(self, data: bytes) -> None:
         if self.request is None and not self.queue and self.answering is None:
             data = bytes(self.head) + data if self.head else data
             decided = self._decide(data)
@@ -209,6 +220,9 @@ class DataPlaneProtocol(asyncio.Protocol):
 
     # -- httptools callbacks ----------------------------------------------------------------------
     def on_message_begin(self) -> None:
+        if not self.deciding_before:  # else the head began in an earlier read, and its deadline with it
+            self.head_deadline = self.received_at + self.limits.head_timeout
+        self.deciding_before = False
         self.request = _Request()
         self.head_budget.begin()
 
@@ -224,8 +238,7 @@ class DataPlaneProtocol(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.head_budget.open = False
-        self._stop_request_timer()
-        self.request_timer = self.loop.call_later(self.limits.body_timeout, self._body_timed_out)
+        self.body_deadline = self.received_at + self.limits.body_timeout
         request = self.request
         assert request is not None and self.transport is not None
         request.keep_alive = self.parser.should_keep_alive()
@@ -342,17 +355,30 @@ class DataPlaneProtocol(asyncio.Protocol):
             self.transport.close()
 
     # -- a request that does not arrive in time (forklift.api.edge) -----------------------------
+    def _watch(self) -> None:
+        """After a read that left a request incomplete: a timer on the deadline of the part awaited."""
+        phase = "head" if self.head or self.head_budget.open else "body"
+        if self.timed_phase == phase:
+            return
+        self._stop_request_timer()
+        if phase == "head":
+            self.request_timer = self.loop.call_at(self.head_deadline, self._head_timed_out)
+        else:
+            self.request_timer = self.loop.call_at(self.body_deadline, self._body_timed_out)
+        self.timed_phase = phase
+
     def _stop_request_timer(self) -> None:
         if self.request_timer is not None:
             self.request_timer.cancel()
             self.request_timer = None
+            self.timed_phase = None
 
     def _head_timed_out(self) -> None:
-        self.request_timer = None
+        self.request_timer = self.timed_phase = None
         self._time_out(head_timeout_answer(self.limits.head_timeout))
 
     def _body_timed_out(self) -> None:
-        self.request_timer = None
+        self.request_timer = self.timed_phase = None
         self._time_out(body_timeout_answer(self.limits.body_timeout))
 
     def _time_out(self, answer: bytes) -> None:
