@@ -68,3 +68,11 @@ def test_a_pattern_that_backtracks_exponentially_under_re_gets_a_verdict() -> No
 ])
 def test_what_re2_reads_otherwise_keeps_java_meaning(pattern: str, text: str, verdict: bool) -> None:
     assert bool(compile_java(pattern).fullmatch(text)) is verdict
+
+
+def test_a_count_past_re2s_cap_is_split_not_left_to_backtracking() -> None:
+    # SageMaker's RepositoryUrl: RE2 caps a count at 1000, and under `re` 20 path segments never end.
+    compiled = compile_java("https://([.\\-_a-zA-Z0-9]+/?){3,1016}")
+    assert not compiled.fullmatch("https://" + "a/" * 200 + "!")
+    assert compiled.fullmatch("https://git.example.com/org/repo") and not compiled.fullmatch("https://a/b")
+    assert compiled.fullmatch("https://" + "a/" * 1016) and not compiled.fullmatch("https://" + "a/" * 1017)

@@ -250,7 +250,51 @@ def _re2_source(source: str) -> str | None:
         return escape.group(0)
 
     respelled = _ESCAPE.sub(respell, source)
-    return None if differs else respelled
+    return None if differs else _split_repetitions(respelled)
+
+
+_RE2_MAX_REPEAT = 1000
+_BOUNDS = re.compile(r"\{(\d+),(\d+)\}")
+
+
+def _split_repetitions(source: str) -> str | None:
+    """`(G){m,n}` with n past RE2's cap of 1000 as `(G){m,1000}(G){0,n-1000}` (same verdict, as RE2
+    has no backreferences to tell the copies apart); None for a count this cannot split."""
+    out: list[str] = []
+    groups: list[int] = []  # where in `out` each open group begins
+    closed: int | None = None  # where the group just closed begins, when the last token closed one
+    i = 0
+    while i < len(source):
+        c = source[i]
+        just_closed, closed = closed, None
+        if c == "\\":
+            out.append(source[i:i + 2])
+            i += 2
+            continue
+        if c == "[":  # a class: copied whole (its first "]", after an optional "^", is a member)
+            end = i + 1 + (source[i + 1:i + 2] == "^")
+            end += source[end:end + 1] == "]"
+            while end < len(source) and source[end] != "]":
+                end += 2 if source[end] == "\\" else 1
+            out.append(source[i:end + 1])
+            i = end + 1
+            continue
+        bounds = _BOUNDS.match(source, i) if c == "{" else None
+        if bounds is not None and int(bounds.group(2)) > _RE2_MAX_REPEAT:
+            low, high = int(bounds.group(1)), int(bounds.group(2))
+            if just_closed is None or low > _RE2_MAX_REPEAT or high > 2 * _RE2_MAX_REPEAT:
+                return None
+            group = "".join(out[just_closed:])
+            out.append(f"{{{low},{_RE2_MAX_REPEAT}}}{group}{{0,{high - _RE2_MAX_REPEAT}}}")
+            i = bounds.end()
+            continue
+        if c == "(":
+            groups.append(len(out))
+        elif c == ")" and groups:
+            closed = groups.pop()
+        out.append(c)
+        i += 1
+    return "".join(out)
 
 
 @functools.lru_cache(maxsize=2048)
