@@ -79,6 +79,20 @@ def _ping(sock: socket.socket) -> bytes:
     return bytes(received)
 
 
+def _ping_once_admitted(server: Server, source: str = "127.0.0.1") -> bytes:
+    """A ping on a new connection, tried again while refused (the server sees closes soon, not at once)."""
+    deadline = time.monotonic() + 20
+    while True:
+        with _connect(server, source) as sock:
+            try:
+                answer = _ping(sock)
+            except (ConnectionResetError, BrokenPipeError):
+                answer = b""
+        if answer.startswith(b"HTTP/1.1 200 OK") or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.1)
+
+
 def _length(received: bytes) -> int:
     for line in received.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
         if line.lower().startswith(b"content-length:"):
@@ -163,17 +177,24 @@ def test_one_client_at_its_connection_limit_does_not_starve_another(edge) -> Non
         for sock in held:
             sock.close()
     # Once its connections are closed, the client is admitted again (the server sees the closes soon).
-    deadline = time.monotonic() + 20
-    while True:
-        with _connect(edge) as again:
-            try:
-                answer = _ping(again)
-            except ConnectionResetError:
-                answer = b""
-        if answer.startswith(b"HTTP/1.1 200 OK") or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    assert answer.startswith(b"HTTP/1.1 200 OK")
+    assert _ping_once_admitted(edge).startswith(b"HTTP/1.1 200 OK")
+
+
+def test_the_bound_on_all_connections_refuses_past_it_and_admits_again_below(tmp_path) -> None:
+    server = _start(tmp_path / "home", "[server]\nmax_connections = 16\nkeep_alive_timeout_seconds = 60\n")
+    try:
+        held = [_connect(server, source=f"127.0.0.{2 + i % 4}") for i in range(16)]  # from four addresses
+        with _connect(server, source="127.0.0.9") as over:
+            received = _read_to_close(over)
+        assert _answers(received) == [b"HTTP/1.1 503 Service Unavailable"]
+        assert "server.max_connections in config.toml" in _body(received)["message"]
+        assert _ping(held[0]).startswith(b"HTTP/1.1 200 OK")  # those admitted are served
+        held.pop().close()
+        assert _ping_once_admitted(server, "127.0.0.9").startswith(b"HTTP/1.1 200 OK")
+        for sock in held:
+            sock.close()
+    finally:
+        stop_server(server)
 
 
 def test_clients_gone_midway_leave_no_error_in_the_servers_output(tmp_path) -> None:
