@@ -108,10 +108,10 @@ def _body(received: bytes) -> dict:
     return json.loads(received.split(b"\r\n\r\n", 1)[1])
 
 
-@pytest.mark.parametrize("head", [b"G", b"POST /endpoints/", b"GET /ping HTTP/1.1\r\nhost: forklift\r\n",
+@pytest.mark.parametrize("head", [b"G", b"POST /endpoints/", b"\r\n\r\n", b"GET /ping HTTP/1.1\r\nhost: forklift\r\n",
                                   b"POST / HTTP/1.1\r\nhost: forklift\r\nx-amz-target: SageMaker.ListTrainingJobs",
                                   b"POST /endpoints/e/invocations HTTP/1.1\r\nhost: forklift\r\n"],
-                         ids=["one-byte", "invoke-prefix", "uvicorn", "awsjson", "invoke"])
+                         ids=["one-byte", "invoke-prefix", "blank-lines", "uvicorn", "awsjson", "invoke"])
 def test_a_head_never_completed_is_answered_408_and_closed(edge, head) -> None:
     with _connect(edge) as sock:
         sock.sendall(head)

@@ -82,8 +82,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.head_budget = HeadBudget()
         self.admission: Admission | None = None
-        self.head_deadline: float | None = None  # loop time; set on a hand-over mid-head
+        self.head_deadline: float | None = None  # loop time; set by a hand-over mid-head, else at its start
+        self.body_deadline = 0.0
+        self.received_at = 0.0  # loop time of the read being handled
+        self.in_body = False
         self.request_timer: asyncio.TimerHandle | None = None
+        self.timed_phase: str | None = None  # "head" or "body": what request_timer waits for
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_timer()
@@ -92,14 +96,30 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self.request_timer is None:  # the first bytes of a head
-            deadline = self.head_deadline or self.loop.time() + self.limits.head_timeout
-            self.head_deadline = None
-            self.request_timer = self.loop.call_at(deadline, self._head_timed_out)
+        self.received_at = self.loop.time()
         mark = self.head_budget.mark()
         super().data_received(data)
         if self.head_budget.fed(mark, len(data)) and not self.transport.is_closing():
             self.send_400_response("")
+        # A request still arriving when the read ends gets a timer on the part awaited; one that came
+        # whole costs none. Bytes with no request begun (blank lines) are timed as a head.
+        cycle = self.cycle
+        idle = cycle is None or cycle.response_complete
+        phase = "head" if self.head_budget.open or (idle and not self.in_body) else "body" if self.in_body else None
+        if phase != self.timed_phase and not self.transport.is_closing():
+            self._stop_timer()
+            if phase == "head":
+                if not self.head_budget.open:
+                    self.head_started()
+                self.request_timer = self.loop.call_at(self.head_deadline or 0.0, self._head_timed_out)
+            elif phase == "body":
+                self.request_timer = self.loop.call_at(self.body_deadline, self._body_timed_out)
+            self.timed_phase = phase
+
+    def head_started(self) -> None:
+        """The deadline of a head beginning in this read; a head handed over mid-way keeps its own."""
+        if self.head_deadline is None:
+            self.head_deadline = self.received_at + self.limits.head_timeout
 
     def send_400_response(self, msg: str) -> None:
         if not self.head_budget.over:
@@ -111,6 +131,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.head_budget.begin()
+        self.head_started()
 
     def on_url(self, url: bytes) -> None:
         self.head_budget.spend(len(url))
@@ -122,11 +143,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self.head_budget.open = False
-        self._stop_timer()
-        self.request_timer = self.loop.call_later(self.limits.body_timeout, self._body_timed_out)
+        self.head_deadline = None
+        self.body_deadline = self.received_at + self.limits.body_timeout
+        self.in_body = True
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        self.in_body = False
         self._stop_timer()
         super().on_message_complete()
 
@@ -134,9 +157,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self.request_timer is not None:
             self.request_timer.cancel()
             self.request_timer = None
+        self.timed_phase = None
 
     def _head_timed_out(self) -> None:
-        self.request_timer = None
+        self.request_timer = self.timed_phase = None
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:  # the answer before is still being written
             cycle.keep_alive = False
@@ -146,7 +170,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _body_timed_out(self) -> None:
         # The ASGI app waits in `receive()`: the close makes that an `http.disconnect`, so the request
         # is dropped, never handled with the part of the body that came.
-        self.request_timer = None
+        self.request_timer = self.timed_phase = None
         started = self.cycle is not None and self.cycle.response_started
         self._time_out(None if started else body_timeout_answer(self.limits.body_timeout))
 
