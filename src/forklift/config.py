@@ -11,6 +11,13 @@ config.toml (every key optional):
     max_image_bytes = "20 GiB"   # unpacked size cap per image; default: free disk less a reserve
     max_image_files = 1000000    # entries (files, dirs, links) per image
 
+    [server]                                   # forklift serve's HTTP edge
+    max_connections_per_client = 256           # open connections from one source address
+    max_connections = 15000                    # in all (default: RLIMIT_NOFILE less a quarter)
+    request_head_timeout_seconds = 10          # first byte of a request to the end of its headers
+    request_body_timeout_seconds = 60          # end of the headers to the end of the body
+    keep_alive_timeout_seconds = 5             # an idle connection between requests
+
 Each package reads its own keys (control, inference, storage); the shape of the whole file is
 checked here, once, whenever it is read: an unknown key or a value of the wrong kind is an error
 naming the file, the key and the fix, before anything runs on a misread setting. `SCHEMA` is
@@ -192,6 +199,12 @@ SCHEMA: dict[str, Key | dict[str, Key]] = {
                   "health_check_interval_seconds": Key("a number of seconds", _number(0.01, 3600)),
                   "unhealthy_after_failed_pings": Key("an integer from 1 to 1000", _number(1, 1000, integer=True)),
                   "stop_grace_seconds": Key("a number of seconds", _number(0, DAY))},
+    # The HTTP edge of `forklift serve` (forklift.api.edge): what one client may hold of it.
+    "server": {"max_connections": Key("an integer from 16 to 1000000", _number(16, 1_000_000, integer=True)),
+               "max_connections_per_client": Key("an integer from 1 to 1000000", _number(1, 1_000_000, integer=True)),
+               "request_head_timeout_seconds": Key("a number of seconds", _number(0.01, 3600)),
+               "request_body_timeout_seconds": Key("a number of seconds", _number(0.01, DAY)),
+               "keep_alive_timeout_seconds": Key("a number of seconds", _number(0.01, 3600))},
 }
 
 

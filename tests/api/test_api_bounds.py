@@ -13,7 +13,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from forklift.api.dataplane import MAX_HEAD, MAX_HEADER_FIELDS
+from forklift.api.boundedhttp import MAX_HEAD, MAX_HEADER_FIELDS
 from forklift.api.errors import ApiError
 from forklift.api.jsondepth import nests_deeper
 from forklift.api.validation import validate

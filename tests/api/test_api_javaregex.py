@@ -51,3 +51,28 @@ def test_every_pattern_in_the_models_compiles(service: str) -> None:
     patterns = {model.shape_for(n).metadata.get("pattern") for n in model.shape_names} - {None}
     for pattern in patterns:
         compile_java(pattern)
+
+
+def test_a_pattern_that_backtracks_exponentially_under_re_gets_a_verdict() -> None:
+    # SageMaker's ClusterSchedulerPriorityClassName: under `re`, 28 characters took seconds and each
+    # one more doubles it; 200 would never finish.
+    compiled = compile_java("[a-z0-9]([-a-z0-9]*[a-z0-9]){0,39}?")
+    assert not compiled.fullmatch("a" * 200 + "!")
+    assert compiled.fullmatch("a" * 40) and compiled.fullmatch("a-b--c")
+
+
+@pytest.mark.parametrize(("pattern", "text", "verdict"), [
+    ("\\s", "\x0b", True),  # Java's \s has \x0b, RE2's has not: kept on `re`
+    ("(?i)k", "\u212a", False),  # Java's (?i) folds ASCII only (the Kelvin sign is not k)
+    ("a\\z", "a", True), ("[\\u00e9]x", "éx", True), ("\\x{1F600}", "😀", True),
+])
+def test_what_re2_reads_otherwise_keeps_java_meaning(pattern: str, text: str, verdict: bool) -> None:
+    assert bool(compile_java(pattern).fullmatch(text)) is verdict
+
+
+def test_a_count_past_re2s_cap_is_split_not_left_to_backtracking() -> None:
+    # SageMaker's RepositoryUrl: RE2 caps a count at 1000, and under `re` 20 path segments never end.
+    compiled = compile_java("https://([.\\-_a-zA-Z0-9]+/?){3,1016}")
+    assert not compiled.fullmatch("https://" + "a/" * 200 + "!")
+    assert compiled.fullmatch("https://git.example.com/org/repo") and not compiled.fullmatch("https://a/b")
+    assert compiled.fullmatch("https://" + "a/" * 1016) and not compiled.fullmatch("https://" + "a/" * 1017)

@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -82,6 +82,9 @@ async def _guarded(render: Callable[[ApiError], Response], work: Awaitable[Respo
         if error.status >= 500:
             log.warning("request %s: %s %s", request_id, error.code, error.message)
         return render(error)
+    except ClientDisconnect:  # gone before its body was read: nothing is handled, and no one reads an answer
+        log.debug("request %s: the client went away before its body arrived", request_id)
+        return render(ApiError("RequestTimeout", "The client closed the connection before its body arrived.", 400))
     except Exception:
         log.exception("request %s failed", request_id)
         return render(ApiError.internal())
@@ -91,7 +94,7 @@ def create_app(services: ApiServices) -> ForkliftApp:
     json_services = {
         "SageMaker": JsonService("sagemaker", "ValidationException", services.sagemaker_handlers),
         "Logs_20140328": JsonService("logs", "InvalidParameterException",
-                                     logs_handlers(services.log_source or NoLogs())),
+                                     logs_handlers(services.log_source or NoLogs(), services.filter_time_budget)),
     }
 
     def context(request: Request, operation: str, principal: Principal | None) -> RequestContext:

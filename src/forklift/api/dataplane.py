@@ -16,16 +16,16 @@ closed.
 
     config = uvicorn.Config(app, http=protocol_for(app), ...)
 
-Both protocols bound a request's head (request line and headers): past `MAX_HEAD` bytes or
-`MAX_HEADER_FIELDS` fields the answer is 431 and the connection is closed. httptools has no limit of
-its own and buffers a header until its line ends, so bytes of a head still unfinished are counted
-as they arrive, not only once the parser hands a header over.
+Both protocols bound a request: its head's size (`forklift.api.boundedhttp`: past `MAX_HEAD` bytes
+or `MAX_HEADER_FIELDS` fields, 431), the time its head and body take to arrive (408, and a request
+whose body does not arrive in full is never answered), and the connections one client holds
+(`forklift.api.edge`: past the limit a new connection is answered 503 and closed at once). A client
+that goes away before its answer is written is a debug line, not an error.
 """
 
 from __future__ import annotations
 
 import asyncio
-import http
 import logging
 import re
 from collections import deque
@@ -34,8 +34,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from forklift.api.boundedhttp import (
+    HEAD_TOO_LARGE,
+    STATUS_LINES,
+    BoundedHttpToolsProtocol,
+    HeadBudget,
+    plain_refusal,
+    status_line,
+)
+from forklift.api.edge import (
+    Admission,
+    ConnectionGate,
+    EdgeLimits,
+    body_timeout_answer,
+    client_address,
+    head_timeout_answer,
+)
 from forklift.api.sagemaker_runtime import DRAIN_LIMIT, endpoint_in_path, max_body
 
 log = logging.getLogger(__name__)
@@ -46,105 +61,6 @@ _MAX_LINE = 8192
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _INVALID = b"Invalid HTTP request received."
 _NOT_PIPELINABLE = b"Only InvokeEndpoint requests may be pipelined on this connection."
-MAX_HEAD = 64 * 1024  # request line and headers; an SDK's head is under 4 KiB
-MAX_HEADER_FIELDS = 100  # as Apache's LimitRequestFields; an SDK sends about 12
-_HEAD_TOO_LARGE = f"The request line and headers exceed {MAX_HEAD} bytes or {MAX_HEADER_FIELDS} fields.".encode()
-
-
-class _HeadTooLarge(Exception):
-    """Raised from a parser callback: httptools turns it into HttpParserCallbackError."""
-
-
-class _HeadBudget:
-    """What the head of the request being parsed has used of `MAX_HEAD` and `MAX_HEADER_FIELDS`."""
-
-    __slots__ = ("begun", "fields", "received", "open", "over", "size")
-
-    def __init__(self) -> None:
-        self.open = False  # a request has begun and its headers are not complete
-        self.over = False
-        self.size = self.received = self.fields = self.begun = 0
-
-    def begin(self) -> None:
-        self.open, self.size, self.received, self.fields = True, 0, 0, 0
-        self.begun += 1
-
-    def mark(self) -> int | None:
-        """Before a feed: which request's head is open, if one is."""
-        return self.begun if self.open else None
-
-    def spend(self, size: int, fields: int = 0) -> None:
-        """Count a piece of the head the parser handed over; raise once past the bounds."""
-        self.size += size
-        self.fields += fields
-        if self.size > MAX_HEAD or self.fields > MAX_HEADER_FIELDS:
-            self.over = True
-            raise _HeadTooLarge
-
-    def fed(self, mark: int | None, size: int) -> bool:
-        """After a feed of `size` bytes: count them if the head open before (`mark`) is still open, as
-        then all of them were head; True once past MAX_HEAD."""
-        if mark is not None and self.open and self.begun == mark:
-            self.received += size
-            self.over = self.over or self.received > MAX_HEAD
-        return self.over
-
-
-def _refusal(status: int, message: bytes, default_headers: Any = ()) -> bytes:
-    lines = [_STATUS_LINES.get(status) or _status_line(status)]
-    lines += [name + b": " + value + b"\r\n" for name, value in default_headers]
-    return b"".join(lines) + (b"content-type: text/plain\r\nconnection: close\r\ncontent-length: "
-                              + str(len(message)).encode() + b"\r\n\r\n" + message)
-
-
-class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol (the one `http="auto"` picks), with the head bounded."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.head_budget = _HeadBudget()
-
-    def data_received(self, data: bytes) -> None:
-        mark = self.head_budget.mark()
-        super().data_received(data)
-        if self.head_budget.fed(mark, len(data)) and not self.transport.is_closing():
-            self.send_400_response("")
-
-    def send_400_response(self, msg: str) -> None:
-        if not self.head_budget.over:
-            super().send_400_response(msg)
-            return
-        self.transport.write(_refusal(431, _HEAD_TOO_LARGE, self.server_state.default_headers))
-        self.transport.close()
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self.head_budget.begin()
-
-    def on_url(self, url: bytes) -> None:
-        self.head_budget.spend(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.head_budget.spend(len(name) + len(value) + 4, fields=1)
-        super().on_header(name, value)
-
-    def on_headers_complete(self) -> None:
-        self.head_budget.open = False
-        super().on_headers_complete()
-
-
-def _status_line(status: int) -> bytes:
-    try:
-        phrase = http.HTTPStatus(status).phrase
-    except ValueError:
-        phrase = ""
-    return f"HTTP/1.1 {status} {phrase}\r\n".encode()
-
-
-_STATUS_LINES = {status: _status_line(status) for status in (200, 400, 404, 413, 424, 429, 431, 500, 503)}
-
-
 @dataclass
 class _Request:
     url: bytearray = field(default_factory=bytearray)
@@ -165,7 +81,9 @@ class DataPlaneProtocol(asyncio.Protocol):
     `protocol_for`; uvicorn constructs the class with its own config and server state."""
 
     handler: Handler
-    fallback: type[asyncio.Protocol] = BoundedHttpToolsProtocol
+    fallback: type[BoundedHttpToolsProtocol] = BoundedHttpToolsProtocol
+    limits: EdgeLimits = EdgeLimits()
+    gate: ConnectionGate = ConnectionGate(limits)
 
     def __init__(self, config: Any, server_state: Any, app_state: dict, _loop: asyncio.AbstractEventLoop | None = None):
         self._uvicorn = {"config": config, "server_state": server_state, "app_state": app_state, "_loop": _loop}
@@ -173,7 +91,7 @@ class DataPlaneProtocol(asyncio.Protocol):
         self.server_state = server_state
         self.loop = _loop or asyncio.get_event_loop()
         self.parser = httptools.HttpRequestParser(self)
-        self.head_budget = _HeadBudget()
+        self.head_budget = HeadBudget()
         self.limit = max_body() + 1  # enough to fail the length check
         self.transport: asyncio.Transport | None = None
         self.scheme = "http"
@@ -183,6 +101,14 @@ class DataPlaneProtocol(asyncio.Protocol):
         self.answering: asyncio.Task | None = None
         self.closing = False
         self.keep_alive_timer: asyncio.TimerHandle | None = None
+        # A request still arriving when a read ends has a timer on its head's deadline, then its body's;
+        # one that arrives whole in one read (nearly all) costs no timer.
+        self.request_timer: asyncio.TimerHandle | None = None
+        self.timed_phase: str | None = None  # "head" or "body": what request_timer waits for
+        self.received_at = 0.0  # loop time of the read being handled
+        self.head_deadline = self.body_deadline = 0.0
+        self.deciding_before = False  # the read being handled continues a request line begun earlier
+        self.admission: Admission | None = None
         self.writable = asyncio.Event()
         self.writable.set()
 
@@ -191,11 +117,21 @@ class DataPlaneProtocol(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not an asyncio.Transport
         self.scheme = "https" if transport.get_extra_info("sslcontext") else "http"
         self.server_state.connections.add(self)
+        admitted = self.gate.admit(client_address(transport))
+        if isinstance(admitted, bytes):  # over a connection limit: answered and closed before a byte is read
+            self.closing = True
+            self.transport.write(admitted)
+            self.transport.close()
+            return
+        self.admission = admitted
         self._arm_keep_alive()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server_state.connections.discard(self)
         self._disarm_keep_alive()
+        self._stop_request_timer()
+        if self.admission is not None:
+            self.admission.release()
         self.closing = True
         self.writable.set()
 
@@ -207,6 +143,17 @@ class DataPlaneProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._disarm_keep_alive()
+        if self.closing and self.admission is None:  # refused at connection_made
+            return
+        self.received_at = self.loop.time()
+        self.deciding_before = bool(self.head)
+        if self.request is None and not self.head:  # the first bytes of a head
+            self.head_deadline = self.received_at + self.limits.head_timeout
+        self._receive(data)
+        if self.request is not None or self.head:
+            self._watch()
+
+    def _receive(self, data: bytes) -> None:
         if self.request is None and not self.queue and self.answering is None:
             data = bytes(self.head) + data if self.head else data
             decided = self._decide(data)
@@ -222,10 +169,10 @@ class DataPlaneProtocol(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
-            self._refuse(431 if budget.over else 400, _HEAD_TOO_LARGE if budget.over else _INVALID)
+            self._refuse(431 if budget.over else 400, HEAD_TOO_LARGE if budget.over else _INVALID)
             return
         if budget.fed(mark, len(data)):
-            self._refuse(431, _HEAD_TOO_LARGE)
+            self._refuse(431, HEAD_TOO_LARGE)
 
     def _refuse(self, status: int, message: bytes) -> None:
         """Answer `status` and close: now when idle, else after the answers to the requests before."""
@@ -259,19 +206,25 @@ class DataPlaneProtocol(asyncio.Protocol):
     def _hand_over(self, data: bytes) -> None:
         assert self.transport is not None
         self.server_state.connections.discard(self)
+        self._stop_request_timer()
         protocol = self.fallback(**self._uvicorn)
+        protocol.admission, self.admission = self.admission, None
+        protocol.head_deadline = self.head_deadline  # the head began here: its time runs on
         protocol.connection_made(self.transport)
         self.transport.set_protocol(protocol)
         protocol.data_received(data)
 
     def _reject(self, status: int, message: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(_refusal(status, message))
+            self.transport.write(plain_refusal(status, message))
             self.transport.close()
         self.closing = True
 
     # -- httptools callbacks ----------------------------------------------------------------------
     def on_message_begin(self) -> None:
+        if not self.deciding_before:  # else the head began in an earlier read, and its deadline with it
+            self.head_deadline = self.received_at + self.limits.head_timeout
+        self.deciding_before = False
         self.request = _Request()
         self.head_budget.begin()
 
@@ -287,6 +240,7 @@ class DataPlaneProtocol(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.head_budget.open = False
+        self.body_deadline = self.received_at + self.limits.body_timeout
         request = self.request
         assert request is not None and self.transport is not None
         request.keep_alive = self.parser.should_keep_alive()
@@ -317,6 +271,7 @@ class DataPlaneProtocol(asyncio.Protocol):
             self._too_large(request)
 
     def on_message_complete(self) -> None:
+        self._stop_request_timer()
         request, self.request = self.request, None
         if request is None or request.close_after:
             return
@@ -325,6 +280,7 @@ class DataPlaneProtocol(asyncio.Protocol):
     def _too_large(self, request: _Request) -> None:
         """Stop reading a body past DRAIN_LIMIT: the length check fails it, then the connection closes."""
         assert self.transport is not None
+        self._stop_request_timer()
         request.body = bytearray(self.limit)
         request.close_after = True
         self.request = None
@@ -349,6 +305,10 @@ class DataPlaneProtocol(asyncio.Protocol):
                     self.closing = True  # before the answer, so that it says `connection: close`
                 try:
                     await self._answer(request)
+                except ConnectionError:  # the client's choice, not the server's fault
+                    log.debug("the client of %s went away before its answer was written", request.path)
+                    self.closing = True
+                    return
                 except Exception:
                     log.exception("InvokeEndpoint broke off its answer to %s", request.path)
                     self.closing = True
@@ -396,6 +356,49 @@ class DataPlaneProtocol(asyncio.Protocol):
         if self.transport is not None and self.request is None and self.answering is None:
             self.transport.close()
 
+    # -- a request that does not arrive in time (forklift.api.edge) -----------------------------
+    def _watch(self) -> None:
+        """After a read that left a request incomplete: a timer on the deadline of the part awaited."""
+        phase = "head" if self.head or self.head_budget.open else "body"
+        if self.timed_phase == phase:
+            return
+        self._stop_request_timer()
+        if phase == "head":
+            self.request_timer = self.loop.call_at(self.head_deadline, self._head_timed_out)
+        else:
+            self.request_timer = self.loop.call_at(self.body_deadline, self._body_timed_out)
+        self.timed_phase = phase
+
+    def _stop_request_timer(self) -> None:
+        if self.request_timer is not None:
+            self.request_timer.cancel()
+            self.request_timer = None
+            self.timed_phase = None
+
+    def _head_timed_out(self) -> None:
+        self.request_timer = self.timed_phase = None
+        self._time_out(head_timeout_answer(self.limits.head_timeout))
+
+    def _body_timed_out(self) -> None:
+        self.request_timer = self.timed_phase = None
+        self._time_out(body_timeout_answer(self.limits.body_timeout))
+
+    def _time_out(self, answer: bytes) -> None:
+        """Drop the request still arriving (never handled), then answer 408 and close: now when idle,
+        else after the answers to the requests before it."""
+        log.debug("closing a connection: a request did not arrive in time")
+        self.request = None
+        self.head.clear()
+        if self.transport is None or self.transport.is_closing():
+            return
+        if not self.queue and self.answering is None:
+            self.transport.write(answer)
+            self.transport.close()
+            self.closing = True
+            return
+        self.transport.pause_reading()
+        self.closing = True
+
 
 class _ResponseWriter:
     """ASGI `send` for one answer: the head goes out with the first body bytes, in one write."""
@@ -410,7 +413,7 @@ class _ResponseWriter:
         protocol = self.protocol
         if message["type"] == "http.response.start":
             status = message["status"]
-            lines = [_STATUS_LINES.get(status) or _status_line(status)]
+            lines = [STATUS_LINES.get(status) or status_line(status)]
             lines += [name + b": " + value + b"\r\n" for name, value in protocol.server_state.default_headers]
             has_length = False
             for name, value in message.get("headers", ()):
@@ -445,7 +448,11 @@ class _ResponseWriter:
             await protocol.writable.wait()
 
 
-def protocol_for(handler: Handler) -> type[DataPlaneProtocol]:
+def protocol_for(handler: Handler, limits: EdgeLimits | None = None) -> type[DataPlaneProtocol]:
     """The protocol class to give uvicorn (`Config(http=...)`) for a server whose InvokeEndpoint
-    requests go to `handler(endpoint, scope, receive, send)`."""
-    return type("ForkliftDataPlaneProtocol", (DataPlaneProtocol,), {"handler": staticmethod(handler)})
+    requests go to `handler(endpoint, scope, receive, send)`, bounded by `limits` (one count of
+    connections for every connection of the server)."""
+    limits = limits or EdgeLimits()
+    fallback = type("ForkliftHttpToolsProtocol", (BoundedHttpToolsProtocol,), {"limits": limits})
+    return type("ForkliftDataPlaneProtocol", (DataPlaneProtocol,), {
+        "handler": staticmethod(handler), "limits": limits, "gate": ConnectionGate(limits), "fallback": fallback})

@@ -14,6 +14,13 @@ translated pattern is used with `fullmatch`. What differs between the dialects, 
 
 Class intersection (`&&`), `\\P{…}` inside a class and a few rare escapes raise `Unsupported`;
 callers treat such a pattern as unchecked rather than guessing.
+
+A translated pattern runs on RE2, in time linear in the value, wherever RE2 means the same by it:
+the models hold patterns that backtrack exponentially under `re` (SageMaker's
+`[a-z0-9]([-a-z0-9]*[a-z0-9]){0,39}?` takes seconds on 28 characters, doubling with each one), and
+any caller may send any value. What RE2 lacks or reads differently (lookaround, so `$`;
+backreferences; `\\s`, which in RE2 leaves out `\\x0b`; `(?i)`, which in RE2 folds all of Unicode)
+stays on `re`.
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ import re
 import sys
 import unicodedata
 import warnings
+from typing import Any, Protocol
+
+import re2
 
 from forklift.errors import ForkliftError
 
@@ -212,10 +222,92 @@ def translate(pattern: str) -> str:
     return _Translator(pattern).run()
 
 
+class JavaPattern(Protocol):
+    def fullmatch(self, text: str) -> Any: ...
+
+    def match(self, text: str) -> Any: ...
+
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a pattern RE2 refuses goes to `re`: no need to print it
+_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)", re.DOTALL)
+
+
+def _re2_source(source: str) -> str | None:
+    """`source` (for `re`, flags ASCII) in RE2's spelling; None where RE2 would read it otherwise."""
+    if "(?i" in source:
+        return None
+    differs = False
+
+    def respell(escape: re.Match[str]) -> str:
+        nonlocal differs
+        body = escape.group(1)
+        if body[0] in "uU" and len(body) > 1:
+            return f"\\x{{{body[1:]}}}"
+        if body == "Z":  # what `translate` writes for Java's \z
+            return "\\z"
+        differs = differs or body in "sS"
+        return escape.group(0)
+
+    respelled = _ESCAPE.sub(respell, source)
+    return None if differs else _split_repetitions(respelled)
+
+
+_RE2_MAX_REPEAT = 1000
+_BOUNDS = re.compile(r"\{(\d+),(\d+)\}")
+
+
+def _split_repetitions(source: str) -> str | None:
+    """`(G){m,n}` with n past RE2's cap of 1000 as `(G){m,1000}(G){0,n-1000}` (same verdict, as RE2
+    has no backreferences to tell the copies apart); None for a count this cannot split."""
+    out: list[str] = []
+    groups: list[int] = []  # where in `out` each open group begins
+    closed: int | None = None  # where the group just closed begins, when the last token closed one
+    i = 0
+    while i < len(source):
+        c = source[i]
+        just_closed, closed = closed, None
+        if c == "\\":
+            out.append(source[i:i + 2])
+            i += 2
+            continue
+        if c == "[":  # a class: copied whole (its first "]", after an optional "^", is a member)
+            end = i + 1 + (source[i + 1:i + 2] == "^")
+            end += source[end:end + 1] == "]"
+            while end < len(source) and source[end] != "]":
+                end += 2 if source[end] == "\\" else 1
+            out.append(source[i:end + 1])
+            i = end + 1
+            continue
+        bounds = _BOUNDS.match(source, i) if c == "{" else None
+        if bounds is not None and int(bounds.group(2)) > _RE2_MAX_REPEAT:
+            low, high = int(bounds.group(1)), int(bounds.group(2))
+            if just_closed is None or low > _RE2_MAX_REPEAT or high > 2 * _RE2_MAX_REPEAT:
+                return None
+            group = "".join(out[just_closed:])
+            out.append(f"{{{low},{_RE2_MAX_REPEAT}}}{group}{{0,{high - _RE2_MAX_REPEAT}}}")
+            i = bounds.end()
+            continue
+        if c == "(":
+            groups.append(len(out))
+        elif c == ")" and groups:
+            closed = groups.pop()
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
 @functools.lru_cache(maxsize=2048)
-def compile_java(pattern: str) -> re.Pattern[str]:
-    """Compile a Java pattern; raises `Unsupported` for what the translator cannot honour."""
+def compile_java(pattern: str) -> JavaPattern:
+    """Compile a Java pattern (on RE2 where it can be); raises `Unsupported` for what the translator
+    cannot honour."""
     source = translate(pattern)
+    linear = _re2_source(source)
+    if linear is not None:
+        try:
+            return re2.compile(linear, _RE2_OPTIONS)  # type: ignore[no-any-return]
+        except re2.error:
+            pass  # a construct RE2 lacks: `re` below
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # literal '[' / '&' / '~' inside classes
         try:

@@ -6,11 +6,16 @@ forward token points after the last event returned (and comes back unchanged whe
 written), a backward token at the first one. FilterLogEvents merges the chosen streams by time
 (`logpattern` matches the filter pattern); its token is the (time, stream, position) of the last
 event returned.
+
+A FilterLogEvents call scans for at most `FILTER_TIME_BUDGET` seconds (always at least one event):
+past it, it answers with what it found and a `nextToken` after the last event it looked at, as
+CloudWatch does when a search runs long, and the client's next call goes on from there.
 """
 
 from __future__ import annotations
 
 import heapq
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -22,12 +27,14 @@ from forklift.api.tokens import decode_event_token, decode_token, encode_event_t
 from forklift.control.logsource import LogEvent, LogSource
 
 CHUNK = 1000
+FILTER_TIME_BUDGET = 5.0  # seconds one FilterLogEvents call may scan
 GROUP_NOT_FOUND = "The specified log group does not exist."
 STREAM_NOT_FOUND = "The specified log stream does not exist."
 
 
-def logs_handlers(source: LogSource) -> dict[str, Callable[[dict, RequestContext], dict]]:
-    api = LogsApi(source)
+def logs_handlers(source: LogSource, filter_time_budget: float = FILTER_TIME_BUDGET
+                  ) -> dict[str, Callable[[dict, RequestContext], dict]]:
+    api = LogsApi(source, filter_time_budget)
     return {
         "DescribeLogGroups": api.describe_log_groups,
         "DescribeLogStreams": api.describe_log_streams,
@@ -54,8 +61,9 @@ def group_arn(ctx: RequestContext, group: str) -> str:
 
 
 class LogsApi:
-    def __init__(self, source: LogSource) -> None:
+    def __init__(self, source: LogSource, filter_time_budget: float = FILTER_TIME_BUDGET) -> None:
         self.source = source
+        self.filter_time_budget = filter_time_budget
 
     def describe_log_groups(self, params: dict, ctx: RequestContext) -> dict:
         prefix, pattern = params.get("logGroupNamePrefix"), params.get("logGroupNamePattern")
@@ -160,24 +168,38 @@ class LogsApi:
         limit = params.get("limit", 10000)
         found: list[tuple[int, str, int, LogEvent]] = []
         more = False
+        deadline = time.monotonic() + self.filter_time_budget
+        looked_at: tuple[int, str, int, LogEvent] | None = None  # the last event this call scanned
+        cut_short = False
         for key in heapq.merge(*(self._stream_events(group, name) for name in chosen)):
             timestamp, _, _, event = key
             if end is not None and timestamp > end:  # unlike GetLogEvents, endTime is inclusive here
                 break
-            if (after is not None and key[:3] <= after) or (start is not None and timestamp < start) \
-                    or not matches(event.message):
+            if after is not None and key[:3] <= after:
+                continue
+            if looked_at is not None and time.monotonic() > deadline:
+                cut_short = True
+                break
+            looked_at = key
+            if (start is not None and timestamp < start) or not matches(event.message):
                 continue
             if len(found) == limit:
                 more = True
                 break
             found.append(key)
+        if more:
+            token = encode_token(found[-1][:3], kind)
+        elif cut_short and looked_at is not None:
+            token = encode_token(looked_at[:3], kind)
+        else:
+            token = None
         return {
             "events": [{"logStreamName": stream, "timestamp": e.timestamp, "message": e.message,
                         "ingestionTime": e.ingestion_time if e.ingestion_time is not None else e.timestamp,
                         "eventId": f"{e.timestamp:013d}{zlib.crc32(stream.encode()):010d}{index:010d}"}
                        for _, stream, index, e in found],
-            "searchedLogStreams": [{"logStreamName": name, "searchedCompletely": True} for name in chosen],
-            "nextToken": encode_token(found[-1][:3], kind) if more else None,
+            "searchedLogStreams": [{"logStreamName": name, "searchedCompletely": not cut_short} for name in chosen],
+            "nextToken": token,
         }
 
     def _stream_events(self, group: str, stream: str) -> Iterator[tuple[int, str, int, LogEvent]]:

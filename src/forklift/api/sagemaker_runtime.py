@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from forklift.api.authz import authorize
@@ -83,6 +84,8 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         if name == b"content-length" and value.isdigit() and int(value) > DRAIN_LIMIT:
             return b"\0" * (limit + 1)
     first = await receive()
+    if first["type"] == "http.disconnect":
+        raise ClientDisconnect
     if not first.get("more_body"):
         return first.get("body", b"")
     kept, size, message = bytearray(), 0, first
@@ -94,6 +97,8 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         if size > DRAIN_LIMIT or not message.get("more_body"):
             return bytes(kept)
         message = await receive()
+        if message["type"] == "http.disconnect":  # never handle a body cut short
+            raise ClientDisconnect
 
 
 async def invoke_endpoint(endpoint: str, scope: Scope, receive: Receive, send: Send, handler: RuntimeHandler | None,
@@ -108,6 +113,9 @@ async def invoke_endpoint(endpoint: str, scope: Scope, receive: Receive, send: S
         if error.status >= 500:
             log.warning("request %s: %s %s", request_id, error.code, error.message)
         await _send_error(error, request_id, scope, receive, send)
+        return
+    except ClientDisconnect:
+        log.debug("request %s: the client went away before its body arrived", request_id)
         return
     except Exception:
         log.exception("request %s failed", request_id)

@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from forklift.api.context import RequestContext
 from forklift.api.invocation import RuntimeHandler
+from forklift.api.logs import FILTER_TIME_BUDGET
 from forklift.api.validation import operation_model
 from forklift.audit import AuditLog
 from forklift.config import DEFAULT_ACCOUNT, DEFAULT_REGION
@@ -49,6 +50,7 @@ class ApiServices:
     sagemaker_handlers: dict[str, Handler] = field(default_factory=dict)
     runtime_handler: RuntimeHandler | None = None  # InvokeEndpoint; None: every endpoint is unknown
     log_source: LogSource | None = None  # None: every log group is unknown
+    filter_time_budget: float = FILTER_TIME_BUDGET  # seconds a FilterLogEvents call scans, then it pages
     authenticate: Authenticator | None = None  # None: every request is accepted, signed or not
     audit: AuditLog | None = None  # where mutating calls are recorded; None: nowhere
     on_startup: list[Hook] = field(default_factory=list)  # run when the server starts (e.g. a scheduler)

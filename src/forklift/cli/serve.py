@@ -91,7 +91,8 @@ def serve(host: str, port: int, region: str | None, account: str | None, verbose
     from forklift import migrations
     from forklift.api import build_services, create_app
     from forklift.api.dataplane import protocol_for
-    from forklift.config import load_settings
+    from forklift.api.edge import EdgeLimits
+    from forklift.config import load_settings, read_config_file
     from forklift.credentials.accesskeys import AccessKeys
     from forklift.serverfile import claim, remove_record_if_ours, write_record
     from forklift.servertls import TlsSetupError, server_tls
@@ -99,6 +100,7 @@ def serve(host: str, port: int, region: str | None, account: str | None, verbose
     verbose = max(verbose, (logging.WARNING - logging.getLogger().getEffectiveLevel()) // 10)  # or `forklift -v serve`
     _configure_logging(verbose, log_file)
     settings = load_settings()
+    limits = EdgeLimits.from_config(read_config_file(settings.home)[1].get("server", {}))
     region = region or settings.region
     account = account or settings.account
     if not re.fullmatch(r"\d{12}", account):
@@ -127,9 +129,9 @@ def serve(host: str, port: int, region: str | None, account: str | None, verbose
     url = f"{'https' if tls else 'http'}://{f'[{host}]' if ':' in host else host}:{bound_port}"
     app = create_app(build_services(settings, region, account))
     # A stop waits for requests in flight, but not forever for a client that stalls mid-request.
-    config = uvicorn.Config(app, http=protocol_for(app.invoke), log_config=None, access_log=verbose > 0,
+    config = uvicorn.Config(app, http=protocol_for(app.invoke, limits), log_config=None, access_log=verbose > 0,
                             lifespan="on", log_level=logging.getLogger().getEffectiveLevel(),
-                            timeout_graceful_shutdown=30,
+                            timeout_graceful_shutdown=30, timeout_keep_alive=limits.keep_alive_timeout,
                             ssl_certfile=str(tls.cert) if tls else None, ssl_keyfile=str(tls.key) if tls else None)
     write_record(settings.home, url, log=os.path.abspath(log_file) if log_file else None)
     # uvicorn shuts down gracefully on SIGINT and SIGTERM, then re-raises the signal with the handler
