@@ -268,6 +268,6 @@ def test_a_scan_out_of_time_pages_with_a_token_and_loses_nothing(log_source, ser
 def test_server_keys_are_checked_with_the_fix() -> None:
     assert config_problems({"server": {"max_connections_per_client": 0, "request_head_timeout_seconds": "10",
                                        "max_conections": 5}}) == [
-        "server.max_connections_per_client = 0: must be an integer from 1 to 1e+06",
+        "server.max_connections_per_client = 0: must be an integer from 1 to 1000000",
         'server.request_head_timeout_seconds = "10": must be a number from 0.01 to 3600',
         "unknown key server.max_conections: did you mean server.max_connections?"]
