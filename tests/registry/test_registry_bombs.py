@@ -162,3 +162,16 @@ async def test_a_refused_layer_stops_the_rest_of_the_pull(basic_registry, fault_
         await pull_and_prepare(reference, store, keychain=keychain(basic_registry))
     assert store.blobs.has(bombs.digest(bomb)) and not store.blobs.has(bombs.digest(above))
     assert store.records.get(reference) is None
+
+
+async def test_a_blob_larger_than_the_answer_limit_is_still_found_by_head(basic_registry, forklift_home, tmp_path):
+    """HEAD answers carry the blob's length but no body: the limit on answers read whole must not apply."""
+    big = os.urandom(MAX_MANIFEST_BYTES + MiB)
+    async with RegistryClient(basic_registry.address, keychain=keychain(basic_registry),
+                              settings=load_settings()) as client:
+        path = tmp_path / "big"
+        path.write_bytes(big)
+        digest = bombs.digest(big)
+        assert not await client.blob_exists("bombs/big-blob", digest)
+        await client.upload_blob("bombs/big-blob", Descriptor("application/octet-stream", digest, len(big)), path)
+        assert await client.blob_exists("bombs/big-blob", digest)

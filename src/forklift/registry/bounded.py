@@ -31,6 +31,8 @@ def _too_large(what: str, limit: int, registry: str | None) -> ResponseTooLarge:
 
 
 def _announced(response: httpx.Response, what: str, limit: int, registry: str | None) -> None:
+    if response.request.method == "HEAD":  # the length of what a GET would send; a HEAD answer has no body
+        return
     length = response.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
         raise _too_large(what, limit, registry)
