@@ -164,7 +164,8 @@ def probe_flood(url: str, count: int) -> None:
         for sock in held:
             sock.setblocking(False)
             try:
-                closed += sock.recv(1) == b""
+                sock.recv(1)  # an answer (503) or the end: the server turned this one away
+                closed += 1
             except BlockingIOError:
                 pass
             except OSError:
@@ -173,7 +174,7 @@ def probe_flood(url: str, count: int) -> None:
         with other:
             other.sendall(f"GET /ping HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
             status = other.recv(4096).split(b"\r\n", 1)[0].decode() or "closed"
-        print(f"  {len(held)} idle sockets from 127.0.0.1 ({closed} closed by the server); "
+        print(f"  {len(held)} idle sockets from 127.0.0.1 ({closed} answered and closed by the server); "
               f"/ping from 127.0.0.2: {status}")
     finally:
         for sock in held:
