@@ -6,11 +6,13 @@ Servers are session-scoped and shared by every test module; the objects that tes
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from fixtures import RegistryWithUser
 from fixtures.faultproxy import FaultProxy, StorageServer
@@ -19,6 +21,13 @@ from forklift.devregistry import LocalRegistry, Pki, create_pki, install_ca
 
 BASIC_USER = ("alice", "wonderland-basic-9f2c")
 TOKEN_USER = ("alice", "wonderland-token-5a1e")
+# Property tests: modest for a 2-core CI machine; `HYPOTHESIS_PROFILE=ci` (set by .ci/run) makes the
+# examples the same on every run and keeps no example database.
+settings.register_profile("default", max_examples=150, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", settings.get_profile("default"), derandomize=True, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
 # distribution verifies bcrypt on every request; the minimum cost keeps a pull from paying ~50 ms
 # per request without changing what is tested ($2b$ hashes, wrong password refused).
 HTPASSWD_ROUNDS = 4
