@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures import RegistryWithUser
+from fixtures import RegistryWithUser, secretscan
 from forklift.config import Settings, load_settings
 from forklift.credentials import Credentials, StaticKeychain
 from forklift.devregistry import LocalRegistry, Pki, install_ca
@@ -30,6 +30,8 @@ from forklift.images.push import push, source_from_store
 PRIVATE_USER = "carol"
 PRIVATE_PASSWORD = f"fl-hygiene-{secrets.token_hex(10)}"
 ECR_PASSWORD = f"fl-ecr-{secrets.token_hex(10)}"
+secretscan.register("the private registry's password", PRIVATE_PASSWORD, user=PRIVATE_USER)
+secretscan.register("the stubbed ECR password", ECR_PASSWORD, user="AWS")
 ECR_ACCOUNT = "123456789012"
 ECR_REGION = "us-west-2"
 ECR_HOST = f"{ECR_ACCOUNT}.dkr.ecr.{ECR_REGION}.amazonaws.com"
