@@ -13,12 +13,14 @@ _alnum = st.text("abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=6)
 _separator = st.sampled_from([".", "_", "__", "-", "--"])
 path_component = st.builds(lambda first, rest: first + "".join(s + a for s, a in rest),
                            _alnum, st.lists(st.tuples(_separator, _alnum), max_size=2))
-domain_label = st.from_regex(r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,6}[a-zA-Z0-9])?", fullmatch=True)
+_label_char = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+domain_label = st.builds(lambda first, middle, last: first + middle + last, st.sampled_from(_label_char),
+                         st.text(_label_char + "-", max_size=5), st.sampled_from(["", *_label_char]))
 registry = st.one_of(
     st.just("localhost"),
     st.builds(lambda labels: ".".join(labels), st.lists(domain_label, min_size=2, max_size=3)),
 ).flatmap(lambda host: st.one_of(st.just(host), st.integers(1, 65535).map(lambda port: f"{host}:{port}")))
-tag = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}", fullmatch=True)
+tag = st.builds(str.__add__, st.sampled_from(_label_char + "_"), st.text(_label_char + "_.-", max_size=20))
 digest = st.one_of(st.text("0123456789abcdef", min_size=64, max_size=64).map(lambda h: "sha256:" + h),
                    st.text("0123456789abcdef", min_size=128, max_size=128).map(lambda h: "sha512:" + h))
 
@@ -26,7 +28,10 @@ digest = st.one_of(st.text("0123456789abcdef", min_size=64, max_size=64).map(lam
 @st.composite
 def references(draw: st.DrawFn) -> str:
     host = draw(st.one_of(st.none(), registry))
-    path = "/".join(draw(st.lists(path_component, min_size=1, max_size=3)))
+    components = draw(st.lists(path_component, min_size=1, max_size=3))
+    if host is None and "." in components[0] and len(components) > 1:
+        components[0] = components[0].replace(".", "-")  # docker reads a first component with '.' as a host
+    path = "/".join(components)
     text = f"{host}/{path}" if host else path
     if draw(st.booleans()):
         text += ":" + draw(tag)

@@ -28,19 +28,16 @@ def test_a_hostile_body_gets_its_documented_error(server, case: HostileBody) -> 
     assert len(response.content) < 64 * 1024, "an error answer does not echo an enormous body"
 
 
-def test_the_server_still_answers_after_the_corpus(server) -> None:
-    for case in CASES[:5]:
-        _post(server, case.target, case.body)
+def test_the_server_still_answers_after_the_corpus_and_logged_no_traceback(launch, stop) -> None:
+    # A server of its own, to read all it wrote: an exception the API did not map is logged with its
+    # traceback before it becomes InternalFailure.
+    server = launch()
+    for case in CASES:
+        if len(case.body) < 1 << 20:  # the enormous ones are answered before any handler: sent above
+            assert _post(server, case.target, case.body).status_code < 500, case.name
     assert httpx.get(server.url + "/ping", timeout=10).status_code == 200
     response = _post(server, LIST_JOBS, LIST_ONE)
     assert response.status_code == 200, response.text
     assert "TrainingJobSummaries" in response.json()
-
-
-def test_no_case_left_a_trace_in_the_server_log(server) -> None:
-    # An exception the API did not map is logged with its traceback before becoming InternalFailure.
-    for case in CASES:
-        _post(server, case.target, case.body)
-    stderr_file = server.home / "logs"
-    logged = "".join(p.read_text(errors="replace") for p in stderr_file.rglob("*.log")) if stderr_file.exists() else ""
-    assert "Traceback" not in logged
+    stderr = stop(server)
+    assert "Traceback" not in stderr and "InternalFailure" not in stderr, stderr[-3000:]

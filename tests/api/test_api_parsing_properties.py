@@ -16,7 +16,8 @@ from forklift.api.jsondepth import MAX_DEPTH, nests_deeper
 from forklift.api.sigv4 import Principal, SignatureRejected, verify
 from forklift.api.validation import operation_model, validate
 
-json_scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12)
+json_scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+                | st.text(max_size=12)
                 | st.integers(min_value=2**63, max_value=2**70) | st.just(1.5))
 json_values = st.recursive(
     json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
