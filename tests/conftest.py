@@ -24,10 +24,11 @@ TOKEN_USER = ("alice", "wonderland-token-5a1e")
 pytest_plugins = ["pytester", "fixtures.secretscan"]
 
 # Property tests: modest for a 2-core CI machine; `HYPOTHESIS_PROFILE=ci` (set by .ci/run) makes the
-# examples the same on every run and keeps no example database.
+# examples the same on every run and keeps no example database; `thorough` tries 20 times as many.
 settings.register_profile("default", max_examples=150, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", settings.get_profile("default"), derandomize=True, database=None)
+settings.register_profile("thorough", settings.get_profile("default"), max_examples=3000)  # by hand, to hunt
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 # distribution verifies bcrypt on every request; the minimum cost keeps a pull from paying ~50 ms

@@ -14,8 +14,9 @@ _separator = st.sampled_from([".", "_", "__", "-", "--"])
 path_component = st.builds(lambda first, rest: first + "".join(s + a for s, a in rest),
                            _alnum, st.lists(st.tuples(_separator, _alnum), max_size=2))
 _label_char = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-domain_label = st.builds(lambda first, middle, last: first + middle + last, st.sampled_from(_label_char),
-                         st.text(_label_char + "-", max_size=5), st.sampled_from(["", *_label_char]))
+domain_label = st.sampled_from(_label_char) | st.builds(
+    lambda first, middle, last: first + middle + last, st.sampled_from(_label_char),
+    st.text(_label_char + "-", max_size=5), st.sampled_from(_label_char))
 registry = st.one_of(
     st.just("localhost"),
     st.builds(lambda labels: ".".join(labels), st.lists(domain_label, min_size=2, max_size=3)),
