@@ -5,6 +5,8 @@ UnsupportedManifest's media-type rule, InvalidReference."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from fixtures.hostile import (
@@ -15,9 +17,14 @@ from fixtures.hostile import (
     TOLERATED_MANIFESTS,
     WRONG_MEDIA_TYPES,
 )
+from fixtures.imagetools import keychain, make_layers
+from forklift.images.build import build
+from forklift.images.pull import pull
+from forklift.images.push import push, source_from_store
 from forklift.reference import InvalidReference, parse
+from forklift.registry import RegistryClient
 from forklift.registry.challenge import parse_challenges
-from forklift.registry.errors import RegistryServerError
+from forklift.registry.errors import RegistryError, RegistryServerError, UnsupportedManifest
 from forklift.registry.manifest import (
     DEFAULT_PLATFORM,
     DOCKER_SCHEMA1,
@@ -78,3 +85,42 @@ def test_a_hostile_challenge_parses_to_challenges(header: str) -> None:
 def test_a_hostile_reference_is_invalid(text: str) -> None:
     with pytest.raises(InvalidReference):
         parse(text)
+
+
+async def _hostile_pushes(store, basic_registry, tmp_path):
+    """Push an image, then hostile manifests beside it to a real registry; answers the images' names."""
+    image = build(store, make_layers(tmp_path, [1000], "hostile"), tag="localhost/hostile:1")
+    repo = "hostile/manifests"
+    address = basic_registry.address
+    await push(source_from_store(store, image.reference), f"{address}/{repo}:image", store,
+               keychain=keychain(basic_registry))
+    entry = {"mediaType": image.manifest.media_type, "digest": image.digest, "size": len(image.manifest.raw),
+             "platform": {"os": "linux", "architecture": "amd64"}}
+    inner = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]}).encode()
+    negative = json.loads(image.manifest.raw)
+    negative["layers"][0]["size"] = -1
+    names = {}
+    async with RegistryClient(address, keychain=keychain(basic_registry)) as client:
+        inner_digest = await client.put_manifest(repo, "inner", inner, OCI_INDEX)
+        outer = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+            {**entry, "mediaType": OCI_INDEX, "digest": inner_digest, "size": len(inner)}]}).encode()
+        await client.put_manifest(repo, "nested", outer, OCI_INDEX)
+        names["nested"] = f"{address}/{repo}:nested"
+        try:
+            await client.put_manifest(repo, "negative", json.dumps(negative).encode(), image.manifest.media_type)
+            names["negative"] = f"{address}/{repo}:negative"
+        except RegistryError:
+            pass  # the registry refused it itself: nothing for the client to read
+    return names
+
+
+@pytest.mark.anyio
+async def test_hostile_manifests_served_by_a_real_registry(store, basic_registry, tmp_path) -> None:
+    """An index of an index (the closest a content-addressed registry comes to a cycle) and, where the
+    registry stores one, a layer of negative size: each pull ends in the registry layer's error."""
+    names = await _hostile_pushes(store, basic_registry, tmp_path)
+    with pytest.raises(UnsupportedManifest, match="nested index"):
+        await pull(names["nested"], store, keychain=keychain(basic_registry))
+    if "negative" in names:
+        with pytest.raises(RegistryServerError, match="malformed layers descriptor"):
+            await pull(names["negative"], store, keychain=keychain(basic_registry))
