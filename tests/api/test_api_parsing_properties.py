@@ -161,3 +161,16 @@ def test_any_presigned_query_is_a_principal_or_signature_rejected(query: str, bo
         verify("GET", "/?X-Amz-Algorithm=" + query, [("host", "forklift")], body, lambda key: None)
     except SignatureRejected as exc:
         assert exc.status == 400
+
+
+def test_a_lone_surrogate_escape_is_a_serialization_error_and_a_pair_is_a_character() -> None:
+    # Found by the hostile corpus: "\ud800" parsed to a str that RE2's pattern check (and SQLite) could not
+    # encode, and the request ended in InternalFailure.
+    for body in (b'{"TrainingJobName": "a\\ud800"}', b'{"\\udc00": 1}', b'["\\udbff\\udbff"]'):
+        try:
+            parse_body(body)
+        except ApiError as exc:
+            assert exc.code == "SerializationException" and "surrogate" in exc.message
+        else:
+            raise AssertionError(f"{body!r} was accepted")
+    assert parse_body(b'{"a": "\\ud83d\\ude00", "b": "\\\\ud800"}') == {"a": "\U0001f600", "b": "\\ud800"}
