@@ -6,22 +6,40 @@ Servers are session-scoped and shared by every test module; the objects that tes
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
-from fixtures import RegistryWithUser
+from fixtures import RegistryWithUser, secretscan
 from fixtures.faultproxy import FaultProxy, StorageServer
 from fixtures.tokenserver import TokenServer
 from forklift.devregistry import LocalRegistry, Pki, create_pki, install_ca
 
 BASIC_USER = ("alice", "wonderland-basic-9f2c")
 TOKEN_USER = ("alice", "wonderland-token-5a1e")
+pytest_plugins = ["pytester", "fixtures.secretscan"]
+
+# Property tests: modest for a 2-core CI machine; `HYPOTHESIS_PROFILE=ci` (set by .ci/run) makes the
+# examples the same on every run and keeps no example database; `thorough` tries 20 times as many.
+settings.register_profile("default", max_examples=150, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", settings.get_profile("default"), derandomize=True, database=None)
+settings.register_profile("thorough", settings.get_profile("default"), max_examples=3000)  # by hand, to hunt
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
 # distribution verifies bcrypt on every request; the minimum cost keeps a pull from paying ~50 ms
 # per request without changing what is tested ($2b$ hashes, wrong password refused).
 HTPASSWD_ROUNDS = 4
+# The client side of every `forklift serve` the tests start (tests/api/conftest.py, fixtures/serve.py).
+API_CLIENT_SECRET = "forklift-test-secret"
+
+secretscan.register("the basic registry's password", BASIC_USER[1], user=BASIC_USER[0])
+secretscan.register("the token server's password", TOKEN_USER[1], user=TOKEN_USER[0])
+secretscan.register("the API clients' AWS secret access key", API_CLIENT_SECRET)
 
 
 @pytest.fixture(scope="session")

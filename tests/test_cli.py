@@ -161,9 +161,11 @@ def test_server_start_status_stop_and_ps(env):
     assert "forklift serving on" in (home_of(env) / "server.log").read_text()
 
 
-def test_serve_prints_state_changes_requests_with_v_and_a_clean_stop(env, tmp_path):
+def test_serve_prints_state_changes_requests_with_v_and_a_clean_stop(env, tmp_path, secrets_registry):
     password = "s3rv3-l0g-hygiene-Pa55"
     handler = tmp_path / "provider.py"
+    secrets_registry.register("the serve-log provider's password", password)
+    secrets_registry.register_input(handler)
     handler.write_text(provider_source("alice", password))
     assert forklift(env, "functions", "register", "creds", "--handler", str(handler)).returncode == 0
     server = subprocess.Popen([*FORKLIFT, "serve", "--port", "0", "-v"], env=env, stdout=subprocess.PIPE,

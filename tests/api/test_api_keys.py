@@ -20,6 +20,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from fixtures import secretscan
+
 FORKLIFT = [sys.executable, "-m", "forklift"]
 REGION = "us-east-1"
 NO_RETRY = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=30)
@@ -37,6 +39,7 @@ def created_key(home: Path, *args: str) -> tuple[str, str]:
     assert result.returncode == 0, result.stderr
     lines = dict(line.split("=", 1) for line in result.stdout.splitlines())
     assert set(lines) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    secretscan.register("a secret access key `forklift keys create` made", lines["AWS_SECRET_ACCESS_KEY"])
     return lines["AWS_ACCESS_KEY_ID"], lines["AWS_SECRET_ACCESS_KEY"]
 
 

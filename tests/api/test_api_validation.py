@@ -305,3 +305,12 @@ def test_unknown_operation() -> None:
     with pytest.raises(ApiError) as excinfo:
         validate("sagemaker", "LaunchRocket", {})
     assert excinfo.value.code == "UnknownOperationException"
+
+
+def test_an_enormous_refused_value_is_echoed_only_in_part() -> None:
+    # Found by the hostile corpus: a 1 MiB name came back whole in the message (and the server log).
+    with pytest.raises(ApiError) as excinfo:
+        validate("sagemaker", "DescribeTrainingJob", {"TrainingJobName": "a" * (1 << 20)})
+    message = excinfo.value.message
+    assert len(message) < 2 * 17_000  # two violations: its length and its pattern
+    assert f"Value '{'a' * 16384}... ({1 << 20} characters)' at 'trainingJobName'" in message

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures import RegistryWithUser
+from fixtures import RegistryWithUser, secretscan
 from forklift.config import Settings, load_settings
 from forklift.credentials import Credentials, StaticKeychain
 from forklift.devregistry import LocalRegistry, Pki, install_ca
@@ -30,6 +30,8 @@ from forklift.images.push import push, source_from_store
 PRIVATE_USER = "carol"
 PRIVATE_PASSWORD = f"fl-hygiene-{secrets.token_hex(10)}"
 ECR_PASSWORD = f"fl-ecr-{secrets.token_hex(10)}"
+secretscan.register("the private registry's password", PRIVATE_PASSWORD, user=PRIVATE_USER)
+secretscan.register("the stubbed ECR password", ECR_PASSWORD, user="AWS")
 ECR_ACCOUNT = "123456789012"
 ECR_REGION = "us-west-2"
 ECR_HOST = f"{ECR_ACCOUNT}.dkr.ecr.{ECR_REGION}.amazonaws.com"
@@ -90,6 +92,8 @@ def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory = tmp_path / "docker-config"
     directory.mkdir()
     monkeypatch.setenv("DOCKER_CONFIG", str(directory))
+    # docker's own credential store (base64 `auths`, as `docker login` writes it): holds passwords by design.
+    secretscan.register_input(directory / "config.json")
     return directory / "config.json"
 
 
@@ -119,6 +123,7 @@ def helper_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """
     bindir = tmp_path / "bin"
     bindir.mkdir()
+    secretscan.register_input(tmp_path / "helper-store.json")  # the helper's keychain: holds them by design
     script = bindir / "docker-credential-flfake"
     script.write_text(f"#!{sys.executable}\n" + textwrap.dedent(f"""\
         import json, os, sys
@@ -166,6 +171,7 @@ def make_handler(tmp_path: Path):
 
     def make(name: str, body: str) -> Path:
         path = directory / name
+        secretscan.register_input(path)  # a provider's source may return a password literally
         path.write_text("import json, os, sys, time\n\n\ndef handler(event, context):\n"
                         + textwrap.indent(textwrap.dedent(body).strip() + "\n", "    "))
         return path

@@ -136,8 +136,9 @@ def test_bad_handlers_give_clear_errors(functions, make_handler, body, expected)
     assert time.monotonic() - started < 8
 
 
-def test_wrong_shape_never_quotes_the_returned_password(functions, make_handler):
+def test_wrong_shape_never_quotes_the_returned_password(functions, make_handler, secrets_registry):
     secret = "pw-that-must-not-show-4411"
+    secrets_registry.register("a wrongly shaped provider answer's password", secret)
     for i, body in enumerate([
         f"return {{'Credentials': {{'Password': {secret!r}}}}}",
         f"return {{'Credentials': {secret!r}}}",

@@ -37,9 +37,10 @@ def test_key_file_is_created_once_0600_even_when_raced(tmp_path):
     assert sorted(p.name for p in home.iterdir()) == [KEY_FILE]  # no temporary files left behind
 
 
-def test_database_holds_only_ciphertext(settings, home):
+def test_database_holds_only_ciphertext(settings, home, secrets_registry):
     secrets = SecretStore(settings)
     password = "clear-text-would-be-here-5e2b"
+    secrets_registry.register("a password put in the secret store", password)
     secret_id = secrets.put(Credentials("alice", password), "job:train-1", registry="r.example")
     assert secrets.get(secret_id) == Credentials("alice", password)
     assert secrets.registry_of(secret_id) == "r.example"

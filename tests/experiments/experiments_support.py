@@ -9,6 +9,7 @@ import json
 import secrets
 from pathlib import Path
 
+from fixtures import secretscan
 from fixtures.serve import free_port  # noqa: F401  (re-exported for the tests)
 
 USER = "dora"
@@ -16,6 +17,8 @@ PASSWORD = f"fl-exp-{secrets.token_hex(12)}"
 JSON_KEY_USER = "_json_key"
 # bcrypt (the registry's htpasswd) only takes 72 bytes: a short key, but multi-line JSON like a real one.
 JSON_KEY = '{\n "type": "service_account",\n "private_key_id": "' + secrets.token_hex(6) + '"\n}'
+secretscan.register("the experiments registry's password", PASSWORD, user=USER)
+secretscan.register("the experiments registry's JSON key", JSON_KEY, user=JSON_KEY_USER)
 
 def files_containing(root: Path, needles: list[str]) -> list[str]:
     """Every file under `root` whose bytes contain one of `needles` (plain, or JSON-escaped)."""

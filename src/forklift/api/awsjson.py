@@ -11,6 +11,7 @@ AccessDeniedException (`api.authz`); no handler registered → UnknownOperationE
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,9 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     return bytes(body)
 
 
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -81,7 +85,16 @@ def parse_body(body: bytes) -> Any:
     if nests_deeper(body):
         raise ApiError.serialization(f"The request body nests deeper than {MAX_DEPTH} levels.")
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        document = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        if _ESCAPED_SURROGATE.search(body):
+            # `\ud800` alone (no low half after it) parses to a str that is no text: every later step that
+            # encodes it (RE2's pattern checks, SQLite, the log) would fail. Pairs, as clients escape
+            # emoji, parse to one character and encode fine.
+            json.dumps(document, ensure_ascii=False).encode("utf-8")
+        return document
+    except UnicodeEncodeError:
+        raise ApiError.serialization("The request body holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), "
+                                     "which is no character; send the text as UTF-8 or as a surrogate pair.") from None
     except RecursionError:
         raise ApiError.serialization(f"The request body nests deeper than {MAX_DEPTH} levels.") from None
     except UnicodeDecodeError:

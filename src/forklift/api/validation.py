@@ -282,6 +282,12 @@ def _member_order(names: tuple[str, ...]) -> list[str]:
     return [by_camel[camel] for camel in hashmap_order(by_camel)]
 
 
+# A refused value is echoed so the client sees which one; echoed whole, an 8 MiB value would make an
+# 8 MiB answer (and log line). Past this many characters (twice the longest string member a list
+# operation takes, its 8,192-character NextToken, which is echoed whole) only its start is shown, with its length.
+ECHO_MAX = 16384
+
+
 class _Walk:
     def __init__(self) -> None:
         self.violations: list[str] = []
@@ -292,7 +298,10 @@ class _Walk:
         elif sensitive:
             shown = "Value"
         else:
-            shown = f"Value '{render_value(value)}'"
+            rendered = render_value(value)
+            if len(rendered) > ECHO_MAX:
+                rendered = f"{rendered[:ECHO_MAX]}... ({len(rendered)} characters)"
+            shown = f"Value '{rendered}'"
         self.violations.append(f"{shown} at '{path}' failed to satisfy constraint: {constraint}")
 
     def value(self, shape: Shape, value: Any, path: str, sensitive: bool) -> Any:

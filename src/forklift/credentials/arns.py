@@ -11,12 +11,14 @@ from dataclasses import dataclass
 
 from forklift.credentials.errors import InvalidArn
 
+# re.ASCII: AWS account ids and names are ASCII; a Unicode digit or letter (`\d`, `\w` by default) is not one.
 FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$", re.ASCII)
 _FUNCTION_ARN = re.compile(
-    r"^arn:(aws[a-z-]*):lambda:([a-z0-9-]+):(\d{12}):function:([A-Za-z0-9_-]{1,64})(?::([A-Za-z0-9_$-]+))?$"
+    r"^arn:(aws[a-z-]*):lambda:([a-z0-9-]+):(\d{12}):function:([A-Za-z0-9_-]{1,64})(?::([A-Za-z0-9_$-]+))?$",
+    re.ASCII,
 )
-_ROLE_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):role/((?:[\w+=,.@-]+/)*)([\w+=,.@-]{1,64})$")
+_ROLE_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):role/((?:[\w+=,.@-]+/)*)([\w+=,.@-]{1,64})$", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -65,12 +67,12 @@ def parse_role_arn(text: str) -> RoleArn:
 
 
 def check_function_name(name: str) -> str:
-    if not FUNCTION_NAME.match(name):
+    if not FUNCTION_NAME.fullmatch(name):  # fullmatch: `$` alone lets a trailing newline through
         raise InvalidArn(f"invalid function name {name!r}: 1-64 letters, digits, '-' and '_'")
     return name
 
 
 def check_role_name(name: str) -> str:
-    if not ROLE_NAME.match(name):
+    if not ROLE_NAME.fullmatch(name):
         raise InvalidArn(f"invalid role name {name!r}: 1-64 letters, digits and '+=,.@_-'")
     return name

@@ -86,6 +86,8 @@ def validate_policy(document: str | Mapping[str, object]) -> PolicyDocument:
             document = json.loads(document)
         except ValueError as exc:
             raise InvalidPolicy(f"policy is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise InvalidPolicy("policy nests deeper than a JSON parser follows") from None
     if not isinstance(document, dict):
         raise InvalidPolicy("policy must be a JSON object with a Statement")
     statements = document.get("Statement")
@@ -115,11 +117,12 @@ def validate_policy(document: str | Mapping[str, object]) -> PolicyDocument:
 @lru_cache(maxsize=1024)
 def _pattern(pattern: str, ignore_case: bool) -> re.Pattern[str]:
     body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile(f"^{body}$", (re.IGNORECASE | re.DOTALL) if ignore_case else re.DOTALL)
+    return re.compile(body, (re.IGNORECASE | re.DOTALL) if ignore_case else re.DOTALL)
 
 
 def _any_match(patterns: list[str], value: str, ignore_case: bool) -> bool:
-    return any(_pattern(p, ignore_case).match(value) for p in patterns)
+    # fullmatch, not `^…$`: `$` also matches before a trailing newline, so "arn:…:x" would match "arn:…:x\n".
+    return any(_pattern(p, ignore_case).fullmatch(value) for p in patterns)
 
 
 def _applies(statement: Statement, action: str, resource: str) -> bool:

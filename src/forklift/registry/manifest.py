@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from forklift.reference import parse_digest
 from forklift.registry.errors import RegistryServerError
 
 # A JSON object as json.loads returns it (manifests, descriptors, image configs, token answers).
@@ -40,14 +41,27 @@ class Descriptor:
 
     @classmethod
     def from_json(cls, data: JSONObject) -> Descriptor:
-        return cls(
-            media_type=data.get("mediaType", ""),
-            digest=data["digest"],
-            size=int(data.get("size", 0)),
-            platform=data.get("platform"),
-            annotations=data.get("annotations") or {},
-            urls=tuple(data.get("urls") or ()),
-        )
+        """A descriptor as a registry sent it; TypeError or ValueError for a member of the wrong shape.
+
+        The digest goes into blob URLs and content-store paths, and the size bounds what is read, so
+        both are checked here rather than trusted wherever they are used.
+        """
+        media_type, size = data.get("mediaType", ""), data.get("size", 0)
+        platform, annotations, urls = data.get("platform"), data.get("annotations") or {}, data.get("urls") or []
+        if not isinstance(media_type, str):
+            raise TypeError("mediaType is not a string")
+        if not isinstance(data["digest"], str):
+            raise TypeError("digest is not a string")
+        if type(size) is not int or size < 0:
+            raise ValueError(f"size {size!r} is not a non-negative integer")
+        if platform is not None and not (isinstance(platform, dict)
+                                         and all(isinstance(v, str) for v in platform.values()
+                                                 if not isinstance(v, list))):
+            raise TypeError("platform is not an object of strings")
+        if not isinstance(annotations, dict) or not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+            raise TypeError("annotations is not an object, or urls not a list of strings")
+        return cls(media_type=media_type, digest=parse_digest(data["digest"]), size=size, platform=platform,
+                   annotations=annotations, urls=tuple(urls))
 
     def to_json(self) -> JSONObject:
         out: JSONObject = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
@@ -72,7 +86,7 @@ class Manifest:
     def json(self) -> JSONObject:
         try:
             value = json.loads(self.raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the parser recurses
             raise RegistryServerError(f"manifest {self.digest} is not JSON: {exc}") from None
         if not isinstance(value, dict):
             raise RegistryServerError(f"manifest {self.digest} is not a JSON object")
@@ -109,7 +123,7 @@ def media_type_of(raw: bytes, content_type: str | None) -> str:
         return header
     try:
         body = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return header
     if isinstance(body, dict):
         if isinstance(body.get("mediaType"), str) and body["mediaType"]:
