@@ -10,14 +10,13 @@ body's (`forklift.api.edge`).
 
 from __future__ import annotations
 
-import asyncio
 import http
 import logging
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from forklift.api.edge import Admission, EdgeLimits, body_timeout_answer, head_timeout_answer
+from forklift.api.edge import Admission, EdgeLimits, PhaseTimer, body_timeout_answer, head_timeout_answer
 
 log = logging.getLogger(__name__)
 MAX_HEAD = 64 * 1024  # request line and headers; an SDK's head is under 4 KiB
@@ -86,11 +85,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.body_deadline = 0.0
         self.received_at = 0.0  # loop time of the read being handled
         self.in_body = False
-        self.request_timer: asyncio.TimerHandle | None = None
-        self.timed_phase: str | None = None  # "head" or "body": what request_timer waits for
+        self.request_timer = PhaseTimer()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_timer()
+        self.request_timer.stop()
         if self.admission is not None:
             self.admission.release()
         super().connection_lost(exc)
@@ -106,15 +104,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         cycle = self.cycle
         idle = cycle is None or cycle.response_complete
         phase = "head" if self.head_budget.open or (idle and not self.in_body) else "body" if self.in_body else None
-        if phase != self.timed_phase and not self.transport.is_closing():
-            self._stop_timer()
+        if phase != self.request_timer.phase and not self.transport.is_closing():
             if phase == "head":
                 if not self.head_budget.open:
                     self.head_started()
-                self.request_timer = self.loop.call_at(self.head_deadline or 0.0, self._head_timed_out)
+                self.request_timer.arm(self.loop, phase, self.head_deadline or 0.0, self._head_timed_out)
             elif phase == "body":
-                self.request_timer = self.loop.call_at(self.body_deadline, self._body_timed_out)
-            self.timed_phase = phase
+                self.request_timer.arm(self.loop, phase, self.body_deadline, self._body_timed_out)
+            else:
+                self.request_timer.stop()
 
     def head_started(self) -> None:
         """The deadline of a head beginning in this read; a head handed over mid-way keeps its own."""
@@ -150,17 +148,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self.in_body = False
-        self._stop_timer()
+        self.request_timer.stop()
         super().on_message_complete()
 
-    def _stop_timer(self) -> None:
-        if self.request_timer is not None:
-            self.request_timer.cancel()
-            self.request_timer = None
-        self.timed_phase = None
-
     def _head_timed_out(self) -> None:
-        self.request_timer = self.timed_phase = None
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:  # the answer before is still being written
             cycle.keep_alive = False
@@ -170,7 +161,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _body_timed_out(self) -> None:
         # The ASGI app waits in `receive()`: the close makes that an `http.disconnect`, so the request
         # is dropped, never handled with the part of the body that came.
-        self.request_timer = self.timed_phase = None
         started = self.cycle is not None and self.cycle.response_started
         self._time_out(None if started else body_timeout_answer(self.limits.body_timeout))
 

@@ -47,6 +47,7 @@ from forklift.api.edge import (
     Admission,
     ConnectionGate,
     EdgeLimits,
+    PhaseTimer,
     body_timeout_answer,
     client_address,
     head_timeout_answer,
@@ -101,10 +102,7 @@ class DataPlaneProtocol(asyncio.Protocol):
         self.answering: asyncio.Task | None = None
         self.closing = False
         self.keep_alive_timer: asyncio.TimerHandle | None = None
-        # A request still arriving when a read ends has a timer on its head's deadline, then its body's;
-        # one that arrives whole in one read (nearly all) costs no timer.
-        self.request_timer: asyncio.TimerHandle | None = None
-        self.timed_phase: str | None = None  # "head" or "body": what request_timer waits for
+        self.request_timer = PhaseTimer()
         self.received_at = 0.0  # loop time of the read being handled
         self.head_deadline = self.body_deadline = 0.0
         self.deciding_before = False  # the read being handled continues a request line begun earlier
@@ -129,7 +127,7 @@ class DataPlaneProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.server_state.connections.discard(self)
         self._disarm_keep_alive()
-        self._stop_request_timer()
+        self.request_timer.stop()
         if self.admission is not None:
             self.admission.release()
         self.closing = True
@@ -206,7 +204,7 @@ class DataPlaneProtocol(asyncio.Protocol):
     def _hand_over(self, data: bytes) -> None:
         assert self.transport is not None
         self.server_state.connections.discard(self)
-        self._stop_request_timer()
+        self.request_timer.stop()
         protocol = self.fallback(**self._uvicorn)
         protocol.admission, self.admission = self.admission, None
         protocol.head_deadline = self.head_deadline  # the head began here: its time runs on
@@ -271,7 +269,7 @@ class DataPlaneProtocol(asyncio.Protocol):
             self._too_large(request)
 
     def on_message_complete(self) -> None:
-        self._stop_request_timer()
+        self.request_timer.stop()
         request, self.request = self.request, None
         if request is None or request.close_after:
             return
@@ -280,7 +278,7 @@ class DataPlaneProtocol(asyncio.Protocol):
     def _too_large(self, request: _Request) -> None:
         """Stop reading a body past DRAIN_LIMIT: the length check fails it, then the connection closes."""
         assert self.transport is not None
-        self._stop_request_timer()
+        self.request_timer.stop()
         request.body = bytearray(self.limit)
         request.close_after = True
         self.request = None
@@ -359,28 +357,15 @@ class DataPlaneProtocol(asyncio.Protocol):
     # -- a request that does not arrive in time (forklift.api.edge) -----------------------------
     def _watch(self) -> None:
         """After a read that left a request incomplete: a timer on the deadline of the part awaited."""
-        phase = "head" if self.head or self.head_budget.open else "body"
-        if self.timed_phase == phase:
-            return
-        self._stop_request_timer()
-        if phase == "head":
-            self.request_timer = self.loop.call_at(self.head_deadline, self._head_timed_out)
+        if self.head or self.head_budget.open:
+            self.request_timer.arm(self.loop, "head", self.head_deadline, self._head_timed_out)
         else:
-            self.request_timer = self.loop.call_at(self.body_deadline, self._body_timed_out)
-        self.timed_phase = phase
-
-    def _stop_request_timer(self) -> None:
-        if self.request_timer is not None:
-            self.request_timer.cancel()
-            self.request_timer = None
-            self.timed_phase = None
+            self.request_timer.arm(self.loop, "body", self.body_deadline, self._body_timed_out)
 
     def _head_timed_out(self) -> None:
-        self.request_timer = self.timed_phase = None
         self._time_out(head_timeout_answer(self.limits.head_timeout))
 
     def _body_timed_out(self) -> None:
-        self.request_timer = self.timed_phase = None
         self._time_out(body_timeout_answer(self.limits.body_timeout))
 
     def _time_out(self, answer: bytes) -> None:

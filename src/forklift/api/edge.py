@@ -15,8 +15,10 @@ closes an idle connection. The protocols of `forklift.api.dataplane` apply all o
 
 from __future__ import annotations
 
+import asyncio
 import json
 import resource
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from forklift.api.context import new_request_id
@@ -99,6 +101,35 @@ class ConnectionGate:
         held = self.per_client.pop(client, 1) - 1
         if held:
             self.per_client[client] = held
+
+
+class PhaseTimer:
+    """The one timer of a request still arriving when a read ends: on its head's deadline, then its
+    body's. A request that arrives whole in one read (nearly all) never arms it."""
+
+    __slots__ = ("_handle", "phase")
+
+    def __init__(self) -> None:
+        self._handle: asyncio.TimerHandle | None = None
+        self.phase: str | None = None  # "head" or "body": the part awaited; None while disarmed
+
+    def arm(self, loop: asyncio.AbstractEventLoop, phase: str, when: float, expired: Callable[[], None]) -> None:
+        """Time `phase` until `when` (loop time), then call `expired`; a no-op while that phase is timed."""
+        if phase == self.phase:
+            return
+        self.stop()
+        self._handle = loop.call_at(when, self._fire, expired)
+        self.phase = phase
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self.phase = None
+
+    def _fire(self, expired: Callable[[], None]) -> None:
+        self._handle = self.phase = None
+        expired()
 
 
 def client_address(transport: object) -> str:
