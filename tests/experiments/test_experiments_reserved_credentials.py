@@ -59,6 +59,11 @@ def test_only_the_experiments_own_runs_may_use_its_stored_credentials(exp_server
     other = exp_images.cuda
     message = _refused(lambda: sagemaker.create_training_job(**_job("probe", other, provider)))
     assert f"{FIELD} {provider} is reserved for experiment guarded" in message
+    # Spellings the function registry resolves to the same reserved function are reserved too.
+    for spelling in (provider + " ", provider + "\t"):
+        assert "reserved for experiment guarded" in _refused(
+            lambda spelling=spelling: sagemaker.create_training_job(**_job("probe-pad", exp_images.busybox, spelling)))
+    _refused(lambda: sagemaker.create_training_job(**_job("probe-pad", exp_images.busybox, provider + ":1")))
     # Claiming to be the experiment's run by its tag, or with a made-up proof, changes nothing.
     forged = [{"Key": "forklift:experiment", "Value": "guarded"},
               {"Key": "forklift:experiment-run", "Value": "0" * 64}]

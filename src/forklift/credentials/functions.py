@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from forklift.config import Settings
 from forklift.credentials import ANONYMOUS, Credentials
 from forklift.credentials.arns import check_function_name, function_arn, parse_function_arn
-from forklift.credentials.errors import CredentialsError, FunctionExists, FunctionFailed, FunctionNotFound
+from forklift.credentials.errors import CredentialsError, FunctionExists, FunctionFailed, FunctionNotFound, InvalidArn
 from forklift.credentials.functioninfo import EXEC, PYTHON, FunctionInfo
 from forklift.credentials.functionlogs import function_log_path, record
 from forklift.credentials.invoke import Invocation, InvocationResult, credentials_from_response, invoke
@@ -61,9 +61,16 @@ def secret_function_name(secret_id: str) -> str:
 
 
 def secret_id_of(name: str) -> str | None:
-    """The secret id a reserved `forklift-secret-<id>` name (or ARN) stands for; None for any other name."""
-    name = name.rsplit(":function:", 1)[-1].split(":", 1)[0]
-    if name.startswith(SECRET_PREFIX) and _SECRET_ID.match(name[len(SECRET_PREFIX):]):
+    """The secret id a reserved `forklift-secret-<id>` name (or ARN) stands for; None for any other name.
+
+    An ARN is read as `FunctionRegistry.name_of` reads it (`parse_function_arn`), so that every spelling
+    the registry would resolve to the reserved function (padded, qualified) is known here for one too."""
+    if name.startswith("arn:") or name.strip().startswith("arn:"):
+        try:
+            name = parse_function_arn(name).name
+        except InvalidArn:
+            return None
+    if name.startswith(SECRET_PREFIX) and _SECRET_ID.fullmatch(name[len(SECRET_PREFIX):]):
         return name[len(SECRET_PREFIX):]
     return None
 
