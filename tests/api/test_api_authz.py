@@ -38,6 +38,13 @@ POLICIES = {
                 "Resource": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{LOG_GROUP}"}],
     "passer": [{"Effect": "Allow", "Action": "sagemaker:CreateTrainingJob", "Resource": "*"},
                {"Effect": "Allow", "Action": "iam:PassRole", "Resource": ROLE}],
+    "path-passer": [{"Effect": "Allow", "Action": "sagemaker:CreateTrainingJob", "Resource": "*"},
+                    {"Effect": "Allow", "Action": "iam:PassRole", "Resource": f"arn:aws:iam::{ACCOUNT}:role/team/*"}],
+    "deployer": [{"Effect": "Allow", "Action": "sagemaker:CreateEndpoint",
+                  "Resource": [f"{SAGEMAKER_ARN}:endpoint/team-a-*", f"{SAGEMAKER_ARN}:endpoint-config/team-a-*"]}],
+    "log-denied": [{"Effect": "Allow", "Action": "logs:*", "Resource": "*"},
+                   {"Effect": "Deny", "Action": "logs:*",
+                    "Resource": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/secret"}],
     "not-logs": [{"Effect": "Allow", "NotAction": "logs:*", "NotResource": f"{SAGEMAKER_ARN}:model/*"}],
 }
 
@@ -159,6 +166,39 @@ def test_passing_a_role_needs_iam_pass_role_on_it(keyed):
     assert code == "AccessDeniedException"
     assert message == (f"User: arn:aws:iam::{ACCOUNT}:user/passer is not authorized to perform: iam:PassRole on "
                        f"resource: {OTHER_ROLE} because no identity-based policy allows the iam:PassRole action")
+
+
+def test_a_role_path_does_not_pass_a_role_the_policy_does_not_name(keyed):
+    """forklift's roles are known by name: role/team/Admin is the role Admin, and PassRole is asked for it."""
+    server, keys = keyed
+    sagemaker = client(server, keys, "path-passer")
+    code, message = refusal(lambda: sagemaker.create_training_job(
+        **job_request("by-path", f"arn:aws:iam::{ACCOUNT}:role/team/Admin")))
+    assert code == "AccessDeniedException"
+    assert f"iam:PassRole on resource: arn:aws:iam::{ACCOUNT}:role/Admin because" in message
+
+
+def test_create_endpoint_needs_the_action_on_its_endpoint_config_too(keyed):
+    server, keys = keyed
+    sagemaker = client(server, keys, "deployer")
+    code, message = refusal(lambda: sagemaker.create_endpoint(EndpointName="team-a-1",
+                                                              EndpointConfigName="team-a-config"))
+    assert code == "ValidationException" and "team-a-config" in message  # authorized; no such config
+    code, message = refusal(lambda: sagemaker.create_endpoint(EndpointName="team-a-2",
+                                                              EndpointConfigName="team-b-config"))
+    assert code == "AccessDeniedException"
+    assert f"sagemaker:CreateEndpoint on resource: {SAGEMAKER_ARN}:endpoint-config/team-b-config" in message
+
+
+def test_a_log_group_arn_of_another_region_or_account_is_authorized_as_this_servers(keyed):
+    server, keys = keyed
+    logs = client(server, keys, "log-denied", "logs")
+    for identifier in ("/secret", "arn:aws:logs:eu-west-9:111111111111:log-group:/secret",
+                       "arn:aws-cn:logs:cn-north-1:222222222222:log-group:/secret"):
+        code, message = refusal(lambda identifier=identifier: logs.get_log_events(
+            logGroupIdentifier=identifier, logStreamName="s"))
+        assert code == "AccessDeniedException", identifier
+        assert f"on resource: arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/secret with an explicit deny" in message
 
 
 def test_keys_list_says_which_keys_have_a_policy(keyed):

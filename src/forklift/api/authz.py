@@ -10,11 +10,17 @@ botocore's model rather than listed per operation:
   (`CreateEndpoint` names `EndpointName`, not its `EndpointConfigName`), else the only required one, as
   `arn:aws:sagemaker:REGION:ACCOUNT:<noun in kebab case>/<name>`; a required `ResourceArn` (AddTags) as
   given; `*` where none is required (List*).
-- CloudWatch Logs: `logGroupName` / `logGroupIdentifier` as `arn:aws:logs:REGION:ACCOUNT:log-group:NAME`.
+  A request that also requires another of forklift's resources by name (CreateEndpoint and UpdateEndpoint
+  name an `EndpointConfigName`) needs the action on that one's ARN too, as on AWS: a key scoped to its
+  own endpoints cannot deploy someone else's endpoint configuration.
+- CloudWatch Logs: `logGroupName` / `logGroupIdentifier` as `arn:aws:logs:REGION:ACCOUNT:log-group:NAME`,
+  with this server's region and account whatever an identifier ARN says (the handlers read only its name).
 
 As on AWS, passing a role needs `iam:PassRole` on it: every top-level `…RoleArn` member a SageMaker request
-sets (CreateTrainingJob's `RoleArn`, CreateModel's `ExecutionRoleArn`). A request under the embedded default
-(no key exists) or signed by a key without a policy is allowed without a look at any of this.
+sets (CreateTrainingJob's `RoleArn`, CreateModel's `ExecutionRoleArn`). forklift's roles have no path (a
+role is known by its name), so PassRole is checked on `arn:aws:iam::ACCOUNT:role/NAME` whatever path the
+request writes. A request under the embedded default (no key exists) or signed by a key without a policy is
+allowed without a look at any of this.
 """
 
 from __future__ import annotations
@@ -29,10 +35,14 @@ from forklift.api.context import RequestContext
 from forklift.api.errors import ApiError
 from forklift.api.protocol import arn
 from forklift.api.validation import operation_model, service_model
+from forklift.credentials.arns import parse_role_arn, role_arn
+from forklift.credentials.errors import InvalidArn
 from forklift.credentials.policy import CompiledPolicy, Decision
 
 PASS_ROLE = "iam:PassRole"
 LOG_GROUP_MEMBERS = ("logGroupName", "logGroupIdentifier")
+# The resources forklift serves that a request may require besides the one it is about.
+REFERENCED_MEMBERS = ("EndpointConfigName", "ModelName", "EndpointName", "TrainingJobName")
 _VERB = re.compile(r"^[A-Z][a-z]+")
 _WORD = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
@@ -46,6 +56,7 @@ class Rule:
     action: str
     resource: Resource
     roles: tuple[str, ...] = ()
+    referenced: tuple[Resource, ...] = ()  # other resources the request requires by name
 
 
 def _everything(params: Mapping[str, Any], region: str, account: str) -> str:
@@ -76,9 +87,11 @@ def _log_group(params: Mapping[str, Any], region: str, account: str) -> str:
     for member in LOG_GROUP_MEMBERS:
         value = params.get(member)
         if isinstance(value, str) and value:
-            # logGroupIdentifier may be the group's ARN already (`…:log-group:NAME` or `…:log-group:NAME:*`)
-            return value.removesuffix(":*") if value.startswith("arn:") else \
-                f"arn:aws:logs:{region}:{account}:log-group:{value}"
+            # logGroupIdentifier may be the group's ARN (`…:log-group:NAME` or `…:log-group:NAME:*`): only its
+            # name reaches the handlers, so that is what is authorized, in this server's region and account
+            if value.startswith("arn:"):
+                value = value.partition(":log-group:")[2].removesuffix(":*") or value
+            return f"arn:aws:logs:{region}:{account}:log-group:{value}"
     return "*"
 
 
@@ -113,7 +126,9 @@ def rule_for(service: str, operation: str) -> Rule:
     member = named_member(operation, list(shape.required_members))
     roles = tuple(m for m, s in shape.members.items() if m.endswith("RoleArn") and s.type_name == "string")
     if member:
-        return Rule(action, _sagemaker_resource(member), roles)
+        referenced = tuple(_sagemaker_resource(m) for m in REFERENCED_MEMBERS
+                           if m != member and m in shape.required_members)
+        return Rule(action, _sagemaker_resource(member), roles, referenced)
     return Rule(action, _given_arn if "ResourceArn" in shape.required_members else _everything, roles)
 
 
@@ -138,7 +153,18 @@ def authorize(ctx: RequestContext, service: str, operation: str, params: Mapping
         return
     rule = rule_for(service, operation)
     _check(principal.policy, ctx, rule.action, rule.resource(params, ctx.region, ctx.account))
+    for referenced in rule.referenced:
+        _check(principal.policy, ctx, rule.action, referenced(params, ctx.region, ctx.account))
     for member in rule.roles:
         role = params.get(member)
         if isinstance(role, str) and role:
-            _check(principal.policy, ctx, PASS_ROLE, role)
+            _check(principal.policy, ctx, PASS_ROLE, passed_role(role))
+
+
+def passed_role(value: str) -> str:
+    """The ARN of the role forklift will use for `value`: its roles are known by name, so without the path."""
+    try:
+        parsed = parse_role_arn(value)
+    except InvalidArn:
+        return value
+    return role_arn(parsed.name, parsed.account, parsed.partition)
