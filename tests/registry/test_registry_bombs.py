@@ -123,6 +123,17 @@ async def test_a_config_larger_than_the_limit_is_not_fetched(basic_registry, sto
     assert not store.blobs.has(bombs.digest(config))
 
 
+async def test_a_layer_announced_larger_than_the_free_disk_is_refused_before_a_byte_lands(
+        basic_registry, store, tmp_path):
+    layer = os.urandom(1000)
+    config, manifest = bombs.image_documents([layer])
+    manifest = manifest.replace(b'"size": 1000', f'"size": {1 << 40}'.encode())  # 1 TiB, by the manifest
+    reference = await push_raw(basic_registry, "bombs/announced", "1", [config, layer], manifest, tmp_path)
+    with pytest.raises(ImageLimitExceeded, match=f"image {reference} needs 1 TiB to download and "):
+        await pull(reference, store, keychain=keychain(basic_registry))
+    assert not store.blobs.has(bombs.digest(layer)) and not store.blobs.has(bombs.digest(config))
+
+
 async def test_a_zero_bomb_stops_at_max_image_bytes(basic_registry, forklift_home, tmp_path):
     (forklift_home / "config.toml").write_text('max_image_bytes = "64 MiB"\n')
     store = ImageStore(load_settings())

@@ -58,6 +58,18 @@ def free_bytes(directory: Path) -> int:
     return st.f_bavail * st.f_frsize
 
 
+def check_download_room(image: str, directory: Path, sizes: Sequence[int]) -> None:
+    """Before the first blob is fetched: the blobs a manifest announces must fit with the reserve kept,
+    so a registry announcing a 1 TiB layer is refused before a byte of it is written."""
+    need = sum(sizes)
+    free = free_bytes(directory)
+    reserve = reserve_for(directory)
+    if free - need < reserve:
+        raise ImageLimitExceeded(
+            f"image {image} needs {human(need)} to download and {directory} has {human(free)} free (forklift "
+            f"keeps {human(reserve)} free): free disk space there")
+
+
 @dataclass(frozen=True)
 class UnpackLimits:
     max_bytes: int | None  # None: the free disk at the start, less the reserve

@@ -13,6 +13,7 @@ from typing import Any
 from forklift.credentials import Keychain
 from forklift.images.content import Lease
 from forklift.images.imagestore import ImageStore, LocalImage
+from forklift.images.limits import check_download_room
 from forklift.images.progress import NoProgress, TransferProgress
 from forklift.images.tasks import run_all
 from forklift.reference import Reference, parse
@@ -57,6 +58,8 @@ async def pull(
                     f"the config of image {ref} is {manifest.config.size} bytes by its manifest, more than the "
                     f"{MAX_CONFIG_BYTES >> 20} MiB forklift reads; it is refused", registry=ref.registry)
             blobs = [manifest.config, *manifest.layers]
+            store.blobs.root.mkdir(parents=True, exist_ok=True)
+            check_download_room(str(ref), store.blobs.root, [d.size for d in blobs if not store.blobs.has(d.digest)])
             # Taken before the first blob is written and released once the record refers to them: a
             # prune meanwhile keeps them.
             leased = [manifest.digest, *([resolved.index.digest] if resolved.index else []), *(d.digest for d in blobs)]
