@@ -112,27 +112,29 @@ def prepare_home(home: Path, pki, basic_registry) -> ServeProcess:
     return server
 
 
-def model_tarball(home: Path, key: str, model: dict) -> str:
-    """Write model.json into s3://models/<key>/model.tar.gz in the embedded buckets; returns the URL."""
+def model_tarball(home: Path, key: str, model: dict, mode: int = 0o644) -> str:
+    """Write model.json (with `mode`) into s3://models/<key>/model.tar.gz in the embedded buckets; returns
+    the URL."""
     path = home / "buckets" / "models" / key / "model.tar.gz"
     path.parent.mkdir(parents=True, exist_ok=True)
     data = json.dumps(model).encode()
     with tarfile.open(path, "w:gz") as tar:
         info = tarfile.TarInfo("model.json")
-        info.size = len(data)
+        info.size, info.mode = len(data), mode
         tar.addfile(info, io.BytesIO(data))
     return f"s3://models/{key}/model.tar.gz"
 
 
 def create_model(sm, server: ServeProcess, image: str, *, weights=(2.0, 3.0), bias=1.0, version="v1",
-                 environment: dict | None = None, provider: str | None = "registry-creds") -> str:
+                 environment: dict | None = None, provider: str | None = "registry-creds",
+                 model_mode: int = 0o644) -> str:
     name = unique("model")
     image_config = {"RepositoryAccessMode": "Vpc"}
     if provider:
         image_config["RepositoryAuthConfig"] = {"RepositoryCredentialsProviderArn": function_arn(provider)}
     container = {"Image": image, "ImageConfig": image_config,
                  "ModelDataUrl": model_tarball(server.home, name, {"weights": list(weights), "bias": bias,
-                                                                    "version": version}),
+                                                                    "version": version}, model_mode),
                  "Environment": environment or {}}
     sm.create_model(ModelName=name, PrimaryContainer=container, ExecutionRoleArn=ROLE, VpcConfig=VPC)
     return name

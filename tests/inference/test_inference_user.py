@@ -45,6 +45,14 @@ def test_a_non_root_model_server_serves(sagemaker, server, runtime_client, user_
     assert answer["predictions"] == [6.0] and answer["version"] == 1000
 
 
+def test_a_non_root_model_server_reads_model_files_the_archive_made_private(sagemaker, server, runtime_client,
+                                                                          user_images):
+    """model.json is 0600 in the archive: forklift extracts it, then hands the tree to the image's User."""
+    name = deploy(sagemaker, server, user_images["numeric"], model_mode=0o600)
+    answer = predict(runtime_client, name, [[1.0, 1.0]])
+    assert answer["predictions"] == [6.0] and answer["version"] == 1000
+
+
 def test_a_user_the_image_lacks_fails_the_endpoint(sagemaker, server, user_images):
     model = create_model(sagemaker, server, user_images["unknown"])
     name = unique("nouser")

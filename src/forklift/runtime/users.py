@@ -191,3 +191,14 @@ def hand_over(paths: list[Path], user: ImageUser) -> None:
         return
     for path in paths:
         os.chown(path, user.uid, user.gid, follow_symlinks=False)
+
+
+def hand_over_tree(root: Path, user: ImageUser) -> None:
+    """Make a tree forklift itself wrote (an endpoint's extracted model data) the container user's, so a
+    non-root model server can read files the archive made private; links are changed, never followed."""
+    if user.is_root:
+        return
+    for directory, dirnames, filenames in os.walk(root, followlinks=False):
+        os.chown(directory, user.uid, user.gid, follow_symlinks=False)
+        for name in (*dirnames, *filenames):
+            os.chown(os.path.join(directory, name), user.uid, user.gid, follow_symlinks=False)

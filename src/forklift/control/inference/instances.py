@@ -31,7 +31,9 @@ from forklift.control.instance_types import UnknownInstanceType, resolve_instanc
 from forklift.control.pullaudit import record_pull
 from forklift.images.imagestore import ImageStore
 from forklift.images.rootfs import pull_and_prepare
-from forklift.runtime import ContainerHandle, ContainerSpec, Mount, Runtime
+from forklift.runtime import ContainerHandle, ContainerSpec, Mount, Runtime, SpecError, hand_over_tree
+from forklift.runtime.users import resolve as resolve_user
+from forklift.runtime.users import spec_user
 from forklift.storage import extract_tar_gz, store_for
 
 PING_TIMEOUT = 2.0
@@ -89,11 +91,21 @@ def prepare_variant(settings: Settings, directory: Path, variant: dict, model: M
     if url and not (marker.exists() and marker.read_text() == url):
         limit = float(variant.get("ModelDataDownloadTimeoutInSeconds") or DEFAULT_DOWNLOAD_TIMEOUT)
         _download_with_limit(settings, url, model_dir, name, limit)
+        _hand_model_to_the_image_user(model_dir, prepared.rootfs, prepared.config)
     model_dir.mkdir(parents=True, exist_ok=True)
     return PreparedVariant(name, model.name, container, prepared.rootfs, prepared.config, model_dir,
                            variant.get("InstanceType"),
                            {"SpecifiedImage": container["Image"], "ResolvedImage": resolved,
                             "ResolutionTime": model.resolution_time})
+
+
+def _hand_model_to_the_image_user(model_dir: Path, rootfs: Path, image_config: dict) -> None:
+    """A non-root `User` must read /opt/ml/model, whatever modes the archive gave its files."""
+    try:
+        user = resolve_user(rootfs, spec_user(None, image_config))
+    except SpecError:
+        return  # the instance's start fails with the reason; nothing to hand over to
+    hand_over_tree(model_dir, user)
 
 
 def _record_pull(settings: Settings, endpoint: EndpointRow | None, image: str, *, digest: str | None = None,
