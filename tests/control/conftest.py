@@ -14,32 +14,23 @@ from pathlib import Path
 import pytest
 from training_support import TRAIN_PY, Images
 
-from fixtures.imagetools import cached_python_rootfs
+from fixtures.imagetools import build_and_push, cached_python_rootfs, trusting_store
 from fixtures.serve import ServeProcess, remove_containers
-from forklift.config import Settings
-from forklift.credentials import Credentials, StaticKeychain
 from forklift.devregistry import install_ca
-from forklift.images.build import BuildOptions, build
-from forklift.images.imagestore import ImageStore
-from forklift.images.push import push_sync, source_from_store
+from forklift.images.build import BuildOptions
 
 
 @pytest.fixture(scope="session")
 def training_images(tmp_path_factory, pki, basic_registry, busybox_rootfs) -> Images:
-    home = tmp_path_factory.mktemp("control-image-home")
-    install_ca(pki, home / "certs.d", basic_registry.address)
-    store = ImageStore(Settings(home=home))
+    store = trusting_store(tmp_path_factory, pki, basic_registry, "control-image-home")
     code = tmp_path_factory.mktemp("train-code")
     (code / "opt" / "program").mkdir(parents=True)
     (code / "opt" / "program" / "train.py").write_text(TRAIN_PY)
-    keychain = StaticKeychain(Credentials(basic_registry.username, basic_registry.password))
     python_ref = f"{basic_registry.address}/docker-local/my-training-image:1.0"
-    python = build(store, [cached_python_rootfs(), code], tag=python_ref,
-                   options=BuildOptions(entrypoint=["python3", "/opt/program/train.py"]))
-    push_sync(source_from_store(store, python.reference), python_ref, store, keychain=keychain)
+    python = build_and_push(store, basic_registry, [cached_python_rootfs(), code], python_ref,
+                            BuildOptions(entrypoint=["python3", "/opt/program/train.py"]))
     busybox_ref = f"{basic_registry.address}/docker-local/busybox-train:1"
-    busybox = build(store, [busybox_rootfs], tag=busybox_ref, options=BuildOptions(cmd=["/bin/sh"]))
-    push_sync(source_from_store(store, busybox.reference), busybox_ref, store, keychain=keychain)
+    build_and_push(store, basic_registry, [busybox_rootfs], busybox_ref, BuildOptions(cmd=["/bin/sh"]))
     return Images(python_ref, busybox_ref, python.digest)
 
 

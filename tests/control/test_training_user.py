@@ -10,12 +10,8 @@ from dataclasses import dataclass
 import pytest
 from training_support import busybox_job, unique, wait_for
 
-from forklift.config import Settings
-from forklift.credentials import Credentials, StaticKeychain
-from forklift.devregistry import install_ca
-from forklift.images.build import BuildOptions, build
-from forklift.images.imagestore import ImageStore
-from forklift.images.push import push_sync, source_from_store
+from fixtures.imagetools import build_and_push, trusting_store
+from forklift.images.build import BuildOptions
 
 SCRIPT = ('id -u > /opt/ml/model/uid; id -g >> /opt/ml/model/uid; echo "$HOME" > /opt/ml/model/home; '
           'echo rows=1 > /opt/ml/output/data/metrics.txt; cat /opt/ml/input/config/hyperparameters.json; '
@@ -31,19 +27,15 @@ class UserImages:
 
 @pytest.fixture(scope="module")
 def user_images(tmp_path_factory, pki, basic_registry, busybox_rootfs) -> UserImages:
-    home = tmp_path_factory.mktemp("user-image-home")
-    install_ca(pki, home / "certs.d", basic_registry.address)
-    store = ImageStore(Settings(home=home))
+    store = trusting_store(tmp_path_factory, pki, basic_registry, "user-image-home")
     etc = tmp_path_factory.mktemp("user-etc")
     (etc / "etc").mkdir()
     (etc / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n")
     (etc / "etc/group").write_text("root:x:0:\napp:x:1000:\n")
-    keychain = StaticKeychain(Credentials(basic_registry.username, basic_registry.password))
     refs = {}
     for kind, user in (("named", "app"), ("numeric", "1000:1000"), ("unknown", "nobody")):
         ref = f"{basic_registry.address}/docker-local/user-train-{kind}:1"
-        image = build(store, [busybox_rootfs, etc], tag=ref, options=BuildOptions(cmd=["/bin/sh"], user=user))
-        push_sync(source_from_store(store, image.reference), ref, store, keychain=keychain)
+        build_and_push(store, basic_registry, [busybox_rootfs, etc], ref, BuildOptions(cmd=["/bin/sh"], user=user))
         refs[kind] = ref
     return UserImages(**refs)
 

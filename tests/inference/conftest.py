@@ -11,30 +11,20 @@ from collections.abc import Iterator
 import pytest
 from inference_support import SERVE_PY, prepare_home
 
-from fixtures.imagetools import cached_python_rootfs
+from fixtures.imagetools import build_and_push, cached_python_rootfs, trusting_store
 from fixtures.serve import ServeProcess, remove_containers
-from forklift.config import Settings
-from forklift.credentials import Credentials, StaticKeychain
-from forklift.devregistry import install_ca
-from forklift.images.build import BuildOptions, build
-from forklift.images.imagestore import ImageStore
-from forklift.images.push import push_sync, source_from_store
+from forklift.images.build import BuildOptions
 
 
 @pytest.fixture(scope="session")
 def inference_image(tmp_path_factory, pki, basic_registry) -> str:
-    pyslim = cached_python_rootfs()
-    home = tmp_path_factory.mktemp("inference-image-home")
-    install_ca(pki, home / "certs.d", basic_registry.address)
-    store = ImageStore(Settings(home=home))
+    store = trusting_store(tmp_path_factory, pki, basic_registry, "inference-image-home")
     code = tmp_path_factory.mktemp("inference-code")
     (code / "opt" / "program").mkdir(parents=True)
     (code / "opt" / "program" / "serve.py").write_text(SERVE_PY)
     reference = f"{basic_registry.address}/docker-local/my-inference-image:latest"
-    image = build(store, [pyslim, code], tag=reference,
-                  options=BuildOptions(entrypoint=["python3", "/opt/program/serve.py"]))
-    keychain = StaticKeychain(Credentials(basic_registry.username, basic_registry.password))
-    push_sync(source_from_store(store, image.reference), reference, store, keychain=keychain)
+    build_and_push(store, basic_registry, [cached_python_rootfs(), code], reference,
+                   BuildOptions(entrypoint=["python3", "/opt/program/serve.py"]))
     return reference
 
 

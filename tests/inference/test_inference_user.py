@@ -6,30 +6,21 @@ from __future__ import annotations
 import pytest
 from inference_support import SERVE_PY, create_config, create_model, deploy, predict, unique, wait_status
 
-from fixtures.imagetools import cached_python_rootfs
-from forklift.config import Settings
-from forklift.credentials import Credentials, StaticKeychain
-from forklift.devregistry import install_ca
-from forklift.images.build import BuildOptions, build
-from forklift.images.imagestore import ImageStore
-from forklift.images.push import push_sync, source_from_store
+from fixtures.imagetools import build_and_push, cached_python_rootfs, trusting_store
+from forklift.images.build import BuildOptions
 
 # The stock server, answering with the uid it runs as in the version field.
 SERVE_AS_USER = SERVE_PY.replace('"version": MODEL.get("version")', '"version": os.getuid()')
 
 
 def _push(tmp_path_factory, pki, basic_registry, user: str, tag: str) -> str:
-    home = tmp_path_factory.mktemp("user-inference-home")
-    install_ca(pki, home / "certs.d", basic_registry.address)
-    store = ImageStore(Settings(home=home))
+    store = trusting_store(tmp_path_factory, pki, basic_registry, "user-inference-home")
     code = tmp_path_factory.mktemp("user-inference-code")
     (code / "opt" / "program").mkdir(parents=True)
     (code / "opt" / "program" / "serve.py").write_text(SERVE_AS_USER)
     reference = f"{basic_registry.address}/docker-local/user-inference:{tag}"
-    image = build(store, [cached_python_rootfs(), code], tag=reference,
-                  options=BuildOptions(entrypoint=["python3", "/opt/program/serve.py"], user=user))
-    keychain = StaticKeychain(Credentials(basic_registry.username, basic_registry.password))
-    push_sync(source_from_store(store, image.reference), reference, store, keychain=keychain)
+    build_and_push(store, basic_registry, [cached_python_rootfs(), code], reference,
+                   BuildOptions(entrypoint=["python3", "/opt/program/serve.py"], user=user))
     return reference
 
 
