@@ -33,7 +33,7 @@ from typing import Any
 
 from forklift.api.context import RequestContext
 from forklift.api.errors import ApiError
-from forklift.api.protocol import arn
+from forklift.api.protocol import arn, log_group_arn, log_group_name
 from forklift.api.validation import operation_model, service_model
 from forklift.credentials.arns import parse_role_arn, role_arn
 from forklift.credentials.errors import InvalidArn
@@ -87,11 +87,8 @@ def _log_group(params: Mapping[str, Any], region: str, account: str) -> str:
     for member in LOG_GROUP_MEMBERS:
         value = params.get(member)
         if isinstance(value, str) and value:
-            # logGroupIdentifier may be the group's ARN (`…:log-group:NAME` or `…:log-group:NAME:*`): only its
-            # name reaches the handlers, so that is what is authorized, in this server's region and account
-            if value.startswith("arn:"):
-                value = value.partition(":log-group:")[2].removesuffix(":*") or value
-            return f"arn:aws:logs:{region}:{account}:log-group:{value}"
+            # only the group's name reaches the handlers, so that is what is authorized, as this server's
+            return log_group_arn(log_group_name(value), region, account)
     return "*"
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from forklift.api.context import RequestContext
 from forklift.api.errors import ApiError
 from forklift.api.logpattern import compile_pattern
+from forklift.api.protocol import log_group_arn, log_group_name
 from forklift.api.tokens import decode_event_token, decode_token, encode_event_token, encode_token, keyset_page
 from forklift.control.logsource import LogEvent, LogSource
 
@@ -47,17 +48,15 @@ def _group_name(params: dict) -> str:
     name, identifier = params.get("logGroupName"), params.get("logGroupIdentifier")
     if name and identifier:
         raise ApiError.logs_invalid_parameter("LogGroup name and LogGroup ARN are mutually exclusive parameters.")
-    if identifier:  # a name, or arn:aws:logs:<region>:<account>:log-group:<name>[:*]
-        if identifier.startswith("arn:"):
-            identifier = identifier.split(":log-group:", 1)[-1].removesuffix(":*")
-        return identifier
+    if identifier:
+        return log_group_name(identifier)
     if not name:
         raise ApiError.logs_invalid_parameter("Either logGroupName or logGroupIdentifier must be specified.")
     return name
 
 
 def group_arn(ctx: RequestContext, group: str) -> str:
-    return f"arn:aws:logs:{ctx.region}:{ctx.account}:log-group:{group}"
+    return log_group_arn(group, ctx.region, ctx.account)
 
 
 class LogsApi:

@@ -14,7 +14,8 @@ from starlette.responses import Response
 
 from forklift.api.errors import ApiError
 
-__all__ = ["AMZ_JSON", "ApiError", "arn", "dumps", "epoch", "json_error", "json_response", "rest_error"]
+__all__ = ["AMZ_JSON", "ApiError", "arn", "dumps", "epoch", "json_error", "json_response", "log_group_arn",
+           "log_group_name", "rest_error"]
 
 AMZ_JSON = "application/x-amz-json-1.1"
 REQUEST_ID_HEADER = "x-amzn-RequestId"
@@ -23,6 +24,18 @@ REQUEST_ID_HEADER = "x-amzn-RequestId"
 def arn(resource_type: str, name: str, region: str, account: str, *, service: str = "sagemaker") -> str:
     """`arn:aws:sagemaker:<region>:<account>:<type>/<name>`; AWS lower-cases SageMaker names in ARNs."""
     return f"arn:aws:{service}:{region}:{account}:{resource_type}/{name.lower()}"
+
+
+def log_group_arn(name: str, region: str, account: str) -> str:
+    return f"arn:aws:logs:{region}:{account}:log-group:{name}"
+
+
+def log_group_name(identifier: str) -> str:
+    """The group a `logGroupIdentifier` names: a name, or `arn:aws:logs:<region>:<account>:log-group:<name>[:*]`
+    (only the name counts: a group is this server's whatever region and account its ARN says)."""
+    if identifier.startswith("arn:"):
+        return identifier.split(":log-group:", 1)[-1].removesuffix(":*")
+    return identifier
 
 
 def epoch(value: datetime) -> float:
