@@ -17,6 +17,11 @@ from forklift.runtime import ExitStatus
 from forklift.storage import pack_tar_gz, store_for
 
 
+# ExitStatus.reason of a container its backend could not run at all (e.g. a cluster that cannot pull the
+# image); the status's message is then the whole FailureReason.
+PLATFORM_ERROR = "platform-error"
+
+
 def resolved_reference(image: str, digest: str) -> str:
     ref = parse(image)
     return f"{ref.registry}/{ref.repository}@{digest}"
@@ -77,6 +82,8 @@ def failure_reason(directory: Path, exit_status: ExitStatus, request: dict) -> s
         pass
     if exit_status.code == 0 and not exit_status.oom_killed:
         return None
+    if exit_status.reason == PLATFORM_ERROR:
+        return exit_status.message
     if written:
         return written
     if exit_status.oom_killed:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from forklift.config import Settings
+from forklift.control.backend import Backend, LocalBackend
 from forklift.control.inference import Inference
 from forklift.control.inference.logs import GROUP_PREFIX, EndpointLogSource
 from forklift.control.logs import GROUP, TrainingLogSource
@@ -13,7 +14,7 @@ from forklift.control.scheduler import Scheduler
 from forklift.control.settings import ControlSettings, control_settings
 from forklift.control.store import JobStore
 from forklift.control.training import TrainingService
-from forklift.runtime import RuncRuntime, Runtime
+from forklift.runtime import Runtime
 
 
 @dataclass
@@ -25,16 +26,19 @@ class ControlPlane:
     training: TrainingService
     logs: TrainingLogSource
     inference: Inference
+    backend: Backend
 
     @classmethod
-    def create(cls, settings: Settings, runtime: Runtime | None = None) -> ControlPlane:
-        runtime = runtime or RuncRuntime()
+    def create(cls, settings: Settings, runtime: Runtime | None = None, backend: Backend | None = None) -> ControlPlane:
+        """On `backend`, by default the local one (runc, or the `runtime` given)."""
+        backend = backend or LocalBackend(runtime)
         control = control_settings(settings)
         store = JobStore(settings.database_url)
-        scheduler = Scheduler(settings, control, store, runtime)
+        scheduler = Scheduler(settings, control, store, backend.training_launcher(settings))
         training = TrainingService(settings, store, scheduler, control)
-        inference = Inference.create(settings, control, runtime)
-        return cls(settings, control, store, scheduler, training, TrainingLogSource(settings.home, store), inference)
+        inference = Inference.create(settings, control, launcher_for=backend.instance_launcher)
+        return cls(settings, control, store, scheduler, training, TrainingLogSource(settings.home, store), inference,
+                   backend)
 
     def log_source(self) -> LogSource:
         return MergedLogSource({GROUP: self.logs, GROUP_PREFIX: EndpointLogSource(self.settings.home)})
@@ -46,3 +50,4 @@ class ControlPlane:
     def close(self) -> None:
         self.scheduler.close()
         self.inference.close()
+        self.backend.close()

@@ -11,39 +11,26 @@ whether to start over (queued/preparing), re-adopt the container (running) or fi
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
 import uuid
-from pathlib import Path
 
 from forklift import labels
 from forklift.config import Settings
 from forklift.control import outcome, staging, status
-from forklift.control.instance_types import resolve_instance_type
+from forklift.control.launching import PlatformFailure, TrainingContainer, TrainingLauncher
 from forklift.control.logs import LogPump, job_dir
 from forklift.control.models import TrainingJobRow
 from forklift.control.pullaudit import record_pull
 from forklift.control.settings import ControlSettings
 from forklift.control.store import JobStore
-from forklift.credentials.chain import default_keychain
-from forklift.images.imagestore import ImageStore
-from forklift.images.rootfs import pull_and_prepare
-from forklift.runtime import (
-    ContainerHandle,
-    ContainerSpec,
-    ContainerStartError,
-    ExitStatus,
-    Mount,
-    Runtime,
-    SpecError,
-    hand_over,
-    image_user,
-)
+from forklift.runtime import ContainerHandle, ExitStatus, Mount
 
 log = logging.getLogger(__name__)
 POLL = 0.5
+# ExitStatus.reason of a container its backend ended at MaxRuntimeInSeconds (a Job's activeDeadlineSeconds)
+DEADLINE_EXCEEDED = "deadline-exceeded"
 
 
 class JobStopped(Exception):
@@ -85,9 +72,9 @@ class PullProgress:
 
 
 class JobRunner:
-    def __init__(self, settings: Settings, control: ControlSettings, store: JobStore, runtime: Runtime,
+    def __init__(self, settings: Settings, control: ControlSettings, store: JobStore, launcher: TrainingLauncher,
                  name: str, stop_requested: threading.Event, shutdown: threading.Event):
-        self.settings, self.control, self.store, self.runtime = settings, control, store, runtime
+        self.settings, self.control, self.store, self.launcher = settings, control, store, launcher
         self.name = name
         self.stop_requested = stop_requested
         self.shutdown = shutdown
@@ -131,17 +118,15 @@ class JobRunner:
             status.step(r, "Downloading", f"Downloading the training image {image}")
         self.store.update(self.name, preparing)
         self._check_stop()
-        images = ImageStore(self.settings)
         try:
-            prepared = asyncio.run(self._pull(images, image, request))
-        except Exception as exc:
-            record_pull(self.settings, owner=row.created_by, resource=row.arn, image=image, error=exc)
-            raise PlatformFailure(outcome.pull_failure(image, exc)) from exc
-        record_pull(self.settings, owner=row.created_by, resource=row.arn, image=image,
-                    digest=prepared.image.digest)
-        resolved = outcome.resolved_reference(image, prepared.image.digest)
+            obtained = self.launcher.obtain(row, PullProgress(self.store, self.name, image))
+        except PlatformFailure as exc:
+            record_pull(self.settings, owner=row.created_by, resource=row.arn, image=image,
+                        error=exc.__cause__ or exc)
+            raise
+        record_pull(self.settings, owner=row.created_by, resource=row.arn, image=image, digest=obtained.digest)
+        resolved = outcome.resolved_reference(image, obtained.digest)
         self._check_stop()
-        rootfs, image_config = prepared.rootfs, prepared.config
         def downloaded(r: TrainingJobRow) -> None:
             r.resolved_image = resolved
             status.step(r, "Downloading", f"Training image {resolved} downloaded; downloading input data")
@@ -153,15 +138,11 @@ class JobRunner:
         except Exception as exc:
             raise PlatformFailure(f"ClientError: input data could not be downloaded: {exc}") from exc
         self._check_stop()
-        spec = self._spec(row, rootfs, image_config, staged, instance_type)
-        self._hand_outputs_to_the_image_user(spec)
+        container = self._container(row, resolved, staged, instance_type)
         def running(r: TrainingJobRow) -> None:
-            r.container_name, r.phase = spec.name, "running"
+            r.container_name, r.phase = container.name, "running"
         self.store.update(self.name, running)
-        try:
-            handle = self.runtime.start(spec)
-        except ContainerStartError as exc:
-            raise PlatformFailure(f"The training container could not be started: {exc}") from exc
+        handle = self.launcher.start(container, obtained)
         for fifo, source in staged.pipes:
             staging.PipeFeeder(fifo, source, self.pipes_done).start()
         now = time.time()
@@ -174,17 +155,8 @@ class JobRunner:
         self.store.update(self.name, training)
         return handle
 
-    async def _pull(self, images, image: str, request: dict):
-        """Pull the image and unpack its rootfs, each layer as soon as it has landed."""
-        config = (request["AlgorithmSpecification"].get("TrainingImageConfig") or {})
-        provider = (config.get("TrainingRepositoryAuthConfig") or {}).get("TrainingRepositoryCredentialsProviderArn")
-        keychain = await asyncio.to_thread(default_keychain, self.settings, function_arn=provider,
-                                           role_arn=request.get("RoleArn"), image=image)
-        return await pull_and_prepare(image, images, keychain=keychain,
-                                      progress=PullProgress(self.store, self.name, image))
-
-    def _spec(self, row: TrainingJobRow, rootfs: Path, image_config: dict, staged: staging.StagedInput,
-              instance_type: str | None) -> ContainerSpec:
+    def _container(self, row: TrainingJobRow, resolved: str, staged: staging.StagedInput,
+                   instance_type: str | None) -> TrainingContainer:
         request = row.request
         algorithm = request["AlgorithmSpecification"]
         paths = staging.job_paths(self.directory)
@@ -198,24 +170,15 @@ class JobRunner:
                   Mount(paths["config"], "/opt/ml/input/config", read_only=True),
                   Mount(paths["model"], "/opt/ml/model"),
                   Mount(paths["output"], "/opt/ml/output"), *staged.mounts]
-        cpus = memory = None
-        if instance_type:
-            resources = resolve_instance_type(instance_type)
-            cpus, memory = resources.cpus, resources.memory_bytes
-        network = "none" if request.get("EnableNetworkIsolation") else "isolated"
-        return ContainerSpec(name=f"tj-{row.name}-{uuid.uuid4().hex[:8]}", rootfs=rootfs,
-                             state_dir=paths["container"], image_config=image_config, entrypoint=entrypoint,
-                             args=args, env=env, mounts=mounts, cpus=cpus, memory_bytes=memory,
-                             network=network, hostname=staging.HOST, labels={labels.TRAINING_JOB: row.name})
-
-    def _hand_outputs_to_the_image_user(self, spec: ContainerSpec) -> None:
-        """The image's `User` must be able to write /opt/ml/model and /opt/ml/output, as on SageMaker."""
-        try:
-            user = image_user(spec)
-        except SpecError as exc:
-            raise PlatformFailure(f"ClientError: the training image's User cannot run the job: {exc}") from exc
-        paths = staging.job_paths(self.directory)
-        hand_over([paths["model"], paths["output"], paths["output"] / "data"], user)
+        limit = (request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
+        return TrainingContainer(name=f"tj-{row.name}-{uuid.uuid4().hex[:8]}", job=row.name, directory=self.directory,
+                                 image=algorithm["TrainingImage"], resolved_image=resolved, entrypoint=entrypoint,
+                                 args=args, env=env, mounts=mounts, instance_type=instance_type,
+                                 isolated=bool(request.get("EnableNetworkIsolation")),
+                                 vpc=bool(request.get("VpcConfig")), hostname=staging.HOST,
+                                 labels={labels.TRAINING_JOB: row.name},
+                                 max_runtime_seconds=int(limit) if limit else None,
+                                 pipe_channels=tuple(str(fifo) for fifo, _ in staged.pipes))
 
     # -- while it runs ---------------------------------------------------------------------
     def _wait(self, handle: ContainerHandle) -> ExitStatus | None:
@@ -241,6 +204,8 @@ class JobRunner:
         pump.drain(final=True)
 
         def ended(r: TrainingJobRow) -> None:
+            if exit_status.reason == DEADLINE_EXCEEDED and not r.stop_reason:
+                r.stop_reason = "MaxRuntimeExceeded"  # the backend enforced MaxRuntimeInSeconds itself
             r.exit_status = exit_status.to_json()
             r.training_end = time.time()
             r.phase = "uploading"
@@ -295,6 +260,3 @@ class JobRunner:
             status.step(r, r.stop_reason, "Training job stopped before its container started")
         self.store.update(self.name, stopped)
 
-
-class PlatformFailure(Exception):
-    """The platform could not run the job; the message is the FailureReason."""

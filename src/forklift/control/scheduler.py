@@ -3,7 +3,8 @@
 Capacity is CPU and memory: a job needs its instance type's figures *clamped to this machine*
 (so one job of any instance type always fits an idle machine), times its InstanceCount. Jobs are
 admitted first come, first served; a job that does not fit waits with SecondaryStatus Pending and
-a message saying what it waits for, and nothing behind it jumps the queue.
+a message saying what it waits for, and nothing behind it jumps the queue. A backend that
+schedules by itself (a cluster; its launcher's `limits_capacity` is False) gets every job at once.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from dataclasses import dataclass
 from forklift.config import Settings
 from forklift.control import status
 from forklift.control.instance_types import UnknownInstanceType, resolve_instance_type
+from forklift.control.launching import TrainingLauncher
 from forklift.control.models import TrainingJobRow
 from forklift.control.reconcile import reconcile
 from forklift.control.runner import JobRunner
 from forklift.control.settings import ControlSettings
 from forklift.control.store import JobStore
-from forklift.runtime import ContainerHandle, Runtime
+from forklift.runtime import ContainerHandle
 
 log = logging.getLogger(__name__)
 GIB = 1024**3
@@ -48,8 +50,8 @@ def demand(row: TrainingJobRow) -> tuple[float, int]:
 
 
 class Scheduler:
-    def __init__(self, settings: Settings, control: ControlSettings, store: JobStore, runtime: Runtime):
-        self.settings, self.control, self.store, self.runtime = settings, control, store, runtime
+    def __init__(self, settings: Settings, control: ControlSettings, store: JobStore, launcher: TrainingLauncher):
+        self.settings, self.control, self.store, self.launcher = settings, control, store, launcher
         self.running: dict[str, Running] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -69,7 +71,7 @@ class Scheduler:
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
-        for name, handle in reconcile(self.store, self.runtime).items():
+        for name, handle in reconcile(self.store, self.launcher).items():
             row = self.store.get(name)
             self._launch(row, handle)
         self._thread = threading.Thread(target=self._loop, daemon=True, name="forklift-scheduler")
@@ -113,7 +115,8 @@ class Scheduler:
             cpus, memory = demand(row)
             used_cpus, used_memory = self.in_use()
             fits = (used_cpus + cpus <= self.control.capacity_cpus + 1e-9
-                    and used_memory + memory <= self.control.capacity_memory) or not self.running
+                    and used_memory + memory <= self.control.capacity_memory) or not self.running \
+                or not self.launcher.limits_capacity
             if blocked or not fits:
                 blocked = True
                 message = (f"Waiting for capacity: the job needs {cpus:g} vCPU and {memory / GIB:.1f} GiB; "
@@ -129,7 +132,7 @@ class Scheduler:
     def _launch(self, row: TrainingJobRow, handle: ContainerHandle | None) -> None:
         cpus, memory = demand(row)
         stop = threading.Event()
-        runner = JobRunner(self.settings, self.control, self.store, self.runtime, row.name, stop, self.shutdown)
+        runner = JobRunner(self.settings, self.control, self.store, self.launcher, row.name, stop, self.shutdown)
 
         def work() -> None:
             try:

@@ -15,10 +15,11 @@ as CloudWatch log streams).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from forklift.config import Settings
-from forklift.control.inference.launcher import LocalLauncher
+from forklift.control.inference.launcher import InstanceLauncher, LocalLauncher
 from forklift.control.inference.manager import FleetManager
 from forklift.control.inference.routing import Router
 from forklift.control.inference.service import InferenceService
@@ -27,6 +28,8 @@ from forklift.control.inference.store import InferenceStore
 from forklift.control.settings import ControlSettings, control_settings
 from forklift.runtime import RuncRuntime, Runtime
 
+LauncherFactory = Callable[[Settings, InferenceSettings, InferenceStore], InstanceLauncher]
+
 
 @dataclass
 class Inference:
@@ -34,18 +37,20 @@ class Inference:
     store: InferenceStore
     router: Router
     fleet: FleetManager
-    launcher: LocalLauncher
+    launcher: InstanceLauncher
     service: InferenceService
 
     @classmethod
     def create(cls, settings: Settings, control: ControlSettings | None = None,
-               runtime: Runtime | None = None) -> Inference:
-        runtime = runtime or RuncRuntime()
+               runtime: Runtime | None = None, launcher_for: LauncherFactory | None = None) -> Inference:
+        """Instances from the launcher `launcher_for` makes (a backend's), else containers of `runtime`
+        (runc by default)."""
         control = control or control_settings(settings)
         config = inference_settings(settings)
         store = InferenceStore(settings.database_url)
         router = Router()
-        launcher = LocalLauncher(settings, config, store, runtime)
+        launcher = (launcher_for(settings, config, store) if launcher_for is not None
+                    else LocalLauncher(settings, config, store, runtime or RuncRuntime()))
         fleet = FleetManager(settings, config, store, launcher, router)
         return cls(config, store, router, fleet, launcher, InferenceService(settings, control, store, fleet))
 

@@ -69,6 +69,10 @@ class InstanceLauncher(Protocol):
         that `keep` accepts; stop and forget the others, but leave those named in `skip` alone."""
         ...
 
+    def close(self) -> None:
+        """Stop following the instances; they keep serving for the next server to adopt."""
+        ...
+
 
 @dataclass(eq=False, frozen=True)
 class LocalInstance:
