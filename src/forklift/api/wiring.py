@@ -10,15 +10,29 @@ from forklift.api import inference, invoke, training
 from forklift.api.authn import KeyAuthenticator
 from forklift.api.services import ApiServices
 from forklift.audit import AuditLog
-from forklift.config import Settings
+from forklift.config import Settings, read_config_file
+from forklift.control.backend import Backend, LocalBackend
 from forklift.control.plane import ControlPlane
 from forklift.credentials.accesskeys import AccessKeys
 
 
-def build_services(settings: Settings, region: str, account: str) -> ApiServices:
-    """The services `forklift serve` runs."""
+def select_backend(settings: Settings, runtime: str | None = None, *, namespace: str | None = None,
+                   kubeconfig: str | None = None, context: str | None = None) -> Backend:
+    """The backend `runtime` names (else config.toml's `runtime`, else runc), connected and ready."""
+    chosen = runtime or read_config_file(settings.home)[1].get("runtime") or "runc"
+    if chosen != "kubernetes":
+        return LocalBackend()
+    from forklift.control.kubernetes import KubernetesBackend  # the kubernetes client, only when it is used
+    from forklift.kube.settings import kube_settings
+
+    kube = kube_settings(settings).with_overrides(namespace=namespace, kubeconfig=kubeconfig, context=context)
+    return KubernetesBackend(settings, kube)
+
+
+def build_services(settings: Settings, region: str, account: str, backend: Backend | None = None) -> ApiServices:
+    """The services `forklift serve` runs, on `backend` (default: runc on this machine)."""
     services = ApiServices(region=region, account=account)
-    plane = ControlPlane.create(settings)
+    plane = ControlPlane.create(settings, backend=backend)
     training.install(services, plane)
     inference.install(services, plane.inference)
     invoke.install(services, plane.inference.router)

@@ -76,8 +76,16 @@ def _configure_logging(verbose: int, log_file: str | None) -> None:
 @click.option("--tls-cert", metavar="PEM", help="Serve HTTPS with this certificate (with --tls-key; or tls_cert in "
                                                  "config.toml).")
 @click.option("--tls-key", metavar="PEM", help="The certificate's unencrypted private key.")
+@click.option("--runtime", type=click.Choice(["runc", "kubernetes"]),
+              help="What runs the containers: runc on this machine, or a Kubernetes cluster (default: runtime in "
+                   "config.toml, else runc).")
+@click.option("--namespace", help="Kubernetes: the namespace of every object (default: [kubernetes] namespace).")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Kubernetes: the kubeconfig file (default: "
+              "in-cluster config in a pod, else KUBECONFIG or ~/.kube/config).")
+@click.option("--context", help="Kubernetes: a context of that kubeconfig (default: its current context).")
 def serve(host: str, port: int, region: str | None, account: str | None, verbose: int, log_file: str | None,
-          tls_cert: str | None, tls_key: str | None) -> None:
+          tls_cert: str | None, tls_key: str | None, runtime: str | None, namespace: str | None,
+          kubeconfig: str | None, context: str | None) -> None:
     """Serve the SageMaker, sagemaker-runtime and CloudWatch Logs APIs for boto3's endpoint_url.
 
     Prints a line per job and endpoint state change (with -v, a line per request too). Ctrl-C or
@@ -92,8 +100,10 @@ def serve(host: str, port: int, region: str | None, account: str | None, verbose
     from forklift.api import build_services, create_app
     from forklift.api.dataplane import protocol_for
     from forklift.api.edge import EdgeLimits
+    from forklift.api.wiring import select_backend
     from forklift.config import load_settings, read_config_file
     from forklift.credentials.accesskeys import AccessKeys
+    from forklift.errors import ForkliftError
     from forklift.serverfile import claim, remove_record_if_ours, write_record
     from forklift.servertls import TlsSetupError, server_tls
 
@@ -127,7 +137,12 @@ def serve(host: str, port: int, region: str | None, account: str | None, verbose
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
     url = f"{'https' if tls else 'http'}://{f'[{host}]' if ':' in host else host}:{bound_port}"
-    app = create_app(build_services(settings, region, account))
+    try:
+        backend = select_backend(settings, runtime, namespace=namespace, kubeconfig=kubeconfig, context=context)
+    except ForkliftError as exc:
+        sock.close()
+        raise click.ClickException(str(exc)) from None
+    app = create_app(build_services(settings, region, account, backend))
     # A stop waits for requests in flight, but not forever for a client that stalls mid-request.
     config = uvicorn.Config(app, http=protocol_for(app.invoke, limits), log_config=None, access_log=verbose > 0,
                             lifespan="on", log_level=logging.getLogger().getEffectiveLevel(),
@@ -138,8 +153,8 @@ def serve(host: str, port: int, region: str | None, account: str | None, verbose
     # it found: make that handler an exit that still runs the cleanup below (not click's "Aborted!").
     previous = {sig: signal.signal(sig, _exit_quietly) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        events.info("forklift serving on %s (region %s, account %s) for FORKLIFT_HOME=%s", url, region, account,
-                    settings.home)
+        events.info("forklift serving on %s (region %s, account %s) for FORKLIFT_HOME=%s; containers run on %s", url,
+                    region, account, settings.home, backend.name)
         if not keyed:
             events.info("no access key exists, so unsigned requests are accepted (on loopback only); once "
                         "`forklift keys create` has made one, every request must be signed with a key")

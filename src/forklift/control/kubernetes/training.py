@@ -1,0 +1,315 @@
+"""Training jobs as Kubernetes Jobs.
+
+    obtain   the tag resolved to a digest with the job's credentials chain (provider functions
+             included), as a pull would; the credentials kept in memory for the pull Secret
+    start    a `kubernetes.io/dockerconfigjson` Secret (when the registry needs credentials), a
+             NetworkPolicy (EnableNetworkIsolation or VpcConfig), then the `batch/v1` Job: the image
+             pinned by that digest, the job's directories mounted from the shared claim
+    handle   the Job and its pod as the watch streams last saw them: how the container ended (exit
+             code, OOMKilled, the Job's DeadlineExceeded, an image the cluster could not pull), its
+             log copied into the job's directory for the log pump; stop deletes every object
+
+The runner stages config and channels, waits, packs `/opt/ml/model` and uploads it exactly as on
+runc: the files are on the claim the server and the pods share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from forklift.config import Settings
+from forklift.control import outcome, staging
+from forklift.control.instance_types import check_instance_type
+from forklift.control.launching import ObtainedImage, PlatformFailure, TrainingContainer
+from forklift.control.locallaunch import training_provider
+from forklift.control.logs import job_dir
+from forklift.control.models import TrainingJobRow
+from forklift.control.runner import DEADLINE_EXCEEDED
+from forklift.credentials import Credentials
+from forklift.credentials.chain import default_keychain, prefetch
+from forklift.images.progress import TransferProgress
+from forklift.kube import names, objects
+from forklift.kube.cluster import Cluster, ClusterError
+from forklift.kube.podlogs import PodLogFollower
+from forklift.kube.settings import KubeSettings
+from forklift.kube.watch import ObjectWatch
+from forklift.reference import parse
+from forklift.registry import RegistryClient
+from forklift.runtime import ExitStatus
+
+log = logging.getLogger(__name__)
+CONTAINER = objects.TRAINING_CONTAINER
+GIB = 1024**3
+# A pod's container waiting for one of these will not start by itself: the job fails with the
+# kubelet's own message.
+STUCK = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError",
+         "CreateContainerError"}
+JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+
+
+def job_object_name(container_name: str) -> str:
+    """The Job's name for the runner's container name (`tj-<job>-<8 hex>`)."""
+    return names.object_name("tj", container_name.removeprefix("tj-"))
+
+
+def pull_credentials(credentials: Credentials, registry: str) -> tuple[str, str] | None:
+    """(username, password) for a pull Secret; None for an anonymous pull."""
+    if credentials.is_anonymous:
+        return None
+    if credentials.username and credentials.password:
+        return credentials.username, credentials.password
+    raise PlatformFailure(f"ClientError: the credentials found for {registry} are a token, and a Kubernetes pull "
+                          "Secret needs a username and password (docker login, a provider function or ECR give one)")
+
+
+class KubernetesTrainingLauncher:
+    limits_capacity = False  # the cluster schedules; a pod waiting for room shows as Pending
+
+    def __init__(self, settings: Settings, kube: KubeSettings, cluster: Cluster, watch: ObjectWatch):
+        self.settings, self.kube, self.cluster, self.watch = settings, kube, cluster, watch
+
+    # -- the image ---------------------------------------------------------------------------
+    def obtain(self, row: TrainingJobRow, progress: TransferProgress) -> ObtainedImage:
+        request = row.request
+        image = request["AlgorithmSpecification"]["TrainingImage"]
+        if any((c.get("InputMode") or request["AlgorithmSpecification"].get("TrainingInputMode")) == "Pipe"
+               for c in request.get("InputDataConfig") or []):
+            raise PlatformFailure("ClientError: Pipe input mode is not available on forklift's Kubernetes runtime "
+                                  "(a FIFO on a shared volume does not cross nodes); use File or FastFile")
+        ref = parse(image)
+
+        async def resolve() -> tuple[str, Credentials]:
+            keychain = await asyncio.to_thread(default_keychain, self.settings, function_arn=training_provider(request),
+                                               role_arn=request.get("RoleArn"), image=image)
+            credentials = await prefetch(keychain, image)
+            async with RegistryClient(ref.registry, keychain=keychain, settings=self.settings, max_retries=1) as client:
+                return (await client.resolve(ref)).digest, credentials
+
+        try:
+            digest, credentials = asyncio.run(resolve())
+        except Exception as exc:
+            raise PlatformFailure(outcome.pull_failure(image, exc)) from exc
+        return ObtainedImage(digest, pull_credentials(credentials, ref.registry))
+
+    # -- the objects -------------------------------------------------------------------------
+    def render(self, container: TrainingContainer, credentials: tuple[str, str] | None) -> list[dict]:
+        """Secret (when needed), NetworkPolicy (when asked for), Job — in the order they are created."""
+        job_name = job_object_name(container.name)
+        labels = names.training_labels(container.job)
+        made: list[dict] = []
+        secret = None
+        if credentials is not None:
+            secret = job_name
+            made.append(objects.pull_secret(secret, parse(container.image).registry, *credentials, labels, self.kube))
+        if container.isolated or container.vpc:
+            # One attempt of a job runs at a time, so its job label selects exactly its pod.
+            made.append(objects.network_policy(job_name, names.training_labels(container.job), self.kube,
+                                               isolated=container.isolated))
+        plan = objects.PodPlan(image=container.resolved_image, command=container.entrypoint, args=container.args,
+                               env=container.env, mounts=tuple(self._claim_mounts(container)), pull_secret=secret,
+                               labels=labels, hostname=container.hostname, **self._resources(container.instance_type))
+        made.append(objects.training_job(job_name, plan, self.kube, container.max_runtime_seconds))
+        return made
+
+    def _claim_mounts(self, container: TrainingContainer) -> Iterator[objects.ClaimMount]:
+        home = self.settings.home.resolve()
+        for mount in container.mounts:
+            source = Path(mount.source).resolve()
+            if not source.is_relative_to(home):
+                raise PlatformFailure(f"InternalServerError: {source} is outside FORKLIFT_HOME ({home}), so no pod "
+                                      "can mount it from the shared volume")
+            yield objects.ClaimMount(source.relative_to(home).as_posix(), mount.destination, mount.read_only)
+
+    @staticmethod
+    def _resources(instance_type: str | None) -> dict[str, Any]:
+        """The instance type's own figures (a cluster node is sized for it, not this machine)."""
+        if not instance_type:
+            return {}
+        entry = check_instance_type(instance_type)
+        return {"cpus": float(entry.vcpu), "memory_bytes": int(entry.memory_gib * GIB), "gpus": entry.gpus}
+
+    def start(self, container: TrainingContainer, obtained: ObtainedImage) -> KubeJobHandle:
+        paths = staging.job_paths(container.directory)
+        for writable in (paths["model"], paths["output"], paths["output"] / "data"):
+            # The image's User is known only to the cluster's runtime: whoever it is may write its outputs.
+            os.chmod(writable, 0o777)  # noqa: S103 - reachable only through this job's pod and the server
+        try:
+            made = self.render(container, obtained.prepared)
+            for obj in made:
+                self.cluster.apply(obj)
+        except (ClusterError, ValueError) as exc:
+            raise PlatformFailure(f"InternalServerError: the cluster did not accept the training job: {exc}") from exc
+        handle = KubeJobHandle(self, made[-1]["metadata"]["name"], container.directory)
+        handle.follow_logs()
+        return handle
+
+    def adopt(self, name: str) -> KubeJobHandle | None:
+        job = self.cluster.read("Job", job_object_name(name))
+        if job is None:
+            return None
+        training_job = (job.metadata.labels or {}).get(names.TRAINING_JOB)
+        if not training_job:
+            return None
+        handle = KubeJobHandle(self, job.metadata.name, job_dir(self.settings.home, training_job))
+        handle.follow_logs()
+        return handle
+
+
+class KubeJobHandle:
+    """A Job forklift made, as a `ContainerHandle`."""
+
+    address = None
+    pid = None
+
+    def __init__(self, launcher: KubernetesTrainingLauncher, name: str, directory: Path):
+        self.launcher, self.name, self.directory = launcher, name, directory
+        container_dir = staging.job_paths(directory)["container"]
+        container_dir.mkdir(parents=True, exist_ok=True)
+        self.stdout_path = container_dir / "pod.log"
+        self.stderr_path = container_dir / "pod.stderr"  # the API server serves one merged stream
+        self.stderr_path.touch()
+        self._logs: PodLogFollower | None = None
+        self._ended: ExitStatus | None = None
+        self._created = time.monotonic()
+
+    # -- state ---------------------------------------------------------------------------------
+    def _pod(self) -> Any | None:
+        for label in JOB_NAME_LABELS:
+            pods = self.launcher.watch.select("Pod", {label: self.name})
+            if pods:
+                return max(pods, key=lambda p: p.metadata.creation_timestamp or 0)
+        return None
+
+    def _exit(self) -> ExitStatus | None:
+        if self._ended is not None:
+            return self._ended
+        job = self.launcher.watch.get("Job", self.name)
+        if job is None:
+            if self.launcher.watch.synced("Job", 0) and time.monotonic() - self._created > 5 and \
+                    self.launcher.cluster.read("Job", self.name) is None:
+                return ExitStatus(-1, reason="lost", message=f"the Job {self.name} was deleted outside forklift")
+            return None
+        pod = self._pod()
+        terminated = _terminated(pod)
+        for condition in (job.status.conditions if job.status else None) or []:
+            if condition.status != "True":
+                continue
+            if condition.type == "Complete":
+                return ExitStatus(terminated[0] if terminated else 0, reason="completed")
+            if condition.type == "Failed":
+                if condition.reason == "DeadlineExceeded":
+                    return ExitStatus(137, signal=9, reason=DEADLINE_EXCEEDED,
+                                      message=condition.message or "activeDeadlineSeconds exceeded")
+                if terminated:
+                    break
+                return ExitStatus(-1, reason=outcome.PLATFORM_ERROR,
+                                  message=f"AlgorithmError: the Job {self.name} failed: {condition.reason}: "
+                                          f"{condition.message or ''}".rstrip(": "))
+        if terminated:
+            code, reason, message = terminated
+            if reason == "OOMKilled":
+                return ExitStatus(code or 137, oom_killed=True, reason="oom-killed", message=message)
+            return ExitStatus(code, reason="completed" if code == 0 else "failed", message=message)
+        waiting = _waiting(pod)
+        if waiting and waiting[0] in STUCK:
+            image = self._image(job)
+            return ExitStatus(-1, reason=outcome.PLATFORM_ERROR,
+                              message=f"ClientError: the cluster could not start the training image {image} "
+                                      f"({waiting[0]}): {waiting[1]}"[:1024])
+        return None
+
+    @staticmethod
+    def _image(job: Any) -> str:
+        try:
+            return job.spec.template.spec.containers[0].image
+        except (AttributeError, IndexError):
+            return "?"
+
+    def wait(self, timeout: float | None = None) -> ExitStatus | None:
+        status = self.launcher.watch.wait(self._exit, timeout)
+        if status is not None and self._ended is None:
+            self._ended = status
+        return status
+
+    def is_running(self) -> bool:
+        return self.wait(0) is None
+
+    def stop(self, grace: float = 10.0) -> ExitStatus:
+        """Delete the Job (its pod gets `grace` seconds after SIGTERM), its Secret and NetworkPolicy."""
+        status = self.wait(0)
+        if self._logs is not None:
+            if status is not None:
+                self._logs.finish()
+            self._logs.stop()
+        cluster = self.launcher.cluster
+        try:
+            cluster.delete("Job", self.name, grace_seconds=int(grace))
+            cluster.delete("Secret", self.name)
+            cluster.delete("NetworkPolicy", self.name)
+        except ClusterError as exc:
+            log.warning("cleaning up training Job %s: %s", self.name, exc)
+        if status is None:
+            status = ExitStatus(143, signal=15, reason="stopped", message="stopped: the Job was deleted")
+            self._ended = status
+        return status
+
+    # -- logs ----------------------------------------------------------------------------------
+    def follow_logs(self) -> None:
+        """Once the pod's container has started, copy its log (in the background) for the log pump."""
+        def started() -> tuple[str | None] | None:
+            pod = self._pod()
+            if pod is not None and (_running(pod) or _terminated(pod)):
+                return (pod.metadata.name,)
+            return (None,) if self._exit() is not None else None  # ended without ever running
+
+        def run() -> None:
+            (pod,) = self.launcher.watch.wait(started, None) or (None,)
+            if pod is None:
+                return
+            self._logs = PodLogFollower(self.launcher.cluster, pod, CONTAINER, self.stdout_path,
+                                        finished=lambda: _terminated(self._pod()) is not None)
+            self._logs.start()
+
+        threading.Thread(target=run, daemon=True, name=f"kube-logs-{self.name}").start()
+
+    def logs(self, follow: bool = False) -> Iterator[str]:
+        try:
+            with open(self.stdout_path, errors="replace") as f:
+                yield from (line.rstrip("\n") for line in f)
+        except FileNotFoundError:
+            return
+
+
+def _container_state(pod: Any) -> Any | None:
+    statuses = (pod.status.container_statuses if pod is not None and pod.status else None) or []
+    for status in statuses:
+        if status.name == CONTAINER:
+            return status.state
+    return None
+
+
+def _terminated(pod: Any) -> tuple[int, str, str] | None:
+    state = _container_state(pod)
+    if state is None or state.terminated is None:
+        return None
+    t = state.terminated
+    return int(t.exit_code), t.reason or "", t.message or ""
+
+
+def _waiting(pod: Any) -> tuple[str, str] | None:
+    state = _container_state(pod)
+    if state is None or state.waiting is None:
+        return None
+    return state.waiting.reason or "", state.waiting.message or ""
+
+
+def _running(pod: Any) -> bool:
+    state = _container_state(pod)
+    return state is not None and state.running is not None

@@ -1,0 +1,155 @@
+"""One connection to a Kubernetes cluster: its API client, the namespace forklift works in, and the
+few verbs forklift uses (create, read, patch, delete, list by label), each error worded once.
+
+The client is the official `kubernetes` package. Credentials come from `[kubernetes] kubeconfig` /
+`context` (or `KUBECONFIG`, or `~/.kube/config`), or from the pod's service account when forklift runs
+inside the cluster and names no kubeconfig.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from forklift.errors import ForkliftError
+from forklift.kube.settings import KubeSettings
+
+# Every call to the API server gives up after this long (connect, read), so a cluster that stops
+# answering fails the call instead of hanging a job's worker.
+REQUEST_TIMEOUT = (10.0, 60.0)
+VERBS = ("create", "read", "patch", "delete", "list")
+
+
+class ClusterError(ForkliftError, RuntimeError):
+    """The cluster could not be reached or refused a call; the message names the object and why."""
+
+
+def api_client(settings: KubeSettings) -> client.ApiClient:
+    """An API client from the kubeconfig the settings name, else in-cluster, else KUBECONFIG/~/.kube/config."""
+    configuration = client.Configuration()
+    in_cluster = not settings.kubeconfig and "KUBERNETES_SERVICE_HOST" in os.environ
+    try:
+        if in_cluster:
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        else:
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=settings.kubeconfig, context=settings.context, client_configuration=configuration,
+                persist_config=False)
+    except (ConfigException, OSError) as exc:
+        where = settings.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        source = "in-cluster service account" if in_cluster else where
+        raise ClusterError(f"no usable Kubernetes configuration ({source}): {exc}; name one with `forklift serve "
+                           "--kubeconfig PATH [--context NAME]` or [kubernetes] kubeconfig in config.toml") from None
+    return client.ApiClient(configuration)
+
+
+def describe(exc: ApiException) -> str:
+    """The API server's own message (its Status object) rather than the whole HTTP exchange."""
+    import json
+
+    try:
+        status = json.loads(exc.body or "{}")
+    except ValueError:
+        status = {}
+    message = status.get("message") if isinstance(status, dict) else None
+    return f"{exc.status} {exc.reason}: {message}" if message else f"{exc.status} {exc.reason}"
+
+
+class Cluster:
+    """The objects forklift makes, in one namespace."""
+
+    def __init__(self, settings: KubeSettings, api: client.ApiClient | None = None):
+        self.settings = settings
+        self.namespace = settings.namespace
+        self.api = api or api_client(settings)
+        self.core = client.CoreV1Api(self.api)
+        self.batch = client.BatchV1Api(self.api)
+        self.apps = client.AppsV1Api(self.api)
+        self.networking = client.NetworkingV1Api(self.api)
+
+    # kind -> (create, read, patch, delete, list) for the kinds forklift makes
+    def _verbs(self, kind: str) -> tuple[Callable[..., Any], ...]:
+        verbs = {
+            "Secret": (self.core, "secret"), "Service": (self.core, "service"), "Pod": (self.core, "pod"),
+            "Job": (self.batch, "job"), "Deployment": (self.apps, "deployment"),
+            "NetworkPolicy": (self.networking, "network_policy"),
+        }
+        api, noun = verbs[kind]
+        return tuple(getattr(api, f"{verb}_namespaced_{noun}") for verb in VERBS)
+
+    def _failed(self, doing: str, kind: str, name: str, exc: ApiException) -> ClusterError:
+        return ClusterError(f"{doing} {kind} {name} in namespace {self.namespace} failed: {describe(exc)}")
+
+    def create(self, obj: dict[str, Any]) -> Any:
+        create = self._verbs(obj["kind"])[0]
+        try:
+            return create(self.namespace, obj, _request_timeout=REQUEST_TIMEOUT)
+        except ApiException as exc:
+            raise self._failed("creating", obj["kind"], obj["metadata"]["name"], exc) from None
+
+    def apply(self, obj: dict[str, Any]) -> Any:
+        """Create the object, or patch the one of that name that is already there (a retried start)."""
+        create, _, patch = self._verbs(obj["kind"])[:3]
+        try:
+            return create(self.namespace, obj, _request_timeout=REQUEST_TIMEOUT)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise self._failed("creating", obj["kind"], obj["metadata"]["name"], exc) from None
+        try:
+            return patch(obj["metadata"]["name"], self.namespace, obj, _request_timeout=REQUEST_TIMEOUT)
+        except ApiException as exc:
+            raise self._failed("updating", obj["kind"], obj["metadata"]["name"], exc) from None
+
+    def read(self, kind: str, name: str) -> Any | None:
+        read = self._verbs(kind)[1]
+        try:
+            return read(name, self.namespace, _request_timeout=REQUEST_TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise self._failed("reading", kind, name, exc) from None
+
+    def patch(self, kind: str, name: str, body: dict[str, Any]) -> Any:
+        patch = self._verbs(kind)[2]
+        try:
+            return patch(name, self.namespace, body, _request_timeout=REQUEST_TIMEOUT)
+        except ApiException as exc:
+            raise self._failed("updating", kind, name, exc) from None
+
+    def delete(self, kind: str, name: str, grace_seconds: int | None = None) -> bool:
+        """Delete it and what it owns (its pods); False when it was not there."""
+        delete = self._verbs(kind)[3]
+        body = client.V1DeleteOptions(propagation_policy="Background", grace_period_seconds=grace_seconds)
+        try:
+            delete(name, self.namespace, body=body, _request_timeout=REQUEST_TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise self._failed("deleting", kind, name, exc) from None
+        return True
+
+    def list(self, kind: str, selector: dict[str, str]) -> list[Any]:
+        """Objects whose labels include `selector` (checked here too: a selector the server ignored is no answer)."""
+        list_ = self._verbs(kind)[4]
+        text = ",".join(f"{k}={v}" for k, v in selector.items())
+        try:
+            items = list_(self.namespace, label_selector=text, _request_timeout=REQUEST_TIMEOUT).items
+        except ApiException as exc:
+            raise self._failed("listing", kind, "objects", exc) from None
+        return [item for item in items if has_labels(item, selector)]
+
+    def pod_log(self, pod: str, container: str, since_seconds: int | None = None, follow: bool = False) -> Any:
+        """The pod's log as a streaming urllib3 response (timestamps on, for resuming)."""
+        return self.core.read_namespaced_pod_log(pod, self.namespace, container=container, follow=follow,
+                                                 timestamps=True, since_seconds=since_seconds,
+                                                 _preload_content=False, _request_timeout=10.0)
+
+
+def has_labels(obj: Any, selector: dict[str, str]) -> bool:
+    labels = (obj.metadata.labels if hasattr(obj, "metadata") else obj.get("metadata", {}).get("labels")) or {}
+    return all(labels.get(k) == v for k, v in selector.items())
