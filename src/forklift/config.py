@@ -18,6 +18,20 @@ config.toml (every key optional):
     request_body_timeout_seconds = 60          # end of the headers to the end of the body
     keep_alive_timeout_seconds = 5             # an idle connection between requests
 
+    runtime = "runc"                           # or "kubernetes": where containers run (forklift serve)
+    [kubernetes]                               # read by forklift.kube (forklift serve --runtime kubernetes)
+    namespace = "forklift"                     # every object forklift creates goes here (default "default")
+    kubeconfig = "~/.kube/config"              # default: in-cluster config in a pod, else kubectl's default
+    context = "prod"                           # a context of that kubeconfig (default: its current one)
+    volume_claim = "forklift-home"             # the ReadWriteMany PersistentVolumeClaim holding FORKLIFT_HOME
+    volume_subpath = "forklift"                # where FORKLIFT_HOME lies inside that claim (default: its root)
+    service_account = "forklift-workloads"     # the pods' service account (default: the namespace's default)
+    image_pull_policy = "IfNotPresent"         # Always, IfNotPresent or Never
+    gpu_resource = "nvidia.com/gpu"            # the extended resource a GPU is requested as
+    service_domain = "svc.cluster.local"       # the cluster's DNS domain for Services
+    [kubernetes.node_selector]                 # labels a node must carry to run forklift's pods
+    "node.kubernetes.io/instance-type" = "g5.xlarge"
+
 Each package reads its own keys (control, inference, storage); the shape of the whole file is
 checked here, once, whenever it is read: an unknown key or a value of the wrong kind is an error
 naming the file, the key and the fix, before anything runs on a misread setting. `SCHEMA` is
@@ -172,6 +186,88 @@ def _path(value: Any) -> str | None:
     return 'must be a file path such as "/etc/forklift/server.crt"'
 
 
+def _one_of(*choices: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if value in choices:
+            return None
+        quoted = [f'"{c}"' for c in choices]
+        return f"must be {' or '.join(quoted)}" if len(quoted) == 2 else f"must be one of {', '.join(quoted)}"
+    return check
+
+
+# Kubernetes' own name rules (apimachinery's validation), for the [kubernetes] keys; forklift.kube.names
+# holds the same rules for the objects it renders (tests/kube check that both agree).
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+_DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"  # and at most 253 characters
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_VALUE = rf"({_LABEL_NAME})?"
+_DNS_RULE = 'lowercase letters, digits and "-", starting and ending with a letter or digit'
+
+
+def _dns_label(example: str) -> Callable[[Any], str | None]:
+    return _matching(_DNS_LABEL, f'a DNS-1123 label: at most 63 {_DNS_RULE}; e.g. "{example}"')
+
+
+def _is_subdomain(value: Any) -> bool:
+    return isinstance(value, str) and len(value) <= 253 and re.fullmatch(_DNS_SUBDOMAIN, value) is not None
+
+
+def _dns_subdomain(example: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if _is_subdomain(value):
+            return None
+        return f'must be a DNS-1123 subdomain: at most 253 {_DNS_RULE}, dots between labels; e.g. "{example}"'
+    return check
+
+
+def _qualified_name(value: Any, *, prefix_required: bool) -> bool:
+    """A label key or an extended resource name: `[DNS subdomain "/"] name`, the name at most 63."""
+    if not isinstance(value, str):
+        return False
+    prefix, slash, name = value.rpartition("/")
+    if slash and not _is_subdomain(prefix) or prefix_required and not slash:
+        return False
+    return re.fullmatch(_LABEL_NAME, name) is not None
+
+
+def _gpu_resource(value: Any) -> str | None:
+    if _qualified_name(value, prefix_required=True):
+        return None
+    return 'must be an extended resource name, domain/name, such as "nvidia.com/gpu" or "amd.com/gpu"'
+
+
+def _relative_path(value: Any) -> str | None:
+    if isinstance(value, str) and "\0" not in value and not value.startswith("/") \
+            and ".." not in value.split("/") and len(value) <= 1024:
+        return None
+    return 'must be a relative path without ".." inside the volume, e.g. "forklift" ("" for its root)'
+
+
+def _kubeconfig(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip() and "\0" not in value:
+        return None
+    return 'must be the path of a kubeconfig file, e.g. "~/.kube/config"'
+
+
+def _context_name(value: Any) -> str | None:
+    if isinstance(value, str) and 0 < len(value) <= 253 and value.isprintable():
+        return None
+    return 'must be the name of a context in the kubeconfig, e.g. "kind-forklift"'
+
+
+def _node_selector(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return 'must be a table of node labels, e.g. {"node.kubernetes.io/instance-type" = "g5.xlarge"}'
+    for name, label in value.items():
+        if not _qualified_name(name, prefix_required=False):
+            return (f'"{name}" is not a label key: an optional DNS subdomain and "/", then at most 63 letters, '
+                    'digits, "-", "_" or ".", starting and ending with a letter or digit')
+        if not isinstance(label, str) or not re.fullmatch(_LABEL_VALUE, label):
+            return (f"{name} = {json.dumps(label)}: a label value is a string of at most 63 letters, digits, "
+                    '"-", "_" or ".", starting and ending with a letter or digit')
+    return None
+
+
 def _http_url(value: Any) -> str | None:
     if isinstance(value, str) and (value == "" or re.fullmatch(r"https?://[^/\s]+(/\S*)?", value)):
         return None
@@ -205,6 +301,20 @@ SCHEMA: dict[str, Key | dict[str, Key]] = {
                "request_head_timeout_seconds": Key("a number of seconds", _number(0.01, 3600)),
                "request_body_timeout_seconds": Key("a number of seconds", _number(0.01, DAY)),
                "keep_alive_timeout_seconds": Key("a number of seconds", _number(0.01, 3600))},
+    # Where forklift serve runs containers; "kubernetes" reads the [kubernetes] table (forklift.kube.settings).
+    "runtime": Key('"runc" or "kubernetes"', _one_of("runc", "kubernetes")),
+    "kubernetes": {
+        "namespace": Key("a namespace name", _dns_label("forklift")),
+        "kubeconfig": Key("a kubeconfig file", _kubeconfig),
+        "context": Key("a context of the kubeconfig", _context_name),
+        "volume_claim": Key("a ReadWriteMany PersistentVolumeClaim's name", _dns_subdomain("forklift-home")),
+        "volume_subpath": Key("a relative path inside the claim", _relative_path),
+        "service_account": Key("a service account's name", _dns_subdomain("forklift-workloads")),
+        "image_pull_policy": Key('"Always", "IfNotPresent" or "Never"', _one_of("Always", "IfNotPresent", "Never")),
+        "gpu_resource": Key("an extended resource name", _gpu_resource),
+        "node_selector": Key("a table of node labels", _node_selector),
+        "service_domain": Key("the cluster's DNS domain", _dns_subdomain("svc.cluster.local")),
+    },
 }
 
 

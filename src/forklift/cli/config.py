@@ -24,10 +24,12 @@ def _flat(schema: dict, prefix: str = ""):
             yield f"{prefix}{name}", spec
 
 
-def _set_keys(data: dict, prefix: str = "") -> list[str]:
+def _set_keys(data: dict, schema: dict, prefix: str = "") -> list[str]:
     keys = []
     for name, value in data.items():
-        keys += _set_keys(value, f"{prefix}{name}.") if isinstance(value, dict) else [f"{prefix}{name}"]
+        # A key whose value is itself a table ([kubernetes.node_selector]) is one key, not a section.
+        section = isinstance(value, dict) and isinstance(schema.get(name), dict)
+        keys += _set_keys(value, schema[name], f"{prefix}{name}.") if section else [f"{prefix}{name}"]
     return keys
 
 
@@ -37,18 +39,20 @@ def check_command() -> None:
     from forklift.config import SCHEMA, forklift_home, load_settings, read_config_file
     from forklift.control.inference.settings import inference_settings
     from forklift.control.settings import control_settings
+    from forklift.kube.settings import kube_settings
     from forklift.storage.settings import s3_endpoint
 
     home = forklift_home()
     path, data = read_config_file(home)
     settings = load_settings(home)
-    for read in (control_settings, inference_settings, s3_endpoint):  # each package converts its own keys
+    # each package converts its own keys
+    for read in (control_settings, inference_settings, kube_settings, s3_endpoint):
         read(settings)
     if not path.exists():
         click.echo(f"{path} does not exist: every setting has its default")
         return
     restart = {key for key, spec in _flat(SCHEMA) if spec.restart}
-    keys = _set_keys(data)
+    keys = _set_keys(data, SCHEMA)
     click.echo(f"{path}: OK ({len(keys)} key{'s' if len(keys) != 1 else ''} set)")
     for key in keys:
         click.echo(f"  {key}{'' if key in restart else '  (read at each use: no restart needed)'}")
