@@ -97,6 +97,8 @@ def test_node_selector_is_the_settings_own_copy():
     settings = KubeSettings(node_selector=given)
     given["pool"] = "cpu"
     assert settings.node_selector == {"pool": "gpu"}
+    assert hash(settings) == hash(KubeSettings(node_selector={"pool": "cpu"}))  # hashable; the dict aside
+    assert settings != KubeSettings(node_selector={"pool": "cpu"})
 
 
 def test_serve_flags_override_the_table(tmp_path):

@@ -46,7 +46,8 @@ class KubeSettings:
     service_account: str | None = None
     image_pull_policy: str = "IfNotPresent"
     gpu_resource: str = "nvidia.com/gpu"
-    node_selector: dict[str, str] = field(default_factory=dict)
+    # Left out of the hash (a dict has none), still compared: the settings stay usable as a cache key.
+    node_selector: dict[str, str] = field(default_factory=dict, hash=False)
     service_domain: str = "svc.cluster.local"
 
     def __post_init__(self) -> None:
