@@ -16,7 +16,6 @@ from forklift.registry import AuthenticationFailed, NotFound, RegistryError, TLS
 from forklift.runtime import ExitStatus
 from forklift.storage import pack_tar_gz, store_for
 
-
 # ExitStatus.reason of a container its backend could not run at all (e.g. a cluster that cannot pull the
 # image); the status's message is then the whole FailureReason.
 PLATFORM_ERROR = "platform-error"

@@ -16,7 +16,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from forklift.errors import ForkliftError
+from forklift.kube.errors import KubeError
 from forklift.kube.settings import KubeSettings
 
 # Every call to the API server gives up after this long (connect, read), so a cluster that stops
@@ -25,7 +25,7 @@ REQUEST_TIMEOUT = (10.0, 60.0)
 VERBS = ("create", "read", "patch", "delete", "list")
 
 
-class ClusterError(ForkliftError, RuntimeError):
+class ClusterError(KubeError, RuntimeError):
     """The cluster could not be reached or refused a call; the message names the object and why."""
 
 
