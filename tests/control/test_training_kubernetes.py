@@ -17,6 +17,7 @@ from training_support import busybox_job, unique, wait_for
 from fixtures.kubeemulator import CLAIM, NAMESPACE, Emulator, Kubelet, PodOutcome
 from fixtures.serve import ServeProcess
 from forklift.devregistry import install_ca
+from forklift.kube.names import TRAINING_JOB
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +45,18 @@ def kube_server(tmp_path_factory, pki, basic_registry, training_images, emulator
     running.stop()
 
 
+def of_job(objs: list[dict], job: str) -> list[dict]:
+    return [o for o in objs if o["metadata"].get("labels", {}).get(TRAINING_JOB) == job]
+
+
 def created(emulator: Emulator, plural: str, job: str) -> list[dict]:
-    return [o for o in emulator.created(plural) if o["metadata"].get("labels", {}).get("forklift.io/training-job") == job]
+    """The job's objects as forklift created them."""
+    return of_job(emulator.created(plural), job)
 
 
 def job_objects(emulator: Emulator, plural: str, job: str) -> list[dict]:
-    return [o for o in emulator.objects(plural)
-            if o["metadata"].get("labels", {}).get("forklift.io/training-job") == job]
+    """The job's objects still stored."""
+    return of_job(emulator.objects(plural), job)
 
 
 def test_a_job_runs_as_a_kubernetes_job_pinned_by_digest_and_its_model_is_uploaded(
