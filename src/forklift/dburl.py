@@ -103,7 +103,8 @@ def unavailable(url: str | URL, exc: DBAPIError) -> DatabaseUnavailable:
     original = exc.orig if exc.orig is not None else exc
     # psycopg's first line names the host and port and why ("Connection refused", "password
     # authentication failed for user ..."); the rest (SQLAlchemy's background link) says nothing more.
-    reason = next((line.strip() for line in str(original).splitlines() if line.strip()), type(original).__name__)
+    first = next((line for line in str(original).splitlines() if line.strip()), type(original).__name__)
+    reason = " ".join(first.split())
     password = _parse(url, SETTING).password
     if password and len(str(password)) >= 4:  # a driver that quoted its conninfo back: mask it all the same
         reason = reason.replace(str(password), "***")
