@@ -94,7 +94,7 @@ def serve(host: str, port: int, region: str | None, account: str | None, verbose
     """
     import uvicorn
 
-    from forklift import dblease, migrations
+    from forklift import dblease, dburl, migrations
     from forklift.api import build_services, create_app
     from forklift.api.dataplane import protocol_for
     from forklift.api.edge import EdgeLimits
@@ -146,8 +146,8 @@ def serve(host: str, port: int, region: str | None, account: str | None, verbose
         # it found: make that handler an exit that still runs the cleanup below (not click's "Aborted!").
         previous = {sig: signal.signal(sig, _exit_quietly) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            events.info("forklift serving on %s (region %s, account %s) for FORKLIFT_HOME=%s", url, region, account,
-                        settings.home)
+            events.info("forklift serving on %s (region %s, account %s) for FORKLIFT_HOME=%s, database %s", url, region,
+                        account, settings.home, dburl.shown(settings.database_url))
             if not keyed:
                 events.info("no access key exists, so unsigned requests are accepted (on loopback only); once "
                             "`forklift keys create` has made one, every request must be signed with a key")
