@@ -1,6 +1,11 @@
-"""The schema migrations on real SQLite files: a database forklift 0.1.0 made is upgraded with every row
-kept, a fresh one gets exactly the models' schema, a newer one is refused untouched, concurrent first
-opens agree, and a later migration runs from the stamped revision."""
+"""The schema migrations on real databases, SQLite files and a real PostgreSQL server: a database forklift
+0.1.0 made is upgraded with every row kept, a fresh one gets exactly the models' schema, a newer one is
+refused untouched, concurrent first opens agree, and a later migration runs from the stamped revision.
+
+Each test runs on both engines. The 0.1.0 database on PostgreSQL is the SQLite fixture's rows in the
+tables revision 0001 makes there (what 0.1.0's create_all made: the same statements); what is about the
+SQLite file itself (its CREATE statements byte for byte, WAL) is SQLite's alone.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +13,56 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import MetaData, create_engine, inspect, select, text
+from sqlalchemy.pool import NullPool
 
 from fixtures.db import make_old_db as made
+from fixtures.postgres import ENGINES
 from forklift import migrations
+from forklift.dburl import engine_url
 
 FORKLIFT = [sys.executable, "-m", "forklift"]
 FIXTURE = Path(__file__).parent / "fixtures" / "db"
+
+
+@dataclass(frozen=True)
+class Db:
+    """The database a test migrates: `url` as a user writes it; `home` the FORKLIFT_HOME beside it."""
+
+    engine: str
+    url: str
+    home: Path
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("FORKLIFT_DATABASE_URL", "FORKLIFT_URL")}
+        env["FORKLIFT_HOME"] = str(self.home)
+        if self.engine == "postgresql":
+            env["FORKLIFT_DATABASE_URL"] = self.url
+        return env
+
+    def execute(self, *statements: str) -> None:
+        engine = create_engine(engine_url(self.url), poolclass=NullPool)
+        try:
+            with engine.begin() as connection:
+                for statement in statements:
+                    connection.execute(text(statement))
+        finally:
+            engine.dispose()
+
+    def rows(self, statement: str) -> list[tuple]:
+        engine = create_engine(engine_url(self.url), poolclass=NullPool)
+        try:
+            with engine.connect() as connection:
+                return [tuple(row) for row in connection.execute(text(statement))]
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture
@@ -31,32 +73,72 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def old_home(home: Path) -> Path:
-    """`home` holding the database (and secret key) forklift 0.1.0 left: see fixtures/db/make_old_db.py."""
-    shutil.copyfile(FIXTURE / "forklift-0.1.0.sqlite", home / "forklift.db")
-    shutil.copyfile(FIXTURE / "forklift-0.1.0.secret.key", home / "secret.key")
-    os.chmod(home / "secret.key", 0o600)
-    return home
+@pytest.fixture(params=ENGINES)
+def db(request: pytest.FixtureRequest, home: Path, monkeypatch: pytest.MonkeyPatch) -> Db:
+    if request.param == "sqlite":
+        return Db("sqlite", f"sqlite:///{home / 'forklift.db'}", home)
+    url = request.getfixturevalue("postgres_url")
+    monkeypatch.setenv("FORKLIFT_DATABASE_URL", url)  # what Settings(home=...).database_url reads
+    return Db("postgresql", url, home)
 
 
-def url_of(home: Path) -> str:
-    return f"sqlite:///{home / 'forklift.db'}"
+def old_home(db: Db) -> Db:
+    """`db` holding the database (and secret key) forklift 0.1.0 left: see fixtures/db/make_old_db.py."""
+    shutil.copyfile(FIXTURE / "forklift-0.1.0.secret.key", db.home / "secret.key")
+    os.chmod(db.home / "secret.key", 0o600)
+    if db.engine == "sqlite":
+        shutil.copyfile(FIXTURE / "forklift-0.1.0.sqlite", db.home / "forklift.db")
+        return db
+    target = create_engine(engine_url(db.url), poolclass=NullPool)
+    source = create_engine(f"sqlite:///{FIXTURE / 'forklift-0.1.0.sqlite'}", poolclass=NullPool)
+    try:
+        with target.begin() as connection, source.connect() as old:
+            migrations._upgrade_to(connection, migrations.INITIAL)  # 0.1.0's tables, as create_all made them
+            connection.execute(text(f"DROP TABLE {migrations.VERSION_TABLE}"))
+            tables = MetaData()
+            tables.reflect(connection)
+            for table in tables.sorted_tables:
+                rows = [dict(row._mapping) for row in old.execute(select(*table.columns))]
+                if rows:
+                    connection.execute(table.insert(), rows)
+                if "id" in table.columns and table.columns["id"].type.python_type is int:
+                    # where 0.1.0's own inserts would have left the id sequence
+                    connection.execute(text(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                                            f"(SELECT max(id) FROM {table.name}))"))
+    finally:
+        target.dispose()
+        source.dispose()
+    return db
 
 
-def forklift(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "FORKLIFT_DATABASE_URL"}
+def forklift(db: Db, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([*FORKLIFT, *args], check=False, capture_output=True, text=True, timeout=timeout,
-                          env={**env, "FORKLIFT_HOME": str(home)})
+                          env=db.env())
 
 
-def counts(path: Path) -> dict[str, int]:
-    with sqlite3.connect(path) as db:
-        tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        return {t: db.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
+def counts(db: Db) -> dict[str, int]:
+    engine = create_engine(engine_url(db.url), poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return {t: connection.execute(text(f'SELECT count(*) FROM "{t}"')).scalar_one()
+                    for t in inspect(connection).get_table_names()}
+    finally:
+        engine.dispose()
+
+
+def columns(db: Db, table: str) -> list[str]:
+    engine = create_engine(engine_url(db.url), poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return [column["name"] for column in inspect(connection).get_columns(table)]
+    finally:
+        engine.dispose()
 
 
 def ddl(path: Path) -> set[tuple[str, str]]:
     """Every table's and index's CREATE statement as SQLite keeps it, but Alembic's own table's."""
+    import sqlite3
+
     with sqlite3.connect(path) as db:
         return set(db.execute("SELECT name, sql FROM sqlite_master "
                               "WHERE sql IS NOT NULL AND name != 'alembic_version'"))
@@ -65,11 +147,10 @@ def ddl(path: Path) -> set[tuple[str, str]]:
 def schema_diff(url: str) -> list:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
-    from sqlalchemy import create_engine
 
     from forklift.schema import metadata
 
-    engine = create_engine(url)
+    engine = create_engine(engine_url(url), poolclass=NullPool)
     try:
         with engine.connect() as connection:
             return compare_metadata(MigrationContext.configure(connection), metadata())
@@ -86,22 +167,22 @@ def test_revisions_and_initial_tables_are_the_scripts():
     assert migrations.INITIAL_TABLES | {"access_keys"} == set(metadata().tables)
 
 
-def test_a_database_made_by_forklift_0_1_0_is_upgraded_and_every_row_is_found(home):
-    old_home(home)
-    before = counts(home / "forklift.db")
+def test_a_database_made_by_forklift_0_1_0_is_upgraded_and_every_row_is_found(db):
+    old_home(db)
+    before = counts(db)
     assert "alembic_version" not in before and all(before.values()), before  # rows in every table
 
-    current = forklift(home, "db", "current")
+    current = forklift(db, "db", "current")
     assert current.returncode == 0 and "made before schema migrations" in current.stdout, current
-    upgraded = forklift(home, "db", "upgrade")
+    upgraded = forklift(db, "db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
     assert "stamped at revision 0001" in upgraded.stdout
-    assert forklift(home, "db", "current").stdout.strip() == f"{migrations.head()} (head)"
-    again = forklift(home, "db", "upgrade")
+    assert forklift(db, "db", "current").stdout.strip() == f"{migrations.head()} (head)"
+    again = forklift(db, "db", "upgrade")
     assert again.returncode == 0 and "nothing to do" in again.stdout
-    after = counts(home / "forklift.db")
+    after = counts(db)
     assert after.pop("alembic_version") == 1 and after.pop("access_keys") == 0 and after == before
-    assert schema_diff(url_of(home)) == []
+    assert schema_diff(db.url) == []
 
     from forklift.config import Settings
     from forklift.control.inference.models import EndpointConfigRow, EndpointRow, ModelRow
@@ -114,7 +195,8 @@ def test_a_database_made_by_forklift_0_1_0_is_upgraded_and_every_row_is_found(ho
     from forklift.experiments.records import ExperimentStore
     from forklift.images.imagestore import ImageStore
 
-    settings = Settings(home=home)
+    settings = Settings(home=db.home)
+    assert settings.database_url == db.url
     experiments = {e.name: e for e in ExperimentStore(settings).list()}
     assert set(experiments) == set(made.EXPERIMENTS)
     original = experiments[made.EXPERIMENTS[0]]
@@ -136,6 +218,8 @@ def test_a_database_made_by_forklift_0_1_0_is_upgraded_and_every_row_is_found(ho
     assert sorted(r.reference for r in images.all()) == sorted(made.IMAGES)
     assert images.get(made.IMAGES[1]).size == 1001
     assert images.blob_sources(made.DIGEST, made.REGISTRY) == ["team/train"]
+    images.add_blob_source(made.DIGEST, made.REGISTRY, "team/serve")  # a new row after the old ones' ids
+    assert sorted(images.blob_sources(made.DIGEST, made.REGISTRY)) == ["team/serve", "team/train"]
 
     job = JobStore(settings.database_url).get(made.JOB)
     assert job.status == "Completed" and job.phase == "done" and job.exit_status == {"code": 0}
@@ -148,71 +232,94 @@ def test_a_database_made_by_forklift_0_1_0_is_upgraded_and_every_row_is_found(ho
     (instance,) = inference.instances(made.ENDPOINT)
     assert instance.container_name == made.INSTANCE and instance.address == "10.88.0.2:8080"
 
-    listing = forklift(home, "images", "ls")  # the listings that read the file without the ORM
+    listing = forklift(db, "images", "ls")  # SQLite: read without the ORM; PostgreSQL: through it
     assert listing.returncode == 0 and all(r.split("/", 1)[1].split(":")[0] in listing.stdout for r in made.IMAGES)
 
 
-def test_a_partial_0_1_0_database_gets_its_missing_tables(home):
+def test_a_partial_0_1_0_database_gets_its_missing_tables(db):
     """0.1.0 made each table when its module was first imported: `forklift images pull` alone left two."""
-    old_home(home)
-    with sqlite3.connect(home / "forklift.db") as db:
-        for table in migrations.INITIAL_TABLES - {"images", "blob_sources"}:
-            db.execute(f'DROP TABLE "{table}"')
-    done = migrations.upgrade(url_of(home))
+    old_home(db)
+    dropped = sorted(migrations.INITIAL_TABLES - {"images", "blob_sources"}, key=lambda t: t != "secret_owners")
+    db.execute(*(f'DROP TABLE "{table}"' for table in dropped))  # secret_owners first: its key names secrets
+    done = migrations.upgrade(db.url)
     assert done.adopted and done.after == migrations.head()
-    assert counts(home / "forklift.db")["images"] == len(made.IMAGES)
-    assert schema_diff(url_of(home)) == []
+    assert counts(db)["images"] == len(made.IMAGES)
+    assert schema_diff(db.url) == []
 
 
-def test_a_pre_migration_table_that_differs_is_refused_and_left_alone(home):
-    old_home(home)
-    with sqlite3.connect(home / "forklift.db") as db:
-        db.execute("ALTER TABLE images ADD COLUMN extra INTEGER")
-    before = counts(home / "forklift.db")
-    result = forklift(home, "db", "upgrade")
+def test_a_pre_migration_table_that_differs_is_refused_and_left_alone(db):
+    old_home(db)
+    db.execute("ALTER TABLE images ADD COLUMN extra INTEGER")
+    before = counts(db)
+    result = forklift(db, "db", "upgrade")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "'images' is not the one forklift 0.1.0 made" in result.stderr and "extra" in result.stderr
-    assert counts(home / "forklift.db") == before  # no alembic_version, no new table
+    assert counts(db) == before  # no alembic_version, no new table
 
 
-def test_a_fresh_database_is_exactly_the_models_and_0_1_0s_schema(home):
+def test_a_fresh_database_is_exactly_the_models_schema(db):
     from forklift.db import engine_for
 
-    engine_for(url_of(home))
-    assert schema_diff(url_of(home)) == []
+    engine_for(db.url)
+    assert schema_diff(db.url) == []
+    assert db.rows("SELECT version_num FROM alembic_version") == [(migrations.head(),)]
+
+
+# What revision 0004 widens, as SQLite spells the columns; it copies those tables (batch mode), which
+# rewrites their CREATE statements: the name quoted, 0003's column among the others.
+WIDENED = {
+    "images": [("\tdigest VARCHAR(80)", "\tdigest VARCHAR(135)"),
+               ("\tindex_digest VARCHAR(80)", "\tindex_digest VARCHAR(135)"), ("\tsize INTEGER", "\tsize BIGINT")],
+    "blob_sources": [("\tdigest VARCHAR(80)", "\tdigest VARCHAR(135)")],
+    "training_jobs": [("\tmodel_artifacts VARCHAR(1024)", "\tmodel_artifacts TEXT"),
+                      ("\tseq INTEGER NOT NULL, \n", "\tseq INTEGER NOT NULL, \n\tcreated_by VARCHAR(256), \n")],
+    "credential_functions": [("\torigin VARCHAR(1024)", "\torigin TEXT")],
+}
+
+
+def test_a_fresh_sqlite_file_holds_0_1_0s_create_statements(home):
+    from forklift.db import engine_for
+
+    url = f"sqlite:///{home / 'forklift.db'}"
+    engine_for(url)
     # The same CREATE statements, byte for byte, as the tables create_all made in 0.1.0 (and the
     # tables of later revisions).
-    # Columns that revision 0003 adds: SQLite appends them to the CREATE statement.
-    later_columns = ", created_by VARCHAR(256)"
+    later_columns = ", created_by VARCHAR(256)"  # the column revision 0003 adds: SQLite appends it
     fresh = {(name, sql.replace(later_columns, "")) for name, sql in ddl(home / "forklift.db")
              if name != "access_keys"}
-    assert fresh == ddl(FIXTURE / "forklift-0.1.0.sqlite")
+    expected = set()
+    for name, sql in ddl(FIXTURE / "forklift-0.1.0.sqlite"):
+        if name in WIDENED:
+            sql = sql.replace(f"CREATE TABLE {name} (", f'CREATE TABLE "{name}" (')
+            for old, new in WIDENED[name]:
+                assert old in sql, (name, old)
+                sql = sql.replace(old, new)
+        expected.add((name, sql))
+    assert fresh == expected
+    import sqlite3
+
     with sqlite3.connect(home / "forklift.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(migrations.head(),)]
 
 
-def test_a_database_from_a_newer_forklift_is_refused_untouched(home):
-    assert forklift(home, "roles", "put", "keep", "--managed-policy", "AmazonSageMakerFullAccess").returncode == 0
-    with sqlite3.connect(home / "forklift.db") as db:
-        db.execute("UPDATE alembic_version SET version_num = '9999'")
-    before = counts(home / "forklift.db")
+def test_a_database_from_a_newer_forklift_is_refused_untouched(db):
+    assert forklift(db, "roles", "put", "keep", "--managed-policy", "AmazonSageMakerFullAccess").returncode == 0
+    db.execute("UPDATE alembic_version SET version_num = '9999'")
+    before = counts(db)
     for args in (("db", "upgrade"), ("roles", "list")):
-        result = forklift(home, *args)
+        result = forklift(db, *args)
         assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
         assert "schema revision 9999" in result.stderr and "does not know" in result.stderr
         assert "forklift db upgrade" in result.stderr
-    current = forklift(home, "db", "current")
+    current = forklift(db, "db", "current")
     assert current.returncode == 0 and current.stdout.startswith("9999 (unknown to forklift")
     with pytest.raises(migrations.SchemaMismatch, match="newer forklift"):
-        migrations.upgrade(url_of(home))
-    assert counts(home / "forklift.db") == before
-    with sqlite3.connect(home / "forklift.db") as db:
-        assert db.execute("SELECT name FROM iam_roles").fetchall() == [("keep",)]
+        migrations.upgrade(db.url)
+    assert counts(db) == before
+    assert db.rows("SELECT name FROM iam_roles") == [("keep",)]
 
 
-def test_processes_opening_one_fresh_file_at_once_all_succeed(home):
-    url = url_of(home)
+def test_processes_opening_one_fresh_database_at_once_all_succeed(db):
     start = time.time() + 2  # after every interpreter has imported forklift
     script = ("import sys, time\n"
               "from forklift.config import Settings\n"
@@ -222,31 +329,29 @@ def test_processes_opening_one_fresh_file_at_once_all_succeed(home):
               "engine_for(sys.argv[1])\n"
               "RoleStore(Settings(home=__import__('pathlib').Path(sys.argv[2]))).put("
               "f'r{sys.argv[3]}', managed=['AmazonSageMakerFullAccess'])\n")
-    env = {k: v for k, v in os.environ.items() if k != "FORKLIFT_DATABASE_URL"}
-    processes = [subprocess.Popen([sys.executable, "-c", script, url, str(home), str(i)], env=env,
+    processes = [subprocess.Popen([sys.executable, "-c", script, db.url, str(db.home), str(i)], env=db.env(),
                                   stderr=subprocess.PIPE, text=True) for i in range(6)]
     results = [(p.wait(timeout=60), p.stderr.read()) for p in processes]
     assert all(rc == 0 for rc, _ in results), results
-    with sqlite3.connect(home / "forklift.db") as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(migrations.head(),)]
-        assert db.execute("SELECT count(*) FROM iam_roles").fetchone() == (6,)
+    assert db.rows("SELECT version_num FROM alembic_version") == [(migrations.head(),)]
+    assert db.rows("SELECT count(*) FROM iam_roles") == [(6,)]
 
 
-def test_a_current_database_opens_without_importing_alembic(home):
+def test_a_current_database_opens_without_importing_alembic(db):
     from forklift.db import engine_for
 
-    engine_for(url_of(home))
+    engine_for(db.url)
     script = ("import sys\nfrom forklift.db import engine_for\nengine_for(sys.argv[1])\n"
               "print('alembic' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", script, url_of(home)], capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "-c", script, db.url], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 
 
-LATER = '''"""A later revision, for the test only: a column on two tables, one of them referenced by a foreign key.
+LATER = """\"\"\"A later revision, for the test only: a column on two tables, one of them referenced by a foreign key.
 
 Revision ID: {later}
 Revises: {head}
-"""
+\"\"\"
 import sqlalchemy as sa
 from alembic import op
 
@@ -255,11 +360,14 @@ down_revision = "{head}"
 
 
 def upgrade():
-    with op.batch_alter_table("secrets", recreate="always") as batch:  # SQLite: copy, drop, rename
+    # SQLite: copy, drop, rename (what must not cascade-delete the rows that reference it);
+    # PostgreSQL alters the table in place.
+    sqlite = op.get_context().dialect.name == "sqlite"
+    with op.batch_alter_table("secrets", recreate="always" if sqlite else "auto") as batch:
         batch.add_column(sa.Column("note", sa.String(64), nullable=True))
     with op.batch_alter_table("images") as batch:
         batch.add_column(sa.Column("labels", sa.JSON(), nullable=True))
-'''
+"""
 
 
 HEAD = migrations.head()
@@ -276,59 +384,58 @@ def install_later_migration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(migrations, "REVISIONS", (*migrations.REVISIONS, LATER_REVISION))
 
 
-def columns(path: Path, table: str) -> list[str]:
-    with sqlite3.connect(path) as db:
-        return [row[1] for row in db.execute(f'PRAGMA table_info("{table}")')]
-
-
-def test_a_later_migration_runs_from_the_stamped_revision(home, tmp_path, monkeypatch):
-    old_home(home)
-    assert migrations.upgrade(url_of(home)).after == HEAD  # as today's code leaves it
-    before = counts(home / "forklift.db")
+def test_a_later_migration_runs_from_the_stamped_revision(db, tmp_path, monkeypatch):
+    old_home(db)
+    assert migrations.upgrade(db.url).after == HEAD  # as today's code leaves it
+    before = counts(db)
     install_later_migration(tmp_path, monkeypatch)
-    done = migrations.upgrade(url_of(home))
+    done = migrations.upgrade(db.url)
     assert (done.before, done.after, done.adopted) == (HEAD, LATER_REVISION, False)
-    assert "note" in columns(home / "forklift.db", "secrets") and "labels" in columns(home / "forklift.db", "images")
+    assert "note" in columns(db, "secrets") and "labels" in columns(db, "images")
     # Every row kept, secret_owners' too: copying `secrets` in batch mode did not cascade-delete them.
-    assert counts(home / "forklift.db") == before
-    assert migrations.status(url_of(home)).revision == LATER_REVISION
+    assert counts(db) == before
+    assert migrations.status(db.url).revision == LATER_REVISION
 
 
-def test_a_0_1_0_database_goes_straight_to_a_later_revision(home, tmp_path, monkeypatch):
-    old_home(home)
+def test_a_0_1_0_database_goes_straight_to_a_later_revision(db, tmp_path, monkeypatch):
+    old_home(db)
     install_later_migration(tmp_path, monkeypatch)
-    before = counts(home / "forklift.db")
-    done = migrations.upgrade(url_of(home))
+    before = counts(db)
+    done = migrations.upgrade(db.url)
     assert (done.before, done.after, done.adopted) == (None, LATER_REVISION, True)
-    assert "note" in columns(home / "forklift.db", "secrets")
-    after = counts(home / "forklift.db")
+    assert "note" in columns(db, "secrets")
+    after = counts(db)
     assert after.pop("alembic_version") == 1 and after.pop("access_keys") == 0 and after == before
 
 
-def test_serve_upgrades_the_database_at_start_and_says_so(home):
-    old_home(home)
-    env = {k: v for k, v in os.environ.items() if k not in ("FORKLIFT_DATABASE_URL", "FORKLIFT_URL")}
-    server = subprocess.Popen([*FORKLIFT, "serve", "--port", "0"], env={**env, "FORKLIFT_HOME": str(home)},
+def test_serve_upgrades_the_database_at_start_and_says_so(db):
+    old_home(db)
+    server = subprocess.Popen([*FORKLIFT, "serve", "--port", "0"], env=db.env(),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for _ in range(300):
-            if (home / "server.json").exists() or server.poll() is not None:
+            if (db.home / "server.json").exists() or server.poll() is not None:
                 break
             time.sleep(0.05)
-        assert json.loads((home / "server.json").read_text())["url"]
+        assert json.loads((db.home / "server.json").read_text())["url"]
     finally:
         server.send_signal(signal.SIGINT)
         _, err = server.communicate(timeout=60)
     assert server.returncode == 0, err
     assert sum("stamped at revision 0001" in line for line in err.splitlines()) == 1, err
-    assert migrations.status(url_of(home)).revision == migrations.head()
+    assert migrations.status(db.url).revision == migrations.head()
 
 
-def test_db_history_marks_the_head_and_the_databases_revision(home):
-    assert forklift(home, "db", "current").stdout.startswith("none: no database")
-    assert not (home / "forklift.db").exists()  # looking does not create it
-    assert forklift(home, "db", "upgrade").returncode == 0
-    lines = forklift(home, "db", "history").stdout.splitlines()
+def test_db_history_marks_the_head_and_the_databases_revision(db):
+    current = forklift(db, "db", "current").stdout
+    if db.engine == "sqlite":
+        assert current.startswith("none: no database")
+        assert not (db.home / "forklift.db").exists()  # looking does not create it
+    else:
+        assert current.startswith("none: ") and "holds no forklift schema yet" in current
+        assert counts(db) == {}  # looking does not create anything
+    assert forklift(db, "db", "upgrade").returncode == 0
+    lines = forklift(db, "db", "history").stdout.splitlines()
     assert [line.split()[0] for line in lines] == list(migrations.REVISIONS)
     assert not lines[0].endswith(")")
     assert lines[-1].startswith(f"{HEAD}  ") and lines[-1].endswith("(head, current)")

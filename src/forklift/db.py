@@ -1,6 +1,9 @@
 """The database every layer keeps its records in: SQLAlchemy, SQLite under FORKLIFT_HOME by default.
 
-A URL (`FORKLIFT_DATABASE_URL`) selects another engine, e.g. Postgres, without code changes.
+`FORKLIFT_DATABASE_URL` names another: `postgresql://USER:PASSWORD@HOST[:PORT]/DATABASE` is
+PostgreSQL through psycopg 3 (`forklift.dburl` says what is accepted). A PostgreSQL engine pings a
+pooled connection before handing it out (a server outlives restarts of the database and idle
+timeouts in between) and recycles connections after half an hour.
 
 Every table is declared on `Base.metadata` by the module that uses it; `forklift.schema` imports
 them all when the whole metadata is needed. The schema itself is made by the Alembic migrations
@@ -17,7 +20,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from forklift import migrations
+from forklift import dburl, migrations
 
 
 # No naming convention on Base.metadata beyond SQLAlchemy's default one for indexes (ix_<table>_<column>,
@@ -33,19 +36,27 @@ class Base(DeclarativeBase):
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
+# A server's threads (API requests, job runners, endpoint workers) each hold a session briefly.
+POOL_SIZE = 10
+POOL_OVERFLOW = 20
+POOL_RECYCLE_SECONDS = 1800
 
 
 def engine_for(url: str) -> Engine:
-    """The process's engine for `url`, its database at the schema this code reads (see
-    `forklift.migrations.ensure_current`: a cheap check, migrations only when they are due)."""
+    """The process's engine for `url` (as the user wrote it: `forklift.dburl`), its database at the schema
+    this code reads (see `forklift.migrations.ensure_current`: a cheap check, migrations only when due)."""
     with _lock:
         engine = _engines.get(url)
         if engine is None:
-            engine = create_engine(url, future=True)
-            if url.startswith("sqlite"):
+            target = dburl.engine_url(url)
+            if dburl.backend(target) == "postgresql":
+                engine = create_engine(target, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW,
+                                       pool_recycle=POOL_RECYCLE_SECONDS, connect_args=dburl.connect_args(target))
+            else:
+                engine = create_engine(target)
                 event.listen(engine, "connect", _sqlite_pragmas)
             try:
-                migrations.ensure_current(engine)
+                migrations.ensure_current(engine, url)
             except BaseException:
                 engine.dispose()
                 raise

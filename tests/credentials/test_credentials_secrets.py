@@ -65,6 +65,30 @@ def test_clones_share_one_secret_until_the_last_owner_releases_it(settings):
         secrets.add_owner(secret_id, "experiment:late-clone")
 
 
+def test_the_last_two_owners_released_at_once_still_delete_the_secret_on_postgresql(tmp_path, monkeypatch,
+                                                                                    postgres_url):
+    """One release counts the owners while the other's delete is not yet committed: the secret's row lock
+    makes the second wait for the first and then see no owner left."""
+    from sqlalchemy import delete
+
+    from forklift.config import Settings
+    from forklift.credentials.models import SecretOwnerRow, SecretRow, sessions_for
+
+    monkeypatch.setenv("FORKLIFT_DATABASE_URL", postgres_url)
+    settings = Settings(home=tmp_path)
+    secrets = SecretStore(settings)
+    secret_id = secrets.put(Credentials("alice", "pw"), "experiment:a")
+    secrets.add_owner(secret_id, "experiment:b")
+    with sessions_for(settings).begin() as session:  # release("experiment:a") as it stands mid-way
+        session.execute(delete(SecretOwnerRow).where(SecretOwnerRow.owner == "experiment:a"))
+        assert session.get(SecretRow, secret_id, with_for_update=True) is not None
+        other = threading.Thread(target=secrets.release_owner, args=("experiment:b",))
+        other.start()
+        other.join(1)  # it waits for this transaction's lock (without one, it would finish now, seeing "a")
+    other.join(30)
+    assert not other.is_alive() and not secrets.exists(secret_id)
+
+
 def test_a_replaced_key_is_a_clear_error(settings, home):
     secrets = SecretStore(settings)
     secret_id = secrets.put(Credentials("alice", "pw"), "job:j")

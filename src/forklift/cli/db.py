@@ -13,13 +13,19 @@ from forklift.cli.groups import Group
 
 database_url_option = click.option(
     "--database-url", metavar="URL",
-    help="SQLAlchemy URL of the database (default: FORKLIFT_DATABASE_URL, else $FORKLIFT_HOME/forklift.db).")
+    help="The database: sqlite:///PATH or postgresql://USER:PASSWORD@HOST[:PORT]/DATABASE (default: "
+         "FORKLIFT_DATABASE_URL, else $FORKLIFT_HOME/forklift.db). Other users can read a command line: "
+         "give a password through FORKLIFT_DATABASE_URL instead.")
 
 
 def _url(database_url: str | None) -> str:
     from forklift.config import Settings, forklift_home
+    from forklift.dburl import engine_url
 
-    return database_url or Settings(home=forklift_home()).database_url
+    if database_url:
+        engine_url(database_url, setting="--database-url")  # refused here, naming the option
+        return database_url
+    return Settings(home=forklift_home()).database_url
 
 
 @click.group(cls=Group)

@@ -50,6 +50,12 @@ def _bind(host: str, port: int) -> socket.socket:
 EVENTS_LOGGER = "forklift.events"
 
 
+def _lease_lost(why: str) -> None:
+    """Another server took this database while this one ran (its connection was cut): stop, as a SIGTERM does."""
+    logging.getLogger(EVENTS_LOGGER).error("stopping: this server lost its lease on the database: %s", why)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _configure_logging(verbose: int, log_file: str | None) -> None:
     """State changes always; requests and everything else at INFO with -v, debug with -vv."""
     try:
@@ -96,7 +102,7 @@ def serve(host: str, port: int, region: str | None, account: str | None, verbose
     """
     import uvicorn
 
-    from forklift import migrations
+    from forklift import dblease, dburl, migrations
     from forklift.api import build_services, create_app
     from forklift.api.dataplane import protocol_for
     from forklift.api.edge import EdgeLimits
@@ -123,46 +129,49 @@ def serve(host: str, port: int, region: str | None, account: str | None, verbose
     except TlsSetupError as exc:
         raise click.ClickException(str(exc)) from None
     claim(settings.home)
-    events = logging.getLogger(EVENTS_LOGGER)
-    # Before anything opens the database: the whole upgrade is done (or refused) here, and said once.
-    upgraded = migrations.upgrade(settings.database_url)
-    if upgraded.changed:
-        events.info("%s", upgraded)
-    keyed = AccessKeys(settings).any()
-    if not keyed and not _loopback(host):
-        raise click.ClickException(
-            f"refusing to listen on {host} with no access key: anyone who reaches the port could run containers "
-            "as root. Create a key first (`forklift keys create`), then sign requests with it (AWS_ACCESS_KEY_ID "
-            "and AWS_SECRET_ACCESS_KEY), or listen on 127.0.0.1")
-    sock = _bind(host, port)
-    bound_port = sock.getsockname()[1]
-    url = f"{'https' if tls else 'http'}://{f'[{host}]' if ':' in host else host}:{bound_port}"
-    try:
-        backend = select_backend(settings, runtime, namespace=namespace, kubeconfig=kubeconfig, context=context)
-    except ForkliftError as exc:
-        sock.close()
-        raise click.ClickException(str(exc)) from None
-    app = create_app(build_services(settings, region, account, backend))
-    # A stop waits for requests in flight, but not forever for a client that stalls mid-request.
-    config = uvicorn.Config(app, http=protocol_for(app.invoke, limits), log_config=None, access_log=verbose > 0,
-                            lifespan="on", log_level=logging.getLogger().getEffectiveLevel(),
-                            timeout_graceful_shutdown=30, timeout_keep_alive=limits.keep_alive_timeout,
-                            ssl_certfile=str(tls.cert) if tls else None, ssl_keyfile=str(tls.key) if tls else None)
-    write_record(settings.home, url, log=os.path.abspath(log_file) if log_file else None)
-    # uvicorn shuts down gracefully on SIGINT and SIGTERM, then re-raises the signal with the handler
-    # it found: make that handler an exit that still runs the cleanup below (not click's "Aborted!").
-    previous = {sig: signal.signal(sig, _exit_quietly) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        events.info("forklift serving on %s (region %s, account %s) for FORKLIFT_HOME=%s; containers run on %s", url,
-                    region, account, settings.home, backend.name)
-        if not keyed:
-            events.info("no access key exists, so unsigned requests are accepted (on loopback only); once "
-                        "`forklift keys create` has made one, every request must be signed with a key")
-        uvicorn.Server(config).run(sockets=[sock])
-    finally:
-        remove_record_if_ours(settings.home)
-        sock.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        events.info("forklift server on %s stopped; running jobs and endpoints keep their containers and the "
-                    "next `forklift serve` picks them up", url)
+    # One server per database (forklift.dblease): refused here, before it migrates or binds anything.
+    with dblease.acquire(settings.database_url, on_lost=_lease_lost):
+        events = logging.getLogger(EVENTS_LOGGER)
+        # Before anything opens the database: the whole upgrade is done (or refused) here, and said once.
+        upgraded = migrations.upgrade(settings.database_url)
+        if upgraded.changed:
+            events.info("%s", upgraded)
+        keyed = AccessKeys(settings).any()
+        if not keyed and not _loopback(host):
+            raise click.ClickException(
+                f"refusing to listen on {host} with no access key: anyone who reaches the port could run containers "
+                "as root. Create a key first (`forklift keys create`), then sign requests with it (AWS_ACCESS_KEY_ID "
+                "and AWS_SECRET_ACCESS_KEY), or listen on 127.0.0.1")
+        sock = _bind(host, port)
+        bound_port = sock.getsockname()[1]
+        url = f"{'https' if tls else 'http'}://{f'[{host}]' if ':' in host else host}:{bound_port}"
+        try:
+            backend = select_backend(settings, runtime, namespace=namespace, kubeconfig=kubeconfig, context=context)
+        except ForkliftError as exc:
+            sock.close()
+            raise click.ClickException(str(exc)) from None
+        app = create_app(build_services(settings, region, account, backend))
+        # A stop waits for requests in flight, but not forever for a client that stalls mid-request.
+        config = uvicorn.Config(app, http=protocol_for(app.invoke, limits), log_config=None, access_log=verbose > 0,
+                                lifespan="on", log_level=logging.getLogger().getEffectiveLevel(),
+                                timeout_graceful_shutdown=30, timeout_keep_alive=limits.keep_alive_timeout,
+                                ssl_certfile=str(tls.cert) if tls else None, ssl_keyfile=str(tls.key) if tls else None)
+        write_record(settings.home, url, log=os.path.abspath(log_file) if log_file else None)
+        # uvicorn shuts down gracefully on SIGINT and SIGTERM, then re-raises the signal with the handler
+        # it found: make that handler an exit that still runs the cleanup below (not click's "Aborted!").
+        previous = {sig: signal.signal(sig, _exit_quietly) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            events.info("forklift serving on %s (region %s, account %s) for FORKLIFT_HOME=%s, database %s; containers "
+                        "run on %s", url, region, account, settings.home, dburl.shown(settings.database_url),
+                        backend.name)
+            if not keyed:
+                events.info("no access key exists, so unsigned requests are accepted (on loopback only); once "
+                            "`forklift keys create` has made one, every request must be signed with a key")
+            uvicorn.Server(config).run(sockets=[sock])
+        finally:
+            remove_record_if_ours(settings.home)
+            sock.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            events.info("forklift server on %s stopped; running jobs and endpoints keep their containers and the "
+                        "next `forklift serve` picks them up", url)

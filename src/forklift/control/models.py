@@ -30,7 +30,8 @@ class TrainingJobRow(Base):
     resolved_image: Mapped[str | None] = mapped_column(String(512), nullable=True)  # repo@sha256:...
     container_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
     exit_status: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # runtime ExitStatus.to_json()
-    model_artifacts: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    # <S3OutputPath>/<job>/output/model.tar.gz: longer than S3OutputPath's own limit of 1024
+    model_artifacts: Mapped[str | None] = mapped_column(Text, nullable=True)
     log_stream: Mapped[str | None] = mapped_column(String(512), nullable=True)  # <job>/algo-1-<epoch>
     seq: Mapped[int] = mapped_column(Integer, default=0)  # admission order among equal creation times
     created_by: Mapped[str | None] = mapped_column(String(256), nullable=True)  # the principal that created it

@@ -38,7 +38,7 @@ class FunctionRow(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     runtime: Mapped[str] = mapped_column(String(16))  # "python" | "exec"
     handler: Mapped[str] = mapped_column(String(255))  # python: function name; exec: "-"
-    origin: Mapped[str] = mapped_column(String(1024))  # python: the registered file; exec: the program path
+    origin: Mapped[str] = mapped_column(Text)  # python: the registered file; exec: the program path
     timeout: Mapped[float] = mapped_column(Float)
     code_secret_id: Mapped[str] = mapped_column(String(32))
     code_sha256: Mapped[str] = mapped_column(String(64))

@@ -114,7 +114,9 @@ class SecretStore:
     def add_owner(self, secret_id: str, owner: str) -> None:
         """Share an existing secret (a clone reuses its original's credentials)."""
         with self._sessions.begin() as session:
-            if session.get(SecretRow, secret_id) is None:
+            # Locked (PostgreSQL; SQLite's write lock serializes writers anyway): a release deleting the
+            # secret at this moment finishes first, and this finds it gone.
+            if session.get(SecretRow, secret_id, with_for_update=True) is None:
                 raise SecretNotFound(f"secret {secret_id} no longer exists")
             exists = session.scalar(select(SecretOwnerRow.id).where(
                 SecretOwnerRow.secret_id == secret_id, SecretOwnerRow.owner == owner))
@@ -137,6 +139,11 @@ class SecretStore:
             return sum(self._delete_if_unowned(session, secret_id) for secret_id in ids)
 
     def _delete_if_unowned(self, session: Session, secret_id: str) -> bool:
+        # The secret's row locked before its owners are counted: two releases of its last two owners at
+        # once would otherwise each still see the other's row (PostgreSQL reads what was committed; on
+        # SQLite the DELETE before this already holds the database's write lock) and neither delete it.
+        if session.get(SecretRow, secret_id, with_for_update=True) is None:
+            return False
         left = session.scalar(select(func.count()).select_from(SecretOwnerRow).where(
             SecretOwnerRow.secret_id == secret_id))
         if left:

@@ -6,21 +6,23 @@ import time
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Float, Integer, String, UniqueConstraint, delete, select
+from sqlalchemy import BigInteger, CursorResult, Float, Integer, String, UniqueConstraint, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from forklift.db import Base
+
+DIGEST_LENGTH = 135  # sha512:<128 hex>, the longest digest forklift.reference accepts
 
 
 class ImageRow(Base):
     __tablename__ = "images"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     reference: Mapped[str] = mapped_column(String(512), unique=True)  # canonical name:tag (or name@digest)
-    digest: Mapped[str] = mapped_column(String(80), index=True)  # image manifest digest
-    index_digest: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    digest: Mapped[str] = mapped_column(String(DIGEST_LENGTH), index=True)  # image manifest digest
+    index_digest: Mapped[str | None] = mapped_column(String(DIGEST_LENGTH), nullable=True)
     media_type: Mapped[str] = mapped_column(String(128))
     platform: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    size: Mapped[int] = mapped_column(Integer, default=0)  # config + layers, compressed
+    size: Mapped[int] = mapped_column(BigInteger, default=0)  # config + layers, compressed: GiBs for CUDA images
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
 
 
@@ -30,7 +32,7 @@ class BlobSourceRow(Base):
     __tablename__ = "blob_sources"
     __table_args__ = (UniqueConstraint("digest", "registry", "repository"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    digest: Mapped[str] = mapped_column(String(80), index=True)
+    digest: Mapped[str] = mapped_column(String(DIGEST_LENGTH), index=True)
     registry_host: Mapped[str] = mapped_column("registry", String(255))
     repository: Mapped[str] = mapped_column(String(255))
 

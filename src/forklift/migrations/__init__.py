@@ -41,11 +41,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import create_engine, event, inspect, text
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool, StaticPool
 
-from forklift import __version__
+from forklift import __version__, dburl
 from forklift.errors import ForkliftError
 from forklift.fslock import locked
 
@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 DIRECTORY = Path(__file__).parent
 # The revisions in versions/, oldest first; the last is the schema this code reads. Spelled out so
 # that the check at every engine start needs no Alembic; a test holds it equal to versions/.
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004")
 INITIAL = "0001"
 VERSION_TABLE = "alembic_version"
 ADOPT = "forklift.adopt"  # Config.attributes key: the tables of a pre-migration database to keep
@@ -114,11 +114,12 @@ def head() -> str:
 
 
 def shown(url: str | URL) -> str:
-    return make_url(url).render_as_string(hide_password=True)
+    return dburl.shown(url)
 
 
-def ensure_current(engine: Engine) -> None:
-    """Bring `engine`'s database to the newest revision unless it is there already (see the module's doc)."""
+def ensure_current(engine: Engine, given: str | None = None) -> None:
+    """Bring `engine`'s database to the newest revision unless it is there already (see the module's doc).
+    `given`: the URL as the user wrote it, for messages (default: the engine's)."""
     try:
         with engine.connect() as connection:
             revision = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
@@ -129,33 +130,35 @@ def ensure_current(engine: Engine) -> None:
     if engine.url.get_backend_name() == "sqlite" and _memory(engine.url):
         done = upgrade(engine)  # a second engine would open another, empty, in-memory database
     else:
-        done = upgrade(engine.url)
+        done = upgrade(given or engine.url)
     if done.changed:
         log.info("%s", done)
 
 
 def upgrade(target: str | URL | Engine) -> Upgrade:
-    """Migrate the database to the newest revision; see the module's doc for what is adopted or refused."""
-    url = target.url if isinstance(target, Engine) else make_url(target)
+    """Migrate the database to the newest revision; see the module's doc for what is adopted or refused.
+    A URL is one as the user writes it (`forklift.dburl`); messages show it so, without its password."""
+    given = target.url if isinstance(target, Engine) else target
+    url = dburl.engine_url(given)
     with _exclusive(url):
         engine = target if isinstance(target, Engine) else migration_engine(url)
         try:
-            with engine.connect() as connection, connection.begin():
+            with _connect(engine, given) as connection, connection.begin():
                 _lock_postgres(connection)
                 before = _recorded(connection)
                 if before == head():
-                    return Upgrade(shown(url), before, before)
+                    return Upgrade(shown(given), before, before)
                 if before is not None and before not in REVISIONS:
-                    raise _too_new(url, before)
-                keep = _adoptable(connection, url) if before is None else set()
+                    raise _too_new(given, before)
+                keep = _adoptable(connection, given) if before is None else set()
                 _upgrade_to(connection, keep=keep)
                 if connection.dialect.name == "sqlite":
                     broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                     if broken:  # rolls the whole upgrade back
-                        raise SchemaMismatch(f"upgrading {shown(url)} would break foreign keys: {broken[:5]}")
+                        raise SchemaMismatch(f"upgrading {shown(given)} would break foreign keys: {broken[:5]}")
                 after = _recorded(connection)
                 assert after == head(), after
-                return Upgrade(shown(url), before, after, adopted=bool(keep))
+                return Upgrade(shown(given), before, after, adopted=bool(keep))
         finally:
             if engine is not target:
                 engine.dispose()
@@ -163,17 +166,17 @@ def upgrade(target: str | URL | Engine) -> Upgrade:
 
 def status(url: str | URL) -> Status:
     """Where the database stands, read without creating or changing anything."""
-    url = make_url(url)
+    given, url = url, dburl.engine_url(url)
     if url.get_backend_name() == "sqlite" and not _memory(url) and not Path(str(url.database)).exists():
-        return Status(shown(url), False, None, False)
-    engine = create_engine(url, poolclass=NullPool)
+        return Status(shown(given), False, None, False)
+    engine = create_engine(url, poolclass=NullPool, connect_args=dburl.connect_args(url))
     try:
-        with engine.connect() as connection:
+        with _connect(engine, given) as connection:
             revision = _recorded(connection)
             tables = set(inspect(connection).get_table_names()) & INITIAL_TABLES
     finally:
         engine.dispose()
-    return Status(shown(url), True, revision, revision is None and bool(tables))
+    return Status(shown(given), True, revision, revision is None and bool(tables))
 
 
 def history() -> list[tuple[str, str]]:
@@ -198,7 +201,7 @@ def config(url: URL | None = None) -> Config:
 def migration_engine(url: URL) -> Engine:
     """An engine for migrating: on SQLite every transaction is BEGIN IMMEDIATE (pysqlite would leave DDL
     outside any transaction, and a second migrator must wait for the first before reading the revision)."""
-    engine = create_engine(url, poolclass=NullPool)
+    engine = create_engine(url, poolclass=NullPool, connect_args=dburl.connect_args(url))
     if url.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE"))
@@ -215,6 +218,14 @@ def _sqlite_connect(dbapi_connection, _record) -> None:
     # PRAGMA foreign_key_check before it commits instead.
     cursor.execute("PRAGMA foreign_keys=OFF")
     cursor.close()
+
+
+def _connect(engine: Engine, given: str | URL) -> Connection:
+    """A connection, or DatabaseUnavailable naming the database as given (no password, no traceback)."""
+    try:
+        return engine.connect()
+    except DBAPIError as exc:
+        raise dburl.unavailable(given, exc) from None
 
 
 def _memory(url: URL) -> bool:
@@ -243,7 +254,7 @@ def _recorded(connection: Connection) -> str | None:
     return connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
 
 
-def _too_new(url: URL, revision: str) -> SchemaMismatch:
+def _too_new(url: str | URL, revision: str) -> SchemaMismatch:
     return SchemaMismatch(
         f"database {shown(url)} is at schema revision {revision}, which forklift {__version__} does not know "
         f"(its newest is {head()}): a newer forklift upgraded it. Use that forklift version (or a newer one); "
@@ -262,7 +273,7 @@ def _upgrade_to(connection: Connection, revision: str = "head", *,
     command.upgrade(cfg, revision)
 
 
-def _adoptable(connection: Connection, url: URL) -> set[str]:
+def _adoptable(connection: Connection, url: str | URL) -> set[str]:
     """The forklift tables of a database without a recorded revision, each checked to be the one
     revision 0001 makes; SchemaMismatch names the first that is not."""
     present = set(inspect(connection).get_table_names()) & INITIAL_TABLES
