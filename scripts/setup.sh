@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${1:-.venv}
-APT_PACKAGES=(docker-registry runc skopeo umoci busybox-static iproute2 iptables zstd openssl ca-certificates python3-venv)
+APT_PACKAGES=(docker-registry runc skopeo umoci busybox-static iproute2 iptables zstd openssl ca-certificates python3-venv postgresql)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
