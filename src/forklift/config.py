@@ -29,6 +29,7 @@ config.toml (every key optional):
     image_pull_policy = "IfNotPresent"         # Always, IfNotPresent or Never
     gpu_resource = "nvidia.com/gpu"            # the extended resource a GPU is requested as
     service_domain = "svc.cluster.local"       # the cluster's DNS domain for Services
+    secret_refresh_seconds = 21600             # pull Secrets renewed this often until the pod has pulled
     [kubernetes.node_selector]                 # labels a node must carry to run forklift's pods
     "node.kubernetes.io/instance-type" = "g5.xlarge"
 
@@ -314,6 +315,8 @@ SCHEMA: dict[str, Key | dict[str, Key]] = {
         "gpu_resource": Key("an extended resource name", _gpu_resource),
         "node_selector": Key("a table of node labels", _node_selector),
         "service_domain": Key("the cluster's DNS domain", _dns_subdomain("svc.cluster.local")),
+        # How often a pull Secret is renewed while its pod waits to pull (an ECR token lasts 12 h).
+        "secret_refresh_seconds": Key("a number of seconds", _number(60, DAY)),
     },
 }
 

@@ -25,6 +25,7 @@ service_account = "forklift-workloads"
 image_pull_policy = "Always"
 gpu_resource = "amd.com/gpu"
 service_domain = "cluster.example"
+secret_refresh_seconds = 3600
 [kubernetes.node_selector]
 "node.kubernetes.io/instance-type" = "g5.xlarge"
 pool = "gpu"
@@ -41,7 +42,7 @@ def test_without_a_table_every_setting_has_its_default(tmp_path):
     assert kube_settings(settings) == KubeSettings()
     assert KubeSettings() == KubeSettings(namespace="default", volume_claim=None, volume_subpath="",
                                           image_pull_policy="IfNotPresent", gpu_resource="nvidia.com/gpu",
-                                          service_domain="svc.cluster.local")
+                                          service_domain="svc.cluster.local", secret_refresh_seconds=21600)
     assert configured_runtime(settings) == "runc"
 
 
@@ -53,7 +54,7 @@ def test_the_whole_table_is_read(tmp_path):
         namespace="forklift", kubeconfig=os.path.expanduser("~/kube/config"), context="kind-forklift",
         volume_claim="forklift-home", volume_subpath="homes/forklift", service_account="forklift-workloads",
         image_pull_policy="Always", gpu_resource="amd.com/gpu", service_domain="cluster.example",
-        node_selector={"node.kubernetes.io/instance-type": "g5.xlarge", "pool": "gpu"})
+        secret_refresh_seconds=3600, node_selector={"node.kubernetes.io/instance-type": "g5.xlarge", "pool": "gpu"})
     assert not kube.kubeconfig.startswith("~")
 
 
@@ -69,6 +70,8 @@ def test_the_whole_table_is_read(tmp_path):
     ('[kubernetes]\nservice_account = "Bob"', "kubernetes.service_account"),
     ('[kubernetes]\nkubeconfig = ""', 'must be the path of a kubeconfig file, e.g. "~/.kube/config"'),
     ('[kubernetes]\nnode_selector = "gpu"', "must be a table of node labels"),
+    ('[kubernetes]\nsecret_refresh_seconds = 5', "kubernetes.secret_refresh_seconds = 5: must be a number from 60"),
+    ('[kubernetes]\nsecret_refresh_seconds = "6h"', "kubernetes.secret_refresh_seconds"),
     ('[kubernetes.node_selector]\n"a/b/c" = "x"', '"a/b/c" is not a label key'),
     ('[kubernetes.node_selector]\npool = "-gpu"', 'pool = "-gpu": a label value is a string of at most 63'),
     ('[kubernetes.node_selector]\npool = 3', "pool = 3: a label value is a string"),
@@ -129,5 +132,5 @@ def test_config_check_reads_the_table_and_counts_node_selector_as_one_key(tmp_pa
     result = subprocess.run([sys.executable, "-m", "forklift", "config", "check"], capture_output=True, text=True,
                             env=env, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
-    assert "OK (11 keys set)" in result.stdout
+    assert "OK (12 keys set)" in result.stdout
     assert "  kubernetes.node_selector\n" in result.stdout and "pool" not in result.stdout

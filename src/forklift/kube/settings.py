@@ -12,6 +12,8 @@ SCHEMA holds their shapes and checks):
     image_pull_policy = "IfNotPresent"
     gpu_resource = "nvidia.com/gpu"
     service_domain = "svc.cluster.local"
+    secret_refresh_seconds = 21600             # a pull Secret's credentials resolved again this often until
+                                               # its pod has pulled (60 to 86400; an ECR token lasts 12 h)
     [kubernetes.node_selector]
     "node.kubernetes.io/instance-type" = "g5.xlarge"
 
@@ -49,6 +51,7 @@ class KubeSettings:
     # Left out of the hash (a dict has none), still compared: the settings stay usable as a cache key.
     node_selector: dict[str, str] = field(default_factory=dict, hash=False)
     service_domain: str = "svc.cluster.local"
+    secret_refresh_seconds: float = 6 * 3600
 
     def __post_init__(self) -> None:
         # One set of rules for config.toml, the flags and settings built in code: config.SCHEMA's.
