@@ -1,10 +1,12 @@
 """Training jobs as Kubernetes Jobs.
 
     obtain   the tag resolved to a digest with the job's credentials chain (provider functions
-             included), as a pull would; the credentials kept in memory for the pull Secret
+             included), as a pull would; the credentials kept in memory for the pull Secret, and how
+             to ask for them again (`pullrefresh.PullSource`)
     start    a `kubernetes.io/dockerconfigjson` Secret (when the registry needs credentials), a
              NetworkPolicy (EnableNetworkIsolation or VpcConfig), then the `batch/v1` Job: the image
-             pinned by that digest, the job's directories mounted from the shared claim
+             pinned by that digest, the job's directories mounted from the shared claim; until the
+             pod's container starts, the Secret is renewed every `secret_refresh_seconds`
     handle   the Job and its pod as the watch streams last saw them: how the container ended (exit
              code, OOMKilled, the Job's DeadlineExceeded, an image the cluster could not pull), its
              log copied into the job's directory for the log pump; stop deletes every object
@@ -21,19 +23,21 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from forklift.config import Settings
 from forklift.control import outcome, staging
 from forklift.control.instance_types import check_instance_type
+from forklift.control.kubernetes.pullrefresh import PullSource, SecretRefresher, pull_credentials
 from forklift.control.launching import ObtainedImage, PlatformFailure, TrainingContainer
 from forklift.control.locallaunch import training_provider
 from forklift.control.logs import job_dir
 from forklift.control.models import TrainingJobRow
 from forklift.control.runner import DEADLINE_EXCEEDED
 from forklift.credentials import Credentials
-from forklift.credentials.chain import default_keychain, prefetch
+from forklift.credentials.chain import prefetch
 from forklift.images.progress import TransferProgress
 from forklift.kube import names, objects
 from forklift.kube.cluster import Cluster, ClusterError
@@ -59,21 +63,22 @@ def job_object_name(container_name: str) -> str:
     return names.object_name("tj", container_name.removeprefix("tj-"))
 
 
-def pull_credentials(credentials: Credentials, registry: str) -> tuple[str, str] | None:
-    """(username, password) for a pull Secret; None for an anonymous pull."""
-    if credentials.is_anonymous:
-        return None
-    if credentials.username and credentials.password:
-        return credentials.username, credentials.password
-    raise PlatformFailure(f"ClientError: the credentials found for {registry} are a token, and a Kubernetes pull "
-                          "Secret needs a username and password (docker login, a provider function or ECR give one)")
+@dataclass(frozen=True)
+class PullSecretPlan:
+    """What `obtain` hands `start`: the credentials for the Secret (None: anonymous), and their source."""
+
+    credentials: tuple[str, str] | None = field(repr=False)
+    source: PullSource
 
 
 class KubernetesTrainingLauncher:
     limits_capacity = False  # the cluster schedules; a pod waiting for room shows as Pending
 
-    def __init__(self, settings: Settings, kube: KubeSettings, cluster: Cluster, watch: ObjectWatch):
+    def __init__(self, settings: Settings, kube: KubeSettings, cluster: Cluster, watch: ObjectWatch,
+                 refresh_seconds: float | None = None):
         self.settings, self.kube, self.cluster, self.watch = settings, kube, cluster, watch
+        # [kubernetes] secret_refresh_seconds unless given (a test's shorter interval)
+        self.refresh_seconds = refresh_seconds or kube.secret_refresh_seconds
 
     # -- the image ---------------------------------------------------------------------------
     def obtain(self, row: TrainingJobRow, progress: TransferProgress) -> ObtainedImage:
@@ -84,10 +89,10 @@ class KubernetesTrainingLauncher:
             raise PlatformFailure("ClientError: Pipe input mode is not available on forklift's Kubernetes runtime "
                                   "(a FIFO on a shared volume does not cross nodes); use File or FastFile")
         ref = parse(image)
+        source = PullSource(image, training_provider(request), request.get("RoleArn"))
 
         async def resolve() -> tuple[str, Credentials]:
-            keychain = await asyncio.to_thread(default_keychain, self.settings, function_arn=training_provider(request),
-                                               role_arn=request.get("RoleArn"), image=image)
+            keychain = await asyncio.to_thread(source.keychain, self.settings)
             credentials = await prefetch(keychain, image)
             async with RegistryClient(ref.registry, keychain=keychain, settings=self.settings, max_retries=1) as client:
                 return (await client.resolve(ref)).digest, credentials
@@ -96,7 +101,7 @@ class KubernetesTrainingLauncher:
             digest, credentials = asyncio.run(resolve())
         except Exception as exc:
             raise PlatformFailure(outcome.pull_failure(image, exc)) from exc
-        return ObtainedImage(digest, pull_credentials(credentials, ref.registry))
+        return ObtainedImage(digest, PullSecretPlan(pull_credentials(credentials, ref.registry), source))
 
     # -- the objects -------------------------------------------------------------------------
     def render(self, container: TrainingContainer, credentials: tuple[str, str] | None) -> list[dict]:
@@ -140,14 +145,18 @@ class KubernetesTrainingLauncher:
         for writable in (paths["model"], paths["output"], paths["output"] / "data"):
             # The image's User is known only to the cluster's runtime: whoever it is may write its outputs.
             os.chmod(writable, 0o777)  # noqa: S103 - reachable only through this job's pod and the server
+        plan: PullSecretPlan = obtained.prepared
         try:
-            made = self.render(container, obtained.prepared)
+            made = self.render(container, plan.credentials)
+            plan.source.save(staging.job_paths(container.directory)["container"])
             for obj in made:
                 self.cluster.apply(obj)
         except (ClusterError, ValueError) as exc:
             raise PlatformFailure(f"InternalServerError: the cluster did not accept the training job: {exc}") from exc
         handle = KubeJobHandle(self, made[-1]["metadata"]["name"], container.directory)
         handle.follow_logs()
+        if plan.credentials is not None:
+            handle.refresh_pull_secret(plan.source)
         return handle
 
     def adopt(self, name: str) -> KubeJobHandle | None:
@@ -159,6 +168,9 @@ class KubernetesTrainingLauncher:
             return None
         handle = KubeJobHandle(self, job.metadata.name, job_dir(self.settings.home, training_job))
         handle.follow_logs()
+        source = PullSource.load(staging.job_paths(handle.directory)["container"])
+        if source is not None and self.cluster.read("Secret", handle.name) is not None:
+            handle.refresh_pull_secret(source)
         return handle
 
 
@@ -176,6 +188,7 @@ class KubeJobHandle:
         self.stderr_path = container_dir / "pod.stderr"  # the API server serves one merged stream
         self.stderr_path.touch()
         self._logs: PodLogFollower | None = None
+        self.refresher: SecretRefresher | None = None
         self._ended: ExitStatus | None = None
         self._created = time.monotonic()
 
@@ -244,6 +257,8 @@ class KubeJobHandle:
     def stop(self, grace: float = 10.0) -> ExitStatus:
         """Delete the Job (its pod gets `grace` seconds after SIGTERM), its Secret and NetworkPolicy."""
         status = self.wait(0)
+        if self.refresher is not None:
+            self.refresher.stop()
         if self._logs is not None:
             if status is not None:
                 self._logs.finish()
@@ -259,6 +274,17 @@ class KubeJobHandle:
             status = ExitStatus(143, signal=15, reason="stopped", message="stopped: the Job was deleted")
             self._ended = status
         return status
+
+    # -- the pull Secret --------------------------------------------------------------------------
+    def refresh_pull_secret(self, source: PullSource) -> None:
+        """Renew the Secret (named as the Job) from `source` until the container has started or the job ended."""
+        def pulled() -> bool:
+            pod = self._pod()
+            return (pod is not None and (_running(pod) or _terminated(pod) is not None)) or self.wait(0) is not None
+
+        launcher = self.launcher
+        self.refresher = SecretRefresher(launcher.cluster, launcher.kube, launcher.settings, self.name, source,
+                                         launcher.refresh_seconds, pulled).start()
 
     # -- logs ----------------------------------------------------------------------------------
     def follow_logs(self) -> None:
