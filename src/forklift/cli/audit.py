@@ -47,6 +47,8 @@ def _detail(record: dict[str, Any]) -> str:
     if record.get("event") == "pull":
         image = f"{record.get('registry') or '?'}/{record.get('repository') or '?'}"
         return f"{image}@{record['digest']}" if record.get("digest") else image
+    if record.get("event") == "orphan":  # found at a server's start (forklift.control.kubernetes.orphans)
+        return f"{record.get('reason') or '?'}; remove it with: {record.get('remove') or '?'}"
     parts = [f"from {record['source']}" if record.get("source") else "",
              f"key {record['access_key_id']}" if record.get("access_key_id") else "",
              f"request {record['request_id']}" if record.get("request_id") else ""]

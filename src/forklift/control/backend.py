@@ -15,6 +15,7 @@ from forklift.control.inference.settings import InferenceSettings
 from forklift.control.inference.store import InferenceStore
 from forklift.control.launching import TrainingLauncher
 from forklift.control.locallaunch import LocalTrainingLauncher
+from forklift.control.store import JobStore
 from forklift.runtime import RuncRuntime, Runtime
 
 
@@ -25,6 +26,10 @@ class Backend(Protocol):
 
     def instance_launcher(self, settings: Settings, config: InferenceSettings,
                           store: InferenceStore) -> InstanceLauncher: ...
+
+    def report_orphans(self, store: JobStore, inference: InferenceStore) -> None:
+        """Once the control plane has started: say which of the backend's objects nothing accounts for."""
+        ...
 
     def close(self) -> None: ...
 
@@ -41,6 +46,9 @@ class LocalBackend:
     def instance_launcher(self, settings: Settings, config: InferenceSettings,
                           store: InferenceStore) -> InstanceLauncher:
         return LocalLauncher(settings, config, store, self.runtime)
+
+    def report_orphans(self, store: JobStore, inference: InferenceStore) -> None:
+        pass  # a container no job or endpoint knows is not adopted, and its files are the runtime's to remove
 
     def close(self) -> None:
         pass

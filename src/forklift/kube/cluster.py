@@ -28,6 +28,10 @@ VERBS = ("create", "read", "patch", "delete", "list")
 class ClusterError(KubeError, RuntimeError):
     """The cluster could not be reached or refused a call; the message names the object and why."""
 
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status  # the API server's HTTP status, when it answered
+
 
 def api_client(settings: KubeSettings) -> client.ApiClient:
     """An API client from the kubeconfig the settings name, else in-cluster, else KUBECONFIG/~/.kube/config."""
@@ -83,7 +87,7 @@ class Cluster:
         return tuple(getattr(api, f"{verb}_namespaced_{noun}") for verb in VERBS)
 
     def _failed(self, doing: str, kind: str, name: str, exc: ApiException) -> ClusterError:
-        return ClusterError(f"{doing} {kind} {name} in namespace {self.namespace} failed: {describe(exc)}")
+        return ClusterError(f"{doing} {kind} {name} in namespace {self.namespace} failed: {describe(exc)}", exc.status)
 
     def create(self, obj: dict[str, Any]) -> Any:
         create = self._verbs(obj["kind"])[0]

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 
+from forklift.audit import AuditLog
 from forklift.config import Settings
 from forklift.control.inference import instances as inst
 from forklift.control.inference.launcher import VariantInstance
 from forklift.control.inference.models import EndpointInstanceRow
 from forklift.control.inference.settings import InferenceSettings
 from forklift.control.inference.store import InferenceStore
+from forklift.control.kubernetes.orphans import report_orphans
 from forklift.control.kubernetes.training import KubernetesTrainingLauncher
+from forklift.control.store import JobStore
 from forklift.kube import names
 from forklift.kube.cluster import Cluster, ClusterError
 from forklift.kube.settings import KubeSettings
@@ -47,6 +50,10 @@ class KubernetesBackend:
     def instance_launcher(self, settings: Settings, config: InferenceSettings,
                           store: InferenceStore) -> NoEndpointsLauncher:
         return NoEndpointsLauncher()
+
+    def report_orphans(self, store: JobStore, inference: InferenceStore) -> None:
+        """Objects with forklift's label that no job or endpoint accounts for: reported, never deleted."""
+        report_orphans(self.cluster, store, inference, AuditLog(self.settings.home))
 
     def close(self) -> None:
         self.watch.close()
