@@ -16,7 +16,10 @@ secret, password or signature can reach a record):
 - every image pull of a training job or an endpoint (`forklift.control`): the owner of the job or
   endpoint, the registry, repository and digest, the outcome;
 - the CLI's local commands that change who may do what (`forklift keys create|delete`,
-  `forklift roles put|delete`), with principal `local:<unix user>`.
+  `forklift roles put|delete`), with principal `local:<unix user>`;
+- each orphaned Kubernetes object a server reports at start (`forklift.control.kubernetes.orphans`:
+  its kind, namespace, name, label, why, and the `kubectl` command that removes it), with principal
+  `forklift:server`.
 
 `forklift audit` reads the files back (`read`), reporting a line it cannot parse instead of failing.
 Standard library only: every layer may record.
