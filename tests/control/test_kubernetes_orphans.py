@@ -110,7 +110,8 @@ def logged_after(server: ServeProcess, start: int, what: str, timeout: float = 6
 
 
 def test_objects_no_job_or_endpoint_accounts_for_are_reported_and_kept(kube_server, emulator, strays):
-    text = logged_after(kube_server, 0, f"Deployment {GHOST_DEPLOYMENT}")
+    text = logged_after(kube_server, 0, "none deleted")
+    assert f"3 orphaned Kubernetes object(s) in namespace {NAMESPACE}, none deleted" in text
     found = reports(text)
     job = found[f"Job/{GHOST_JOB}"]
     assert f"in namespace {NAMESPACE} ({names.TRAINING_JOB}=ghost-job)" in job
@@ -154,7 +155,7 @@ def test_after_a_restart_a_running_jobs_objects_are_not_orphans_but_an_ended_job
     start = len(kube_server.log())
     kube_server.start()
     try:
-        text = logged_after(kube_server, start, f"Job {stale} ")
+        text = logged_after(kube_server, start, "none deleted")  # the last line of the report
         found = reports(text)
         assert f"training job {done} has ended (Completed)" in found[f"Job/{stale}"]
         assert not [key for key in found if running in key], found

@@ -101,6 +101,9 @@ def report_orphans(cluster: Cluster, store: JobStore, inference: InferenceStore,
             audit.append({"event": "orphan", "principal": PRINCIPAL, "operation": "kubernetes:OrphanFound",
                           "resource": f"{orphan.kind}/{orphan.namespace}/{orphan.name}", "outcome": "reported",
                           "label": orphan.label, "reason": orphan.why, "remove": orphan.remove})
+    if orphans:
+        events.log.warning("%d orphaned Kubernetes object(s) in namespace %s, none deleted (`forklift audit` lists "
+                           "them)", len(orphans), cluster.namespace)
     return orphans
 
 
