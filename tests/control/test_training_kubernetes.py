@@ -21,13 +21,6 @@ from forklift.kube.names import TRAINING_JOB
 
 
 @pytest.fixture(scope="module")
-def emulator():
-    running = Emulator().start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
 def kube_server(tmp_path_factory, pki, basic_registry, training_images, emulator):
     home = tmp_path_factory.mktemp("kube-serve-home")
     install_ca(pki, home / "certs.d", basic_registry.address)

@@ -52,6 +52,16 @@ GIB = 1024**3
 STUCK = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError",
          "CreateContainerError"}
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+POD_GRACE = 5.0  # how long a finished Job's pod may lag behind it in the watches' view
+
+
+def instance_resources(instance_type: str | None) -> dict[str, Any]:
+    """A PodPlan's cpus, memory and GPUs: the instance type's own figures (a node is sized for it, not
+    this machine)."""
+    if not instance_type:
+        return {}
+    entry = check_instance_type(instance_type)
+    return {"cpus": float(entry.vcpu), "memory_bytes": int(entry.memory_gib * GIB), "gpus": entry.gpus}
 
 
 def job_object_name(container_name: str) -> str:
@@ -114,7 +124,8 @@ class KubernetesTrainingLauncher:
                                                isolated=container.isolated))
         plan = objects.PodPlan(image=container.resolved_image, command=container.entrypoint, args=container.args,
                                env=container.env, mounts=tuple(self._claim_mounts(container)), pull_secret=secret,
-                               labels=labels, hostname=container.hostname, **self._resources(container.instance_type))
+                               labels=labels, hostname=container.hostname,
+                               **instance_resources(container.instance_type))
         made.append(objects.training_job(job_name, plan, self.kube, container.max_runtime_seconds))
         return made
 
@@ -126,14 +137,6 @@ class KubernetesTrainingLauncher:
                 raise PlatformFailure(f"InternalServerError: {source} is outside FORKLIFT_HOME ({home}), so no pod "
                                       "can mount it from the shared volume")
             yield objects.ClaimMount(source.relative_to(home).as_posix(), mount.destination, mount.read_only)
-
-    @staticmethod
-    def _resources(instance_type: str | None) -> dict[str, Any]:
-        """The instance type's own figures (a cluster node is sized for it, not this machine)."""
-        if not instance_type:
-            return {}
-        entry = check_instance_type(instance_type)
-        return {"cpus": float(entry.vcpu), "memory_bytes": int(entry.memory_gib * GIB), "gpus": entry.gpus}
 
     def start(self, container: TrainingContainer, obtained: ObtainedImage) -> KubeJobHandle:
         paths = staging.job_paths(container.directory)
@@ -176,6 +179,8 @@ class KubeJobHandle:
         self.stderr_path = container_dir / "pod.stderr"  # the API server serves one merged stream
         self.stderr_path.touch()
         self._logs: PodLogFollower | None = None
+        self._log_starter: threading.Thread | None = None
+        self._finished_seen: float | None = None
         self._ended: ExitStatus | None = None
         self._created = time.monotonic()
 
@@ -198,6 +203,8 @@ class KubeJobHandle:
             return None
         pod = self._pod()
         terminated = _terminated(pod)
+        if pod is None and self._finished(job) and not self._waited_for_pod():
+            return None  # each kind has its own watch: the pod's last state may be a moment behind the Job's
         for condition in (job.status.conditions if job.status else None) or []:
             if condition.status != "True":
                 continue
@@ -226,6 +233,17 @@ class KubeJobHandle:
         return None
 
     @staticmethod
+    def _finished(job: Any) -> bool:
+        return any(c.status == "True" and c.type in ("Complete", "Failed")
+                   for c in (job.status.conditions if job.status else None) or [])
+
+    def _waited_for_pod(self) -> bool:
+        """True once the Job has been seen finished for POD_GRACE seconds (its pod may be gone for good)."""
+        now = time.monotonic()
+        self._finished_seen = self._finished_seen or now
+        return now - self._finished_seen >= POD_GRACE
+
+    @staticmethod
     def _image(job: Any) -> str:
         try:
             return job.spec.template.spec.containers[0].image
@@ -244,6 +262,8 @@ class KubeJobHandle:
     def stop(self, grace: float = 10.0) -> ExitStatus:
         """Delete the Job (its pod gets `grace` seconds after SIGTERM), its Secret and NetworkPolicy."""
         status = self.wait(0)
+        if status is not None and self._log_starter is not None:
+            self._log_starter.join(10.0)  # an ended pod's log is copied whole before the pod goes
         if self._logs is not None:
             if status is not None:
                 self._logs.finish()
@@ -270,14 +290,18 @@ class KubeJobHandle:
             return (None,) if self._exit() is not None else None  # ended without ever running
 
         def run() -> None:
-            (pod,) = self.launcher.watch.wait(started, None) or (None,)
+            found = None
+            while found is None:  # asked again each second: the pod may never change once the Job has ended
+                found = self.launcher.watch.wait(started, 1.0)
+            (pod,) = found
             if pod is None:
                 return
             self._logs = PodLogFollower(self.launcher.cluster, pod, CONTAINER, self.stdout_path,
                                         finished=lambda: _terminated(self._pod()) is not None)
             self._logs.start()
 
-        threading.Thread(target=run, daemon=True, name=f"kube-logs-{self.name}").start()
+        self._log_starter = threading.Thread(target=run, daemon=True, name=f"kube-logs-{self.name}")
+        self._log_starter.start()
 
     def logs(self, follow: bool = False) -> Iterator[str]:
         try:

@@ -1,0 +1,114 @@
+"""Endpoints on the Kubernetes runtime: a real `forklift serve --runtime kubernetes`, driven by boto3,
+against a Kubernetes API STAND-IN (kmock's emulator; a kubelet stand-in sets each Deployment's ready
+replicas and plays its Service with a model server on a loopback address: see fixtures.kubeemulator
+for what that proves and what it does not) and a real TLS registry whose credentials come from a
+provider function.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from inference_support import CONFIG_TOML, create_config, create_model, prepare_home, unique, wait_status
+
+from fixtures.kubeemulator import CLAIM, NAMESPACE, Kubelet
+from forklift.kube.names import ENDPOINT, GENERATION
+
+
+@pytest.fixture(scope="module")
+def kube_server(tmp_path_factory, pki, basic_registry, inference_image, emulator):
+    home = tmp_path_factory.mktemp("kube-inference-home")
+    running = prepare_home(home, pki, basic_registry)
+    (home / "config.toml").write_text(f'runtime = "kubernetes"\n{CONFIG_TOML}[kubernetes]\nnamespace = "{NAMESPACE}"\n'
+                                      f'volume_claim = "{CLAIM}"\n')
+    running.serve_args = ("--kubeconfig", str(emulator.kubeconfig(home / "kubeconfig")))
+    running.start()
+    kubelet = Kubelet(emulator, home).start()
+    running.kubelet = kubelet  # type: ignore[attr-defined]
+    yield running
+    kubelet.stop()
+    running.stop()
+
+
+def of_endpoint(objs: list[dict], endpoint: str) -> list[dict]:
+    return [o for o in objs if o["metadata"].get("labels", {}).get(ENDPOINT) == endpoint]
+
+
+def test_an_endpoint_is_a_deployment_behind_a_service_and_invocations_go_through_it(
+        kube_server, emulator, inference_image, basic_registry):
+    sm, runtime = kube_server.client("sagemaker"), kube_server.client("sagemaker-runtime")
+    model = create_model(sm, kube_server, inference_image, version="v1")
+    name = unique("kube-ep")
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=create_config(sm, [("AllTraffic", model, 2, 1.0)]))
+    endpoint = wait_status(sm, name)
+    assert endpoint["EndpointStatus"] == "InService", endpoint.get("FailureReason")
+
+    (deployment,) = of_endpoint(emulator.objects("deployments"), name)
+    assert deployment["spec"]["replicas"] == 2
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert "@sha256:" in container["image"] and container["args"] == ["serve"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/ping", "port": 8080}
+    assert "livenessProbe" in container
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"][
+        "labels"].items()
+    (secret,) = of_endpoint(emulator.objects("secrets"), name)
+    auths = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))["auths"]
+    assert base64.b64decode(auths[basic_registry.address]["auth"]).decode() == \
+        f"{basic_registry.username}:{basic_registry.password}"
+    assert basic_registry.password not in json.dumps(deployment)
+
+    answer = runtime.invoke_endpoint(EndpointName=name, Body=b'[[1, 2]]', ContentType="application/json")
+    assert json.loads(answer["Body"].read())["version"] == "v1"
+    assert answer["InvokedProductionVariant"] == "AllTraffic"
+    (service,) = of_endpoint(emulator.objects("services"), name)
+    assert kube_server.kubelet.model_servers[service["metadata"]["name"]].served == 1
+
+    # UpdateEndpointWeightsAndCapacities scales the Deployment
+    sm.update_endpoint_weights_and_capacities(EndpointName=name, DesiredWeightsAndCapacities=[
+        {"VariantName": "AllTraffic", "DesiredInstanceCount": 3}])
+    wait_status(sm, name, until=("InService",))
+    wait_until(lambda: of_endpoint(emulator.objects("deployments"), name)[0]["spec"]["replicas"] == 3)
+
+    # UpdateEndpoint: a new generation's Deployment serves, then the old one is gone
+    model2 = create_model(sm, kube_server, inference_image, version="v2")
+    sm.update_endpoint(EndpointName=name, EndpointConfigName=create_config(sm, [("AllTraffic", model2, 1, 1.0)]))
+    wait_until(lambda: sm.describe_endpoint(EndpointName=name)["EndpointConfigName"] != "" and
+               [v.get("DeployedImages") for v in sm.describe_endpoint(EndpointName=name)["ProductionVariants"]] and
+               sm.describe_endpoint(EndpointName=name)["EndpointStatus"] == "InService" and
+               of_endpoint(emulator.objects("deployments"), name)[-1]["metadata"]["labels"][GENERATION] == "2")
+    answer = runtime.invoke_endpoint(EndpointName=name, Body=b'[[1, 2]]', ContentType="application/json")
+    assert json.loads(answer["Body"].read())["version"] == "v2"
+    wait_until(lambda: [d["metadata"]["labels"][GENERATION]
+                        for d in of_endpoint(emulator.objects("deployments"), name)] == ["2"])
+
+    sm.delete_endpoint(EndpointName=name)
+    wait_until(lambda: not any(of_endpoint(emulator.objects(kind), name)
+                               for kind in ("deployments", "services", "secrets")))
+
+
+def test_a_variant_the_cluster_cannot_pull_fails_the_endpoint_with_the_kubelets_message(
+        kube_server, emulator, inference_image):
+    kube_server.kubelet.serving = lambda deployment: ("ImagePullBackOff", "Back-off pulling image: 403 Forbidden")
+    try:
+        sm = kube_server.client("sagemaker")
+        model = create_model(sm, kube_server, inference_image)
+        name = unique("kube-ep-fail")
+        sm.create_endpoint(EndpointName=name, EndpointConfigName=create_config(sm, [("AllTraffic", model, 1, 1.0)]))
+        endpoint = wait_status(sm, name)
+    finally:
+        kube_server.kubelet.serving = lambda deployment: None
+    assert endpoint["EndpointStatus"] == "Failed"
+    assert "ImagePullBackOff" in endpoint["FailureReason"] and "403 Forbidden" in endpoint["FailureReason"]
+    wait_until(lambda: not of_endpoint(emulator.objects("deployments"), name))
+
+
+def wait_until(condition, timeout: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not come true in time"
+        time.sleep(0.1)
