@@ -50,8 +50,8 @@ POLICIES = {
 
 
 @pytest.fixture(scope="module")
-def keyed(tmp_path_factory) -> Iterator[tuple[Server, dict[str, tuple[str, str]]]]:
-    server = start_server(tmp_path_factory.mktemp("authz-serve") / "home")
+def keyed(tmp_path_factory, database) -> Iterator[tuple[Server, dict[str, tuple[str, str]]]]:
+    server = start_server(tmp_path_factory.mktemp("authz-serve") / "home", database=database)
     keys = {"full": created_key(server.home, "--name", "full")}
     for name, statements in POLICIES.items():
         path = server.home / f"{name}.json"
