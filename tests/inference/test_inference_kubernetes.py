@@ -66,6 +66,16 @@ def test_an_endpoint_is_a_deployment_behind_a_service_and_invocations_go_through
     (service,) = of_endpoint(emulator.objects("services"), name)
     assert kube_server.kubelet.model_servers[service["metadata"]["name"]].served == 1
 
+    # each pod's log is a stream of the endpoint's log group, as each container's is on runc
+    logs = kube_server.client("logs")
+    group = f"/aws/sagemaker/Endpoints/{name}"
+
+    def pod_lines() -> list[str]:
+        streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
+        return [e["message"] for s in streams if s["logStreamName"].startswith("AllTraffic/")
+                for e in logs.get_log_events(logGroupName=group, logStreamName=s["logStreamName"])["events"]]
+    wait_until(lambda: len([line for line in pod_lines() if "listening on 8080" in line]) == 2)
+
     # UpdateEndpointWeightsAndCapacities scales the Deployment
     sm.update_endpoint_weights_and_capacities(EndpointName=name, DesiredWeightsAndCapacities=[
         {"VariantName": "AllTraffic", "DesiredInstanceCount": 3}])

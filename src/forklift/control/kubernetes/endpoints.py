@@ -20,17 +20,20 @@ import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from forklift.config import Settings
 from forklift.control.inference import instances as inst
 from forklift.control.inference.images import image_failure, keychain_for, model_container
 from forklift.control.inference.launcher import VariantInstance
+from forklift.control.inference.logs import InstanceLogs
 from forklift.control.inference.models import EndpointInstanceRow, EndpointRow, ModelRow
 from forklift.control.kubernetes.training import instance_resources, pull_credentials
 from forklift.control.launching import PlatformFailure
 from forklift.credentials.chain import prefetch
 from forklift.kube import names, objects
 from forklift.kube.cluster import Cluster, ClusterError
+from forklift.kube.podlogs import PodLogFollower
 from forklift.kube.settings import KubeSettings
 from forklift.kube.watch import ObjectWatch
 from forklift.reference import parse
@@ -88,11 +91,84 @@ class ReplicaSlot:
         return self.launcher.last_lines(self.of, count)
 
 
+@dataclass(frozen=True)
+class PodOutput:
+    """A serving pod's log as the instance log pump reads it: one file copied from the API server."""
+
+    name: str
+    stdout_path: Path
+    stderr_path: Path
+
+
+class PodLogs:
+    """Every serving pod of a variant forklift runs gets its own log stream (`<variant>/<pod>`), as each
+    container does on runc: its log is copied while it runs, and the rest once it is gone."""
+
+    def __init__(self, settings: Settings, cluster: Cluster, watch: ObjectWatch, interval: float = 1.0):
+        self.settings, self.cluster, self.watch, self.interval = settings, cluster, watch, interval
+        self.streams = InstanceLogs()
+        self._followed: dict[str, tuple[Variant, PodOutput, PodLogFollower]] = {}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="kube-endpoint-logs")
+        self._thread.start()
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join(5.0)
+        for _, _, follower in self._followed.values():
+            follower.stop(1.0)
+        self.streams.close()
+
+    def _run(self) -> None:
+        while not self._done.wait(self.interval):
+            try:
+                self._scan()
+            except Exception:  # noqa: BLE001 - the next scan tries again
+                log.exception("following the serving pods' logs failed")
+
+    def _scan(self) -> None:
+        seen = set()
+        for pod in self.watch.select("Pod", {names.MANAGED_BY: names.MANAGED_BY_VALUE}):
+            labels = pod.metadata.labels or {}
+            if names.ENDPOINT not in labels or not _started(pod):
+                continue
+            name = pod.metadata.name
+            seen.add(name)
+            if name in self._followed:
+                continue
+            try:
+                of = Variant(labels[names.ENDPOINT], labels[names.VARIANT], int(labels[names.GENERATION]))
+            except (KeyError, ValueError):
+                continue
+            directory = inst.endpoint_dir(self.settings, of.endpoint)
+            files = directory / "instances" / name
+            files.mkdir(parents=True, exist_ok=True)
+            output = PodOutput(name, files / "pod.log", files / "pod.stderr")
+            output.stderr_path.touch()
+            follower = PodLogFollower(self.cluster, name, objects.SERVING_CONTAINER, output.stdout_path,
+                                      finished=lambda: False)
+            follower.start()
+            self._followed[name] = (of, output, follower)
+            self.streams.follow(directory, of.variant, output)  # type: ignore[arg-type]
+        for name in set(self._followed) - seen:  # the pod is gone: what it wrote is all there is
+            of, output, follower = self._followed.pop(name)
+            follower.stop(1.0)
+            self.streams.finish(inst.endpoint_dir(self.settings, of.endpoint), of.variant, output)  # type: ignore[arg-type]
+
+
+def _started(pod: Any) -> bool:
+    for status in (pod.status.container_statuses if pod.status else None) or []:
+        if status.state is not None and (status.state.running is not None or status.state.terminated is not None):
+            return True
+    return False
+
+
 class KubernetesInstanceLauncher:
     def __init__(self, settings: Settings, kube: KubeSettings, cluster: Cluster, watch: ObjectWatch):
         self.settings, self.kube, self.cluster, self.watch = settings, kube, cluster, watch
         self._slots: dict[Variant, list[ReplicaSlot]] = {}
         self._lock = threading.Lock()
+        self.logs = PodLogs(settings, cluster, watch)
 
     # -- once per variant and generation -----------------------------------------------------------
     def prepare(self, directory: Path, variant: dict, model: ModelRow, generation: int,
@@ -208,7 +284,8 @@ class KubernetesInstanceLauncher:
         return adopted
 
     def close(self) -> None:
-        pass
+        """Stop copying logs; the Deployments keep serving for the next server to adopt."""
+        self.logs.close()
 
     # -- what the slots read from the watch ---------------------------------------------------------
     def address(self, of: Variant, index: int) -> str | None:
