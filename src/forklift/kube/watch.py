@@ -77,7 +77,7 @@ class ObjectWatch:
 
     # -- the streams ----------------------------------------------------------------------------
     def _follow(self, kind: str) -> None:
-        list_call = self.cluster._verbs(kind)[4]
+        list_call = self.cluster.watchable(kind)
         text = ",".join(f"{k}={v}" for k, v in self.selector.items())
         while not self._stop.is_set():
             try:

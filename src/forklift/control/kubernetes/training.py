@@ -79,64 +79,83 @@ def pull_credentials(credentials: Credentials, registry: str) -> tuple[str, str]
                           "Secret needs a username and password (docker login, a provider function or ECR give one)")
 
 
+def refuse_pipe(request: dict) -> None:
+    """Pipe mode has no FIFO that crosses nodes: such a job cannot run on this backend."""
+    if any(staging.input_mode(request, c) == "Pipe" for c in request.get("InputDataConfig") or []):
+        raise PlatformFailure("ClientError: Pipe input mode is not available on forklift's Kubernetes runtime "
+                              "(a FIFO on a shared volume does not cross nodes); use File or FastFile")
+
+
+def obtain_image(settings: Settings, row: TrainingJobRow, digest: str | None = None) -> ObtainedImage:
+    """The job's image as its pod pulls it: the tag resolved to a digest with the job's credentials chain
+    (provider functions included), as a pull would, and the credentials for its pull Secret. With
+    `digest` (the job resolved it already) only the credentials are looked up."""
+    request = row.request
+    image = request["AlgorithmSpecification"]["TrainingImage"]
+    refuse_pipe(request)
+    ref = parse(image)
+
+    async def resolve() -> tuple[str, Credentials]:
+        keychain = await asyncio.to_thread(default_keychain, settings, function_arn=training_provider(request),
+                                           role_arn=request.get("RoleArn"), image=image)
+        credentials = await prefetch(keychain, image)
+        if digest is not None:
+            return digest, credentials
+        async with RegistryClient(ref.registry, keychain=keychain, settings=settings, max_retries=1) as client:
+            return (await client.resolve(ref)).digest, credentials
+
+    try:
+        found, credentials = asyncio.run(resolve())
+    except Exception as exc:
+        raise PlatformFailure(outcome.pull_failure(image, exc)) from exc
+    return ObtainedImage(found, pull_credentials(credentials, ref.registry))
+
+
+def training_objects(settings: Settings, kube: KubeSettings, container: TrainingContainer,
+                     credentials: tuple[str, str] | None) -> list[dict]:
+    """Secret (when the registry needs credentials), NetworkPolicy (when asked for), Job — in the order
+    they are created. Needs no cluster: this is also what `forklift k8s render` shows."""
+    job_name = job_object_name(container.name)
+    labels = names.training_labels(container.job)
+    made: list[dict] = []
+    secret = None
+    if credentials is not None:
+        secret = job_name
+        made.append(objects.pull_secret(secret, parse(container.image).registry, *credentials, labels, kube))
+    if container.isolated or container.vpc:
+        # One attempt of a job runs at a time, so its job label selects exactly its pod.
+        made.append(objects.network_policy(job_name, names.training_labels(container.job), kube,
+                                           isolated=container.isolated))
+    plan = objects.PodPlan(image=container.resolved_image, command=container.entrypoint, args=container.args,
+                           env=container.env, mounts=tuple(_claim_mounts(settings, container)), pull_secret=secret,
+                           labels=labels, hostname=container.hostname,
+                           **instance_resources(container.instance_type))
+    made.append(objects.training_job(job_name, plan, kube, container.max_runtime_seconds))
+    return made
+
+
+def _claim_mounts(settings: Settings, container: TrainingContainer) -> Iterator[objects.ClaimMount]:
+    home = settings.home.resolve()
+    for mount in container.mounts:
+        source = Path(mount.source).resolve()
+        if not source.is_relative_to(home):
+            raise PlatformFailure(f"InternalServerError: {source} is outside FORKLIFT_HOME ({home}), so no pod "
+                                  "can mount it from the shared volume")
+        yield objects.ClaimMount(source.relative_to(home).as_posix(), mount.destination, mount.read_only)
+
+
 class KubernetesTrainingLauncher:
     limits_capacity = False  # the cluster schedules; a pod waiting for room shows as Pending
 
     def __init__(self, settings: Settings, kube: KubeSettings, cluster: Cluster, watch: ObjectWatch):
         self.settings, self.kube, self.cluster, self.watch = settings, kube, cluster, watch
 
-    # -- the image ---------------------------------------------------------------------------
     def obtain(self, row: TrainingJobRow, progress: TransferProgress) -> ObtainedImage:
-        request = row.request
-        image = request["AlgorithmSpecification"]["TrainingImage"]
-        if any((c.get("InputMode") or request["AlgorithmSpecification"].get("TrainingInputMode")) == "Pipe"
-               for c in request.get("InputDataConfig") or []):
-            raise PlatformFailure("ClientError: Pipe input mode is not available on forklift's Kubernetes runtime "
-                                  "(a FIFO on a shared volume does not cross nodes); use File or FastFile")
-        ref = parse(image)
+        return obtain_image(self.settings, row)
 
-        async def resolve() -> tuple[str, Credentials]:
-            keychain = await asyncio.to_thread(default_keychain, self.settings, function_arn=training_provider(request),
-                                               role_arn=request.get("RoleArn"), image=image)
-            credentials = await prefetch(keychain, image)
-            async with RegistryClient(ref.registry, keychain=keychain, settings=self.settings, max_retries=1) as client:
-                return (await client.resolve(ref)).digest, credentials
-
-        try:
-            digest, credentials = asyncio.run(resolve())
-        except Exception as exc:
-            raise PlatformFailure(outcome.pull_failure(image, exc)) from exc
-        return ObtainedImage(digest, pull_credentials(credentials, ref.registry))
-
-    # -- the objects -------------------------------------------------------------------------
     def render(self, container: TrainingContainer, credentials: tuple[str, str] | None) -> list[dict]:
         """Secret (when needed), NetworkPolicy (when asked for), Job — in the order they are created."""
-        job_name = job_object_name(container.name)
-        labels = names.training_labels(container.job)
-        made: list[dict] = []
-        secret = None
-        if credentials is not None:
-            secret = job_name
-            made.append(objects.pull_secret(secret, parse(container.image).registry, *credentials, labels, self.kube))
-        if container.isolated or container.vpc:
-            # One attempt of a job runs at a time, so its job label selects exactly its pod.
-            made.append(objects.network_policy(job_name, names.training_labels(container.job), self.kube,
-                                               isolated=container.isolated))
-        plan = objects.PodPlan(image=container.resolved_image, command=container.entrypoint, args=container.args,
-                               env=container.env, mounts=tuple(self._claim_mounts(container)), pull_secret=secret,
-                               labels=labels, hostname=container.hostname,
-                               **instance_resources(container.instance_type))
-        made.append(objects.training_job(job_name, plan, self.kube, container.max_runtime_seconds))
-        return made
-
-    def _claim_mounts(self, container: TrainingContainer) -> Iterator[objects.ClaimMount]:
-        home = self.settings.home.resolve()
-        for mount in container.mounts:
-            source = Path(mount.source).resolve()
-            if not source.is_relative_to(home):
-                raise PlatformFailure(f"InternalServerError: {source} is outside FORKLIFT_HOME ({home}), so no pod "
-                                      "can mount it from the shared volume")
-            yield objects.ClaimMount(source.relative_to(home).as_posix(), mount.destination, mount.read_only)
+        return training_objects(self.settings, self.kube, container, credentials)
 
     def start(self, container: TrainingContainer, obtained: ObtainedImage) -> KubeJobHandle:
         paths = staging.job_paths(container.directory)
