@@ -252,7 +252,7 @@ def test_k8s_render_is_authenticated_and_authorized_as_the_describe_it_stands_fo
     denied = one_line_error(render(server, keys, "invoker", "--endpoint", "open-a"))
     assert f"sagemaker:DescribeEndpoint on resource: {SAGEMAKER_ARN}:endpoint/open-a because no" in denied
     assert one_line_error(render(server, keys, "describer", "--endpoint", "open-a")) == \
-        "Error: NotImplemented: rendering endpoints is not available yet"
+        "Error: ResourceNotFound: Could not find endpoint open-a."
     assert one_line_error(render(server, keys, None, "--training-job", "public")).startswith(
         "Error: MissingAuthenticationTokenException: ")
     assert one_line_error(render(server, keys, "full", "--training-job", "public", secret_suffix="x")).startswith(

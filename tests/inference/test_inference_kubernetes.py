@@ -11,6 +11,7 @@ import base64
 import json
 
 import pytest
+import yaml
 from inference_support import CONFIG_TOML, create_config, create_model, prepare_home, unique, wait_status
 
 from fixtures.kubeemulator import CLAIM, NAMESPACE, Kubelet
@@ -65,6 +66,15 @@ def test_an_endpoint_is_a_deployment_behind_a_service_and_invocations_go_through
     assert answer["InvokedProductionVariant"] == "AllTraffic"
     (service,) = of_endpoint(emulator.objects("services"), name)
     assert kube_server.kubelet.model_servers[service["metadata"]["name"]].served == 1
+
+    # forklift k8s render prints the same objects, the Secret's data redacted
+    shown = kube_server.forklift("k8s", "render", "--endpoint", name)
+    assert shown.returncode == 0, shown.stderr
+    rendered = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(shown.stdout)}
+    assert rendered[("Deployment", deployment["metadata"]["name"])]["spec"]["template"] == \
+        deployment["spec"]["template"]
+    assert rendered[("Secret", secret["metadata"]["name"])]["data"] == {".dockerconfigjson": "<redacted>"}
+    assert basic_registry.password not in shown.stdout
 
     # each pod's log is a stream of the endpoint's log group, as each container's is on runc
     logs = kube_server.client("logs")
@@ -122,3 +132,19 @@ def wait_until(condition, timeout: float = 30) -> None:
     while not condition():
         assert time.monotonic() < deadline, "the condition did not come true in time"
         time.sleep(0.1)
+
+
+def test_a_runc_server_without_kubernetes_settings_says_which_one_rendering_needs(server, sagemaker,
+                                                                                   inference_image):
+    """`forklift k8s render` asks any server; one on runc with no [kubernetes] table cannot say which
+    claim the pods would mount, and says so in one line (tests/control/test_training_render.py renders
+    on a runc server that has the settings)."""
+    from inference_support import deploy
+
+    name = deploy(sagemaker, server, inference_image)
+    shown = server.forklift("k8s", "render", "--endpoint", name)
+    assert shown.returncode == 1 and shown.stdout == ""
+    (line,) = shown.stderr.splitlines()
+    assert "volume_claim" in line and "[kubernetes]" in line
+    missing = server.forklift("k8s", "render", "--endpoint", "no-such-endpoint")
+    assert missing.returncode == 1 and "Could not find endpoint no-such-endpoint" in missing.stderr

@@ -6,7 +6,7 @@ settings whatever runtime it runs its containers on. Secrets' data is always "<r
 from __future__ import annotations
 
 from forklift.config import Settings
-from forklift.control.errors import JobNotFound, NotAvailable
+from forklift.control.errors import JobNotFound
 from forklift.control.store import JobStore
 from forklift.kube.settings import KubeSettings
 
@@ -28,5 +28,9 @@ class KubeManifests:
         return to_yaml(training_job_objects(self.settings, self.kube, row))
 
     def endpoint(self, name: str) -> str:
-        """The objects of endpoint `name`."""
-        raise NotAvailable("rendering endpoints is not available yet")
+        """The objects of endpoint `name`; `NotFound`, or `RenderFailed` saying why they cannot be had."""
+        from forklift.control.inference.store import InferenceStore
+        from forklift.control.kubernetes.review import endpoint_objects  # see training_job
+        from forklift.kube.manifests import to_yaml
+
+        return to_yaml(endpoint_objects(self.settings, self.kube, InferenceStore(self.settings.database_url), name))

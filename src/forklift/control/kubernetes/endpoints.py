@@ -163,6 +163,45 @@ def _started(pod: Any) -> bool:
     return False
 
 
+def variant_objects(settings: Settings, kube: KubeSettings, endpoint: str, prepared: inst.PreparedVariant,
+                    generation: int, replicas: int) -> list[dict]:
+    """Secret (when the registry needs one), Deployment and Service, in the order they are created.
+    Needs no cluster: this is also what `forklift k8s render --endpoint` shows."""
+    of = Variant(endpoint, prepared.name, generation)
+    made: list[dict] = []
+    secret = None
+    if prepared.pull_credentials is not None:
+        secret = of.name
+        registry = parse(prepared.deployed_image["ResolvedImage"]).registry
+        made.append(objects.pull_secret(secret, registry, *prepared.pull_credentials, of.labels, kube))
+    container = prepared.container
+    plan = objects.PodPlan(image=prepared.deployed_image["ResolvedImage"], args=["serve"],
+                           env=dict(container.get("Environment") or {}),
+                           mounts=(objects.ClaimMount(_claim_path(settings, prepared.model_dir), "/opt/ml/model",
+                                                      read_only=True),),
+                           pull_secret=secret, labels=of.labels, port=objects.SERVING_PORT,
+                           hostname=container.get("ContainerHostname"),
+                           **instance_resources(prepared.instance_type))
+    made.append(objects.deployment(of.name, plan, replicas, kube))
+    made.append(objects.service(of.name, of.labels, kube))
+    return made
+
+
+def _claim_path(settings: Settings, path: Path) -> str:
+    home = settings.home.resolve()
+    source = path.resolve()
+    if not source.is_relative_to(home):
+        raise inst.DeployFailure(f"{source} is outside FORKLIFT_HOME ({home}), so no pod can mount it")
+    return source.relative_to(home).as_posix()
+
+
+def variant_credentials(settings: Settings, model: ModelRow) -> tuple[str, str] | None:
+    """(username, password) for the model's image's pull Secret, from its credentials chain; None: anonymous."""
+    container = model_container(model.request)
+    keychain = keychain_for(settings, container, model.request.get("ExecutionRoleArn"))
+    return pull_credentials(asyncio.run(prefetch(keychain, model.resolved_image)), parse(model.resolved_image).registry)
+
+
 class KubernetesInstanceLauncher:
     def __init__(self, settings: Settings, kube: KubeSettings, cluster: Cluster, watch: ObjectWatch):
         self.settings, self.kube, self.cluster, self.watch = settings, kube, cluster, watch
@@ -178,8 +217,7 @@ class KubernetesInstanceLauncher:
         container = model_container(model.request)
         resolved = model.resolved_image
         try:
-            keychain = keychain_for(self.settings, container, model.request.get("ExecutionRoleArn"))
-            credentials = pull_credentials(asyncio.run(prefetch(keychain, resolved)), parse(resolved).registry)
+            credentials = variant_credentials(self.settings, model)
         except PlatformFailure as exc:
             raise inst.DeployFailure(f"Variant {name}: {exc}") from exc
         except Exception as exc:  # noqa: BLE001 - the provider, docker's config, ECR: image_failure says which
@@ -193,32 +231,7 @@ class KubernetesInstanceLauncher:
                                      "ResolutionTime": model.resolution_time}, pull_credentials=credentials)
 
     def render(self, endpoint: str, prepared: inst.PreparedVariant, generation: int, replicas: int) -> list[dict]:
-        """Secret (when the registry needs one), Deployment and Service, in the order they are created."""
-        of = Variant(endpoint, prepared.name, generation)
-        made: list[dict] = []
-        secret = None
-        if prepared.pull_credentials is not None:
-            secret = of.name
-            registry = parse(prepared.deployed_image["ResolvedImage"]).registry
-            made.append(objects.pull_secret(secret, registry, *prepared.pull_credentials, of.labels, self.kube))
-        container = prepared.container
-        plan = objects.PodPlan(image=prepared.deployed_image["ResolvedImage"], args=["serve"],
-                               env=dict(container.get("Environment") or {}),
-                               mounts=(objects.ClaimMount(self._claim_path(prepared.model_dir), "/opt/ml/model",
-                                                          read_only=True),),
-                               pull_secret=secret, labels=of.labels, port=objects.SERVING_PORT,
-                               hostname=container.get("ContainerHostname"),
-                               **instance_resources(prepared.instance_type))
-        made.append(objects.deployment(of.name, plan, replicas, self.kube))
-        made.append(objects.service(of.name, of.labels, self.kube))
-        return made
-
-    def _claim_path(self, path: Path) -> str:
-        home = self.settings.home.resolve()
-        source = path.resolve()
-        if not source.is_relative_to(home):
-            raise inst.DeployFailure(f"{source} is outside FORKLIFT_HOME ({home}), so no pod can mount it")
-        return source.relative_to(home).as_posix()
+        return variant_objects(self.settings, self.kube, endpoint, prepared, generation, replicas)
 
     # -- the fleet's instances ---------------------------------------------------------------------
     def start(self, endpoint: str, prepared: inst.PreparedVariant, generation: int) -> VariantInstance:
