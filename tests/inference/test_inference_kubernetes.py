@@ -12,7 +12,15 @@ import json
 
 import pytest
 import yaml
-from inference_support import CONFIG_TOML, create_config, create_model, prepare_home, unique, wait_status
+from inference_support import (
+    CONFIG_TOML,
+    calling_continuously,
+    create_config,
+    create_model,
+    prepare_home,
+    unique,
+    wait_status,
+)
 
 from fixtures.kubeemulator import CLAIM, NAMESPACE, Kubelet
 from forklift.kube.names import ENDPOINT, GENERATION
@@ -60,6 +68,9 @@ def test_an_endpoint_is_a_deployment_behind_a_service_and_invocations_go_through
     assert base64.b64decode(auths[basic_registry.address]["auth"]).decode() == \
         f"{basic_registry.username}:{basic_registry.password}"
     assert basic_registry.password not in json.dumps(deployment)
+    # the model's VpcConfig: nothing reaches its pods but on 8080, where InvokeEndpoint arrives
+    (policy,) = of_endpoint(emulator.objects("networkpolicies"), name)
+    assert {"protocol": "TCP", "port": 8080} in [p for rule in policy["spec"]["ingress"] for p in rule.get("ports", [])]
 
     answer = runtime.invoke_endpoint(EndpointName=name, Body=b'[[1, 2]]', ContentType="application/json")
     assert json.loads(answer["Body"].read())["version"] == "v1"
@@ -92,21 +103,22 @@ def test_an_endpoint_is_a_deployment_behind_a_service_and_invocations_go_through
     wait_status(sm, name, until=("InService",))
     wait_until(lambda: of_endpoint(emulator.objects("deployments"), name)[0]["spec"]["replicas"] == 3)
 
-    # UpdateEndpoint: a new generation's Deployment serves, then the old one is gone
+    # UpdateEndpoint: a new generation's Deployment serves once ready, then the old one is gone; no
+    # request fails meanwhile
     model2 = create_model(sm, kube_server, inference_image, version="v2")
-    sm.update_endpoint(EndpointName=name, EndpointConfigName=create_config(sm, [("AllTraffic", model2, 1, 1.0)]))
-    wait_until(lambda: sm.describe_endpoint(EndpointName=name)["EndpointConfigName"] != "" and
-               [v.get("DeployedImages") for v in sm.describe_endpoint(EndpointName=name)["ProductionVariants"]] and
-               sm.describe_endpoint(EndpointName=name)["EndpointStatus"] == "InService" and
-               of_endpoint(emulator.objects("deployments"), name)[-1]["metadata"]["labels"][GENERATION] == "2")
-    answer = runtime.invoke_endpoint(EndpointName=name, Body=b'[[1, 2]]', ContentType="application/json")
-    assert json.loads(answer["Body"].read())["version"] == "v2"
-    wait_until(lambda: [d["metadata"]["labels"][GENERATION]
-                        for d in of_endpoint(emulator.objects("deployments"), name)] == ["2"])
+    with calling_continuously(runtime, name) as (answers, errors):
+        sm.update_endpoint(EndpointName=name,
+                           EndpointConfigName=create_config(sm, [("AllTraffic", model2, 1, 1.0)]))
+        wait_until(lambda: sm.describe_endpoint(EndpointName=name)["EndpointStatus"] == "InService" and
+                   [d["metadata"]["labels"][GENERATION]
+                    for d in of_endpoint(emulator.objects("deployments"), name)] == ["2"])
+        wait_until(lambda: answers and answers[-1]["version"] == "v2")
+    assert errors == []
+    assert {a["version"] for a in answers} <= {"v1", "v2"} and answers[0]["version"] == "v1"
 
     sm.delete_endpoint(EndpointName=name)
     wait_until(lambda: not any(of_endpoint(emulator.objects(kind), name)
-                               for kind in ("deployments", "services", "secrets")))
+                               for kind in ("deployments", "services", "secrets", "networkpolicies")))
 
 
 def test_a_variant_the_cluster_cannot_pull_fails_the_endpoint_with_the_kubelets_message(
@@ -148,3 +160,29 @@ def test_a_runc_server_without_kubernetes_settings_says_which_one_rendering_need
     assert "volume_claim" in line and "[kubernetes]" in line
     missing = server.forklift("k8s", "render", "--endpoint", "no-such-endpoint")
     assert missing.returncode == 1 and "Could not find endpoint no-such-endpoint" in missing.stderr
+
+
+def test_a_restarted_server_serves_its_endpoint_from_the_same_deployment(kube_server, emulator, inference_image):
+    sm = kube_server.client("sagemaker")
+    model = create_model(sm, kube_server, inference_image, version="v1")
+    name = unique("kube-ep-adopt")
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=create_config(sm, [("AllTraffic", model, 2, 1.0)]))
+    assert wait_status(sm, name)["EndpointStatus"] == "InService"
+    (before,) = of_endpoint(emulator.objects("deployments"), name)
+    kube_server.stop()
+    kube_server.start()
+    sm, runtime = kube_server.client("sagemaker"), kube_server.client("sagemaker-runtime")
+    wait_until(lambda: _answers(runtime, name))
+    (after,) = of_endpoint(emulator.objects("deployments"), name)
+    assert after["metadata"]["name"] == before["metadata"]["name"] and after["spec"]["replicas"] == 2
+    assert len(of_endpoint(emulator.created("deployments"), name)) == 1  # adopted, never made again
+    assert sm.describe_endpoint(EndpointName=name)["EndpointStatus"] == "InService"
+    sm.delete_endpoint(EndpointName=name)
+
+
+def _answers(runtime, name: str) -> bool:
+    try:
+        runtime.invoke_endpoint(EndpointName=name, Body=b"[[1, 2]]", ContentType="application/json")
+    except Exception:  # noqa: BLE001 - not routed yet after the restart
+        return False
+    return True

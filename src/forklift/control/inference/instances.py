@@ -71,6 +71,8 @@ class PreparedVariant:
     instance_type: str | None
     deployed_image: dict  # {SpecifiedImage, ResolvedImage, ResolutionTime}
     pull_credentials: tuple[str, str] | None = field(default=None, repr=False)  # for a cluster's pull Secret
+    isolated: bool = False  # the model's EnableNetworkIsolation
+    vpc: bool = False  # the model has a VpcConfig
 
 
 def prepare_variant(settings: Settings, directory: Path, variant: dict, model: ModelRow, generation: int,

@@ -182,9 +182,18 @@ def variant_objects(settings: Settings, kube: KubeSettings, endpoint: str, prepa
                            pull_secret=secret, labels=of.labels, port=objects.SERVING_PORT,
                            hostname=container.get("ContainerHostname"),
                            **instance_resources(prepared.instance_type))
+    if prepared.isolated or prepared.vpc:
+        # InvokeEndpoint must still reach the model server, from wherever forklift's router runs.
+        made.append(objects.network_policy(of.name, of.labels, kube, isolated=prepared.isolated,
+                                           serving_port=objects.SERVING_PORT))
     made.append(objects.deployment(of.name, plan, replicas, kube))
     made.append(objects.service(of.name, of.labels, kube))
     return made
+
+
+def network_of(model: ModelRow) -> dict[str, bool]:
+    """The model's network settings, as PreparedVariant takes them."""
+    return {"isolated": bool(model.request.get("EnableNetworkIsolation")), "vpc": bool(model.request.get("VpcConfig"))}
 
 
 def _claim_path(settings: Settings, path: Path) -> str:
@@ -228,7 +237,8 @@ class KubernetesInstanceLauncher:
         model_dir = inst.fetch_model_data(self.settings, directory, variant, container, generation, _readable)
         return inst.PreparedVariant(name, model.name, container, None, {}, model_dir, variant.get("InstanceType"),
                                     {"SpecifiedImage": container["Image"], "ResolvedImage": resolved,
-                                     "ResolutionTime": model.resolution_time}, pull_credentials=credentials)
+                                     "ResolutionTime": model.resolution_time}, pull_credentials=credentials,
+                                    **network_of(model))
 
     def render(self, endpoint: str, prepared: inst.PreparedVariant, generation: int, replicas: int) -> list[dict]:
         return variant_objects(self.settings, self.kube, endpoint, prepared, generation, replicas)
@@ -269,7 +279,7 @@ class KubernetesInstanceLauncher:
                 log.warning("endpoint %s: scaling down variant %s failed: %s", endpoint, of.variant, exc)
 
     def _delete(self, name: str) -> None:
-        for kind in ("Deployment", "Service", "Secret"):
+        for kind in ("Deployment", "Service", "Secret", "NetworkPolicy"):
             self.cluster.delete(kind, name)
 
     def adopt(self, endpoint: str, keep: Callable[[EndpointInstanceRow], bool],

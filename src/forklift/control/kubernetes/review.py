@@ -24,7 +24,7 @@ from forklift.control.inference.errors import NotFound
 from forklift.control.inference.images import image_failure, model_container
 from forklift.control.inference.models import EndpointConfigRow, EndpointRow, ModelRow
 from forklift.control.inference.store import InferenceStore
-from forklift.control.kubernetes.endpoints import variant_credentials, variant_objects
+from forklift.control.kubernetes.endpoints import network_of, variant_credentials, variant_objects
 from forklift.control.kubernetes.training import obtain_image, training_objects
 from forklift.control.launching import PlatformFailure
 from forklift.control.logs import job_dir
@@ -82,7 +82,7 @@ def endpoint_objects(settings: Settings, kube: KubeSettings, store: InferenceSto
             variant["VariantName"], model.name, model_container(model.request), None, {},
             directory / f"{variant['VariantName']}-g{row.generation}" / "model", variant.get("InstanceType"),
             {"ResolvedImage": model.resolved_image},
-            pull_credentials=PLACEHOLDER_CREDENTIALS if needs_secret else None)
+            pull_credentials=PLACEHOLDER_CREDENTIALS if needs_secret else None, **network_of(model))
         replicas = counts.get(variant["VariantName"]) or int(variant.get("InitialInstanceCount") or 1)
         try:
             made += variant_objects(settings, kube, name, prepared, row.generation, int(replicas))
