@@ -3,7 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${1:-.venv}
-APT_PACKAGES=(docker-registry runc skopeo umoci busybox-static iproute2 iptables zstd openssl ca-certificates python3-venv postgresql)
+# postgresql: the tests start a throwaway server of their own from its binaries (tests/fixtures/postgres.py);
+# nothing here needs the cluster the package may set up.
+APT_PACKAGES=(docker-registry runc skopeo umoci busybox-static iproute2 iptables zstd openssl ca-certificates python3-venv
+              postgresql)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

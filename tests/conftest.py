@@ -21,7 +21,7 @@ from forklift.devregistry import LocalRegistry, Pki, create_pki, install_ca
 
 BASIC_USER = ("alice", "wonderland-basic-9f2c")
 TOKEN_USER = ("alice", "wonderland-token-5a1e")
-pytest_plugins = ["pytester", "fixtures.secretscan", "fixtures.postgres"]
+pytest_plugins = ["pytester", "fixtures.secretscan", "fixtures.postgres", "fixtures.kubeemulator"]
 
 # Property tests: modest for a 2-core CI machine; `HYPOTHESIS_PROFILE=ci` (set by .ci/run) makes the
 # examples the same on every run and keeps no example database; `thorough` tries 20 times as many.

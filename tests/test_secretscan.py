@@ -80,8 +80,9 @@ def test_a_leak_fails_the_session_and_names_the_file_and_the_test(pytester: pyte
             (tmp_path / "serve.log").write_text("password " + {secret!r})
             print({secret!r})
     """)
+    # The inner session reads no pyproject.toml: kmock's plugin (it needs pytest-asyncio) is turned off here.
     result = pytester.runpytest_subprocess(
-        "-p", "fixtures.secretscan", "-p", "no:cacheprovider",
+        "-p", "fixtures.secretscan", "-p", "no:cacheprovider", "-p", "no:kmock",
         "-o", f"pythonpath={TESTS}",
     )
     output = result.stdout.str() + result.stderr.str()
@@ -101,7 +102,7 @@ def test_no_secret_no_failure(pytester: pytest.Pytester) -> None:
         def test_quiet(tmp_path):
             (tmp_path / "a.log").write_text("fine")
     """)
-    result = pytester.runpytest_subprocess("-p", "fixtures.secretscan", "-p", "no:cacheprovider",
+    result = pytester.runpytest_subprocess("-p", "fixtures.secretscan", "-p", "no:cacheprovider", "-p", "no:kmock",
                                            "-o", f"pythonpath={TESTS}")
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     assert "test secrets found" not in result.stdout.str()

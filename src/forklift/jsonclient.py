@@ -252,12 +252,43 @@ def invoke_endpoint(url: str, endpoint: str, body: bytes, headers: dict[str, str
     finally:
         connection.close()
     if response.status >= 400:
-        document = _error_document(data)
-        code = (response.getheader("x-amzn-ErrorType") or str(document.get("__type") or "") or response.reason)
-        message = str(document.get("message") or document.get("Message") or "")
-        if "OriginalStatusCode" in document:
-            message = (f"the container answered {document['OriginalStatusCode']}: "
-                       f"{document.get('OriginalMessage', '')}")
-        raise ApiError(response.status, code.split(":")[0], message)
+        raise _rest_failure(response, data)
     return Invocation(data, response.getheader("Content-Type", ""),
                       response.getheader("x-Amzn-Invoked-Production-Variant", ""))
+
+
+def _rest_failure(response: http.client.HTTPResponse, data: bytes) -> ApiError:
+    """A rest-json error answer (the code in `x-amzn-ErrorType`) as ApiError."""
+    document = _error_document(data)
+    code = (response.getheader("x-amzn-ErrorType") or str(document.get("__type") or "") or response.reason)
+    message = str(document.get("message") or document.get("Message") or "")
+    if "OriginalStatusCode" in document:
+        message = f"the container answered {document['OriginalStatusCode']}: {document.get('OriginalMessage', '')}"
+    return ApiError(response.status, code.split(":")[0], message)
+
+
+def get_text(url: str, path: str, timeout: float = TIMEOUT,
+             sign: Signer | _FromEnvironment | None = FROM_ENVIRONMENT) -> str:
+    """The UTF-8 answer to `GET <path>` on the server (one of forklift's own routes, `/_forklift/…`),
+    signed as a SageMaker request; a refused call raises ApiError."""
+    parts = _endpoint(url)
+    target = parts.path + path
+    headers: dict[str, str] = {"Accept": "application/yaml, application/json"}
+    sign = _signer_for("sagemaker", sign)
+    if sign is not None:
+        headers = sign("GET", f"{parts.scheme}://{parts.netloc}{target}", headers, b"")
+    connection = _connection(parts, timeout)
+    try:
+        connection.request("GET", target, headers=headers)
+        response = connection.getresponse()
+        data = _read_whole(response, f"GET {path}")
+    except (OSError, http.client.HTTPException) as exc:
+        raise Unreachable(url, _failure(exc)) from None
+    finally:
+        connection.close()
+    if response.status >= 400:
+        raise _rest_failure(response, data)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(response.status, "InvalidResponse", f"GET {path}: the answer is not UTF-8 text") from None

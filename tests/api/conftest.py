@@ -10,7 +10,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import boto3
@@ -19,6 +20,7 @@ import pytest
 import uvicorn
 from botocore.config import Config
 
+from fixtures.postgres import Database, Databases, remember
 from forklift.api import ApiServices, create_app
 
 REGION = "us-east-1"
@@ -32,14 +34,18 @@ class Server:
     url: str
     home: Path
     process: subprocess.Popen
+    database: Database = field(default_factory=lambda: Database("sqlite"))
 
     def client(self, service: str, region: str = REGION):
         return boto3.client(service, endpoint_url=self.url, region_name=region, config=NO_RETRY, **CREDENTIALS)
 
 
-def start_server(home: Path, *args: str, timeout: float = 20) -> Server:
-    env = dict(os.environ, FORKLIFT_HOME=str(home), AWS_ACCESS_KEY_ID=CREDENTIALS["aws_access_key_id"],
-               AWS_SECRET_ACCESS_KEY=CREDENTIALS["aws_secret_access_key"], AWS_DEFAULT_REGION=REGION)
+def start_server(home: Path, *args: str, database: Database | None = None, timeout: float = 20) -> Server:
+    """`forklift serve` on `home` and `database` (default: the home's SQLite file)."""
+    database = database or Database("sqlite")
+    remember(home, database)  # the CLI helpers given only the home find its database
+    env = database.apply(dict(os.environ, FORKLIFT_HOME=str(home), AWS_ACCESS_KEY_ID=CREDENTIALS["aws_access_key_id"],
+                              AWS_SECRET_ACCESS_KEY=CREDENTIALS["aws_secret_access_key"], AWS_DEFAULT_REGION=REGION))
     process = subprocess.Popen([sys.executable, "-m", "forklift", "serve", "--port", "0", *args], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     server_file = home / "server.json"
@@ -49,7 +55,7 @@ def start_server(home: Path, *args: str, timeout: float = 20) -> Server:
             raise RuntimeError(f"forklift serve exited with {process.returncode}: {process.stderr.read()}")
         try:
             info = json.loads(server_file.read_text())
-            return Server(info["url"], home, process)
+            return Server(info["url"], home, process, database)
         except (OSError, ValueError, KeyError):
             time.sleep(0.05)
     process.kill()
@@ -68,11 +74,13 @@ def stop_server(server: Server) -> str:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One `forklift serve` for the whole session, on a free port, FORKLIFT_HOME in tmp."""
-    running = start_server(tmp_path_factory.mktemp("forklift-serve-home"))
-    yield running
-    stop_server(running)
+def server(tmp_path_factory: pytest.TempPathFactory, databases: Databases) -> Iterator[Server]:
+    """One `forklift serve` per engine (SQLite, then PostgreSQL) for the session, on a free port,
+    FORKLIFT_HOME in tmp."""
+    with databases.fresh() as database:
+        running = start_server(tmp_path_factory.mktemp("forklift-serve-home"), database=database)
+        yield running
+        stop_server(running)
 
 
 @pytest.fixture(scope="session")
@@ -81,20 +89,22 @@ def sagemaker(server: Server):
 
 
 @pytest.fixture
-def launch(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start another server (own FORKLIFT_HOME under tmp_path) with extra CLI args; stopped after the test."""
+def launch(tmp_path: Path, databases: Databases) -> Iterator[Callable[..., Server]]:
+    """Start another server (own FORKLIFT_HOME under tmp_path, own database on this pass's engine) with
+    extra CLI args; stopped after the test."""
     started: list[Server] = []
+    with ExitStack() as databases_made:
 
-    def start(*args: str) -> Server:
-        home = tmp_path / f"home-{len(started)}"
-        home.mkdir()
-        started.append(start_server(home, *args))
-        return started[-1]
+        def start(*args: str) -> Server:
+            home = tmp_path / f"home-{len(started)}"
+            home.mkdir()
+            started.append(start_server(home, *args, database=databases_made.enter_context(databases.fresh())))
+            return started[-1]
 
-    yield start
-    for running in started:
-        if running.process.poll() is None:
-            stop_server(running)
+        yield start
+        for running in started:
+            if running.process.poll() is None:
+                stop_server(running)
 
 
 @pytest.fixture

@@ -4,14 +4,17 @@ access keys made by the real CLI: one record per mutating call, with its outcome
 from __future__ import annotations
 
 import json
-import sqlite3
 import stat
-from contextlib import closing
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 from test_api_keys import created_key, eventually, forklift, sagemaker, unsigned_list
+
+from fixtures.postgres import database_of
+from forklift.dburl import engine_url
 
 IMAGE = "registry.example.com/algo:1"
 PRIVATE = {"TrainingImage": IMAGE, "TrainingInputMode": "File",
@@ -43,8 +46,12 @@ def api_records(home: Path) -> list[dict]:
 
 
 def created_by(home: Path, table: str, name: str) -> str | None:
-    with closing(sqlite3.connect(home / "forklift.db")) as db:
-        row = db.execute(f'SELECT created_by FROM "{table}" WHERE name = ?', (name,)).fetchone()  # noqa: S608
+    engine = create_engine(engine_url(database_of(home).url_for(home)), poolclass=NullPool)
+    try:
+        with engine.connect() as db:
+            row = db.execute(text(f'SELECT created_by FROM "{table}" WHERE name = :name'), {"name": name}).first()
+    finally:
+        engine.dispose()
     assert row is not None, f"no {name} in {table}"
     return row[0]
 

@@ -50,8 +50,8 @@ POLICIES = {
 
 
 @pytest.fixture(scope="module")
-def keyed(tmp_path_factory) -> Iterator[tuple[Server, dict[str, tuple[str, str]]]]:
-    server = start_server(tmp_path_factory.mktemp("authz-serve") / "home")
+def keyed(tmp_path_factory, database) -> Iterator[tuple[Server, dict[str, tuple[str, str]]]]:
+    server = start_server(tmp_path_factory.mktemp("authz-serve") / "home", database=database)
     keys = {"full": created_key(server.home, "--name", "full")}
     for name, statements in POLICIES.items():
         path = server.home / f"{name}.json"
@@ -223,3 +223,39 @@ def test_a_malformed_policy_file_is_refused_by_the_cli(tmp_path: Path, document:
     assert refused.returncode == 2 and says in refused.stderr and "Traceback" not in refused.stderr
     assert "AWS_SECRET_ACCESS_KEY" not in refused.stdout
     assert "FKIA" not in forklift(home, "keys", "list").stdout  # nothing was stored
+
+
+def render(server: Server, keys: dict, key_name: str | None, *args: str, secret_suffix: str = ""):
+    """`forklift k8s render ARGS` against `server`, signed by the key named (unsigned with None)."""
+    env = {}
+    if key_name is not None:
+        key, secret = keys[key_name]
+        env = {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret + secret_suffix, "AWS_DEFAULT_REGION": REGION}
+    return forklift(server.home, "k8s", "render", *args, "--endpoint-url", server.url, **env)
+
+
+def one_line_error(result) -> str:
+    assert result.returncode == 1 and result.stdout == "", (result.stdout, result.stderr)
+    (line,) = result.stderr.splitlines()
+    return line
+
+
+def test_k8s_render_is_authenticated_and_authorized_as_the_describe_it_stands_for(keyed):
+    server, keys = keyed
+    denied = one_line_error(render(server, keys, "denied-one", "--training-job", "secret-plan"))
+    assert denied.startswith("Error: AccessDeniedException: ") and denied.endswith(
+        f"sagemaker:DescribeTrainingJob on resource: {SAGEMAKER_ARN}:training-job/secret-plan with an explicit deny "
+        "in an identity-based policy")
+    # authorized: the job simply does not exist, and the answer names it
+    assert one_line_error(render(server, keys, "denied-one", "--training-job", "public")) == \
+        "Error: ResourceNotFound: Training job public does not exist on this server."
+    denied = one_line_error(render(server, keys, "invoker", "--endpoint", "open-a"))
+    assert f"sagemaker:DescribeEndpoint on resource: {SAGEMAKER_ARN}:endpoint/open-a because no" in denied
+    assert one_line_error(render(server, keys, "describer", "--endpoint", "open-a")) == \
+        "Error: ResourceNotFound: Could not find endpoint open-a."
+    assert one_line_error(render(server, keys, None, "--training-job", "public")).startswith(
+        "Error: MissingAuthenticationTokenException: ")
+    assert one_line_error(render(server, keys, "full", "--training-job", "public", secret_suffix="x")).startswith(
+        "Error: InvalidSignatureException: ")
+    invalid = one_line_error(render(server, keys, "full", "--training-job", "not_a_name"))
+    assert invalid.startswith("Error: ValidationException: ") and "trainingJobName" in invalid

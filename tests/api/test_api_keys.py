@@ -21,6 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from fixtures import secretscan
+from fixtures.postgres import database_of, stored_bytes
 
 FORKLIFT = [sys.executable, "-m", "forklift"]
 REGION = "us-east-1"
@@ -31,7 +32,8 @@ def forklift(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items()
             if not k.startswith("AWS_") and k not in ("FORKLIFT_URL", "FORKLIFT_DATABASE_URL")}
     return subprocess.run([*FORKLIFT, *args], capture_output=True, text=True, timeout=60,
-                          env={**base, "FORKLIFT_HOME": str(home), "HOME": str(home), **env})
+                          env={**base, **database_of(home).env(), "FORKLIFT_HOME": str(home), "HOME": str(home),
+                               **env})
 
 
 def created_key(home: Path, *args: str) -> tuple[str, str]:
@@ -121,8 +123,8 @@ def test_keys_list_never_shows_a_secret_and_a_deleted_key_is_refused(keyed):
     server, key, secret = keyed
     listing = forklift(server.home, "keys", "list")
     assert key in listing.stdout and "ci" in listing.stdout and secret not in listing.stdout + listing.stderr
-    raw = (server.home / "forklift.db").read_bytes()
-    assert secret.encode() not in raw  # stored encrypted
+    raw = stored_bytes(server.home)
+    assert key.encode() in raw and secret.encode() not in raw  # stored encrypted
     other_key, other_secret = created_key(server.home)
     assert forklift(server.home, "keys", "delete", "ci").returncode == 0
     eventually(lambda: _refused(sagemaker(server, key, secret).list_training_jobs) == "UnrecognizedClientException")

@@ -42,12 +42,13 @@ def host_files(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, pki, basic_registry, token_registry, training_images,
-           host_files) -> Iterator[ServeProcess]:
+           host_files, database) -> Iterator[ServeProcess]:
+    """The module's server, on SQLite and on PostgreSQL (`database`: each test runs on both)."""
     home = tmp_path_factory.mktemp("control-serve-home")
     for registry in (basic_registry, token_registry):
         install_ca(pki, home / "certs.d", registry.address)
     (home / "config.toml").write_text(f'stop_grace_seconds = 5\nfile_roots = ["{host_files}"]\n')
-    running = ServeProcess(home)
+    running = ServeProcess(home, database=database)
     running.register_function("registry-creds", basic_registry.username, basic_registry.password)
     running.register_function("wrong-creds", basic_registry.username, "not-the-password")
     (home / "buckets" / "your-training-data-bucket" / "training-data-folder").mkdir(parents=True)

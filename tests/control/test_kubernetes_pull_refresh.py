@@ -146,6 +146,7 @@ def test_an_anonymous_pull_has_no_secret_to_refresh(cluster_side, emulator, trai
     handle = launcher.start(container_for(launcher, name, training_images.busybox, digest), obtained)
     try:
         assert handle.refresher is None
+        assert not (staging.job_paths(job_dir(launcher.settings.home, name))["container"] / "pull-source.json").exists()
         assert [s for s in emulator.objects("secrets") if s["metadata"]["name"] == handle.name] == []
     finally:
         handle.stop(grace=0)

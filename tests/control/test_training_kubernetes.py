@@ -12,19 +12,15 @@ import tarfile
 import threading
 
 import pytest
+import yaml
 from training_support import busybox_job, unique, wait_for
 
+from fixtures import secretscan
 from fixtures.kubeemulator import CLAIM, NAMESPACE, Emulator, Kubelet, PodOutcome
 from fixtures.serve import ServeProcess
 from forklift.devregistry import install_ca
 from forklift.kube.names import TRAINING_JOB
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    running = Emulator().start()
-    yield running
-    running.stop()
+from forklift.kube.pullsecrets import redacted
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +154,23 @@ def test_a_restarted_server_re_adopts_its_running_job(kube_server, emulator, tra
     hold.set()
     job = wait_for(kube_server.client("sagemaker"), name)
     assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+
+
+def test_k8s_render_prints_the_objects_the_server_created_with_the_secret_redacted(
+        kube_server, emulator, training_images, basic_registry):
+    kube_server.kubelet.outcome = lambda job: PodOutcome()
+    sagemaker = kube_server.client("sagemaker")
+    name = unique("kube-render")
+    sagemaker.create_training_job(**busybox_job(name, training_images.busybox, "exit 0"))
+    assert wait_for(sagemaker, name)["TrainingJobStatus"] == "Completed"
+
+    result = kube_server.forklift("k8s", "render", "--training-job", name)
+    assert result.returncode == 0, result.stderr
+    for spelling in secretscan.encodings(basic_registry.password, basic_registry.username):
+        assert spelling not in result.stdout.encode()
+    shown = list(yaml.safe_load_all(result.stdout))
+    made = {o["kind"]: o for plural in ("secrets", "networkpolicies", "jobs") for o in created(emulator, plural, name)}
+    assert [o["kind"] for o in shown] == ["Secret", "NetworkPolicy", "Job"] and set(made) == {o["kind"] for o in shown}
+    for obj in shown:  # exactly what the server sent the API server, but the Secret's data
+        assert obj == (redacted(made[obj["kind"]]) if obj["kind"] == "Secret" else made[obj["kind"]])
+    assert shown[0]["data"] == {".dockerconfigjson": "<redacted>"}

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from experiments_support import JSON_KEY, JSON_KEY_USER, PASSWORD, USER
 
+from fixtures.postgres import Database
 from fixtures.serve import ServeProcess, remove_containers
 from forklift.config import Settings
 from forklift.credentials import Credentials, StaticKeychain
@@ -57,14 +58,15 @@ def exp_images(tmp_path_factory, pki: Pki, exp_registry: LocalRegistry, busybox_
 
 @pytest.fixture(scope="module")
 def exp_server(tmp_path_factory, pki: Pki, exp_registry: LocalRegistry,
-               exp_images: ExpImages) -> Iterator[ServeProcess]:
+               exp_images: ExpImages, database: Database) -> Iterator[ServeProcess]:
+    """The module's server, on SQLite and on PostgreSQL (`database`: each test runs on both)."""
     home = tmp_path_factory.mktemp("experiments-serve") / "home"
     home.mkdir()
     install_ca(pki, home / "certs.d", exp_registry.address)
     (home / "config.toml").write_text("stop_grace_seconds = 2\n")
     docker_config = home.parent / "docker-config"
     docker_config.mkdir()
-    server = ServeProcess(home, extra_env={"DOCKER_CONFIG": str(docker_config)}).start()
+    server = ServeProcess(home, extra_env={"DOCKER_CONFIG": str(docker_config)}, database=database).start()
     yield server
     server.stop()
     remove_containers(home)

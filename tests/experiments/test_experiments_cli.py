@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 
 import pytest
 from experiments_support import JSON_KEY, JSON_KEY_USER, PASSWORD, USER, files_containing
+
+from fixtures.postgres import query, stored_bytes
 
 pytestmark = pytest.mark.usefixtures("exp_server")
 
@@ -29,9 +30,8 @@ def _workspace(tmp_path):
 
 
 def _secret_rows(home) -> list[tuple]:
-    with sqlite3.connect(home / "forklift.db") as db:
-        return db.execute("select s.id, o.owner from secrets s join secret_owners o on o.secret_id = s.id "
-                          "where o.owner like 'experiment:%'").fetchall()
+    return query(home, "select s.id, o.owner from secrets s join secret_owners o on o.secret_id = s.id "
+                       "where o.owner like 'experiment:%'")
 
 
 def test_experiments_run_private_image_with_workspace(exp_server, exp_images, tmp_path):
@@ -86,6 +86,7 @@ def test_experiments_clone_reuses_credentials_until_the_last_delete(exp_server, 
     assert {"experiment:orig", "experiment:orig-copy"} <= set(owners)
     # Still not in clear text anywhere: database (and its WAL), logs, job directories, buckets.
     assert files_containing(exp_server.home, [PASSWORD]) == []
+    assert PASSWORD.encode() not in stored_bytes(exp_server.home)
     shown = exp_server.forklift("experiments", "show", "orig-copy")
     assert "orig" in shown.stdout and PASSWORD not in shown.stdout
 
@@ -99,6 +100,7 @@ def test_experiments_clone_reuses_credentials_until_the_last_delete(exp_server, 
     assert deleted.returncode == 0 and "purged" in deleted.stderr
     assert not [row for row in _secret_rows(exp_server.home) if row[1] in ("experiment:orig", "experiment:orig-copy")]
     assert files_containing(exp_server.home, [PASSWORD]) == []
+    assert PASSWORD.encode() not in stored_bytes(exp_server.home)
     gone = exp_server.forklift("experiments", "show", "orig")
     assert gone.returncode != 0 and "no experiment named 'orig'" in gone.stderr
 
@@ -114,6 +116,7 @@ def test_experiments_gcr_style_json_key_from_stdin(exp_server, exp_images):
                                  "--command", "echo as an argument")
     assert result.returncode == 0, result.stderr
     assert files_containing(exp_server.home, [JSON_KEY]) == []
+    assert JSON_KEY.encode() not in stored_bytes(exp_server.home)
 
 
 def test_experiments_stop_exits_2(exp_server, exp_images):

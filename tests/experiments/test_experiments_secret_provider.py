@@ -15,9 +15,9 @@ from forklift.credentials.secrets import SecretStore
 
 
 @pytest.fixture
-def settings(tmp_path, monkeypatch):
+def settings(tmp_path, monkeypatch, database_env):
+    """A home whose stores are on SQLite, then on PostgreSQL (`database_env`)."""
     monkeypatch.setenv("FORKLIFT_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("FORKLIFT_DATABASE_URL", raising=False)
     return load_settings()
 
 

@@ -28,9 +28,9 @@ def inference_image(tmp_path_factory, pki, basic_registry) -> str:
     return reference
 
 
-def _serving(home, pki, basic_registry) -> Iterator[ServeProcess]:
+def _serving(home, pki, basic_registry, database=None) -> Iterator[ServeProcess]:
     """A `forklift serve` on `home`; afterwards its endpoints are deleted and their containers removed."""
-    running = prepare_home(home, pki, basic_registry).start()
+    running = prepare_home(home, pki, basic_registry, database).start()
     yield running
     try:
         if running.process and running.process.poll() is None:
@@ -45,6 +45,14 @@ def _serving(home, pki, basic_registry) -> Iterator[ServeProcess]:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory, pki, basic_registry, inference_image) -> Iterator[ServeProcess]:
     yield from _serving(tmp_path_factory.mktemp("inference-serve-home"), pki, basic_registry)
+
+
+@pytest.fixture(scope="module")
+def server_on_both_engines(tmp_path_factory, pki, basic_registry, inference_image, database) -> Iterator[ServeProcess]:
+    """A module's own server, on SQLite and then on PostgreSQL (`database`): a module that overrides
+    `server` with it runs each of its tests on both. The flow and UpdateEndpoint modules do; the rest
+    share the session's SQLite server (an endpoint's life is the same on either, and costly to double)."""
+    yield from _serving(tmp_path_factory.mktemp("inference-serve-home"), pki, basic_registry, database)
 
 
 @pytest.fixture

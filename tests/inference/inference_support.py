@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from fixtures.postgres import Database
 from fixtures.serve import (  # noqa: F401  (re-exported for the tests)
     ROLE,
     VPC,
@@ -103,10 +104,10 @@ ThreadingHTTPServer(("0.0.0.0", 8080), Handler).serve_forever()
 '''
 
 
-def prepare_home(home: Path, pki, basic_registry) -> ServeProcess:
+def prepare_home(home: Path, pki, basic_registry, database: Database | None = None) -> ServeProcess:
     install_ca(pki, home / "certs.d", basic_registry.address)
     (home / "config.toml").write_text(CONFIG_TOML)
-    server = ServeProcess(home)
+    server = ServeProcess(home, database=database)
     server.register_function("registry-creds", basic_registry.username, basic_registry.password)
     server.register_function("wrong-creds", basic_registry.username, "not-the-password")
     return server

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from inference_support import ROLE, VPC, function_arn, model_tarball, unique
+
+
+@pytest.fixture(scope="module")
+def server(server_on_both_engines):
+    """This module's tests run on SQLite and on PostgreSQL."""
+    return server_on_both_engines
 
 
 def test_documented_private_registry_inference_flow(server, sagemaker, runtime_client, inference_image):

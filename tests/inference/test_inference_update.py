@@ -9,6 +9,12 @@ import pytest
 from inference_support import calling_continuously, create_config, create_model, deploy, predict, wait_status
 
 
+@pytest.fixture(scope="module")
+def server(server_on_both_engines):
+    """This module's tests run on SQLite and on PostgreSQL."""
+    return server_on_both_engines
+
+
 def test_update_endpoint_without_failed_requests(server, sagemaker, runtime_client, inference_image):
     name = deploy(sagemaker, server, inference_image, version="v1")
     new_model = create_model(sagemaker, server, inference_image, weights=(10.0, 10.0), bias=0.0, version="v2")

@@ -54,7 +54,6 @@ from forklift.reference import parse
 pytestmark = pytest.mark.k8s
 REQUIRED = ("FORKLIFT_K8S_VOLUME_CLAIM", "FORKLIFT_K8S_HOME", "FORKLIFT_K8S_IMAGE")
 PROVIDER = "k8s-registry-creds"
-KINDS = ("Job", "Secret", "NetworkPolicy")
 TRAIN = ('set -e; rows=$(cat /opt/ml/input/data/training/*.csv | wc -l); echo "$rows" > /opt/ml/model/rows.txt; '
          'echo "$TRAINING_JOB_NAME" > /opt/ml/model/job.txt; echo "trained on $rows rows"')
 
@@ -107,14 +106,23 @@ def server(cluster: Cluster) -> Iterator[ServeProcess]:
     shutil.rmtree(home, ignore_errors=True)  # what a pod wrote as another user may stay behind
 
 
+def labelled(cluster: Cluster, name: str) -> list[tuple[str, str]]:
+    """(kind, name) of every object carrying the job's label, listed with the client itself: forklift's
+    Cluster may not list Secrets (kube.cluster.PERMISSIONS), the test's kubeconfig may."""
+    selector = f"{names.TRAINING_JOB}={name}"
+    listings = {"Job": cluster.batch.list_namespaced_job, "Secret": cluster.core.list_namespaced_secret,
+                "NetworkPolicy": cluster.networking.list_namespaced_network_policy}
+    return [(kind, obj.metadata.name) for kind, list_ in listings.items()
+            for obj in list_(cluster.namespace, label_selector=selector).items if not obj.metadata.deletion_timestamp]
+
+
 @pytest.fixture
 def job_name(cluster: Cluster) -> Iterator[str]:
     """A fresh job name; whatever objects carry it are deleted at the end."""
     name = unique("k8s-seed")
     yield name
-    for kind in KINDS:
-        for obj in cluster.list(kind, {names.TRAINING_JOB: name}):
-            cluster.delete(kind, obj.metadata.name, grace_seconds=0)
+    for kind, obj in labelled(cluster, name):
+        cluster.delete(kind, obj, grace_seconds=0)
 
 
 def seed_request(name: str, script: str) -> dict:
@@ -152,8 +160,7 @@ def wait_for(sagemaker, name: str, until=("Completed", "Failed", "Stopped")) -> 
 
 def left_on_cluster(cluster: Cluster, name: str) -> list[str]:
     """The job's objects still on the cluster (not counting those already being deleted)."""
-    return [f"{kind}/{obj.metadata.name}" for kind in KINDS for obj in cluster.list(kind, {names.TRAINING_JOB: name})
-            if not obj.metadata.deletion_timestamp]
+    return [f"{kind}/{obj}" for kind, obj in labelled(cluster, name)]
 
 
 def test_the_guides_training_job_runs_on_the_cluster(server, cluster, job_name):

@@ -3,6 +3,7 @@
     POST /                                  X-Amz-Target: SageMaker.<Op> | Logs_20140328.<Op>
     POST /endpoints/{EndpointName}/invocations   sagemaker-runtime InvokeEndpoint
     GET  /ping                              health of the server itself
+    GET  /_forklift/kubernetes/{training-jobs|endpoints}/{Name}   `forklift k8s render` (api.kuberender)
 
 InvokeEndpoint, the data plane, goes straight to its ASGI handler; everything else through
 Starlette's routing and middleware (which cost more per request than the whole proxy hop). Every
@@ -32,6 +33,7 @@ from forklift.api.audittrail import AuditTrail
 from forklift.api.awsjson import JsonService, dispatch
 from forklift.api.context import RequestContext, build_context, new_request_id
 from forklift.api.errors import ApiError
+from forklift.api.kuberender import kube_routes
 from forklift.api.logs import logs_handlers
 from forklift.api.protocol import REQUEST_ID_HEADER, json_error, json_response
 from forklift.api.sagemaker_runtime import endpoint_in_path, invoke_endpoint
@@ -142,6 +144,7 @@ def create_app(services: ApiServices) -> ForkliftApp:
         routes=[
             Route("/", aws_json, methods=["POST"]),
             Route("/ping", ping, methods=["GET"]),
+            *kube_routes(services),
         ],
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers={HTTPException: http_error},

@@ -21,7 +21,7 @@ import functools
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.concurrency import run_in_threadpool
 
@@ -41,6 +41,15 @@ Hook = Callable[[], Awaitable[None] | None]
 Authenticator = Callable[[Mapping[str, Any], bytes], Any]
 
 
+class Manifests(Protocol):
+    """A resource's Kubernetes objects as multi-document YAML (`GET /_forklift/kubernetes/...`, api.kuberender);
+    raises control errors (not found, cannot be rendered, not available)."""
+
+    def training_job(self, name: str) -> str: ...
+
+    def endpoint(self, name: str) -> str: ...
+
+
 @dataclass
 class ApiServices:
     """Defaults for ARNs, and the behaviour behind each route (the routes themselves do no work)."""
@@ -53,6 +62,7 @@ class ApiServices:
     filter_time_budget: float = FILTER_TIME_BUDGET  # seconds a FilterLogEvents call scans, then it pages
     authenticate: Authenticator | None = None  # None: every request is accepted, signed or not
     audit: AuditLog | None = None  # where mutating calls are recorded; None: nowhere
+    manifests: Manifests | None = None  # `forklift k8s render`; None: this server renders nothing
     on_startup: list[Hook] = field(default_factory=list)  # run when the server starts (e.g. a scheduler)
     on_shutdown: list[Hook] = field(default_factory=list)  # run, in reverse order, when it stops
 

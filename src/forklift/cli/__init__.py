@@ -46,6 +46,8 @@ COMMANDS = {
                 "Images of SageMaker's built-in algorithms and frameworks (no network needed)."),
     "instance-types": ("forklift.cli.instance_types:instance_types",
                        "Instance types with their vCPUs, memory and GPUs, and what a container gets on this machine."),
+    "k8s": ("forklift.cli.k8s:k8s",
+            "Kubernetes: the objects forklift applies for a training job or an endpoint, as YAML."),
     "config": ("forklift.cli.config:config", "$FORKLIFT_HOME/config.toml: check it, list the keys it takes."),
     "db": ("forklift.cli.db:db", "The database's schema: upgrade it, show its revision and the migrations."),
     "registry": ("forklift.cli.registry:registry",

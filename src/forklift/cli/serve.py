@@ -106,7 +106,7 @@ def serve(host: str, port: int, region: str | None, account: str | None, verbose
     from forklift.api import build_services, create_app
     from forklift.api.dataplane import protocol_for
     from forklift.api.edge import EdgeLimits
-    from forklift.api.wiring import select_backend
+    from forklift.api.wiring import select_backend, server_kube_settings
     from forklift.config import load_settings, read_config_file
     from forklift.credentials.accesskeys import AccessKeys
     from forklift.errors import ForkliftError
@@ -146,11 +146,12 @@ def serve(host: str, port: int, region: str | None, account: str | None, verbose
         bound_port = sock.getsockname()[1]
         url = f"{'https' if tls else 'http'}://{f'[{host}]' if ':' in host else host}:{bound_port}"
         try:
+            kube = server_kube_settings(settings, namespace=namespace, kubeconfig=kubeconfig, context=context)
             backend = select_backend(settings, runtime, namespace=namespace, kubeconfig=kubeconfig, context=context)
         except ForkliftError as exc:
             sock.close()
             raise click.ClickException(str(exc)) from None
-        app = create_app(build_services(settings, region, account, backend))
+        app = create_app(build_services(settings, region, account, backend, kube))
         # A stop waits for requests in flight, but not forever for a client that stalls mid-request.
         config = uvicorn.Config(app, http=protocol_for(app.invoke, limits), log_config=None, access_log=verbose > 0,
                                 lifespan="on", log_level=logging.getLogger().getEffectiveLevel(),

@@ -17,3 +17,11 @@ class JobNotFound(ControlError):
 
 class JobInUse(ControlError):
     """A job by that name exists already (AWS: ResourceInUse)."""
+
+
+class RenderFailed(ControlError):
+    """A resource's Kubernetes objects cannot be rendered (`forklift k8s render`); the message says why."""
+
+
+class NotAvailable(ControlError):
+    """What was asked for is not built yet; the message says what."""

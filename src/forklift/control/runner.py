@@ -14,18 +14,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 
-from forklift import labels
 from forklift.config import Settings
-from forklift.control import outcome, staging, status
-from forklift.control.launching import PlatformFailure, TrainingContainer, TrainingLauncher
+from forklift.control import containers, outcome, staging, status
+from forklift.control.launching import PlatformFailure, TrainingLauncher
 from forklift.control.logs import LogPump, job_dir
 from forklift.control.models import TrainingJobRow
 from forklift.control.pullaudit import record_pull
 from forklift.control.settings import ControlSettings
 from forklift.control.store import JobStore
-from forklift.runtime import ContainerHandle, ExitStatus, Mount
+from forklift.runtime import ContainerHandle, ExitStatus
 
 log = logging.getLogger(__name__)
 POLL = 0.5
@@ -131,14 +129,15 @@ class JobRunner:
             r.resolved_image = resolved
             status.step(r, "Downloading", f"Training image {resolved} downloaded; downloading input data")
         self.store.update(self.name, downloaded)
-        instance_type = (request.get("ResourceConfig") or {}).get("InstanceType")
+        instance_type = containers.instance_type(request)
         try:
             staging.write_config(self.directory, request, instance_type)
             staged = staging.stage_inputs(self.directory, request, self.settings)
         except Exception as exc:
             raise PlatformFailure(f"ClientError: input data could not be downloaded: {exc}") from exc
         self._check_stop()
-        container = self._container(row, resolved, staged, instance_type)
+        container = containers.training_container(self.settings, row, self.directory, resolved, staged.mounts,
+                                                  pipe_channels=tuple(str(fifo) for fifo, _ in staged.pipes))
         def running(r: TrainingJobRow) -> None:
             r.container_name, r.phase = container.name, "running"
         self.store.update(self.name, running)
@@ -154,31 +153,6 @@ class JobRunner:
             status.step(r, "Training", f"Training image download completed. Training in progress.{note}", now)
         self.store.update(self.name, training)
         return handle
-
-    def _container(self, row: TrainingJobRow, resolved: str, staged: staging.StagedInput,
-                   instance_type: str | None) -> TrainingContainer:
-        request = row.request
-        algorithm = request["AlgorithmSpecification"]
-        paths = staging.job_paths(self.directory)
-        entrypoint = algorithm.get("ContainerEntrypoint")
-        args = algorithm.get("ContainerArguments")
-        if args is None and entrypoint is None:
-            args = ["train"]
-        env = {**(request.get("Environment") or {}), "TRAINING_JOB_NAME": row.name, "TRAINING_JOB_ARN": row.arn,
-               "AWS_REGION": self.settings.region}
-        mounts = [Mount(paths["config"].parent, "/opt/ml/input"),
-                  Mount(paths["config"], "/opt/ml/input/config", read_only=True),
-                  Mount(paths["model"], "/opt/ml/model"),
-                  Mount(paths["output"], "/opt/ml/output"), *staged.mounts]
-        limit = (request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
-        return TrainingContainer(name=f"tj-{row.name}-{uuid.uuid4().hex[:8]}", job=row.name, directory=self.directory,
-                                 image=algorithm["TrainingImage"], resolved_image=resolved, entrypoint=entrypoint,
-                                 args=args, env=env, mounts=mounts, instance_type=instance_type,
-                                 isolated=bool(request.get("EnableNetworkIsolation")),
-                                 vpc=bool(request.get("VpcConfig")), hostname=staging.HOST,
-                                 labels={labels.TRAINING_JOB: row.name},
-                                 max_runtime_seconds=int(limit) if limit else None,
-                                 pipe_channels=tuple(str(fifo) for fifo, _ in staged.pipes))
 
     # -- while it runs ---------------------------------------------------------------------
     def _wait(self, handle: ContainerHandle) -> ExitStatus | None:

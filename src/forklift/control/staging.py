@@ -65,15 +65,30 @@ def write_config(directory: Path, request: dict, instance_type: str | None) -> N
         (config / name).write_text(json.dumps(data, indent=1))
 
 
+def input_mode(request: dict, channel: dict) -> str:
+    """The channel's InputMode, else the job's TrainingInputMode, else File."""
+    return channel.get("InputMode") or (request.get("AlgorithmSpecification") or {}).get("TrainingInputMode", "File")
+
+
+def fastfile_mount(directory: Path, channel: str) -> Mount:
+    """Where a FastFile channel staged into `directory` is mounted: read-only, as SageMaker's FastFile mounts are."""
+    return Mount(job_paths(directory)["data"] / channel, f"/opt/ml/input/data/{channel}", read_only=True)
+
+
+def fastfile_mounts(directory: Path, request: dict) -> list[Mount]:
+    """The mounts `stage_inputs` returns for `request`'s channels, known without staging them."""
+    return [fastfile_mount(directory, channel["ChannelName"]) for channel in request.get("InputDataConfig") or []
+            if input_mode(request, channel) == "FastFile"]
+
+
 def stage_inputs(directory: Path, request: dict, settings: Settings) -> StagedInput:
     """Download every channel; returns the extra mounts (FastFile, read-only) and the Pipe FIFOs."""
     paths = job_paths(directory)
     paths["data"].mkdir(parents=True, exist_ok=True)
-    job_mode = (request.get("AlgorithmSpecification") or {}).get("TrainingInputMode", "File")
     staged = StagedInput()
     for channel in request.get("InputDataConfig") or []:
         name = channel["ChannelName"]
-        mode = channel.get("InputMode") or job_mode
+        mode = input_mode(request, channel)
         if mode == "Pipe":
             source = stage_channel(channel["DataSource"], paths["pipe"] / name, input_mode="File", settings=settings)
             fifo = paths["data"] / f"{name}_0"
@@ -81,10 +96,9 @@ def stage_inputs(directory: Path, request: dict, settings: Settings) -> StagedIn
                 os.mkfifo(fifo, 0o666)
             staged.pipes.append((fifo, source.path))
             continue
-        dest = paths["data"] / name
-        source = stage_channel(channel["DataSource"], dest, input_mode=mode, settings=settings)
-        if mode == "FastFile":  # read-only, as SageMaker's FastFile mounts are
-            staged.mounts.append(Mount(source.path, f"/opt/ml/input/data/{name}", read_only=True))
+        stage_channel(channel["DataSource"], paths["data"] / name, input_mode=mode, settings=settings)
+        if mode == "FastFile":
+            staged.mounts.append(fastfile_mount(directory, name))
     for key in ("model", "output"):
         paths[key].mkdir(parents=True, exist_ok=True)
     (paths["output"] / "data").mkdir(exist_ok=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from forklift.control import events
@@ -56,13 +57,16 @@ class JobStore:
         self._seq_lock = threading.Lock()
 
     def insert(self, row: TrainingJobRow) -> TrainingJobRow:
-        with self._seq_lock, self._sessions.begin() as session:
-            taken = session.scalar(select(TrainingJobRow.name).where(
-                func.lower(TrainingJobRow.name) == row.name.lower()))
-            if taken is not None:
-                raise JobExists(taken)
-            row.seq = (session.scalar(select(func.max(TrainingJobRow.seq))) or 0) + 1
-            session.add(row)
+        try:
+            with self._seq_lock, self._sessions.begin() as session:
+                taken = session.scalar(select(TrainingJobRow.name).where(
+                    func.lower(TrainingJobRow.name) == row.name.lower()))
+                if taken is not None:
+                    raise JobExists(taken)
+                row.seq = (session.scalar(select(func.max(TrainingJobRow.seq))) or 0) + 1
+                session.add(row)
+        except IntegrityError:  # the same name committed by another writer since the check
+            raise JobExists(row.name) from None
         events.training_job(row.name, None, row.status, row.secondary_status)
         return row
 

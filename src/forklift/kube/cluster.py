@@ -23,6 +23,24 @@ from forklift.kube.settings import KubeSettings
 # answering fails the call instead of hanging a job's worker.
 REQUEST_TIMEOUT = (10.0, 60.0)
 VERBS = ("create", "read", "patch", "delete", "list")
+_RBAC_VERBS = {"create": "create", "read": "get", "patch": "patch", "delete": "delete", "list": "list"}
+# kind -> (API group, resource) as RBAC names them
+RESOURCES = {"Secret": ("", "secrets"), "Service": ("", "services"), "Pod": ("", "pods"), "Job": ("batch", "jobs"),
+             "Deployment": ("apps", "deployments"), "NetworkPolicy": ("networking.k8s.io", "networkpolicies")}
+FULL = ("create", "get", "patch", "delete", "list", "watch")
+# Everything forklift may ask of the API server, in RBAC's words: (API group, resource, verbs). A
+# Cluster makes no call outside it (`_granted`), and the Role of deploy/kubernetes/forklift.yaml grants
+# exactly this (tests/kube/test_kube_deploy.py), so the Role neither lacks a verb nor grants one more.
+# Secrets are never read back: a Role that may get or list them could read every Secret in the namespace.
+PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("batch", "jobs", FULL),
+    ("", "pods", ("get", "list", "watch")),
+    ("", "pods/log", ("get",)),
+    ("", "secrets", ("create", "patch", "delete")),
+    ("networking.k8s.io", "networkpolicies", ("create", "patch", "delete")),
+    ("apps", "deployments", FULL),  # endpoints: a Deployment and a Service per variant
+    ("", "services", FULL),
+)
 
 
 class ClusterError(KubeError, RuntimeError):
@@ -76,21 +94,28 @@ class Cluster:
         self.apps = client.AppsV1Api(self.api)
         self.networking = client.NetworkingV1Api(self.api)
 
-    # kind -> (create, read, patch, delete, list) for the kinds forklift makes
-    def _verbs(self, kind: str) -> tuple[Callable[..., Any], ...]:
-        verbs = {
+    def _verb(self, kind: str, verb: str) -> Callable[..., Any]:
+        """The client's call for `verb` (one of VERBS) on `kind`, once PERMISSIONS grants it."""
+        _granted(*RESOURCES[kind], _RBAC_VERBS[verb])
+        apis = {
             "Secret": (self.core, "secret"), "Service": (self.core, "service"), "Pod": (self.core, "pod"),
             "Job": (self.batch, "job"), "Deployment": (self.apps, "deployment"),
             "NetworkPolicy": (self.networking, "network_policy"),
         }
-        api, noun = verbs[kind]
-        return tuple(getattr(api, f"{verb}_namespaced_{noun}") for verb in VERBS)
+        api, noun = apis[kind]
+        call: Callable[..., Any] = getattr(api, f"{verb}_namespaced_{noun}")
+        return call
+
+    def watchable(self, kind: str) -> Callable[..., Any]:
+        """The list call of `kind`, for a list-then-watch stream (`kube.watch`)."""
+        _granted(*RESOURCES[kind], "watch")
+        return self._verb(kind, "list")
 
     def _failed(self, doing: str, kind: str, name: str, exc: ApiException) -> ClusterError:
         return ClusterError(f"{doing} {kind} {name} in namespace {self.namespace} failed: {describe(exc)}", exc.status)
 
     def create(self, obj: dict[str, Any]) -> Any:
-        create = self._verbs(obj["kind"])[0]
+        create = self._verb(obj["kind"], "create")
         try:
             return create(self.namespace, obj, _request_timeout=REQUEST_TIMEOUT)
         except ApiException as exc:
@@ -98,7 +123,7 @@ class Cluster:
 
     def apply(self, obj: dict[str, Any]) -> Any:
         """Create the object, or patch the one of that name that is already there (a retried start)."""
-        create, _, patch = self._verbs(obj["kind"])[:3]
+        create, patch = self._verb(obj["kind"], "create"), self._verb(obj["kind"], "patch")
         try:
             return create(self.namespace, obj, _request_timeout=REQUEST_TIMEOUT)
         except ApiException as exc:
@@ -110,7 +135,7 @@ class Cluster:
             raise self._failed("updating", obj["kind"], obj["metadata"]["name"], exc) from None
 
     def read(self, kind: str, name: str) -> Any | None:
-        read = self._verbs(kind)[1]
+        read = self._verb(kind, "read")
         try:
             return read(name, self.namespace, _request_timeout=REQUEST_TIMEOUT)
         except ApiException as exc:
@@ -119,7 +144,7 @@ class Cluster:
             raise self._failed("reading", kind, name, exc) from None
 
     def patch(self, kind: str, name: str, body: dict[str, Any]) -> Any:
-        patch = self._verbs(kind)[2]
+        patch = self._verb(kind, "patch")
         try:
             return patch(name, self.namespace, body, _request_timeout=REQUEST_TIMEOUT)
         except ApiException as exc:
@@ -127,7 +152,7 @@ class Cluster:
 
     def delete(self, kind: str, name: str, grace_seconds: int | None = None) -> bool:
         """Delete it and what it owns (its pods); False when it was not there."""
-        delete = self._verbs(kind)[3]
+        delete = self._verb(kind, "delete")
         body = client.V1DeleteOptions(propagation_policy="Background", grace_period_seconds=grace_seconds)
         try:
             delete(name, self.namespace, body=body, _request_timeout=REQUEST_TIMEOUT)
@@ -139,7 +164,7 @@ class Cluster:
 
     def list(self, kind: str, selector: dict[str, str]) -> list[Any]:
         """Objects whose labels include `selector` (checked here too: a selector the server ignored is no answer)."""
-        list_ = self._verbs(kind)[4]
+        list_ = self._verb(kind, "list")
         text = ",".join(f"{k}={v}" for k, v in selector.items())
         try:
             items = list_(self.namespace, label_selector=text, _request_timeout=REQUEST_TIMEOUT).items
@@ -149,9 +174,17 @@ class Cluster:
 
     def pod_log(self, pod: str, container: str, since_seconds: int | None = None, follow: bool = False) -> Any:
         """The pod's log as a streaming urllib3 response (timestamps on, for resuming)."""
+        _granted("", "pods/log", "get")
         return self.core.read_namespaced_pod_log(pod, self.namespace, container=container, follow=follow,
                                                  timestamps=True, since_seconds=since_seconds,
                                                  _preload_content=False, _request_timeout=10.0)
+
+
+def _granted(group: str, resource: str, verb: str) -> None:
+    if not any(g == group and r == resource and verb in verbs for g, r, verbs in PERMISSIONS):
+        # A bug, not a setting: the call would be refused by the Role forklift's deployment grants.
+        raise LookupError(f"forklift does not {verb} {resource} ({group or 'core'}): add it to "
+                          "forklift.kube.cluster.PERMISSIONS and to the Role in deploy/kubernetes/forklift.yaml")
 
 
 def has_labels(obj: Any, selector: dict[str, str]) -> bool:

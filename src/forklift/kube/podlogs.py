@@ -18,6 +18,7 @@ from forklift.kube.cluster import Cluster
 log = logging.getLogger(__name__)
 MAX_LINE = 256 * 1024
 RETRY_SECONDS = 1.0
+ATTEMPTS_AFTER_END = 5  # an ended container's log may take a moment to be served
 
 
 def split_timestamp(line: str) -> tuple[str, str]:
@@ -62,6 +63,7 @@ class PodLogFollower:
             return ""
 
     def _run(self) -> None:
+        failures_after_end = 0
         try:
             while not self._stop.is_set():
                 ended_before = self.finished()
@@ -69,8 +71,13 @@ class PodLogFollower:
                     self._copy()
                 except Exception as exc:  # noqa: BLE001 - not there yet, a dropped stream: ask again
                     log.debug("log of pod %s: %s", self.pod, exc)
+                    if ended_before:
+                        failures_after_end += 1
+                        if failures_after_end < ATTEMPTS_AFTER_END:
+                            self._stop.wait(RETRY_SECONDS / 2)
+                            continue
                 if ended_before:
-                    return  # the whole log of an ended container has been read
+                    return  # the whole log of an ended container has been read (or cannot be)
                 self._stop.wait(RETRY_SECONDS)
         finally:
             self.done.set()

@@ -77,7 +77,7 @@ class ObjectWatch:
 
     # -- the streams ----------------------------------------------------------------------------
     def _follow(self, kind: str) -> None:
-        list_call = self.cluster._verbs(kind)[4]
+        list_call = self.cluster.watchable(kind)
         text = ",".join(f"{k}={v}" for k, v in self.selector.items())
         while not self._stop.is_set():
             try:
@@ -98,6 +98,9 @@ class ObjectWatch:
                 finally:
                     self._watches.remove(stream)
             except ApiException as exc:
+                if exc.status == 404:  # the server does not serve this kind (yet): none of it exists
+                    self._replace(kind, {})
+                    self._synced[kind].set()
                 if exc.status != 410:  # 410 Gone: the resourceVersion is too old; list again at once
                     log.warning("watching %s objects in namespace %s: %s", kind, self.cluster.namespace, exc.reason)
                     self._stop.wait(RETRY_SECONDS)

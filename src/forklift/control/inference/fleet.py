@@ -119,8 +119,7 @@ class Fleet:
                 raise inst.DeployFailure(f"Variant {variant['VariantName']}: model {variant['ModelName']} does "
                                          "not exist")
             owner = self.store.get(EndpointRow, self.endpoint)
-            self._prepared[key] = inst.prepare_variant(self.settings, self.directory, variant, model, generation,
-                                                       owner)
+            self._prepared[key] = self.launcher.prepare(self.directory, variant, model, generation, owner)
         return self._prepared[key]
 
     def bring_up(self, variants: list[dict], generation: int, counts: dict[str, int]) -> list[VariantInstance]:

@@ -17,7 +17,8 @@ import asyncio
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -64,11 +65,14 @@ class PreparedVariant:
     name: str
     model_name: str
     container: dict  # the model's container definition
-    rootfs: Path
+    rootfs: Path | None  # the unpacked image where the launcher runs it here; None where a cluster pulls it
     image_config: dict
     model_dir: Path
     instance_type: str | None
     deployed_image: dict  # {SpecifiedImage, ResolvedImage, ResolutionTime}
+    pull_credentials: tuple[str, str] | None = field(default=None, repr=False)  # for a cluster's pull Secret
+    isolated: bool = False  # the model's EnableNetworkIsolation
+    vpc: bool = False  # the model has a VpcConfig
 
 
 def prepare_variant(settings: Settings, directory: Path, variant: dict, model: ModelRow, generation: int,
@@ -82,21 +86,31 @@ def prepare_variant(settings: Settings, directory: Path, variant: dict, model: M
         keychain = keychain_for(settings, container, model.request.get("ExecutionRoleArn"))
         prepared = asyncio.run(pull_and_prepare(resolved, ImageStore(settings), keychain=keychain))
     except Exception as exc:
-        _record_pull(settings, endpoint, resolved, error=exc)
+        record_variant_pull(settings, endpoint, resolved, error=exc)
         raise DeployFailure(f"Variant {name}: the image could not be pulled: {image_failure(resolved, exc)}") from exc
-    _record_pull(settings, endpoint, resolved, digest=prepared.image.digest)
+    record_variant_pull(settings, endpoint, resolved, digest=prepared.image.digest)
+    model_dir = fetch_model_data(settings, directory, variant, container, generation,
+                                 lambda path: _hand_model_to_the_image_user(path, prepared.rootfs, prepared.config))
+    return PreparedVariant(name, model.name, container, prepared.rootfs, prepared.config, model_dir,
+                           variant.get("InstanceType"),
+                           {"SpecifiedImage": container["Image"], "ResolvedImage": resolved,
+                            "ResolutionTime": model.resolution_time})
+
+
+def fetch_model_data(settings: Settings, directory: Path, variant: dict, container: dict, generation: int,
+                     hand_over: Callable[[Path], None]) -> Path:
+    """The variant's model data extracted once per generation (`hand_over` then gives it to the
+    image's user); returns the directory every instance mounts at /opt/ml/model."""
+    name = variant["VariantName"]
     model_dir = directory / f"{name}-g{generation}" / "model"
     url = container.get("ModelDataUrl")
     marker = model_dir.parent / "extracted"  # holds the URL: a re-created endpoint may reuse the name
     if url and not (marker.exists() and marker.read_text() == url):
         limit = float(variant.get("ModelDataDownloadTimeoutInSeconds") or DEFAULT_DOWNLOAD_TIMEOUT)
         _download_with_limit(settings, url, model_dir, name, limit)
-        _hand_model_to_the_image_user(model_dir, prepared.rootfs, prepared.config)
+        hand_over(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    return PreparedVariant(name, model.name, container, prepared.rootfs, prepared.config, model_dir,
-                           variant.get("InstanceType"),
-                           {"SpecifiedImage": container["Image"], "ResolvedImage": resolved,
-                            "ResolutionTime": model.resolution_time})
+    return model_dir
 
 
 def _hand_model_to_the_image_user(model_dir: Path, rootfs: Path, image_config: dict) -> None:
@@ -108,8 +122,8 @@ def _hand_model_to_the_image_user(model_dir: Path, rootfs: Path, image_config: d
     hand_over_tree(model_dir, user)
 
 
-def _record_pull(settings: Settings, endpoint: EndpointRow | None, image: str, *, digest: str | None = None,
-                 error: BaseException | None = None) -> None:
+def record_variant_pull(settings: Settings, endpoint: EndpointRow | None, image: str, *, digest: str | None = None,
+                        error: BaseException | None = None) -> None:
     if endpoint is not None:
         record_pull(settings, owner=endpoint.created_by, resource=endpoint.arn, image=image, digest=digest,
                     error=error)
@@ -155,6 +169,7 @@ def start_instance(runtime: Runtime, prepared: PreparedVariant, endpoint: str, d
         except UnknownInstanceType:
             pass
     container = prepared.container
+    assert prepared.rootfs is not None, "a variant prepared for a cluster, not for this machine"
     spec = ContainerSpec(
         name=name, rootfs=prepared.rootfs, state_dir=directory / "instances" / name,
         image_config=prepared.image_config, args=["serve"], env=dict(container.get("Environment") or {}),

@@ -20,7 +20,7 @@ from typing import Protocol
 from forklift.config import Settings
 from forklift.control.inference import instances as inst
 from forklift.control.inference.logs import InstanceLogs
-from forklift.control.inference.models import EndpointInstanceRow
+from forklift.control.inference.models import EndpointInstanceRow, EndpointRow, ModelRow
 from forklift.control.inference.settings import InferenceSettings
 from forklift.control.inference.store import InferenceStore
 from forklift.runtime import ContainerHandle, ContainerStartError, Runtime, SpecError
@@ -55,6 +55,12 @@ class VariantInstance(Protocol):
 
 
 class InstanceLauncher(Protocol):
+    def prepare(self, directory: Path, variant: dict, model: ModelRow, generation: int,
+                endpoint: EndpointRow | None) -> inst.PreparedVariant:
+        """What every instance of the variant needs, made once per generation (image, model data);
+        `DeployFailure` when it cannot be."""
+        ...
+
     def start(self, endpoint: str, prepared: inst.PreparedVariant, generation: int) -> VariantInstance:
         """Start one instance of a prepared variant; `DeployFailure` when it cannot be started."""
         ...
@@ -104,6 +110,10 @@ class LocalLauncher:
 
     def _directory(self, endpoint: str) -> Path:
         return inst.endpoint_dir(self.settings, endpoint)
+
+    def prepare(self, directory: Path, variant: dict, model: ModelRow, generation: int,
+                endpoint: EndpointRow | None) -> inst.PreparedVariant:
+        return inst.prepare_variant(self.settings, directory, variant, model, generation, endpoint)
 
     def start(self, endpoint: str, prepared: inst.PreparedVariant, generation: int) -> LocalInstance:
         directory = self._directory(endpoint)

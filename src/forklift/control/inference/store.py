@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from forklift.control import events
@@ -29,11 +30,14 @@ class InferenceStore:
     # -- generic ---------------------------------------------------------------------------
     def insert(self, row: Row, what: str) -> Row:
         kind = type(row)
-        with self._sessions.begin() as session:
-            taken = session.scalar(select(kind.name).where(func.lower(kind.name) == row.name.lower()))
-            if taken is not None:
-                raise AlreadyExists(f"Cannot create already existing {what} \"{row.arn}\".")
-            session.add(row)
+        exists = AlreadyExists(f"Cannot create already existing {what} \"{row.arn}\".")
+        try:
+            with self._sessions.begin() as session:
+                if session.scalar(select(kind.name).where(func.lower(kind.name) == row.name.lower())) is not None:
+                    raise exists
+                session.add(row)
+        except IntegrityError:  # the same name committed by another writer since the check
+            raise exists from None
         if isinstance(row, EndpointRow):
             events.endpoint(row.name, None, row.status)
         return row

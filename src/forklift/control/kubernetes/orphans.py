@@ -1,7 +1,7 @@
 """Objects that carry forklift's label in the namespace but that no job or endpoint in the database
 accounts for: found once when the server starts, and reported, never deleted.
 
-An object labelled `forklift.io/managed-by=forklift` is an orphan when
+A Job, pod, Deployment or Service labelled `forklift.io/managed-by=forklift` is an orphan when
 
 - its `forklift.io/training-job` label names no training job in the database, or a job that has
   ended (Completed, Failed, Stopped), or a job whose current attempt runs as another Job (its
@@ -9,11 +9,18 @@ An object labelled `forklift.io/managed-by=forklift` is an orphan when
 - its `forklift.io/endpoint` label names no endpoint in the database (which generation of a known
   endpoint an object belongs to is the endpoint launcher's to decide, not this module's).
 
-A pod owned by another object (its Job's, a ReplicaSet's) goes with its owner and is not reported
-on its own. An object carrying neither label is not judged: forklift makes none, and one labelled
-by a person is theirs. Each orphan is one warning line on the `forklift.events` logger (what
-`forklift serve` always prints) naming its kind, name, namespace, label and the `kubectl` command that
-removes it, and one record in the audit log (`forklift audit`), which outlives the server's output.
+A pod owned by another object (its Job's, a ReplicaSet's) goes with its owner, as does one that
+carries a listed Job's name or a listed Deployment's variant labels, and a Service goes with its
+same-named Deployment; none of them is reported on its own. An object carrying neither label is not
+judged: forklift makes none, and one labelled by a person is theirs. Secrets and NetworkPolicies
+are not listed: forklift may create, patch and delete them but never read them back
+(`kube.cluster.PERMISSIONS`: a Role that may list Secrets may read every one in the namespace). Each
+bears the name of the Job or Deployment it came with, so that object's removal command names them
+too; one left without its Job or Deployment is not found.
+
+Each orphan is one warning line on the `forklift.events` logger (what `forklift serve` always
+prints) naming its kind, name, namespace, label and the `kubectl` command that removes it, and one
+record in the audit log (`forklift audit`), which outlives the server's output.
 
 Nothing is deleted because the database is not the only possible truth: a second server on
 another database, a restore from an older backup, or a person's own object with a copied label
@@ -37,7 +44,10 @@ from forklift.control.store import JobStore
 from forklift.kube import names
 from forklift.kube.cluster import Cluster, ClusterError
 
-KINDS = ("Job", "Pod", "Secret", "NetworkPolicy", "Deployment", "Service")
+KINDS = ("Job", "Pod", "Deployment", "Service")
+# what is named as the object: one of each kind shares the name (training.training_objects, endpoints.variant_objects)
+COMPANIONS = {"Job": ("secret", "networkpolicy"), "Deployment": ("service", "secret", "networkpolicy"),
+              "Service": ("secret", "networkpolicy")}
 PRINCIPAL = "forklift:server"  # the audit records' principal: the server found them, nobody asked
 
 
@@ -51,20 +61,28 @@ class Orphan:
 
     @property
     def remove(self) -> str:
-        return f"kubectl -n {self.namespace} delete {self.kind.lower()} {self.name}"
+        """The command that removes it and the objects named as it (those that exist)."""
+        companions = COMPANIONS.get(self.kind, ())
+        if not companions:
+            return f"kubectl -n {self.namespace} delete {self.kind.lower()} {self.name}"
+        targets = " ".join(f"{kind}/{self.name}" for kind in (self.kind.lower(), *companions))
+        return f"kubectl -n {self.namespace} delete {targets} --ignore-not-found"
 
 
 def find_orphans(cluster: Cluster, store: JobStore, inference: InferenceStore) -> list[Orphan]:
     """Every orphan in the cluster's namespace now (listed first, the database read after)."""
     listed = {kind: _listing(cluster, kind) for kind in KINDS}
     jobs = {obj.metadata.name for obj in listed["Job"]}
+    deployments = {obj.metadata.name for obj in listed["Deployment"]}
+    variants = {_variant(obj.metadata.labels or {}) for obj in listed["Deployment"]}
     endpoints = {names.label_value(row.name) for row in inference.all(EndpointRow)}
     rows: dict[str, TrainingJobRow | None] = {}
     found = []
     for kind, items in listed.items():
         for obj in items:
             labels = obj.metadata.labels or {}
-            if obj.metadata.deletion_timestamp or (kind == "Pod" and _owned(obj, labels, jobs)):
+            if obj.metadata.deletion_timestamp or (kind == "Pod" and _owned(obj, labels, jobs, variants)) or \
+                    (kind == "Service" and obj.metadata.name in deployments):
                 continue
             if names.TRAINING_JOB in labels:
                 job = labels[names.TRAINING_JOB]
@@ -116,9 +134,15 @@ def _listing(cluster: Cluster, kind: str) -> list[Any]:
         raise
 
 
-def _owned(pod: Any, labels: dict[str, str], jobs: set[str]) -> bool:
-    """A pod its Job (listed) or another controller owns: deleting the owner removes it."""
-    return bool(pod.metadata.owner_references) or any(labels.get(key) in jobs for key in JOB_NAME_LABELS)
+def _variant(labels: dict[str, str]) -> tuple[str | None, ...]:
+    return tuple(labels.get(key) for key in (names.ENDPOINT, names.VARIANT, names.GENERATION))
+
+
+def _owned(pod: Any, labels: dict[str, str], jobs: set[str], variants: set[tuple[str | None, ...]]) -> bool:
+    """A pod its Job or Deployment (listed) or another controller owns: deleting the owner removes it."""
+    if pod.metadata.owner_references or any(labels.get(key) in jobs for key in JOB_NAME_LABELS):
+        return True
+    return names.ENDPOINT in labels and _variant(labels) in variants
 
 
 def _job_name(kind: str, obj: Any, labels: dict[str, str]) -> str:

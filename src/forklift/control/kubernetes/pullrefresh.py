@@ -60,10 +60,15 @@ class PullSource:
         ref = parse(self.image)
         return pull_credentials(self.keychain(settings).resolve(ref.registry, ref.repository), ref.registry)
 
-    def save(self, directory: Path) -> None:
-        """Kept beside the job's pod log, so a restarted server can go on refreshing."""
+    def save(self, directory: Path, keep: bool = True) -> None:
+        """Kept beside the job's pod log, so a restarted server can go on refreshing (`keep`: else
+        whatever an earlier attempt saved is removed)."""
+        path = directory / SOURCE_FILE
+        if not keep:
+            path.unlink(missing_ok=True)
+            return
         directory.mkdir(parents=True, exist_ok=True)
-        write_atomically(directory / SOURCE_FILE, json.dumps(asdict(self)).encode(), mode=0o600)
+        write_atomically(path, json.dumps(asdict(self)).encode(), mode=0o600)
 
     @classmethod
     def load(cls, directory: Path) -> PullSource | None:

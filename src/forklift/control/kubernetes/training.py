@@ -56,6 +56,16 @@ GIB = 1024**3
 STUCK = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError",
          "CreateContainerError"}
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+POD_GRACE = 5.0  # how long a finished Job's pod may lag behind it in the watches' view
+
+
+def instance_resources(instance_type: str | None) -> dict[str, Any]:
+    """A PodPlan's cpus, memory and GPUs: the instance type's own figures (a node is sized for it, not
+    this machine)."""
+    if not instance_type:
+        return {}
+    entry = check_instance_type(instance_type)
+    return {"cpus": float(entry.vcpu), "memory_bytes": int(entry.memory_gib * GIB), "gpus": entry.gpus}
 
 
 def job_object_name(container_name: str) -> str:
@@ -71,6 +81,77 @@ class PullSecretPlan:
     source: PullSource
 
 
+def refuse_pipe(request: dict) -> None:
+    """Pipe mode has no FIFO that crosses nodes: such a job cannot run on this backend."""
+    if any(staging.input_mode(request, c) == "Pipe" for c in request.get("InputDataConfig") or []):
+        raise PlatformFailure("ClientError: Pipe input mode is not available on forklift's Kubernetes runtime "
+                              "(a FIFO on a shared volume does not cross nodes); use File or FastFile")
+
+
+def pull_source(row: TrainingJobRow) -> PullSource:
+    """How the job's registry credentials are asked for (again, by `pullrefresh`)."""
+    request = row.request
+    return PullSource(request["AlgorithmSpecification"]["TrainingImage"], training_provider(request),
+                      request.get("RoleArn"))
+
+
+def obtain_image(settings: Settings, row: TrainingJobRow, digest: str | None = None) -> ObtainedImage:
+    """The job's image as its pod pulls it: the tag resolved to a digest with the job's credentials chain
+    (provider functions included), as a pull would, and the credentials for its pull Secret. With
+    `digest` (the job resolved it already) only the credentials are looked up."""
+    request = row.request
+    image = request["AlgorithmSpecification"]["TrainingImage"]
+    refuse_pipe(request)
+    ref = parse(image)
+
+    async def resolve() -> tuple[str, Credentials]:
+        keychain = await asyncio.to_thread(pull_source(row).keychain, settings)
+        credentials = await prefetch(keychain, image)
+        if digest is not None:
+            return digest, credentials
+        async with RegistryClient(ref.registry, keychain=keychain, settings=settings, max_retries=1) as client:
+            return (await client.resolve(ref)).digest, credentials
+
+    try:
+        found, credentials = asyncio.run(resolve())
+    except Exception as exc:
+        raise PlatformFailure(outcome.pull_failure(image, exc)) from exc
+    return ObtainedImage(found, pull_credentials(credentials, ref.registry))
+
+
+def training_objects(settings: Settings, kube: KubeSettings, container: TrainingContainer,
+                     credentials: tuple[str, str] | None) -> list[dict]:
+    """Secret (when the registry needs credentials), NetworkPolicy (when asked for), Job — in the order
+    they are created. Needs no cluster: this is also what `forklift k8s render` shows."""
+    job_name = job_object_name(container.name)
+    labels = names.training_labels(container.job)
+    made: list[dict] = []
+    secret = None
+    if credentials is not None:
+        secret = job_name
+        made.append(objects.pull_secret(secret, parse(container.image).registry, *credentials, labels, kube))
+    if container.isolated or container.vpc:
+        # One attempt of a job runs at a time, so its job label selects exactly its pod.
+        made.append(objects.network_policy(job_name, names.training_labels(container.job), kube,
+                                           isolated=container.isolated))
+    plan = objects.PodPlan(image=container.resolved_image, command=container.entrypoint, args=container.args,
+                           env=container.env, mounts=tuple(_claim_mounts(settings, container)), pull_secret=secret,
+                           labels=labels, hostname=container.hostname,
+                           **instance_resources(container.instance_type))
+    made.append(objects.training_job(job_name, plan, kube, container.max_runtime_seconds))
+    return made
+
+
+def _claim_mounts(settings: Settings, container: TrainingContainer) -> Iterator[objects.ClaimMount]:
+    home = settings.home.resolve()
+    for mount in container.mounts:
+        source = Path(mount.source).resolve()
+        if not source.is_relative_to(home):
+            raise PlatformFailure(f"InternalServerError: {source} is outside FORKLIFT_HOME ({home}), so no pod "
+                                  "can mount it from the shared volume")
+        yield objects.ClaimMount(source.relative_to(home).as_posix(), mount.destination, mount.read_only)
+
+
 class KubernetesTrainingLauncher:
     limits_capacity = False  # the cluster schedules; a pod waiting for room shows as Pending
 
@@ -80,65 +161,13 @@ class KubernetesTrainingLauncher:
         # [kubernetes] secret_refresh_seconds unless given (a test's shorter interval)
         self.refresh_seconds = refresh_seconds or kube.secret_refresh_seconds
 
-    # -- the image ---------------------------------------------------------------------------
     def obtain(self, row: TrainingJobRow, progress: TransferProgress) -> ObtainedImage:
-        request = row.request
-        image = request["AlgorithmSpecification"]["TrainingImage"]
-        if any((c.get("InputMode") or request["AlgorithmSpecification"].get("TrainingInputMode")) == "Pipe"
-               for c in request.get("InputDataConfig") or []):
-            raise PlatformFailure("ClientError: Pipe input mode is not available on forklift's Kubernetes runtime "
-                                  "(a FIFO on a shared volume does not cross nodes); use File or FastFile")
-        ref = parse(image)
-        source = PullSource(image, training_provider(request), request.get("RoleArn"))
+        obtained = obtain_image(self.settings, row)
+        return ObtainedImage(obtained.digest, PullSecretPlan(obtained.prepared, pull_source(row)))
 
-        async def resolve() -> tuple[str, Credentials]:
-            keychain = await asyncio.to_thread(source.keychain, self.settings)
-            credentials = await prefetch(keychain, image)
-            async with RegistryClient(ref.registry, keychain=keychain, settings=self.settings, max_retries=1) as client:
-                return (await client.resolve(ref)).digest, credentials
-
-        try:
-            digest, credentials = asyncio.run(resolve())
-        except Exception as exc:
-            raise PlatformFailure(outcome.pull_failure(image, exc)) from exc
-        return ObtainedImage(digest, PullSecretPlan(pull_credentials(credentials, ref.registry), source))
-
-    # -- the objects -------------------------------------------------------------------------
     def render(self, container: TrainingContainer, credentials: tuple[str, str] | None) -> list[dict]:
         """Secret (when needed), NetworkPolicy (when asked for), Job — in the order they are created."""
-        job_name = job_object_name(container.name)
-        labels = names.training_labels(container.job)
-        made: list[dict] = []
-        secret = None
-        if credentials is not None:
-            secret = job_name
-            made.append(objects.pull_secret(secret, parse(container.image).registry, *credentials, labels, self.kube))
-        if container.isolated or container.vpc:
-            # One attempt of a job runs at a time, so its job label selects exactly its pod.
-            made.append(objects.network_policy(job_name, names.training_labels(container.job), self.kube,
-                                               isolated=container.isolated))
-        plan = objects.PodPlan(image=container.resolved_image, command=container.entrypoint, args=container.args,
-                               env=container.env, mounts=tuple(self._claim_mounts(container)), pull_secret=secret,
-                               labels=labels, hostname=container.hostname, **self._resources(container.instance_type))
-        made.append(objects.training_job(job_name, plan, self.kube, container.max_runtime_seconds))
-        return made
-
-    def _claim_mounts(self, container: TrainingContainer) -> Iterator[objects.ClaimMount]:
-        home = self.settings.home.resolve()
-        for mount in container.mounts:
-            source = Path(mount.source).resolve()
-            if not source.is_relative_to(home):
-                raise PlatformFailure(f"InternalServerError: {source} is outside FORKLIFT_HOME ({home}), so no pod "
-                                      "can mount it from the shared volume")
-            yield objects.ClaimMount(source.relative_to(home).as_posix(), mount.destination, mount.read_only)
-
-    @staticmethod
-    def _resources(instance_type: str | None) -> dict[str, Any]:
-        """The instance type's own figures (a cluster node is sized for it, not this machine)."""
-        if not instance_type:
-            return {}
-        entry = check_instance_type(instance_type)
-        return {"cpus": float(entry.vcpu), "memory_bytes": int(entry.memory_gib * GIB), "gpus": entry.gpus}
+        return training_objects(self.settings, self.kube, container, credentials)
 
     def start(self, container: TrainingContainer, obtained: ObtainedImage) -> KubeJobHandle:
         paths = staging.job_paths(container.directory)
@@ -148,7 +177,8 @@ class KubernetesTrainingLauncher:
         plan: PullSecretPlan = obtained.prepared
         try:
             made = self.render(container, plan.credentials)
-            plan.source.save(staging.job_paths(container.directory)["container"])
+            # kept only while there is a Secret to renew: the adopting server renews when it finds one
+            plan.source.save(staging.job_paths(container.directory)["container"], keep=plan.credentials is not None)
             for obj in made:
                 self.cluster.apply(obj)
         except (ClusterError, ValueError) as exc:
@@ -168,8 +198,9 @@ class KubernetesTrainingLauncher:
             return None
         handle = KubeJobHandle(self, job.metadata.name, job_dir(self.settings.home, training_job))
         handle.follow_logs()
+        # (forklift may not read Secrets back: the saved source says there is one)
         source = PullSource.load(staging.job_paths(handle.directory)["container"])
-        if source is not None and self.cluster.read("Secret", handle.name) is not None:
+        if source is not None:
             handle.refresh_pull_secret(source)
         return handle
 
@@ -189,6 +220,8 @@ class KubeJobHandle:
         self.stderr_path.touch()
         self._logs: PodLogFollower | None = None
         self.refresher: SecretRefresher | None = None
+        self._log_starter: threading.Thread | None = None
+        self._finished_seen: float | None = None
         self._ended: ExitStatus | None = None
         self._created = time.monotonic()
 
@@ -211,6 +244,8 @@ class KubeJobHandle:
             return None
         pod = self._pod()
         terminated = _terminated(pod)
+        if pod is None and self._finished(job) and not self._waited_for_pod():
+            return None  # each kind has its own watch: the pod's last state may be a moment behind the Job's
         for condition in (job.status.conditions if job.status else None) or []:
             if condition.status != "True":
                 continue
@@ -239,6 +274,17 @@ class KubeJobHandle:
         return None
 
     @staticmethod
+    def _finished(job: Any) -> bool:
+        return any(c.status == "True" and c.type in ("Complete", "Failed")
+                   for c in (job.status.conditions if job.status else None) or [])
+
+    def _waited_for_pod(self) -> bool:
+        """True once the Job has been seen finished for POD_GRACE seconds (its pod may be gone for good)."""
+        now = time.monotonic()
+        self._finished_seen = self._finished_seen or now
+        return now - self._finished_seen >= POD_GRACE
+
+    @staticmethod
     def _image(job: Any) -> str:
         try:
             return job.spec.template.spec.containers[0].image
@@ -259,6 +305,8 @@ class KubeJobHandle:
         status = self.wait(0)
         if self.refresher is not None:
             self.refresher.stop()
+        if status is not None and self._log_starter is not None:
+            self._log_starter.join(10.0)  # an ended pod's log is copied whole before the pod goes
         if self._logs is not None:
             if status is not None:
                 self._logs.finish()
@@ -296,14 +344,18 @@ class KubeJobHandle:
             return (None,) if self._exit() is not None else None  # ended without ever running
 
         def run() -> None:
-            (pod,) = self.launcher.watch.wait(started, None) or (None,)
+            found = None
+            while found is None:  # asked again each second: the pod may never change once the Job has ended
+                found = self.launcher.watch.wait(started, 1.0)
+            (pod,) = found
             if pod is None:
                 return
             self._logs = PodLogFollower(self.launcher.cluster, pod, CONTAINER, self.stdout_path,
                                         finished=lambda: _terminated(self._pod()) is not None)
             self._logs.start()
 
-        threading.Thread(target=run, daemon=True, name=f"kube-logs-{self.name}").start()
+        self._log_starter = threading.Thread(target=run, daemon=True, name=f"kube-logs-{self.name}")
+        self._log_starter.start()
 
     def logs(self, follow: bool = False) -> Iterator[str]:
         try:
