@@ -46,7 +46,7 @@ class KubernetesBackend:
 
     def instance_launcher(self, settings: Settings, config: InferenceSettings,
                           store: InferenceStore) -> KubernetesInstanceLauncher:
-        return KubernetesInstanceLauncher(settings, self.kube, self.cluster, self.watch)
+        return KubernetesInstanceLauncher(settings, self.kube, self.cluster, self.watch, store)
 
     def report_orphans(self, store: JobStore, inference: InferenceStore) -> None:
         """Objects with forklift's label that no job or endpoint accounts for: reported, never deleted."""

@@ -24,11 +24,13 @@ from typing import Any
 
 from forklift.config import Settings
 from forklift.control.inference import instances as inst
-from forklift.control.inference.images import image_failure, keychain_for, model_container
+from forklift.control.inference.images import image_failure, keychain_for, model_container, provider_arn
 from forklift.control.inference.launcher import VariantInstance
 from forklift.control.inference.logs import InstanceLogs
-from forklift.control.inference.models import EndpointInstanceRow, EndpointRow, ModelRow
-from forklift.control.kubernetes.training import instance_resources, pull_credentials
+from forklift.control.inference.models import EndpointConfigRow, EndpointInstanceRow, EndpointRow, ModelRow
+from forklift.control.inference.store import InferenceStore
+from forklift.control.kubernetes.pullrefresh import PullSource, SecretRefresher, pull_credentials
+from forklift.control.kubernetes.training import instance_resources
 from forklift.control.launching import PlatformFailure
 from forklift.credentials.chain import prefetch
 from forklift.kube import names, objects
@@ -211,12 +213,24 @@ def variant_credentials(settings: Settings, model: ModelRow) -> tuple[str, str] 
     return pull_credentials(asyncio.run(prefetch(keychain, model.resolved_image)), parse(model.resolved_image).registry)
 
 
+def variant_source(model: ModelRow) -> PullSource:
+    """Whom a model's image's credentials are asked of: its provider function and role, never the answer."""
+    container = model_container(model.request)
+    return PullSource(container["Image"], provider_arn(container), model.request.get("ExecutionRoleArn"))
+
+
 class KubernetesInstanceLauncher:
-    def __init__(self, settings: Settings, kube: KubeSettings, cluster: Cluster, watch: ObjectWatch):
-        self.settings, self.kube, self.cluster, self.watch = settings, kube, cluster, watch
+    def __init__(self, settings: Settings, kube: KubeSettings, cluster: Cluster, watch: ObjectWatch,
+                 store: InferenceStore, refresh_seconds: float | None = None):
+        self.settings, self.kube, self.cluster, self.watch, self.store = settings, kube, cluster, watch, store
+        self.refresh_seconds = refresh_seconds or kube.secret_refresh_seconds
         self._slots: dict[Variant, list[ReplicaSlot]] = {}
         self._lock = threading.Lock()
         self.logs = PodLogs(settings, cluster, watch)
+        # A Deployment's pods pull whenever they are scheduled (scaling, healing, a drained node), so its
+        # Secret is renewed for as long as it lives, not only until its first pod has started.
+        self._refreshers: dict[Variant, SecretRefresher] = {}
+        self._sources: dict[tuple[str, str, int], PullSource] = {}
 
     # -- once per variant and generation -----------------------------------------------------------
     def prepare(self, directory: Path, variant: dict, model: ModelRow, generation: int,
@@ -234,6 +248,8 @@ class KubernetesInstanceLauncher:
             raise inst.DeployFailure(f"Variant {name}: the image's credentials could not be had: "
                                      f"{image_failure(resolved, exc)}") from exc
         inst.record_variant_pull(self.settings, endpoint, resolved, digest=resolved.rpartition("@")[2])
+        if credentials is not None and endpoint is not None:
+            self._sources[(endpoint.name, name, generation)] = variant_source(model)
         model_dir = inst.fetch_model_data(self.settings, directory, variant, container, generation, _readable)
         return inst.PreparedVariant(name, model.name, container, None, {}, model_dir, variant.get("InstanceType"),
                                     {"SpecifiedImage": container["Image"], "ResolvedImage": resolved,
@@ -253,6 +269,7 @@ class KubernetesInstanceLauncher:
                 if not slots and self.cluster.read("Deployment", of.name) is None:
                     for obj in self.render(endpoint, prepared, generation, replicas=1):
                         self.cluster.apply(obj)
+                    self._refresh(of, self._sources.get((endpoint, prepared.name, generation)))
                 else:
                     self.cluster.patch("Deployment", of.name, {"spec": {"replicas": len(slots) + 1}})
             except (ClusterError, ValueError) as exc:
@@ -274,13 +291,22 @@ class KubernetesInstanceLauncher:
                     self.cluster.patch("Deployment", of.name, {"spec": {"replicas": len(slots)}})
                 else:
                     self._slots.pop(of, None)
-                    self._delete(of.name)
+                    self._delete(of)
             except ClusterError as exc:
                 log.warning("endpoint %s: scaling down variant %s failed: %s", endpoint, of.variant, exc)
 
-    def _delete(self, name: str) -> None:
+    def _delete(self, of: Variant) -> None:
+        refresher = self._refreshers.pop(of, None)
+        if refresher is not None:
+            refresher.stop()
         for kind in ("Deployment", "Service", "Secret", "NetworkPolicy"):
-            self.cluster.delete(kind, name)
+            self.cluster.delete(kind, of.name)
+
+    def _refresh(self, of: Variant, source: PullSource | None) -> None:
+        if source is None or of in self._refreshers:
+            return
+        self._refreshers[of] = SecretRefresher(self.cluster, self.kube, self.settings, of.name, source,
+                                               self.refresh_seconds, done=lambda: of not in self._slots).start()
 
     def adopt(self, endpoint: str, keep: Callable[[EndpointInstanceRow], bool],
               skip: Collection[str] = ()) -> list[VariantInstance]:
@@ -299,16 +325,29 @@ class KubernetesInstanceLauncher:
                     continue
                 if not keep(row):
                     self._slots.pop(of, None)
-                    self._delete(deployment.metadata.name)
+                    self._delete(of)
                     continue
                 slots = [ReplicaSlot(self, of, i) for i in range(deployment.spec.replicas or 0)]
                 self._slots[of] = slots
+                if deployment.spec.template.spec.image_pull_secrets:
+                    self._refresh(of, self._adopted_source(of))
             adopted.extend(slots)
         return adopted
 
+    def _adopted_source(self, of: Variant) -> PullSource | None:
+        """Whom to ask for an adopted variant's credentials: its model, as the endpoint's store has it."""
+        endpoint = self.store.get(EndpointRow, of.endpoint)
+        config = self.store.get(EndpointConfigRow, endpoint.config_name) if endpoint else None
+        variants = (config.request["ProductionVariants"] if config else [])
+        model_name = next((v["ModelName"] for v in variants if v["VariantName"] == of.variant), None)
+        model = self.store.get(ModelRow, model_name) if model_name else None
+        return variant_source(model) if model is not None else None
+
     def close(self) -> None:
-        """Stop copying logs; the Deployments keep serving for the next server to adopt."""
+        """Stop copying logs and renewing Secrets; the Deployments keep serving for the next server to adopt."""
         self.logs.close()
+        for refresher in self._refreshers.values():
+            refresher.stop()
 
     # -- what the slots read from the watch ---------------------------------------------------------
     def address(self, of: Variant, index: int) -> str | None:
