@@ -242,19 +242,27 @@ def invoke_endpoint(url: str, endpoint: str, body: bytes, headers: dict[str, str
     sign = _signer_for("sagemaker", sign)  # boto3 signs sagemaker-runtime with the name "sagemaker"
     if sign is not None:
         headers = sign("POST", f"{parts.scheme}://{parts.netloc}{path}", headers, body)
+    response, data = _exchange(url, parts, timeout, "POST", path, body, headers, "InvokeEndpoint")
+    return Invocation(data, response.getheader("Content-Type", ""),
+                      response.getheader("x-Amzn-Invoked-Production-Variant", ""))
+
+
+def _exchange(url: str, parts: SplitResult, timeout: float, method: str, target: str, body: bytes | None,
+              headers: dict[str, str], what: str) -> tuple[http.client.HTTPResponse, bytes]:
+    """One request on a connection of its own: the response and its whole body; a refusal (4xx, 5xx)
+    raises ApiError, a server out of reach Unreachable."""
     connection = _connection(parts, timeout)
     try:
-        connection.request("POST", path, body=body, headers=headers)
+        connection.request(method, target, body=body, headers=headers)
         response = connection.getresponse()
-        data = _read_whole(response, "InvokeEndpoint")
+        data = _read_whole(response, what)
     except (OSError, http.client.HTTPException) as exc:
         raise Unreachable(url, _failure(exc)) from None
     finally:
         connection.close()
     if response.status >= 400:
         raise _rest_failure(response, data)
-    return Invocation(data, response.getheader("Content-Type", ""),
-                      response.getheader("x-Amzn-Invoked-Production-Variant", ""))
+    return response, data
 
 
 def _rest_failure(response: http.client.HTTPResponse, data: bytes) -> ApiError:
@@ -277,17 +285,7 @@ def get_text(url: str, path: str, timeout: float = TIMEOUT,
     sign = _signer_for("sagemaker", sign)
     if sign is not None:
         headers = sign("GET", f"{parts.scheme}://{parts.netloc}{target}", headers, b"")
-    connection = _connection(parts, timeout)
-    try:
-        connection.request("GET", target, headers=headers)
-        response = connection.getresponse()
-        data = _read_whole(response, f"GET {path}")
-    except (OSError, http.client.HTTPException) as exc:
-        raise Unreachable(url, _failure(exc)) from None
-    finally:
-        connection.close()
-    if response.status >= 400:
-        raise _rest_failure(response, data)
+    response, data = _exchange(url, parts, timeout, "GET", target, None, headers, f"GET {path}")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

@@ -11,12 +11,11 @@ import time
 
 import pytest
 from kubernetes import client
-from training_support import busybox_job, unique, wait_for
+from training_support import busybox_job, kube_training_server, unique, wait_for
 
-from fixtures.kubeemulator import CLAIM, NAMESPACE, Emulator, Kubelet, PodOutcome
+from fixtures.kubeemulator import NAMESPACE, Emulator, Kubelet, PodOutcome
 from fixtures.serve import ServeProcess
 from forklift import audit
-from forklift.devregistry import install_ca
 from forklift.kube import names
 
 MANAGED = {names.MANAGED_BY: names.MANAGED_BY_VALUE}
@@ -72,16 +71,8 @@ def strays(emulator):
 
 @pytest.fixture(scope="module")
 def kube_server(tmp_path_factory, pki, basic_registry, training_images, emulator, strays):
-    home = tmp_path_factory.mktemp("kube-orphans-home")
-    install_ca(pki, home / "certs.d", basic_registry.address)
-    kubeconfig = emulator.kubeconfig(home / "kubeconfig")
-    (home / "config.toml").write_text(f'stop_grace_seconds = 5\nruntime = "kubernetes"\n[kubernetes]\n'
-                                      f'namespace = "{NAMESPACE}"\nvolume_claim = "{CLAIM}"\n')
-    running = ServeProcess(home, serve_args=("--kubeconfig", str(kubeconfig)))
-    running.register_function("registry-creds", basic_registry.username, basic_registry.password)
-    (home / "buckets" / "your-output-data-bucket").mkdir(parents=True)
-    running.start()
-    kubelet = Kubelet(emulator, home)
+    running = kube_training_server(tmp_path_factory.mktemp("kube-orphans-home"), pki, basic_registry, emulator).start()
+    kubelet = Kubelet(emulator, running.home)
     # the stray Deployment's pods never start (its image is long gone): no model server to play
     kubelet.serving = lambda d: ("ErrImagePull", "not found") if d["metadata"]["name"] == GHOST_DEPLOYMENT else None
     kubelet.start()

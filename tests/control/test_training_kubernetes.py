@@ -13,28 +13,18 @@ import threading
 
 import pytest
 import yaml
-from training_support import busybox_job, unique, wait_for
+from training_support import busybox_job, kube_training_server, unique, wait_for
 
 from fixtures import secretscan
-from fixtures.kubeemulator import CLAIM, NAMESPACE, Emulator, Kubelet, PodOutcome
-from fixtures.serve import ServeProcess
-from forklift.devregistry import install_ca
+from fixtures.kubeemulator import CLAIM, Emulator, Kubelet, PodOutcome
 from forklift.kube.names import TRAINING_JOB
 from forklift.kube.pullsecrets import redacted
 
 
 @pytest.fixture(scope="module")
 def kube_server(tmp_path_factory, pki, basic_registry, training_images, emulator):
-    home = tmp_path_factory.mktemp("kube-serve-home")
-    install_ca(pki, home / "certs.d", basic_registry.address)
-    kubeconfig = emulator.kubeconfig(home / "kubeconfig")
-    (home / "config.toml").write_text(f'stop_grace_seconds = 5\nruntime = "kubernetes"\n[kubernetes]\n'
-                                      f'namespace = "{NAMESPACE}"\nvolume_claim = "{CLAIM}"\n')
-    running = ServeProcess(home, serve_args=("--kubeconfig", str(kubeconfig)))
-    running.register_function("registry-creds", basic_registry.username, basic_registry.password)
-    (home / "buckets" / "your-output-data-bucket").mkdir(parents=True)
-    running.start()
-    kubelet = Kubelet(emulator, home).start()
+    running = kube_training_server(tmp_path_factory.mktemp("kube-serve-home"), pki, basic_registry, emulator).start()
+    kubelet = Kubelet(emulator, running.home).start()
     running.kubelet = kubelet  # type: ignore[attr-defined]
     yield running
     kubelet.stop()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
-from fixtures.serve import ROLE, VPC, function_arn, unique  # noqa: F401  (re-exported for the tests)
+from fixtures.kubeemulator import CLAIM, NAMESPACE
+from fixtures.serve import ROLE, VPC, ServeProcess, function_arn, unique  # noqa: F401  (re-exported for the tests)
+from forklift.devregistry import install_ca
 
 TRAIN_PY = r'''
 import glob, json, os, signal, sys, time
@@ -73,3 +76,15 @@ def wait_for(sagemaker, name: str, until=("Completed", "Failed", "Stopped"), tim
         if time.monotonic() > deadline:
             raise AssertionError(f"job {name} still {job['TrainingJobStatus']}/{job['SecondaryStatus']}: {job}")
         time.sleep(0.2)
+
+
+def kube_training_server(home: Path, pki, basic_registry, emulator) -> ServeProcess:
+    """A `forklift serve --runtime kubernetes` on `home` against the Kubernetes API stand-in, trusting
+    the test CA, with the provider function `registry-creds` and the output bucket (not started)."""
+    install_ca(pki, home / "certs.d", basic_registry.address)
+    (home / "config.toml").write_text(f'stop_grace_seconds = 5\nruntime = "kubernetes"\n[kubernetes]\n'
+                                      f'namespace = "{NAMESPACE}"\nvolume_claim = "{CLAIM}"\n')
+    running = ServeProcess(home, serve_args=("--kubeconfig", str(emulator.kubeconfig(home / "kubeconfig"))))
+    running.register_function("registry-creds", basic_registry.username, basic_registry.password)
+    (home / "buckets" / "your-output-data-bucket").mkdir(parents=True)
+    return running
