@@ -171,6 +171,10 @@ class PostgresLease(Lease):
         except dburl.DatabaseUnavailable as exc:
             log.warning("%s; trying again in a moment", exc)
             return True
+        except DBAPIError as exc:  # connected, then cut mid-query: as unreachable, tried again at the next check
+            log.warning("taking the lease on the database %s again failed (%s); trying again in a moment",
+                        dburl.shown(self.given), type(exc.orig).__name__ if exc.orig else type(exc).__name__)
+            return True
         except ServerActive as exc:
             if self.on_lost is not None:
                 self.on_lost(str(exc))

@@ -8,6 +8,7 @@ inside the cluster and names no kubeconfig.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,7 @@ from forklift.kube.settings import KubeSettings
 # Every call to the API server gives up after this long (connect, read), so a cluster that stops
 # answering fails the call instead of hanging a job's worker.
 REQUEST_TIMEOUT = (10.0, 60.0)
+log = logging.getLogger(__name__)
 VERBS = ("create", "read", "patch", "delete", "list")
 _RBAC_VERBS = {"create": "create", "read": "get", "patch": "patch", "delete": "delete", "list": "list"}
 # kind -> (API group, resource) as RBAC names them
@@ -161,6 +163,15 @@ class Cluster:
                 return False
             raise self._failed("deleting", kind, name, exc) from None
         return True
+
+    def remove(self, kinds: tuple[str, ...], name: str, grace_seconds: int | None = None) -> None:
+        """Delete the objects of these kinds named `name`, each on its own: one that fails (logged) does
+        not keep the others, a pull Secret above all, in the cluster."""
+        for kind in kinds:
+            try:
+                self.delete(kind, name, grace_seconds=grace_seconds if kind in ("Job", "Deployment") else None)
+            except ClusterError as exc:
+                log.warning("%s; remove it with kubectl -n %s delete %s %s", exc, self.namespace, kind.lower(), name)
 
     def list(self, kind: str, selector: dict[str, str]) -> list[Any]:
         """Objects whose labels include `selector` (checked here too: a selector the server ignored is no answer)."""

@@ -42,6 +42,10 @@ class ObjectWatch:
             thread.start()
             self._threads.append(thread)
 
+    @property
+    def closed(self) -> bool:
+        return self._stop.is_set()
+
     def close(self) -> None:
         self._stop.set()
         for stream in list(self._watches):
@@ -90,7 +94,9 @@ class ObjectWatch:
                 try:
                     events = stream.stream(  # type: ignore[no-untyped-call]
                         list_call, self.cluster.namespace, label_selector=text,
-                        resource_version=listing.metadata.resource_version, timeout_seconds=WATCH_SECONDS)
+                        resource_version=listing.metadata.resource_version, timeout_seconds=WATCH_SECONDS,
+                        # and on this side too: a half-open connection must not stall the view for good
+                        _request_timeout=(REQUEST_TIMEOUT[0], WATCH_SECONDS + 15))
                     for event in events:
                         self._apply(kind, event["type"], event["object"])
                         if self._stop.is_set():

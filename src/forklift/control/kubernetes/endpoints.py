@@ -106,8 +106,12 @@ class PodLogs:
     """Every serving pod of a variant forklift runs gets its own log stream (`<variant>/<pod>`), as each
     container does on runc: its log is copied while it runs, and the rest once it is gone."""
 
-    def __init__(self, settings: Settings, cluster: Cluster, watch: ObjectWatch, interval: float = 1.0):
+    def __init__(self, settings: Settings, cluster: Cluster, watch: ObjectWatch, runs: Callable[[Variant], bool],
+                 interval: float = 1.0):
+        """`runs(variant)`: whether this server runs it (a pod that merely carries forklift's labels
+        gets no stream)."""
         self.settings, self.cluster, self.watch, self.interval = settings, cluster, watch, interval
+        self.runs = runs
         self.streams = InstanceLogs()
         self._followed: dict[str, tuple[Variant, PodOutput, PodLogFollower]] = {}
         self._done = threading.Event()
@@ -141,6 +145,8 @@ class PodLogs:
             try:
                 of = Variant(labels[names.ENDPOINT], labels[names.VARIANT], int(labels[names.GENERATION]))
             except (KeyError, ValueError):
+                continue
+            if not self.runs(of):
                 continue
             directory = inst.endpoint_dir(self.settings, of.endpoint)
             files = directory / "instances" / name
@@ -226,7 +232,7 @@ class KubernetesInstanceLauncher:
         self.refresh_seconds = refresh_seconds or kube.secret_refresh_seconds
         self._slots: dict[Variant, list[ReplicaSlot]] = {}
         self._lock = threading.Lock()
-        self.logs = PodLogs(settings, cluster, watch)
+        self.logs = PodLogs(settings, cluster, watch, runs=lambda of: of in self._slots)
         # A Deployment's pods pull whenever they are scheduled (scaling, healing, a drained node), so its
         # Secret is renewed for as long as it lives, not only until its first pod has started.
         self._refreshers: dict[Variant, SecretRefresher] = {}
@@ -267,8 +273,7 @@ class KubernetesInstanceLauncher:
             slot = ReplicaSlot(self, of, len(slots))
             try:
                 if not slots and self.cluster.read("Deployment", of.name) is None:
-                    for obj in self.render(endpoint, prepared, generation, replicas=1):
-                        self.cluster.apply(obj)
+                    self._create(of, self.render(endpoint, prepared, generation, replicas=1))
                     self._refresh(of, self._sources.get((endpoint, prepared.name, generation)))
                 else:
                     self.cluster.patch("Deployment", of.name, {"spec": {"replicas": len(slots) + 1}})
@@ -295,12 +300,22 @@ class KubernetesInstanceLauncher:
             except ClusterError as exc:
                 log.warning("endpoint %s: scaling down variant %s failed: %s", endpoint, of.variant, exc)
 
+    def _create(self, of: Variant, made: list[dict]) -> None:
+        """All of a variant's objects, or none: a half-made variant would be scaled, never completed."""
+        applied: list[str] = []
+        try:
+            for obj in made:
+                self.cluster.apply(obj)
+                applied.append(obj["kind"])
+        except ClusterError:
+            self.cluster.remove(tuple(applied), of.name)
+            raise
+
     def _delete(self, of: Variant) -> None:
         refresher = self._refreshers.pop(of, None)
         if refresher is not None:
             refresher.stop()
-        for kind in ("Deployment", "Service", "Secret", "NetworkPolicy"):
-            self.cluster.delete(kind, of.name)
+        self.cluster.remove(("Deployment", "Service", "Secret", "NetworkPolicy"), of.name)
 
     def _refresh(self, of: Variant, source: PullSource | None) -> None:
         if source is None or of in self._refreshers:
@@ -363,8 +378,7 @@ class KubernetesInstanceLauncher:
         return objects.service_host(of.name, self.kube)
 
     def ended(self, of: Variant) -> str | None:
-        if self.watch.get("Deployment", of.name) is None and self.watch.synced("Deployment", 0) \
-                and self.cluster.read("Deployment", of.name) is None:
+        if self.watch.get("Deployment", of.name) is None and self.watch.synced("Deployment", 0) and self._gone(of):
             return f"the Deployment {of.name} was deleted outside forklift"
         for pod in self.watch.select("Pod", of.labels):
             for status in (pod.status.container_statuses if pod.status else None) or []:
@@ -373,6 +387,14 @@ class KubernetesInstanceLauncher:
                     return (f"the cluster could not run the model container of pod {pod.metadata.name} "
                             f"({waiting.reason}): {waiting.message or ''}").rstrip(": ")
         return None
+
+    def _gone(self, of: Variant) -> bool:
+        """The API server itself says the Deployment is not there (one it cannot reach says nothing)."""
+        try:
+            return self.cluster.read("Deployment", of.name) is None
+        except Exception as exc:  # noqa: BLE001 - unreachable or refusing: the fleet asks again
+            log.debug("reading Deployment %s: %s", of.name, exc)
+            return False
 
     def last_lines(self, of: Variant, count: int = 10) -> str:
         for pod in self.watch.select("Pod", of.labels):

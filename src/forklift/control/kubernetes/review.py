@@ -78,8 +78,11 @@ def endpoint_objects(settings: Settings, kube: KubeSettings, store: InferenceSto
         except Exception as exc:  # noqa: BLE001 - the provider, docker's config, ECR: image_failure says which
             reason = image_failure(model.resolved_image, exc)
             raise RenderFailed(f"variant {variant['VariantName']}: {reason}") from None
+        container = dict(model_container(model.request))
+        # What is asked is DescribeEndpoint: the model's environment (often keys) is DescribeModel's to show.
+        container["Environment"] = {key: REDACTED for key in container.get("Environment") or {}}
         prepared = inst.PreparedVariant(
-            variant["VariantName"], model.name, model_container(model.request), None, {},
+            variant["VariantName"], model.name, container, None, {},
             directory / f"{variant['VariantName']}-g{row.generation}" / "model", variant.get("InstanceType"),
             {"ResolvedImage": model.resolved_image},
             pull_credentials=PLACEHOLDER_CREDENTIALS if needs_secret else None, **network_of(model))

@@ -36,6 +36,7 @@ from forklift.control.locallaunch import training_provider
 from forklift.control.logs import job_dir
 from forklift.control.models import TrainingJobRow
 from forklift.control.runner import DEADLINE_EXCEEDED
+from forklift.control.settings import control_settings
 from forklift.credentials import Credentials
 from forklift.credentials.chain import prefetch
 from forklift.images.progress import TransferProgress
@@ -57,6 +58,7 @@ STUCK = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverP
          "CreateContainerError"}
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
 POD_GRACE = 5.0  # how long a finished Job's pod may lag behind it in the watches' view
+STOP_MARGIN = 15.0  # a stopped pod's grace period, and this, is how long a stop waits for it to end
 
 
 def instance_resources(instance_type: str | None) -> dict[str, Any]:
@@ -66,6 +68,11 @@ def instance_resources(instance_type: str | None) -> dict[str, Any]:
         return {}
     entry = check_instance_type(instance_type)
     return {"cpus": float(entry.vcpu), "memory_bytes": int(entry.memory_gib * GIB), "gpus": entry.gpus}
+
+
+def stop_grace(settings: Settings) -> int:
+    """A stopped pod's grace period, SIGTERM to SIGKILL: the server's stop_grace_seconds, as on runc."""
+    return int(control_settings(settings).stop_grace_seconds)
 
 
 def job_object_name(container_name: str) -> str:
@@ -136,7 +143,7 @@ def training_objects(settings: Settings, kube: KubeSettings, container: Training
                                            isolated=container.isolated))
     plan = objects.PodPlan(image=container.resolved_image, command=container.entrypoint, args=container.args,
                            env=container.env, mounts=tuple(_claim_mounts(settings, container)), pull_secret=secret,
-                           labels=labels, hostname=container.hostname,
+                           labels=labels, hostname=container.hostname, termination_grace_seconds=stop_grace(settings),
                            **instance_resources(container.instance_type))
     made.append(objects.training_job(job_name, plan, kube, container.max_runtime_seconds))
     return made
@@ -175,13 +182,17 @@ class KubernetesTrainingLauncher:
             # The image's User is known only to the cluster's runtime: whoever it is may write its outputs.
             os.chmod(writable, 0o777)  # noqa: S103 - reachable only through this job's pod and the server
         plan: PullSecretPlan = obtained.prepared
+        applied: list[dict] = []
         try:
             made = self.render(container, plan.credentials)
             # kept only while there is a Secret to renew: the adopting server renews when it finds one
             plan.source.save(staging.job_paths(container.directory)["container"], keep=plan.credentials is not None)
             for obj in made:
                 self.cluster.apply(obj)
+                applied.append(obj)
         except (ClusterError, ValueError) as exc:
+            if applied:  # a Secret with the registry's credentials must not outlive a Job never made
+                self.cluster.remove(tuple(o["kind"] for o in applied), applied[0]["metadata"]["name"])
             raise PlatformFailure(f"InternalServerError: the cluster did not accept the training job: {exc}") from exc
         handle = KubeJobHandle(self, made[-1]["metadata"]["name"], container.directory)
         handle.follow_logs()
@@ -192,6 +203,8 @@ class KubernetesTrainingLauncher:
     def adopt(self, name: str) -> KubeJobHandle | None:
         job = self.cluster.read("Job", job_object_name(name))
         if job is None:
+            # the server stopped between the Secret and the Job, or the Job was deleted: nothing is left to run
+            self.cluster.remove(("Secret", "NetworkPolicy"), job_object_name(name))
             return None
         training_job = (job.metadata.labels or {}).get(names.TRAINING_JOB)
         if not training_job:
@@ -222,6 +235,7 @@ class KubeJobHandle:
         self.refresher: SecretRefresher | None = None
         self._log_starter: threading.Thread | None = None
         self._finished_seen: float | None = None
+        self._stopping = threading.Event()
         self._ended: ExitStatus | None = None
         self._created = time.monotonic()
 
@@ -238,8 +252,7 @@ class KubeJobHandle:
             return self._ended
         job = self.launcher.watch.get("Job", self.name)
         if job is None:
-            if self.launcher.watch.synced("Job", 0) and time.monotonic() - self._created > 5 and \
-                    self.launcher.cluster.read("Job", self.name) is None:
+            if self.launcher.watch.synced("Job", 0) and time.monotonic() - self._created > 5 and self._gone():
                 return ExitStatus(-1, reason="lost", message=f"the Job {self.name} was deleted outside forklift")
             return None
         pod = self._pod()
@@ -273,6 +286,14 @@ class KubeJobHandle:
                                       f"({waiting[0]}): {waiting[1]}"[:1024])
         return None
 
+    def _gone(self) -> bool:
+        """The API server itself says the Job is not there (a server it cannot reach says nothing)."""
+        try:
+            return self.launcher.cluster.read("Job", self.name) is None
+        except Exception as exc:  # noqa: BLE001 - unreachable or refusing: asked again at the next change
+            log.debug("reading Job %s: %s", self.name, exc)
+            return False
+
     @staticmethod
     def _finished(job: Any) -> bool:
         return any(c.status == "True" and c.type in ("Complete", "Failed")
@@ -301,26 +322,23 @@ class KubeJobHandle:
         return self.wait(0) is None
 
     def stop(self, grace: float = 10.0) -> ExitStatus:
-        """Delete the Job (its pod gets `grace` seconds after SIGTERM), its Secret and NetworkPolicy."""
+        """Delete the Job, its Secret and NetworkPolicy. A running pod gets its grace period (the pod
+        spec's, the server's stop_grace_seconds) and is waited for, bounded, so the model and the log
+        are whole before the runner packs them."""
         status = self.wait(0)
         if self.refresher is not None:
             self.refresher.stop()
-        if status is not None and self._log_starter is not None:
+        if status is None:  # a stop: SIGTERM, the grace period, and then what the container left
+            self.launcher.cluster.remove(("Job",), self.name, grace_seconds=int(grace))
+            self.launcher.watch.wait(lambda: self._pod() is None or _terminated(self._pod()) is not None,
+                                     grace + STOP_MARGIN)
+            status = self._ended = ExitStatus(143, signal=15, reason="stopped", message="stopped: the Job was deleted")
+        self._stopping.set()
+        if self._log_starter is not None:
             self._log_starter.join(10.0)  # an ended pod's log is copied whole before the pod goes
         if self._logs is not None:
-            if status is not None:
-                self._logs.finish()
-            self._logs.stop()
-        cluster = self.launcher.cluster
-        try:
-            cluster.delete("Job", self.name, grace_seconds=int(grace))
-            cluster.delete("Secret", self.name)
-            cluster.delete("NetworkPolicy", self.name)
-        except ClusterError as exc:
-            log.warning("cleaning up training Job %s: %s", self.name, exc)
-        if status is None:
-            status = ExitStatus(143, signal=15, reason="stopped", message="stopped: the Job was deleted")
-            self._ended = status
+            self._logs.finish()
+        self.launcher.cluster.remove(("Job", "Secret", "NetworkPolicy"), self.name)
         return status
 
     # -- the pull Secret --------------------------------------------------------------------------
@@ -346,12 +364,15 @@ class KubeJobHandle:
         def run() -> None:
             found = None
             while found is None:  # asked again each second: the pod may never change once the Job has ended
+                if self.launcher.watch.closed or (self._stopping.is_set() and self._ended is None):
+                    return
                 found = self.launcher.watch.wait(started, 1.0)
             (pod,) = found
             if pod is None:
                 return
             self._logs = PodLogFollower(self.launcher.cluster, pod, CONTAINER, self.stdout_path,
-                                        finished=lambda: _terminated(self._pod()) is not None)
+                                        finished=lambda: self._stopping.is_set() or
+                                        _terminated(self._pod()) is not None)
             self._logs.start()
 
         self._log_starter = threading.Thread(target=run, daemon=True, name=f"kube-logs-{self.name}")
