@@ -145,6 +145,15 @@ class Cluster:
                 return None
             raise self._failed("reading", kind, name, exc) from None
 
+    def absent(self, kind: str, name: str) -> bool:
+        """True when the API server itself answers that the object is not there; False when it is, and
+        when the server cannot be asked (unreachable, refusing): absence is never guessed."""
+        try:
+            return self.read(kind, name) is None
+        except Exception as exc:  # noqa: BLE001 - urllib3's errors as much as the server's: asked again later
+            log.debug("reading %s %s: %s", kind, name, exc)
+            return False
+
     def patch(self, kind: str, name: str, body: dict[str, Any]) -> Any:
         patch = self._verb(kind, "patch")
         try:

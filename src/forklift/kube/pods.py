@@ -15,6 +15,7 @@ import math
 import posixpath
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from kubernetes.client import (
     V1Capabilities,
@@ -99,6 +100,16 @@ def memory_quantity(size: int) -> str:
         if size % factor == 0:
             return f"{size // factor}{unit}"
     return str(size)
+
+
+def home_path(home: Path, path: Path) -> str:
+    """`path` (a directory of a job or endpoint) as a path inside FORKLIFT_HOME, the claim's sub-path
+    for `ClaimMount`; `InvalidObject` for one outside it, which no pod can mount."""
+    root, source = home.resolve(), path.resolve()
+    if not source.is_relative_to(root):
+        raise InvalidObject(f"{source} is outside FORKLIFT_HOME ({root}), so no pod can mount it from the shared "
+                            "volume")
+    return source.relative_to(root).as_posix()
 
 
 def claim_path(settings: KubeSettings, sub_path: str) -> str:

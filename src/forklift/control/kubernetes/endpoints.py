@@ -20,7 +20,6 @@ import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from forklift.config import Settings
 from forklift.control.inference import instances as inst
@@ -33,16 +32,17 @@ from forklift.control.kubernetes.pullrefresh import PullSource, SecretRefresher,
 from forklift.control.kubernetes.training import instance_resources
 from forklift.control.launching import PlatformFailure
 from forklift.credentials.chain import prefetch
-from forklift.kube import names, objects
+from forklift.kube import names, objects, podstate
 from forklift.kube.cluster import Cluster, ClusterError
 from forklift.kube.podlogs import PodLogFollower
+from forklift.kube.pods import home_path
 from forklift.kube.settings import KubeSettings
 from forklift.kube.watch import ObjectWatch
 from forklift.reference import parse
 
 log = logging.getLogger(__name__)
-STUCK = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError",
-         "CreateContainerError", "CrashLoopBackOff"}
+# A serving container restarts by itself, so one that keeps crashing is stuck too.
+STUCK = podstate.WONT_START | {"CrashLoopBackOff"}
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ class PodLogs:
         seen = set()
         for pod in self.watch.select("Pod", {names.MANAGED_BY: names.MANAGED_BY_VALUE}):
             labels = pod.metadata.labels or {}
-            if names.ENDPOINT not in labels or not _started(pod):
+            if names.ENDPOINT not in labels or not podstate.started(pod, objects.SERVING_CONTAINER):
                 continue
             name = pod.metadata.name
             seen.add(name)
@@ -164,13 +164,6 @@ class PodLogs:
             self.streams.finish(inst.endpoint_dir(self.settings, of.endpoint), of.variant, output)  # type: ignore[arg-type]
 
 
-def _started(pod: Any) -> bool:
-    for status in (pod.status.container_statuses if pod.status else None) or []:
-        if status.state is not None and (status.state.running is not None or status.state.terminated is not None):
-            return True
-    return False
-
-
 def variant_objects(settings: Settings, kube: KubeSettings, endpoint: str, prepared: inst.PreparedVariant,
                     generation: int, replicas: int) -> list[dict]:
     """Secret (when the registry needs one), Deployment and Service, in the order they are created.
@@ -185,7 +178,7 @@ def variant_objects(settings: Settings, kube: KubeSettings, endpoint: str, prepa
     container = prepared.container
     plan = objects.PodPlan(image=prepared.deployed_image["ResolvedImage"], args=["serve"],
                            env=dict(container.get("Environment") or {}),
-                           mounts=(objects.ClaimMount(_claim_path(settings, prepared.model_dir), "/opt/ml/model",
+                           mounts=(objects.ClaimMount(home_path(settings.home, prepared.model_dir), "/opt/ml/model",
                                                       read_only=True),),
                            pull_secret=secret, labels=of.labels, port=objects.SERVING_PORT,
                            hostname=container.get("ContainerHostname"),
@@ -202,14 +195,6 @@ def variant_objects(settings: Settings, kube: KubeSettings, endpoint: str, prepa
 def network_of(model: ModelRow) -> dict[str, bool]:
     """The model's network settings, as PreparedVariant takes them."""
     return {"isolated": bool(model.request.get("EnableNetworkIsolation")), "vpc": bool(model.request.get("VpcConfig"))}
-
-
-def _claim_path(settings: Settings, path: Path) -> str:
-    home = settings.home.resolve()
-    source = path.resolve()
-    if not source.is_relative_to(home):
-        raise inst.DeployFailure(f"{source} is outside FORKLIFT_HOME ({home}), so no pod can mount it")
-    return source.relative_to(home).as_posix()
 
 
 def variant_credentials(settings: Settings, model: ModelRow) -> tuple[str, str] | None:
@@ -378,23 +363,15 @@ class KubernetesInstanceLauncher:
         return objects.service_host(of.name, self.kube)
 
     def ended(self, of: Variant) -> str | None:
-        if self.watch.get("Deployment", of.name) is None and self.watch.synced("Deployment", 0) and self._gone(of):
+        if self.watch.get("Deployment", of.name) is None and self.watch.synced("Deployment", 0) \
+                and self.cluster.absent("Deployment", of.name):
             return f"the Deployment {of.name} was deleted outside forklift"
         for pod in self.watch.select("Pod", of.labels):
-            for status in (pod.status.container_statuses if pod.status else None) or []:
-                waiting = status.state.waiting if status.state else None
-                if waiting is not None and waiting.reason in STUCK:
-                    return (f"the cluster could not run the model container of pod {pod.metadata.name} "
-                            f"({waiting.reason}): {waiting.message or ''}").rstrip(": ")
+            waiting = podstate.waiting(pod, objects.SERVING_CONTAINER)
+            if waiting is not None and waiting[0] in STUCK:
+                return (f"the cluster could not run the model container of pod {pod.metadata.name} "
+                        f"({waiting[0]}): {waiting[1]}").rstrip(": ")
         return None
-
-    def _gone(self, of: Variant) -> bool:
-        """The API server itself says the Deployment is not there (one it cannot reach says nothing)."""
-        try:
-            return self.cluster.read("Deployment", of.name) is None
-        except Exception as exc:  # noqa: BLE001 - unreachable or refusing: the fleet asks again
-            log.debug("reading Deployment %s: %s", of.name, exc)
-            return False
 
     def last_lines(self, of: Variant, count: int = 10) -> str:
         for pod in self.watch.select("Pod", of.labels):

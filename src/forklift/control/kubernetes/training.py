@@ -40,9 +40,10 @@ from forklift.control.settings import control_settings
 from forklift.credentials import Credentials
 from forklift.credentials.chain import prefetch
 from forklift.images.progress import TransferProgress
-from forklift.kube import names, objects
+from forklift.kube import names, objects, podstate
 from forklift.kube.cluster import Cluster, ClusterError
 from forklift.kube.podlogs import PodLogFollower
+from forklift.kube.pods import home_path
 from forklift.kube.settings import KubeSettings
 from forklift.kube.watch import ObjectWatch
 from forklift.reference import parse
@@ -52,10 +53,6 @@ from forklift.runtime import ExitStatus
 log = logging.getLogger(__name__)
 CONTAINER = objects.TRAINING_CONTAINER
 GIB = 1024**3
-# A pod's container waiting for one of these will not start by itself: the job fails with the
-# kubelet's own message.
-STUCK = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError",
-         "CreateContainerError"}
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
 POD_GRACE = 5.0  # how long a finished Job's pod may lag behind it in the watches' view
 STOP_MARGIN = 15.0  # a stopped pod's grace period, and this, is how long a stop waits for it to end
@@ -150,13 +147,8 @@ def training_objects(settings: Settings, kube: KubeSettings, container: Training
 
 
 def _claim_mounts(settings: Settings, container: TrainingContainer) -> Iterator[objects.ClaimMount]:
-    home = settings.home.resolve()
     for mount in container.mounts:
-        source = Path(mount.source).resolve()
-        if not source.is_relative_to(home):
-            raise PlatformFailure(f"InternalServerError: {source} is outside FORKLIFT_HOME ({home}), so no pod "
-                                  "can mount it from the shared volume")
-        yield objects.ClaimMount(source.relative_to(home).as_posix(), mount.destination, mount.read_only)
+        yield objects.ClaimMount(home_path(settings.home, Path(mount.source)), mount.destination, mount.read_only)
 
 
 class KubernetesTrainingLauncher:
@@ -252,11 +244,12 @@ class KubeJobHandle:
             return self._ended
         job = self.launcher.watch.get("Job", self.name)
         if job is None:
-            if self.launcher.watch.synced("Job", 0) and time.monotonic() - self._created > 5 and self._gone():
+            if self.launcher.watch.synced("Job", 0) and time.monotonic() - self._created > 5 and \
+                    self.launcher.cluster.absent("Job", self.name):
                 return ExitStatus(-1, reason="lost", message=f"the Job {self.name} was deleted outside forklift")
             return None
         pod = self._pod()
-        terminated = _terminated(pod)
+        terminated = podstate.terminated(pod, CONTAINER)
         if pod is None and self._finished(job) and not self._waited_for_pod():
             return None  # each kind has its own watch: the pod's last state may be a moment behind the Job's
         for condition in (job.status.conditions if job.status else None) or []:
@@ -278,21 +271,13 @@ class KubeJobHandle:
             if reason == "OOMKilled":
                 return ExitStatus(code or 137, oom_killed=True, reason="oom-killed", message=message)
             return ExitStatus(code, reason="completed" if code == 0 else "failed", message=message)
-        waiting = _waiting(pod)
-        if waiting and waiting[0] in STUCK:
+        waiting = podstate.waiting(pod, CONTAINER)
+        if waiting and waiting[0] in podstate.WONT_START:
             image = self._image(job)
             return ExitStatus(-1, reason=outcome.PLATFORM_ERROR,
                               message=f"ClientError: the cluster could not start the training image {image} "
                                       f"({waiting[0]}): {waiting[1]}"[:1024])
         return None
-
-    def _gone(self) -> bool:
-        """The API server itself says the Job is not there (a server it cannot reach says nothing)."""
-        try:
-            return self.launcher.cluster.read("Job", self.name) is None
-        except Exception as exc:  # noqa: BLE001 - unreachable or refusing: asked again at the next change
-            log.debug("reading Job %s: %s", self.name, exc)
-            return False
 
     @staticmethod
     def _finished(job: Any) -> bool:
@@ -330,7 +315,7 @@ class KubeJobHandle:
             self.refresher.stop()
         if status is None:  # a stop: SIGTERM, the grace period, and then what the container left
             self.launcher.cluster.remove(("Job",), self.name, grace_seconds=int(grace))
-            self.launcher.watch.wait(lambda: self._pod() is None or _terminated(self._pod()) is not None,
+            self.launcher.watch.wait(lambda: self._pod() is None or podstate.terminated(self._pod(), CONTAINER),
                                      grace + STOP_MARGIN)
             status = self._ended = ExitStatus(143, signal=15, reason="stopped", message="stopped: the Job was deleted")
         self._stopping.set()
@@ -346,7 +331,7 @@ class KubeJobHandle:
         """Renew the Secret (named as the Job) from `source` until the container has started or the job ended."""
         def pulled() -> bool:
             pod = self._pod()
-            return (pod is not None and (_running(pod) or _terminated(pod) is not None)) or self.wait(0) is not None
+            return podstate.started(pod, CONTAINER) or self.wait(0) is not None
 
         launcher = self.launcher
         self.refresher = SecretRefresher(launcher.cluster, launcher.kube, launcher.settings, self.name, source,
@@ -357,7 +342,7 @@ class KubeJobHandle:
         """Once the pod's container has started, copy its log (in the background) for the log pump."""
         def started() -> tuple[str | None] | None:
             pod = self._pod()
-            if pod is not None and (_running(pod) or _terminated(pod)):
+            if podstate.started(pod, CONTAINER):
                 return (pod.metadata.name,)
             return (None,) if self._exit() is not None else None  # ended without ever running
 
@@ -372,7 +357,7 @@ class KubeJobHandle:
                 return
             self._logs = PodLogFollower(self.launcher.cluster, pod, CONTAINER, self.stdout_path,
                                         finished=lambda: self._stopping.is_set() or
-                                        _terminated(self._pod()) is not None)
+                                        podstate.terminated(self._pod(), CONTAINER) is not None)
             self._logs.start()
 
         self._log_starter = threading.Thread(target=run, daemon=True, name=f"kube-logs-{self.name}")
@@ -384,31 +369,3 @@ class KubeJobHandle:
                 yield from (line.rstrip("\n") for line in f)
         except FileNotFoundError:
             return
-
-
-def _container_state(pod: Any) -> Any | None:
-    statuses = (pod.status.container_statuses if pod is not None and pod.status else None) or []
-    for status in statuses:
-        if status.name == CONTAINER:
-            return status.state
-    return None
-
-
-def _terminated(pod: Any) -> tuple[int, str, str] | None:
-    state = _container_state(pod)
-    if state is None or state.terminated is None:
-        return None
-    t = state.terminated
-    return int(t.exit_code), t.reason or "", t.message or ""
-
-
-def _waiting(pod: Any) -> tuple[str, str] | None:
-    state = _container_state(pod)
-    if state is None or state.waiting is None:
-        return None
-    return state.waiting.reason or "", state.waiting.message or ""
-
-
-def _running(pod: Any) -> bool:
-    state = _container_state(pod)
-    return state is not None and state.running is not None
