@@ -28,7 +28,7 @@ from forklift.api.errors import ApiError
 from forklift.api.protocol import rest_error
 from forklift.api.services import ApiServices, Manifests, call
 from forklift.api.validation import validate
-from forklift.control.errors import ControlError, JobNotFound, NotAvailable
+from forklift.control.errors import ControlError, JobNotFound
 from forklift.control.inference.errors import NotFound
 
 PREFIX = "/_forklift/kubernetes"
@@ -68,8 +68,6 @@ async def _render(services: ApiServices, request: Request, operation: str, membe
         text: str = await call(render, services.manifests, params[member])
     except (JobNotFound, NotFound) as exc:
         raise ApiError("ResourceNotFound", str(exc), 404) from None
-    except NotAvailable as exc:
-        raise ApiError("NotImplemented", str(exc), 501) from None
     except ControlError as exc:
         raise ApiError.validation(str(exc)) from None
     return text

@@ -21,7 +21,3 @@ class JobInUse(ControlError):
 
 class RenderFailed(ControlError):
     """A resource's Kubernetes objects cannot be rendered (`forklift k8s render`); the message says why."""
-
-
-class NotAvailable(ControlError):
-    """What was asked for is not built yet; the message says what."""
