@@ -20,6 +20,7 @@ from training_support import job_request, unique
 
 from fixtures.kubeemulator import CLAIM, NAMESPACE, Emulator, Kubelet, PodOutcome
 from fixtures.serve import ServeProcess
+from forklift.cancel import NEVER
 from forklift.config import load_settings
 from forklift.control import staging
 from forklift.control.kubernetes.pullrefresh import PullSource
@@ -101,7 +102,7 @@ def test_a_pending_pods_secret_follows_the_provider_until_the_pod_pulls(
     kubelet.outcome = lambda job: PodOutcome(pending=pending, hold=hold)
     name = unique("kube-refresh")
     row = TrainingJobRow(name=name, request=job_request(name, training_images.busybox, provider=PROVIDER))
-    obtained = launcher.obtain(row, progress=None)
+    obtained = launcher.obtain(row, progress=None, cancel=NEVER)
     registry = basic_registry.address
     handle = launcher.start(container_for(launcher, name, training_images.busybox, obtained.digest), obtained)
     try:

@@ -6,9 +6,11 @@ import json
 import os
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+from forklift.cancel import Cancel, Cancelled
 from forklift.credentials import Credentials
 from forklift.credentials.chain import default_keychain
 from forklift.credentials.errors import (
@@ -318,3 +320,18 @@ def test_function_logs_are_bounded(home):
     rotated = path.with_name("chatty.log.1")
     assert rotated.exists() and path.stat().st_size + rotated.stat().st_size <= 3 * MAX_BYTES
     assert read_log(path, tail=1).strip().startswith("y")
+
+
+def test_a_stop_kills_a_running_provider_and_its_children(functions, tmp_path):
+    marker, started = tmp_path / "survivor", tmp_path / "started"
+    script = tmp_path / "stuck.sh"
+    script.write_text(f'#!/bin/sh\necho "$HOME" > {started}\n(sleep 2; touch {marker}) &\nsleep 30\n')
+    script.chmod(0o755)
+    functions.register("stuck", command=str(script), timeout=60)
+    cancel = Cancel(check=lambda: started.exists() and started.read_text().strip() != "", every=0.05)
+    with pytest.raises(Cancelled, match="stuck was stopped"):
+        functions.credentials("stuck", "r.example", "team/app", cancel=cancel)
+    workdir = Path(started.read_text().strip())
+    assert workdir.name.startswith("forklift-fn-") and not workdir.exists()  # its private HOME is gone
+    time.sleep(2.5)
+    assert not marker.exists(), "a child of the stopped provider kept running"

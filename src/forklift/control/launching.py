@@ -4,8 +4,10 @@ The runner (`control.runner.JobRunner`) owns a job's life: its phases in the dat
 config and channels into the job's directory, waiting, the outcome and the upload. What differs by
 backend sits behind `TrainingLauncher`:
 
-    obtain(row, progress)        the image: pulled and unpacked here (runc), or only resolved to
-                                 the digest the cluster will pull (Kubernetes)
+    obtain(row, progress, cancel)
+                                 the image: pulled and unpacked here (runc), or only resolved to
+                                 the digest the cluster will pull (Kubernetes); a stop (`cancel`)
+                                 gives it up, provider function and stalled registry included
     start(container, obtained)   the container, from the backend-neutral `TrainingContainer`
     adopt(name)                  a container an earlier server started
 
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from forklift.cancel import Cancel
 from forklift.control.models import TrainingJobRow
 from forklift.images.progress import TransferProgress
 from forklift.runtime import ContainerHandle, Mount
@@ -62,8 +65,9 @@ class TrainingLauncher(Protocol):
     # False when the backend schedules by itself (a cluster): the scheduler then admits every job.
     limits_capacity: bool
 
-    def obtain(self, row: TrainingJobRow, progress: TransferProgress) -> ObtainedImage:
-        """The job's image; `PlatformFailure` with the FailureReason when it cannot be had."""
+    def obtain(self, row: TrainingJobRow, progress: TransferProgress, cancel: Cancel) -> ObtainedImage:
+        """The job's image; `PlatformFailure` with the FailureReason when it cannot be had, `Cancelled`
+        as soon as `cancel` is set (whatever the pull or the provider function is waiting for)."""
         ...
 
     def start(self, container: TrainingContainer, obtained: ObtainedImage) -> ContainerHandle:

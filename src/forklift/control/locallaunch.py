@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from forklift.cancel import Cancel, Cancelled
 from forklift.config import Settings
 from forklift.control import outcome, staging
 from forklift.control.instance_types import resolve_instance_type
@@ -35,18 +36,20 @@ class LocalTrainingLauncher:
     def __init__(self, settings: Settings, runtime: Runtime):
         self.settings, self.runtime = settings, runtime
 
-    def obtain(self, row: TrainingJobRow, progress: TransferProgress) -> ObtainedImage:
+    def obtain(self, row: TrainingJobRow, progress: TransferProgress, cancel: Cancel) -> ObtainedImage:
         image = row.request["AlgorithmSpecification"]["TrainingImage"]
         try:
-            prepared = asyncio.run(self._pull(image, row.request, progress))
+            prepared = cancel.run(self._pull(image, row.request, progress, cancel))
+        except Cancelled:
+            raise
         except Exception as exc:
             raise PlatformFailure(outcome.pull_failure(image, exc)) from exc
         return ObtainedImage(prepared.image.digest, prepared)
 
-    async def _pull(self, image: str, request: dict, progress: TransferProgress) -> PreparedImage:
+    async def _pull(self, image: str, request: dict, progress: TransferProgress, cancel: Cancel) -> PreparedImage:
         """Pull the image and unpack its rootfs, each layer as soon as it has landed."""
         keychain = await asyncio.to_thread(default_keychain, self.settings, function_arn=training_provider(request),
-                                           role_arn=request.get("RoleArn"), image=image)
+                                           role_arn=request.get("RoleArn"), image=image, cancel=cancel)
         return await pull_and_prepare(image, ImageStore(self.settings), keychain=keychain, progress=progress)
 
     def start(self, container: TrainingContainer, obtained: ObtainedImage) -> ContainerHandle:

@@ -7,6 +7,11 @@
 Each step is written to the database before it is taken (`phase`), so a restarted server knows
 whether to start over (queued/preparing), re-adopt the container (running) or finish the upload
 (uploading). The runner never stops a container because the *server* is shutting down.
+
+A stop is seen by every wait before the container starts (`cancel`: the pull, a provider function,
+staging), which is given up at once: the job ends Stopped. The container then gets
+stop_grace_seconds to exit, and its model is uploaded after a stop, as on SageMaker; a stop that
+arrives while the upload runs gives the upload stop_grace_seconds to finish.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import logging
 import threading
 import time
 
+from forklift.cancel import NEVER, Cancel, Cancelled
 from forklift.config import Settings
 from forklift.control import containers, outcome, staging, status
 from forklift.control.launching import PlatformFailure, TrainingLauncher
@@ -75,6 +81,8 @@ class JobRunner:
         self.settings, self.control, self.store, self.launcher = settings, control, store, launcher
         self.name = name
         self.stop_requested = stop_requested
+        # the event is the scheduler's; the row holds a stop asked of another server, or before a restart
+        self.cancel = Cancel(stop_requested, check=self._stop_asked_in_row)
         self.shutdown = shutdown
         self.directory = job_dir(settings.home, name)
         self.pipes_done = threading.Event()  # tells the Pipe-mode feeders the container has ended
@@ -102,9 +110,12 @@ class JobRunner:
             self.store.update(self.name, lambda r, reason=f"InternalServerError: {exc}": status.fail(r, reason))
 
     # -- before the container ------------------------------------------------------------
-    def _check_stop(self) -> None:
+    def _stop_asked_in_row(self) -> bool:
         row = self.store.get(self.name)
-        if self.stop_requested.is_set() or (row is not None and row.stop_reason):
+        return row is not None and bool(row.stop_reason)
+
+    def _check_stop(self) -> None:
+        if self.stop_requested.is_set() or self._stop_asked_in_row():
             raise JobStopped()
 
     def _prepare_and_start(self, row: TrainingJobRow) -> ContainerHandle:
@@ -117,10 +128,12 @@ class JobRunner:
         self.store.update(self.name, preparing)
         self._check_stop()
         try:
-            obtained = self.launcher.obtain(row, PullProgress(self.store, self.name, image))
-        except PlatformFailure as exc:
+            obtained = self.launcher.obtain(row, PullProgress(self.store, self.name, image), self.cancel)
+        except (PlatformFailure, Cancelled) as exc:
             record_pull(self.settings, owner=row.created_by, resource=row.arn, image=image,
                         error=exc.__cause__ or exc)
+            if isinstance(exc, Cancelled) or self.cancel.is_set():
+                raise JobStopped() from exc
             raise
         record_pull(self.settings, owner=row.created_by, resource=row.arn, image=image, digest=obtained.digest)
         resolved = outcome.resolved_reference(image, obtained.digest)
@@ -132,8 +145,14 @@ class JobRunner:
         instance_type = containers.instance_type(request)
         try:
             staging.write_config(self.directory, request, instance_type)
-            staged = staging.stage_inputs(self.directory, request, self.settings)
+            # on a thread of its own: a download stalled inside a store's read is given up, not waited for
+            staged = self.cancel.call(lambda: staging.stage_inputs(self.directory, request, self.settings,
+                                                                   self.cancel), name=f"staging-{self.name}")
+        except Cancelled:
+            raise JobStopped() from None
         except Exception as exc:
+            if self.cancel.is_set():
+                raise JobStopped() from exc
             raise PlatformFailure(f"ClientError: input data could not be downloaded: {exc}") from exc
         self._check_stop()
         container = containers.training_container(self.settings, row, self.directory, resolved, staged.mounts,
@@ -206,10 +225,19 @@ class JobRunner:
         row = self.store.get(self.name)
         failure = None if row.stop_reason else outcome.failure_reason(self.directory, exit_status, row.request)
         artifacts = None
+        cut_short = None
         if failure is None:
             self.store.update(self.name, lambda r: status.step(r, "Uploading", "Uploading generated training model"))
+            # A stop that ended the container lets its model upload, as on SageMaker; one that arrives
+            # during the upload gives it stop_grace_seconds.
+            stop = NEVER if row.stop_reason else self.cancel
+            grace = self.control.stop_grace_seconds
             try:
-                artifacts = outcome.upload_outputs(self.directory, row, self.settings)
+                artifacts = stop.call(lambda: outcome.upload_outputs(self.directory, row, self.settings),
+                                      grace=grace, name=f"upload-{self.name}")
+            except Cancelled:
+                cut_short = (f"Training job stopped: the model upload did not finish within stop_grace_seconds "
+                             f"({grace:g} s) of the stop")
             except Exception as exc:  # noqa: BLE001 - any failed upload fails the job with its reason
                 failure = f"ClientError: uploading the model to {row.request['OutputDataConfig']['S3OutputPath']} " \
                           f"failed: {exc}"
@@ -221,7 +249,7 @@ class JobRunner:
             r.phase = "done"
             if r.stop_reason:
                 message = ("Training job stopped: MaxRuntimeInSeconds exceeded" if r.stop_reason ==
-                           "MaxRuntimeExceeded" else "Training job stopped")
+                           "MaxRuntimeExceeded" else cut_short or "Training job stopped")
                 status.step(r, r.stop_reason, message)
             else:
                 status.step(r, "Completed", "Training job completed")

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from forklift.cancel import NEVER, Cancel
 from forklift.config import Settings
 from forklift.runtime import Mount
 from forklift.storage import stage_channel
@@ -81,8 +82,9 @@ def fastfile_mounts(directory: Path, request: dict) -> list[Mount]:
             if input_mode(request, channel) == "FastFile"]
 
 
-def stage_inputs(directory: Path, request: dict, settings: Settings) -> StagedInput:
-    """Download every channel; returns the extra mounts (FastFile, read-only) and the Pipe FIFOs."""
+def stage_inputs(directory: Path, request: dict, settings: Settings, cancel: Cancel = NEVER) -> StagedInput:
+    """Download every channel; returns the extra mounts (FastFile, read-only) and the Pipe FIFOs. After a
+    stop (`cancel`) no further object is begun."""
     paths = job_paths(directory)
     paths["data"].mkdir(parents=True, exist_ok=True)
     staged = StagedInput()
@@ -90,13 +92,14 @@ def stage_inputs(directory: Path, request: dict, settings: Settings) -> StagedIn
         name = channel["ChannelName"]
         mode = input_mode(request, channel)
         if mode == "Pipe":
-            source = stage_channel(channel["DataSource"], paths["pipe"] / name, input_mode="File", settings=settings)
+            source = stage_channel(channel["DataSource"], paths["pipe"] / name, input_mode="File", settings=settings,
+                                   cancel=cancel)
             fifo = paths["data"] / f"{name}_0"
             if not fifo.exists():
                 os.mkfifo(fifo, 0o666)
             staged.pipes.append((fifo, source.path))
             continue
-        stage_channel(channel["DataSource"], paths["data"] / name, input_mode=mode, settings=settings)
+        stage_channel(channel["DataSource"], paths["data"] / name, input_mode=mode, settings=settings, cancel=cancel)
         if mode == "FastFile":
             staged.mounts.append(fastfile_mount(directory, name))
     for key in ("model", "output"):

@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from forklift.cancel import NEVER, Cancel
 from forklift.config import Settings, load_settings
 from forklift.credentials import (
     ANONYMOUS,
@@ -38,11 +39,13 @@ class FunctionKeychain:
     """Asks a provider function, once per (registry, repository) for the life of this object.
 
     With `image`, only that image's registry is asked about (a provider is written for its image).
+    A stop (`cancel`) kills a provider that is running.
     """
 
-    def __init__(self, functions: FunctionRegistry, arn: str, *, image: str | None = None):
+    def __init__(self, functions: FunctionRegistry, arn: str, *, image: str | None = None, cancel: Cancel = NEVER):
         self._functions = functions
         self.arn = arn
+        self._cancel = cancel
         self._image = image
         ref = parse(image) if image else None
         self._registry = ref.registry if ref else None
@@ -63,7 +66,8 @@ class FunctionKeychain:
                         return known[0]
             key = (registry, repository)
             if key not in self._answers:
-                self._answers[key] = self._functions.credentials(self.arn, registry, repository, self._image)
+                self._answers[key] = self._functions.credentials(self.arn, registry, repository, self._image,
+                                                                  self._cancel)
             return self._answers[key]
 
 
@@ -94,11 +98,13 @@ def default_keychain(
     image: str | None = None,
     docker_config: bool | str | Path = True,
     ecr: bool | EcrKeychain = True,
+    cancel: Cancel = NEVER,
 ) -> KeychainChain:
     """The chain for one job, experiment, model or command.
 
     `explicit` is Credentials (scoped to `explicit_registry` when given) or a keychain such as a
-    SecretKeychain; `docker_config` may name a config.json; `ecr` may be a prepared EcrKeychain.
+    SecretKeychain; `docker_config` may name a config.json; `ecr` may be a prepared EcrKeychain;
+    `cancel` is the stop request of the job or endpoint the chain pulls for (it kills a running provider).
     """
     settings = settings or load_settings()
     chain: list[Keychain] = []
@@ -111,7 +117,7 @@ def default_keychain(
         from forklift.credentials.functions import FunctionRegistry  # see check_provider
 
         check_provider(settings, function_arn, role_arn)
-        chain.append(FunctionKeychain(FunctionRegistry(settings), function_arn, image=image))
+        chain.append(FunctionKeychain(FunctionRegistry(settings), function_arn, image=image, cancel=cancel))
     if docker_config:
         chain.append(DockerConfigKeychain(Path(docker_config) if isinstance(docker_config, (str, Path)) else None))
     if ecr:

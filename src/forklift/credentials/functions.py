@@ -36,6 +36,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from forklift.cancel import NEVER, Cancel
 from forklift.config import Settings
 from forklift.credentials import ANONYMOUS, Credentials
 from forklift.credentials.arns import check_function_name, function_arn, parse_function_arn
@@ -190,7 +191,7 @@ class FunctionRegistry:
 
     # -- invoking -------------------------------------------------------------------------------
     def invoke(self, name_or_arn: str, event: Mapping[str, object], *,
-               timeout: float | None = None) -> InvocationResult:
+               timeout: float | None = None, cancel: Cancel = NEVER) -> InvocationResult:
         if secret_id_of(self.name_of(name_or_arn)) is not None:
             raise CredentialsError(f"{name_or_arn} names stored credentials, not code: it cannot be invoked")
         with self._sessions() as session:
@@ -202,7 +203,7 @@ class FunctionRegistry:
         log_path = function_log_path(self.settings.home, row.name)
         context = {"function": row.name, **{k: v for k, v in event.items() if k in ("registry", "repository", "image")}}
         try:
-            result = invoke(invocation, event)
+            result = invoke(invocation, event, cancel)
         except FunctionFailed as exc:
             record(log_path, f"failed: {exc.detail or exc}", exc.log, context)
             raise
@@ -210,7 +211,8 @@ class FunctionRegistry:
             record(log_path, "answered; its stderr:", _masked(result.log, result.response), context)
         return result
 
-    def credentials(self, name_or_arn: str, registry: str, repository: str, image: str | None = None) -> Credentials:
+    def credentials(self, name_or_arn: str, registry: str, repository: str, image: str | None = None,
+                    cancel: Cancel = NEVER) -> Credentials:
         """Ask the provider for credentials to pull `image` from `registry`/`repository`."""
         secret_id = secret_id_of(self.name_of(name_or_arn))
         if secret_id is not None:  # stored credentials: only for the registry they were given for
@@ -218,7 +220,7 @@ class FunctionRegistry:
             scope = self._secrets.registry_of(secret_id)
             return self._secrets.get(secret_id) if scope in (None, registry) else ANONYMOUS
         event = {"registry": registry, "repository": repository, "image": image or f"{registry}/{repository}"}
-        result = self.invoke(name_or_arn, event)
+        result = self.invoke(name_or_arn, event, cancel=cancel)
         return credentials_from_response(self.arn(self.name_of(name_or_arn)), result.response)
 
     def _secret_info(self, secret_id: str) -> FunctionInfo:

@@ -23,16 +23,19 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from forklift.cancel import NEVER, Cancel, Cancelled
 from forklift.credentials import Credentials
 from forklift.credentials.errors import FunctionFailed
 from forklift.credentials.functionlogs import logs_hint
 
 RUNNER = Path(__file__).with_name("runner.py")
+CANCEL_POLL = 0.2  # how often a running function looks for a stop request
 MAX_ANSWER = 6 * 1024 * 1024  # Lambda's synchronous response limit
 SHAPE = '{"Credentials": {"Username": "...", "Password": "..."}}'
 CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -62,7 +65,8 @@ class InvocationResult:
     log: str  # what the function wrote to stderr (may hold anything it printed: show with care)
 
 
-def invoke(invocation: Invocation, event: Mapping[str, object]) -> InvocationResult:
+def invoke(invocation: Invocation, event: Mapping[str, object], cancel: Cancel = NEVER) -> InvocationResult:
+    """Run the function once; on a stop (`cancel`) its process group is killed and `Cancelled` raised."""
     workdir = tempfile.mkdtemp(prefix="forklift-fn-")  # 0700
     try:
         env = _clean_env(invocation, workdir)
@@ -78,7 +82,7 @@ def invoke(invocation: Invocation, event: Mapping[str, object]) -> InvocationRes
         else:
             argv = json.loads(invocation.code)
             stdin = json.dumps(event).encode() + b"\n"  # a line, for `read` in shell scripts
-        code, out, err = _run(invocation, argv, stdin, env, workdir)
+        code, out, err = _run(invocation, argv, stdin, env, workdir, cancel)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     log = err.decode(errors="replace")
@@ -101,22 +105,43 @@ def _clean_env(invocation: Invocation, workdir: str) -> dict[str, str]:
 
 
 def _run(invocation: Invocation, argv: list[str], stdin: bytes, env: dict[str, str],
-         cwd: str) -> tuple[int, bytes, bytes]:
+         cwd: str, cancel: Cancel) -> tuple[int, bytes, bytes]:
+    cancel.raise_if_set()
     try:
         process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    env=env, cwd=cwd, start_new_session=True)
     except OSError as exc:
         raise FunctionFailed(f"function {invocation.arn} could not be started: {exc.strerror} ({argv[0]})") from None
     try:
-        out, err = process.communicate(stdin, timeout=invocation.timeout)
+        out, err = _communicate(process, stdin, invocation.timeout, cancel)
     except subprocess.TimeoutExpired:
         _kill_group(process, drain=True)
         raise FunctionFailed(f"function {invocation.arn} timed out after {invocation.timeout:g} s") from None
+    except Cancelled:
+        _kill_group(process, drain=True)
+        raise Cancelled(f"function {invocation.arn} was stopped: its job or endpoint is being stopped") from None
     except BaseException:  # interrupted: never leave a provider running
         _kill_group(process, drain=True)
         raise
     _kill_group(process, drain=False)  # whatever it left running in its session
     return process.returncode, out, err
+
+
+def _communicate(process: subprocess.Popen[bytes], stdin: bytes, timeout: float,
+                 cancel: Cancel) -> tuple[bytes, bytes]:
+    """`communicate` in slices, so that a stop is seen while the function runs (the caller kills it)."""
+    deadline = time.monotonic() + timeout
+    pending: bytes | None = stdin  # written by the first slice only: communicate keeps it after that
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return process.communicate(pending, timeout=max(0.0, min(left, CANCEL_POLL)))
+        except subprocess.TimeoutExpired:
+            pending = None
+            if cancel.is_set():
+                raise Cancelled() from None
+            if time.monotonic() >= deadline:
+                raise
 
 
 def _kill_group(process: subprocess.Popen[bytes], *, drain: bool) -> None:

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Protocol, TypeVar, runtime_checkable
 
+from forklift.cancel import NEVER, Cancel
 from forklift.storage.errors import StorageError
 from forklift.storage.uri import Location, parse_uri, relative_path
 
@@ -127,10 +128,10 @@ def plan_prefix_download(prefix: Location, objects: Iterable[ObjectInfo]) -> lis
 
 
 def download_planned(store: ObjectStore, plan: list[tuple[ObjectInfo, PurePosixPath]], dest_dir: Path,
-                     workers: int = DEFAULT_WORKERS) -> list[Path]:
+                     workers: int = DEFAULT_WORKERS, cancel: Cancel = NEVER) -> list[Path]:
     dest_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(obj.uri, dest_dir.joinpath(*rel.parts)) for obj, rel in plan]
-    run_parallel(lambda job: store.download(*job), jobs, workers)
+    run_parallel(lambda job: store.download(*job), jobs, workers, cancel)
     return [path for _, path in jobs]
 
 
@@ -146,12 +147,23 @@ def walk_local_files(root: Path) -> list[tuple[Path, str]]:
     return sorted(found, key=lambda item: item[1])
 
 
-def run_parallel(fn: Callable[[T], object], items: list[T], workers: int) -> None:
-    """Run fn over items on a few threads (transfers are I/O bound); the first failure is raised."""
+def run_parallel(fn: Callable[[T], object], items: list[T], workers: int, cancel: Cancel = NEVER) -> None:
+    """Run fn over items on a few threads (transfers are I/O bound); the first failure is raised, and
+    the items not begun yet are dropped. A stop (`cancel`) begins no further item (`Cancelled`)."""
+    def one(item: T) -> object:
+        cancel.raise_if_set()
+        return fn(item)
+
     if len(items) <= 1 or workers <= 1:
         for item in items:
-            fn(item)
+            one(item)
         return
     with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="storage") as pool:
-        for future in [pool.submit(fn, item) for item in items]:
-            future.result()
+        futures = [pool.submit(one, item) for item in items]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise

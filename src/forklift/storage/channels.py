@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from forklift.cancel import NEVER, Cancel
 from forklift.config import Settings, load_settings
 from forklift.storage.base import ObjectInfo, ObjectStore, download_planned, plan_prefix_download
 from forklift.storage.errors import ChannelError, NoSuchKey, StorageError
@@ -44,9 +45,10 @@ class ChannelSource:
 
 
 def stage_channel(data_source: dict[str, Any], dest_dir: Path, *, instance_count: int = 1, host_index: int = 0,
-                  input_mode: str = "File", settings: Settings | None = None) -> ChannelSource:
+                  input_mode: str = "File", settings: Settings | None = None,
+                  cancel: Cancel = NEVER) -> ChannelSource:
     """Make the channel's data available to one host; `data_source` is a Channel's DataSource
-    (`{"S3DataSource": {...}}`) or the S3DataSource itself."""
+    (`{"S3DataSource": {...}}`) or the S3DataSource itself. A stop (`cancel`) downloads no further object."""
     s3 = _s3_data_source(data_source)
     uri = s3["S3Uri"]
     data_type = s3.get("S3DataType", "S3Prefix")
@@ -72,7 +74,7 @@ def stage_channel(data_source: dict[str, Any], dest_dir: Path, *, instance_count
             plan = plan[host_index::instance_count]
             if not plan:
                 log.warning("channel %s: host %d of %d gets no objects", uri, host_index, instance_count)
-        download_planned(store, plan, dest_dir, settings.max_concurrent_downloads)
+        download_planned(store, plan, dest_dir, settings.max_concurrent_downloads, cancel)
     except ChannelError:
         raise
     except StorageError as exc:

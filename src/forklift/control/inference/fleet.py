@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from forklift.cancel import Cancel, Cancelled
 from forklift.config import Settings
 from forklift.control.inference import instances as inst
 from forklift.control.inference.launcher import InstanceLauncher, VariantInstance
@@ -34,9 +35,10 @@ class Aborted(Exception):
 
 class Fleet:
     def __init__(self, endpoint: str, settings: Settings, config: InferenceSettings, store: InferenceStore,
-                 launcher: InstanceLauncher, router: Router, check_abort: Callable[[], None]):
+                 launcher: InstanceLauncher, router: Router, check_abort: Callable[[], None], cancel: Cancel):
         self.endpoint, self.settings, self.config, self.store = endpoint, settings, config, store
-        self.launcher, self.router, self.check_abort = launcher, router, check_abort
+        # check_abort between steps; cancel inside a wait (a pull, a model download, the health check)
+        self.launcher, self.router, self.check_abort, self.cancel = launcher, router, check_abort, cancel
         self.directory: Path = inst.endpoint_dir(settings, endpoint)
         self.instances: list[VariantInstance] = []  # the instances that serve (or will serve) traffic
         self.weights: dict[str, float] = {}
@@ -119,7 +121,11 @@ class Fleet:
                 raise inst.DeployFailure(f"Variant {variant['VariantName']}: model {variant['ModelName']} does "
                                          "not exist")
             owner = self.store.get(EndpointRow, self.endpoint)
-            self._prepared[key] = self.launcher.prepare(self.directory, variant, model, generation, owner)
+            try:
+                self._prepared[key] = self.launcher.prepare(self.directory, variant, model, generation, owner,
+                                                            self.cancel)
+            except Cancelled:
+                raise Aborted() from None
         return self._prepared[key]
 
     def bring_up(self, variants: list[dict], generation: int, counts: dict[str, int]) -> list[VariantInstance]:
@@ -165,8 +171,8 @@ class Fleet:
                     raise inst.DeployFailure(
                         f"Variant {instance.variant}: the health check timed out: the container did not answer "
                         f"GET /ping with 200 within {limit:g} seconds" + (f"; last log lines:\n{tail}" if tail else ""))
-            if pending:
-                time.sleep(START_POLL)
+            if pending and self.cancel.wait(START_POLL):
+                raise Aborted()
 
     def retire(self, retired: list[VariantInstance], drain: bool = True) -> None:
         """Stop instances that no route hands out any more, after their in-flight requests finished."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
+from forklift.cancel import NEVER, Cancel
 from forklift.config import Settings
 from forklift.control.imageaccess import INFERENCE, check_image_access
 from forklift.control.inference.errors import InvalidRequest
@@ -37,9 +38,9 @@ def check_image_config(settings: Settings, control: ControlSettings, container: 
                        request.get("ExecutionRoleArn"), bool(request.get("VpcConfig")))
 
 
-def keychain_for(settings: Settings, container: dict, role_arn: str | None) -> Keychain:
+def keychain_for(settings: Settings, container: dict, role_arn: str | None, cancel: Cancel = NEVER) -> Keychain:
     return default_keychain(settings, function_arn=provider_arn(container), role_arn=role_arn,
-                            image=container["Image"])
+                            image=container["Image"], cancel=cancel)
 
 
 def resolve_image(settings: Settings, container: dict, role_arn: str | None) -> str:

@@ -13,7 +13,6 @@ output as CloudWatch log streams, see `logs`).
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import time
 import uuid
@@ -24,6 +23,7 @@ from pathlib import Path
 import httpx
 
 from forklift import labels
+from forklift.cancel import NEVER, Cancel, Cancelled
 from forklift.config import Settings
 from forklift.control.inference.images import image_failure, keychain_for, model_container
 from forklift.control.inference.logs import record_fleet_event
@@ -76,21 +76,25 @@ class PreparedVariant:
 
 
 def prepare_variant(settings: Settings, directory: Path, variant: dict, model: ModelRow, generation: int,
-                    endpoint: EndpointRow | None = None) -> PreparedVariant:
+                    endpoint: EndpointRow | None = None, cancel: Cancel = NEVER) -> PreparedVariant:
     """Pull the model's image (by the digest resolved at CreateModel) and extract its model data; the
-    pull is audited under the `endpoint`'s owner."""
+    pull is audited under the `endpoint`'s owner. A stop (`cancel`: DeleteEndpoint) gives either up
+    with `Cancelled`."""
     name = variant["VariantName"]
     container = model_container(model.request)
     resolved = model.resolved_image
     try:
-        keychain = keychain_for(settings, container, model.request.get("ExecutionRoleArn"))
-        prepared = asyncio.run(pull_and_prepare(resolved, ImageStore(settings), keychain=keychain))
+        keychain = keychain_for(settings, container, model.request.get("ExecutionRoleArn"), cancel)
+        prepared = cancel.run(pull_and_prepare(resolved, ImageStore(settings), keychain=keychain))
     except Exception as exc:
         record_variant_pull(settings, endpoint, resolved, error=exc)
+        if isinstance(exc, Cancelled):
+            raise
         raise DeployFailure(f"Variant {name}: the image could not be pulled: {image_failure(resolved, exc)}") from exc
     record_variant_pull(settings, endpoint, resolved, digest=prepared.image.digest)
     model_dir = fetch_model_data(settings, directory, variant, container, generation,
-                                 lambda path: _hand_model_to_the_image_user(path, prepared.rootfs, prepared.config))
+                                 lambda path: _hand_model_to_the_image_user(path, prepared.rootfs, prepared.config),
+                                 cancel)
     return PreparedVariant(name, model.name, container, prepared.rootfs, prepared.config, model_dir,
                            variant.get("InstanceType"),
                            {"SpecifiedImage": container["Image"], "ResolvedImage": resolved,
@@ -98,16 +102,16 @@ def prepare_variant(settings: Settings, directory: Path, variant: dict, model: M
 
 
 def fetch_model_data(settings: Settings, directory: Path, variant: dict, container: dict, generation: int,
-                     hand_over: Callable[[Path], None]) -> Path:
+                     hand_over: Callable[[Path], None], cancel: Cancel = NEVER) -> Path:
     """The variant's model data extracted once per generation (`hand_over` then gives it to the
-    image's user); returns the directory every instance mounts at /opt/ml/model."""
+    image's user); returns the directory every instance mounts at /opt/ml/model. `Cancelled` on a stop."""
     name = variant["VariantName"]
     model_dir = directory / f"{name}-g{generation}" / "model"
     url = container.get("ModelDataUrl")
     marker = model_dir.parent / "extracted"  # holds the URL: a re-created endpoint may reuse the name
     if url and not (marker.exists() and marker.read_text() == url):
         limit = float(variant.get("ModelDataDownloadTimeoutInSeconds") or DEFAULT_DOWNLOAD_TIMEOUT)
-        _download_with_limit(settings, url, model_dir, name, limit)
+        _download_with_limit(settings, url, model_dir, name, limit, cancel)
         hand_over(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     return model_dir
@@ -129,19 +133,16 @@ def record_variant_pull(settings: Settings, endpoint: EndpointRow | None, image:
                     error=error)
 
 
-def _download_with_limit(settings: Settings, url: str, model_dir: Path, variant: str, limit: float) -> None:
-    """ModelDataDownloadTimeoutInSeconds: the variant fails when the download takes longer (the copy
-    itself finishes in the background and is discarded)."""
-    import concurrent.futures
-
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-data-{variant}")
+def _download_with_limit(settings: Settings, url: str, model_dir: Path, variant: str, limit: float,
+                         cancel: Cancel) -> None:
+    """ModelDataDownloadTimeoutInSeconds: the variant fails when the download takes longer, and a stop
+    gives it up at once (the copy itself finishes in the background and is discarded)."""
     try:
-        pool.submit(_download_model, settings, url, model_dir, variant).result(timeout=limit)
-    except concurrent.futures.TimeoutError:
+        cancel.call(lambda: _download_model(settings, url, model_dir, variant), timeout=limit,
+                    name=f"model-data-{variant}")
+    except TimeoutError:
         raise DeployFailure(f"Variant {variant}: downloading the model data {url} took longer than "
                             f"ModelDataDownloadTimeoutInSeconds ({limit:g} s)") from None
-    finally:
-        pool.shutdown(wait=False)
 
 
 def _download_model(settings: Settings, url: str, model_dir: Path, variant: str) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from forklift.cancel import Cancel
 from forklift.config import Settings
 from forklift.control.inference import instances as inst
 from forklift.control.inference.logs import InstanceLogs
@@ -56,9 +57,10 @@ class VariantInstance(Protocol):
 
 class InstanceLauncher(Protocol):
     def prepare(self, directory: Path, variant: dict, model: ModelRow, generation: int,
-                endpoint: EndpointRow | None) -> inst.PreparedVariant:
+                endpoint: EndpointRow | None, cancel: Cancel) -> inst.PreparedVariant:
         """What every instance of the variant needs, made once per generation (image, model data);
-        `DeployFailure` when it cannot be."""
+        `DeployFailure` when it cannot be, `Cancelled` as soon as `cancel` is set (DeleteEndpoint, the
+        server stopping), whatever the pull, a provider function or the model download waits for."""
         ...
 
     def start(self, endpoint: str, prepared: inst.PreparedVariant, generation: int) -> VariantInstance:
@@ -112,8 +114,8 @@ class LocalLauncher:
         return inst.endpoint_dir(self.settings, endpoint)
 
     def prepare(self, directory: Path, variant: dict, model: ModelRow, generation: int,
-                endpoint: EndpointRow | None) -> inst.PreparedVariant:
-        return inst.prepare_variant(self.settings, directory, variant, model, generation, endpoint)
+                endpoint: EndpointRow | None, cancel: Cancel) -> inst.PreparedVariant:
+        return inst.prepare_variant(self.settings, directory, variant, model, generation, endpoint, cancel)
 
     def start(self, endpoint: str, prepared: inst.PreparedVariant, generation: int) -> LocalInstance:
         directory = self._directory(endpoint)

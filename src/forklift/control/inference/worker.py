@@ -12,6 +12,7 @@ import logging
 import threading
 from typing import Protocol
 
+from forklift.cancel import Cancel
 from forklift.config import Settings
 from forklift.control.inference import instances as inst
 from forklift.control.inference.fleet import Aborted, Fleet
@@ -40,7 +41,9 @@ class EndpointWorker:
     def __init__(self, host: WorkerHost, name: str, settings: Settings, config: InferenceSettings,
                  store: InferenceStore, launcher: InstanceLauncher, router: Router):
         self.host, self.name, self.store, self.config = host, name, store, config
-        self.fleet = Fleet(name, settings, config, store, launcher, router, self._check_abort)
+        # DeleteEndpoint or the server stopping, seen inside the fleet's waits as well as between its steps
+        self.cancel = Cancel(host.shutdown, check=self._aborting)
+        self.fleet = Fleet(name, settings, config, store, launcher, router, self._check_abort, self.cancel)
         self.wake = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True, name=f"endpoint-{name}")
 
@@ -79,9 +82,12 @@ class EndpointWorker:
             r.variants = [{**v, "CurrentInstanceCount": 0, "VariantStatus": []} for v in r.variants]
         self.store.update_endpoint(self.name, failed)
 
-    def _check_abort(self) -> None:
+    def _aborting(self) -> bool:
         row = self.store.get(EndpointRow, self.name)
-        if row is None or row.status == "Deleting" or self.host.shutdown.is_set():
+        return row is None or row.status == "Deleting" or self.host.shutdown.is_set()
+
+    def _check_abort(self) -> None:
+        if self._aborting():
             raise Aborted()
 
     # -- Creating -------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ CrashLoopBackOff, …) ends its variant's slots with the kubelet's message.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import threading
@@ -21,6 +20,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from forklift.cancel import NEVER, Cancel, Cancelled
 from forklift.config import Settings
 from forklift.control.inference import instances as inst
 from forklift.control.inference.images import image_failure, keychain_for, model_container, provider_arn
@@ -197,11 +197,12 @@ def network_of(model: ModelRow) -> dict[str, bool]:
     return {"isolated": bool(model.request.get("EnableNetworkIsolation")), "vpc": bool(model.request.get("VpcConfig"))}
 
 
-def variant_credentials(settings: Settings, model: ModelRow) -> tuple[str, str] | None:
-    """(username, password) for the model's image's pull Secret, from its credentials chain; None: anonymous."""
+def variant_credentials(settings: Settings, model: ModelRow, cancel: Cancel = NEVER) -> tuple[str, str] | None:
+    """(username, password) for the model's image's pull Secret, from its credentials chain; None: anonymous.
+    A stop (`cancel`) kills a provider function that is running (`Cancelled`)."""
     container = model_container(model.request)
-    keychain = keychain_for(settings, container, model.request.get("ExecutionRoleArn"))
-    return pull_credentials(asyncio.run(prefetch(keychain, model.resolved_image)), parse(model.resolved_image).registry)
+    keychain = keychain_for(settings, container, model.request.get("ExecutionRoleArn"), cancel)
+    return pull_credentials(cancel.run(prefetch(keychain, model.resolved_image)), parse(model.resolved_image).registry)
 
 
 def variant_source(model: ModelRow) -> PullSource:
@@ -225,13 +226,15 @@ class KubernetesInstanceLauncher:
 
     # -- once per variant and generation -----------------------------------------------------------
     def prepare(self, directory: Path, variant: dict, model: ModelRow, generation: int,
-                endpoint: EndpointRow | None) -> inst.PreparedVariant:
+                endpoint: EndpointRow | None, cancel: Cancel) -> inst.PreparedVariant:
         """The digest CreateModel resolved, the credentials for its pull Secret, the model data on the claim."""
         name = variant["VariantName"]
         container = model_container(model.request)
         resolved = model.resolved_image
         try:
-            credentials = variant_credentials(self.settings, model)
+            credentials = variant_credentials(self.settings, model, cancel)
+        except Cancelled:
+            raise
         except PlatformFailure as exc:
             raise inst.DeployFailure(f"Variant {name}: {exc}") from exc
         except Exception as exc:  # noqa: BLE001 - the provider, docker's config, ECR: image_failure says which
@@ -241,7 +244,7 @@ class KubernetesInstanceLauncher:
         inst.record_variant_pull(self.settings, endpoint, resolved, digest=resolved.rpartition("@")[2])
         if credentials is not None and endpoint is not None:
             self._sources[(endpoint.name, name, generation)] = variant_source(model)
-        model_dir = inst.fetch_model_data(self.settings, directory, variant, container, generation, _readable)
+        model_dir = inst.fetch_model_data(self.settings, directory, variant, container, generation, _readable, cancel)
         return inst.PreparedVariant(name, model.name, container, None, {}, model_dir, variant.get("InstanceType"),
                                     {"SpecifiedImage": container["Image"], "ResolvedImage": resolved,
                                      "ResolutionTime": model.resolution_time}, pull_credentials=credentials,

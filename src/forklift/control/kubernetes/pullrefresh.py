@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from forklift.atomicfile import write_atomically
+from forklift.cancel import NEVER, Cancel
 from forklift.config import Settings
 from forklift.control.launching import PlatformFailure
 from forklift.credentials import Credentials, Keychain
@@ -52,9 +53,10 @@ class PullSource:
     function_arn: str | None = None
     role_arn: str | None = None
 
-    def keychain(self, settings: Settings) -> Keychain:
-        """A fresh chain: no answer cached from an earlier ask."""
-        return default_keychain(settings, function_arn=self.function_arn, role_arn=self.role_arn, image=self.image)
+    def keychain(self, settings: Settings, cancel: Cancel = NEVER) -> Keychain:
+        """A fresh chain: no answer cached from an earlier ask (`cancel`: the stop that kills its provider)."""
+        return default_keychain(settings, function_arn=self.function_arn, role_arn=self.role_arn, image=self.image,
+                                cancel=cancel)
 
     def credentials(self, settings: Settings) -> tuple[str, str] | None:
         ref = parse(self.image)

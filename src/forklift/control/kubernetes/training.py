@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from forklift.cancel import NEVER, Cancel, Cancelled
 from forklift.config import Settings
 from forklift.control import outcome, staging
 from forklift.control.instance_types import check_instance_type
@@ -99,17 +100,19 @@ def pull_source(row: TrainingJobRow) -> PullSource:
                       request.get("RoleArn"))
 
 
-def obtain_image(settings: Settings, row: TrainingJobRow, digest: str | None = None) -> ObtainedImage:
+def obtain_image(settings: Settings, row: TrainingJobRow, digest: str | None = None,
+                 cancel: Cancel = NEVER) -> ObtainedImage:
     """The job's image as its pod pulls it: the tag resolved to a digest with the job's credentials chain
     (provider functions included), as a pull would, and the credentials for its pull Secret. With
-    `digest` (the job resolved it already) only the credentials are looked up."""
+    `digest` (the job resolved it already) only the credentials are looked up. A stop (`cancel`) gives
+    it up with `Cancelled`."""
     request = row.request
     image = request["AlgorithmSpecification"]["TrainingImage"]
     refuse_pipe(request)
     ref = parse(image)
 
     async def resolve() -> tuple[str, Credentials]:
-        keychain = await asyncio.to_thread(pull_source(row).keychain, settings)
+        keychain = await asyncio.to_thread(pull_source(row).keychain, settings, cancel)
         credentials = await prefetch(keychain, image)
         if digest is not None:
             return digest, credentials
@@ -117,7 +120,9 @@ def obtain_image(settings: Settings, row: TrainingJobRow, digest: str | None = N
             return (await client.resolve(ref)).digest, credentials
 
     try:
-        found, credentials = asyncio.run(resolve())
+        found, credentials = cancel.run(resolve())
+    except Cancelled:
+        raise
     except Exception as exc:
         raise PlatformFailure(outcome.pull_failure(image, exc)) from exc
     return ObtainedImage(found, pull_credentials(credentials, ref.registry))
@@ -160,8 +165,8 @@ class KubernetesTrainingLauncher:
         # [kubernetes] secret_refresh_seconds unless given (a test's shorter interval)
         self.refresh_seconds = refresh_seconds or kube.secret_refresh_seconds
 
-    def obtain(self, row: TrainingJobRow, progress: TransferProgress) -> ObtainedImage:
-        obtained = obtain_image(self.settings, row)
+    def obtain(self, row: TrainingJobRow, progress: TransferProgress, cancel: Cancel) -> ObtainedImage:
+        obtained = obtain_image(self.settings, row, cancel=cancel)
         return ObtainedImage(obtained.digest, PullSecretPlan(obtained.prepared, pull_source(row)))
 
     def render(self, container: TrainingContainer, credentials: tuple[str, str] | None) -> list[dict]:
