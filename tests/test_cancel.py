@@ -134,3 +134,9 @@ def test_call_gives_work_the_grace_period_to_finish_after_a_stop():
 
     threading.Thread(target=stop_then_finish, daemon=True).start()
     assert cancel.call(upload, grace=LONG) == "s3://bucket/job/output/model.tar.gz"
+
+
+def test_never_cannot_be_set():
+    with pytest.raises(TypeError):
+        NEVER.set()
+    assert not NEVER.is_set()

@@ -144,7 +144,12 @@ class Cancel:
             loop.close()
 
 
-NEVER = Cancel()  # for callers that nothing stops (the CLI, a check at CreateModel)
+class _Never(Cancel):
+    def set(self) -> None:
+        raise TypeError("NEVER is shared by every caller nothing stops; make a Cancel of your own")
+
+
+NEVER: Cancel = _Never()  # for callers that nothing stops (the CLI, a check at CreateModel)
 
 
 def _start_daemon(future: Future[T], fn: Callable[[], T], name: str) -> None:

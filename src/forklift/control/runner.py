@@ -129,10 +129,13 @@ class JobRunner:
         self._check_stop()
         try:
             obtained = self.launcher.obtain(row, PullProgress(self.store, self.name, image), self.cancel)
-        except (PlatformFailure, Cancelled) as exc:
+        except Cancelled as exc:
+            record_pull(self.settings, owner=row.created_by, resource=row.arn, image=image, error=exc)
+            raise JobStopped() from exc
+        except PlatformFailure as exc:
             record_pull(self.settings, owner=row.created_by, resource=row.arn, image=image,
                         error=exc.__cause__ or exc)
-            if isinstance(exc, Cancelled) or self.cancel.is_set():
+            if self.cancel.is_set():  # the failure a stop caused on its way (a cluster's answer, say)
                 raise JobStopped() from exc
             raise
         record_pull(self.settings, owner=row.created_by, resource=row.arn, image=image, digest=obtained.digest)
