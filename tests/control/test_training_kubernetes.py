@@ -10,6 +10,7 @@ import base64
 import json
 import tarfile
 import threading
+import time
 
 import pytest
 import yaml
@@ -130,6 +131,31 @@ def test_stop_training_job_deletes_the_job_and_its_secret(kube_server, emulator,
     hold.set()
     assert job["TrainingJobStatus"] == "Stopped"
     assert job_objects(emulator, "jobs", name) == [] and job_objects(emulator, "secrets", name) == []
+
+
+def test_a_stop_while_the_provider_function_runs_creates_nothing_in_the_cluster(kube_server, emulator,
+                                                                               training_images, tmp_path):
+    started = tmp_path / "provider-started"
+    handler = tmp_path / "slow_provider.py"
+    handler.write_text("import time\n"
+                       "def handler(event, context):\n"
+                       f"    open({str(started)!r}, 'w').write('running')\n"
+                       "    time.sleep(300)\n"
+                       "    return {'Credentials': {'Username': 'late', 'Password': 'too-late'}}\n")
+    provider = unique("kube-slow-provider")
+    registered = kube_server.forklift("functions", "register", provider, "--handler", str(handler), "--timeout", "600")
+    assert registered.returncode == 0, registered.stderr
+    sagemaker = kube_server.client("sagemaker")
+    name = unique("kube-stop-early")
+    sagemaker.create_training_job(**busybox_job(name, training_images.busybox, "true", provider=provider))
+    deadline = time.monotonic() + 60
+    while not started.exists():
+        assert time.monotonic() < deadline, "the provider function never ran"
+        time.sleep(0.1)
+    sagemaker.stop_training_job(TrainingJobName=name)
+    job = wait_for(sagemaker, name, until=("Stopped", "Failed", "Completed"), timeout=60)
+    assert job["TrainingJobStatus"] == "Stopped" and job["SecondaryStatus"] == "Stopped", job.get("FailureReason")
+    assert created(emulator, "jobs", name) == [] and created(emulator, "secrets", name) == []
 
 
 def test_a_restarted_server_re_adopts_its_running_job(kube_server, emulator, training_images):
