@@ -41,6 +41,7 @@ bench: setup
 	$(PY) bench/start.py
 	$(PY) bench/api.py
 	$(PY) bench/invoke.py
+	$(PY) bench/load.py
 	$(PY) bench/cli.py
 
 clean:
