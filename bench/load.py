@@ -14,9 +14,10 @@ passes `max_connections_per_client`) send, back to back for --seconds:
 
 The client is one asyncio process writing HTTP/1.1 itself and signing with a cached SigV4 key, so
 it costs far less per request than the server. It is bounded: --max-requests in all, a --timeout per
-request (a request that passes it is an error, `timeout`), at most 3 attempts per call. A
-`ThrottlingException` is retried as botocore's standard mode does (jittered exponential backoff) and
-counted as `throttled`; it is an error only when the last attempt is throttled too.
+request (a request that passes it is an error, `timeout`), at most 5 attempts per call. A
+`ThrottlingException` is retried as a default boto3 client does (botocore's legacy mode: 4 retries,
+jittered backoff doubling from 1 s) and counted as `throttled`; it is an error only when the last
+attempt is throttled too.
 
 Printed per N: requests answered, errors by kind, p50/p99/max per call (as the caller sees it,
 retries included), the server's RSS at the start and end of the row. Targets: zero errors at every
@@ -49,7 +50,7 @@ sys.path[:0] = [str(ROOT / "bench")]
 REGION = "us-east-1"
 MIX = (("InvokeEndpoint", 60), ("DescribeTrainingJob", 25), ("ListTrainingJobs", 15))
 PER_SOURCE = 200  # connections per source address, below the default max_connections_per_client (256)
-MAX_ATTEMPTS = 3  # botocore's standard retry mode
+MAX_ATTEMPTS = 5  # botocore's default ("legacy") retry mode: 4 retries, jittered backoff doubling from 1 s
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecutionRole"
 VPC = {"SecurityGroupIds": ["sg-0123456789abcdef0"], "Subnets": ["subnet-0123456789abcdef0"]}
 
@@ -108,8 +109,8 @@ class Row:
     latencies: dict[str, list[float]] = field(default_factory=lambda: collections.defaultdict(list))
     errors: collections.Counter = field(default_factory=collections.Counter)
     throttled: int = 0
-    answered: int = 0
-    created: list[str] = field(default_factory=list)
+    creates: int = 0  # CreateTrainingJob calls begun
+    created: list[str] = field(default_factory=list)  # the jobs they made
 
 
 class Load:
@@ -122,11 +123,12 @@ class Load:
         self.calls, self.weights = [m[0] for m in mix], [m[1] for m in mix]
 
     def plan(self, row: Row, rng: random.Random, started: float) -> tuple[str, bytes, str]:
-        """(operation, request bytes, job name created or "")."""
-        if len(row.created) < (time.monotonic() - started) * self.args.create_rate:
+        """(operation, request bytes, the name of the job it creates or "")."""
+        if row.creates < (time.monotonic() - started) * self.args.create_rate:
+            row.creates += 1
             params = create_job_params(self.image)
-            row.created.append(params["TrainingJobName"])
-            return "CreateTrainingJob", sagemaker_call(self.signer, "CreateTrainingJob", params), ""
+            name = params["TrainingJobName"]
+            return "CreateTrainingJob", sagemaker_call(self.signer, "CreateTrainingJob", params), name
         operation = rng.choices(self.calls, self.weights)[0]
         if operation == "InvokeEndpoint":
             data = self.signer.request(f"/endpoints/{self.endpoint}/invocations",
@@ -139,11 +141,21 @@ class Load:
         return operation, data, ""
 
     async def exchange(self, conn: list, source: str, data: bytes) -> tuple[int, bytes, bool]:
-        if conn[0] is None:
+        reused = conn[0] is not None
+        if not reused:
             conn[:] = await asyncio.open_connection(self.host, self.port, local_addr=(source, 0))
         reader, writer = conn
         writer.write(data)
-        head = await reader.readuntil(b"\r\n\r\n")
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionResetError) as exc:
+            # A kept-alive connection the server closed while it sat idle (keep_alive_timeout_seconds):
+            # sent again on a new one, as urllib3 does.
+            if not reused or (isinstance(exc, asyncio.IncompleteReadError) and exc.partial):
+                raise
+            writer.close()
+            conn[:] = [None, None]
+            return await self.exchange(conn, source, data)
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split(" ", 2)[1])
         fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
@@ -161,7 +173,7 @@ class Load:
             conn[:] = [None, None]
 
         while time.monotonic() < deadline and self.sent < self.args.max_requests:
-            operation, data, _ = self.plan(row, rng, started)
+            operation, data, job = self.plan(row, rng, started)
             began = time.perf_counter()
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 self.sent += 1
@@ -186,13 +198,14 @@ class Load:
                         kind = ""
                 if kind == "ThrottlingException" and attempt < MAX_ATTEMPTS:
                     row.throttled += 1
-                    await asyncio.sleep(rng.random() * min(20, 2 ** (attempt - 1)))
+                    await asyncio.sleep(rng.random() * 2 ** (attempt - 1))
                     continue
                 if status >= 400:
                     row.errors[f"{operation}: {status} {kind or body[:60]!r}"] += 1
                 else:
-                    row.answered += 1
                     row.latencies[operation].append(time.perf_counter() - began)
+                    if job:
+                        row.created.append(job)
                 break
         drop()
 
