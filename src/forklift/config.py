@@ -18,7 +18,7 @@ config.toml (every key optional):
     request_body_timeout_seconds = 60          # end of the headers to the end of the body
     keep_alive_timeout_seconds = 5             # an idle connection between requests
     max_requests_in_flight = 64                # SageMaker/Logs calls answered at once (not InvokeEndpoint)
-    request_queue_seconds = 2                  # the longest a call waits past those, then ThrottlingException
+    request_queue_seconds = 5                  # the longest a call waits past those, then ThrottlingException
 
     runtime = "runc"                           # or "kubernetes": where containers run (forklift serve)
     [kubernetes]                               # read by forklift.kube (forklift serve --runtime kubernetes)

@@ -6,7 +6,7 @@ import ...` never picks another directory's conftest when several test directori
 The model server answers `GET /ping` and `POST /invocations` (a linear model read from
 /opt/ml/model/model.json). Its behaviour is chosen by the model's Environment:
 MODE=crash (exits at start), MODE=never-ready (/ping answers 503). A body of `fail` gets a 500;
-after a body of `sick`, /ping answers 503 for good.
+after a body of `sick`, /ping answers 503 for good; a body of `slow` is answered after a second.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ stop_grace_seconds = 2
 """
 
 SERVE_PY = r'''
-import json, os, signal, sys
+import json, os, signal, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
@@ -88,6 +88,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, b"[]")
         if data == b"fail":
             return self.send(500, b"model exploded on this input", "text/plain")
+        if data == b"slow":
+            time.sleep(1)
+            return self.send(200, b"[]")
         rows = json.loads(data)
         predictions = [sum(w * x for w, x in zip(MODEL["weights"], row)) + MODEL["bias"] for row in rows]
         body = {"predictions": predictions, "version": MODEL.get("version"),

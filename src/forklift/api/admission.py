@@ -24,7 +24,9 @@ from forklift.api.errors import ApiError
 log = logging.getLogger(__name__)
 
 DEFAULT_IN_FLIGHT = 64  # above the worker thread pool (40), so it is never idle while requests wait
-DEFAULT_QUEUE_SECONDS = 2.0
+# Long enough that a thousand clients calling back to back on two cores are answered within botocore's
+# retries (bench/load.py), far below its 60 s read timeout.
+DEFAULT_QUEUE_SECONDS = 5.0
 
 
 class RequestGate:
