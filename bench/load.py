@@ -288,10 +288,10 @@ def main() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))
 
     import boto3
+    import invoke as invoke_bench  # bench/invoke.py: the model server image
     from botocore.config import Config
 
     import api as api_bench  # bench/api.py: the seeded jobs and the busybox image
-    import invoke as invoke_bench  # bench/invoke.py: the model server image
     from forklift.devregistry import LocalRegistry, create_pki, install_ca
 
     fx = invoke_bench.load_fixtures()

@@ -25,7 +25,17 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from inference_support import ROLE, VPC, create_config, create_model, function_arn, predict, prepare_home, unique, wait_status
+from inference_support import (
+    ROLE,
+    VPC,
+    create_config,
+    create_model,
+    function_arn,
+    predict,
+    prepare_home,
+    unique,
+    wait_status,
+)
 
 from fixtures.serve import CREDENTIALS, REGION, ServeProcess, remove_containers
 
