@@ -6,7 +6,7 @@ import ...` never picks another directory's conftest when several test directori
 The model server answers `GET /ping` and `POST /invocations` (a linear model read from
 /opt/ml/model/model.json). Its behaviour is chosen by the model's Environment:
 MODE=crash (exits at start), MODE=never-ready (/ping answers 503). A body of `fail` gets a 500;
-after a body of `sick`, /ping answers 503 for good; a body of `slow` is answered after a second.
+after a body of `sick`, /ping answers 503 for good.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, b"[]")
         if data == b"fail":
             return self.send(500, b"model exploded on this input", "text/plain")
-        if data == b"slow":
+        if data == b"slow":  # answered after a second: a client can leave while the model works
             time.sleep(1)
             return self.send(200, b"[]")
         rows = json.loads(data)
