@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 SDK_V2_STAMP := $(VENV)/sagemaker-sdk-v2/.installed
 
-.PHONY: setup demo test check bench lock clean
+.PHONY: setup demo test soak check bench lock clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,11 @@ demo: setup
 test: setup $(SDK_V2_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The slow tier: mixed load with job and endpoint churn on SQLite and PostgreSQL, FORKLIFT_SOAK_SECONDS
+# (600) each; `make test` leaves these out.
+soak: setup
+	$(PY) -m pytest -m soak tests/inference/test_inference_soak.py $(PYTEST_ARGS)
+
 # Lint (ruff), types (mypy) and the layering contract (import-linter): CI runs these beside the tests.
 check: setup
 	bash scripts/check.sh $(VENV)
@@ -41,6 +46,7 @@ bench: setup
 	$(PY) bench/start.py
 	$(PY) bench/api.py
 	$(PY) bench/invoke.py
+	$(PY) bench/load.py
 	$(PY) bench/cli.py
 
 clean:

@@ -17,6 +17,8 @@ config.toml (every key optional):
     request_head_timeout_seconds = 10          # first byte of a request to the end of its headers
     request_body_timeout_seconds = 60          # end of the headers to the end of the body
     keep_alive_timeout_seconds = 5             # an idle connection between requests
+    max_requests_in_flight = 64                # SageMaker/Logs calls answered at once (not InvokeEndpoint)
+    request_queue_seconds = 5                  # the longest a call waits past those, then ThrottlingException
 
     runtime = "runc"                           # or "kubernetes": where containers run (forklift serve)
     [kubernetes]                               # read by forklift.kube (forklift serve --runtime kubernetes)
@@ -301,7 +303,9 @@ SCHEMA: dict[str, Key | dict[str, Key]] = {
                "max_connections_per_client": Key("an integer from 1 to 1000000", _number(1, 1_000_000, integer=True)),
                "request_head_timeout_seconds": Key("a number of seconds", _number(0.01, 3600)),
                "request_body_timeout_seconds": Key("a number of seconds", _number(0.01, DAY)),
-               "keep_alive_timeout_seconds": Key("a number of seconds", _number(0.01, 3600))},
+               "keep_alive_timeout_seconds": Key("a number of seconds", _number(0.01, 3600)),
+               "max_requests_in_flight": Key("an integer from 1 to 100000", _number(1, 100_000, integer=True)),
+               "request_queue_seconds": Key("a number of seconds", _number(0, 3600))},
     # Where forklift serve runs containers; "kubernetes" reads the [kubernetes] table (forklift.kube.settings).
     "runtime": Key('"runc" or "kubernetes"', _one_of("runc", "kubernetes")),
     "kubernetes": {

@@ -22,6 +22,7 @@ from botocore.config import Config
 
 from fixtures.postgres import Database, Databases, remember
 from forklift.api import ApiServices, create_app
+from forklift.api.edge import EdgeLimits
 
 REGION = "us-east-1"
 CREDENTIALS = {"aws_access_key_id": "AKIDFORKLIFTTEST", "aws_secret_access_key": "forklift-test-secret"}
@@ -130,14 +131,14 @@ class InProcessServer:
 
 
 @pytest.fixture
-def serve_app() -> Iterator[Callable[[ApiServices], InProcessServer]]:
-    """Run `create_app(services)` under uvicorn in a thread on a free port (lifespan hooks included)."""
+def serve_app() -> Iterator[Callable[..., InProcessServer]]:
+    """Run `create_app(services, limits)` under uvicorn in a thread on a free port (lifespan hooks included)."""
     running: list[InProcessServer] = []
 
-    def start(services: ApiServices) -> InProcessServer:
+    def start(services: ApiServices, limits: EdgeLimits | None = None) -> InProcessServer:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(create_app(services), log_config=None, access_log=False, lifespan="on")
+        config = uvicorn.Config(create_app(services, limits), log_config=None, access_log=False, lifespan="on")
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()

@@ -40,7 +40,7 @@ stop_grace_seconds = 2
 """
 
 SERVE_PY = r'''
-import json, os, signal, sys
+import json, os, signal, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
@@ -88,6 +88,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, b"[]")
         if data == b"fail":
             return self.send(500, b"model exploded on this input", "text/plain")
+        if data == b"slow":  # answered after a second: a client can leave while the model works
+            time.sleep(1)
+            return self.send(200, b"[]")
         rows = json.loads(data)
         predictions = [sum(w * x for w, x in zip(MODEL["weights"], row)) + MODEL["bias"] for row in rows]
         body = {"predictions": predictions, "version": MODEL.get("version"),

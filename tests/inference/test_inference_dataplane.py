@@ -1,10 +1,13 @@
 """A real container's answers through the data-plane protocol, checked on the wire (raw sockets):
-an answer over 256 KiB is streamed back chunked and complete, and the connection goes on."""
+an answer over 256 KiB is streamed back chunked and complete, and the connection goes on; a client
+gone before or during its answer costs the server a debug line, not an error."""
 
 from __future__ import annotations
 
 import json
 import socket
+import struct
+import threading
 import uuid
 from urllib.parse import urlsplit
 
@@ -100,3 +103,30 @@ def test_pipelined_large_and_small_answers_come_back_in_order(server, endpoint):
         assert (status, json.loads(body)["predictions"]) == (200, [4.0])
     finally:
         wire.sock.close()
+
+
+def _gone(url: str, request: bytes, read: int = 0, linger: float = 0.0) -> None:
+    """Send `request`, read `read` bytes of its answer (or wait `linger` s), then reset the connection."""
+    wire = _Wire(url)
+    wire.sock.sendall(request)
+    if read:
+        wire._exactly(read)
+    threading.Event().wait(linger)
+    wire.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    wire.sock.close()
+
+
+def test_clients_gone_before_or_during_their_answer_leave_no_error_in_the_log(server, endpoint):
+    logged = len(server.log())
+    slow = (f"POST /endpoints/{endpoint}/invocations HTTP/1.1\r\nHost: localhost\r\n"
+            "Content-Type: application/json\r\nContent-Length: 4\r\n\r\nslow").encode()
+    for _ in range(3):
+        _gone(server.url, slow, linger=0.2)  # while the container works on it (it answers after 1 s)
+        _gone(server.url, _invoke(endpoint, ROWS), read=4096)  # in the middle of a streamed answer
+    wire = _Wire(server.url)
+    wire.sock.sendall(slow)  # answered after those before it were given up
+    assert wire.answer()[0] == 200
+    wire.sock.sendall(_invoke(endpoint, ROWS))
+    _check_large(*wire.answer())
+    log = server.log()[logged:]
+    assert "Traceback" not in log and "ERROR" not in log and "broke off" not in log, log

@@ -29,9 +29,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from forklift import __version__
+from forklift.api.admission import RequestGate
 from forklift.api.audittrail import AuditTrail
 from forklift.api.awsjson import JsonService, dispatch
 from forklift.api.context import RequestContext, build_context, new_request_id
+from forklift.api.edge import EdgeLimits
 from forklift.api.errors import ApiError
 from forklift.api.kuberender import kube_routes
 from forklift.api.logs import logs_handlers
@@ -92,7 +94,11 @@ async def _guarded(render: Callable[[ApiError], Response], work: Awaitable[Respo
         return render(ApiError.internal())
 
 
-def create_app(services: ApiServices) -> ForkliftApp:
+def create_app(services: ApiServices, limits: EdgeLimits | None = None) -> ForkliftApp:
+    """The app serving `services`; `limits` (config.toml's `[server]`) bound the control-plane requests
+    in progress at once (`api.admission`)."""
+    limits = limits or EdgeLimits()
+    gate = RequestGate(limits.max_requests_in_flight, limits.request_queue_seconds)
     json_services = {
         "SageMaker": JsonService("sagemaker", "ValidationException", services.sagemaker_handlers),
         "Logs_20140328": JsonService("logs", "InvalidParameterException",
@@ -107,10 +113,10 @@ def create_app(services: ApiServices) -> ForkliftApp:
 
     async def aws_json(request: Request) -> Response:
         if trail is None:
-            work = dispatch(request, json_services, context, services.authenticate)
+            work = dispatch(request, json_services, context, services.authenticate, gate)
         else:
             work = trail.around(request, dispatch(request, json_services, context,
-                                                  trail.watch(request, services.authenticate)))
+                                                  trail.watch(request, services.authenticate), gate))
         return await _guarded(json_error, work, request.state.request_id)
 
     async def ping(request: Request) -> Response:

@@ -19,6 +19,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from forklift.api.admission import RequestGate
 from forklift.api.authz import authorize
 from forklift.api.context import RequestContext
 from forklift.api.errors import ApiError
@@ -105,10 +106,20 @@ def parse_body(body: bytes) -> Any:
 
 async def dispatch(request: Request, services: Mapping[str, JsonService],
                    context: Callable[[Request, str, Principal | None], RequestContext],
-                   authenticate: Authenticator | None = None) -> Response:
+                   authenticate: Authenticator | None = None, gate: RequestGate | None = None) -> Response:
     """Authenticate, resolve, parse, validate, authorize, run the handler; errors are raised as ApiError
-    for the caller to render."""
+    for the caller to render. With a `gate`, all but the reading of the body holds a place in it (a
+    slow client's body takes none)."""
     body = await read_body(request)
+    if gate is None:
+        return await _answer(request, services, context, authenticate, body)
+    async with gate.admitted():
+        return await _answer(request, services, context, authenticate, body)
+
+
+async def _answer(request: Request, services: Mapping[str, JsonService],
+                  context: Callable[[Request, str, Principal | None], RequestContext],
+                  authenticate: Authenticator | None, body: bytes) -> Response:
     principal = authenticate(request.scope, body) if authenticate is not None else None
     service, operation = resolve(request.headers.get("x-amz-target", ""), services)
     params = validate(service.model, operation, parse_body(body), error_code=service.validation_code)

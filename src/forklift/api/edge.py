@@ -21,6 +21,7 @@ import resource
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from forklift.api.admission import DEFAULT_IN_FLIGHT, DEFAULT_QUEUE_SECONDS
 from forklift.api.context import new_request_id
 
 MIN_HEADROOM = 256  # descriptors kept for the database, image layers, containers' pipes, logs
@@ -43,6 +44,8 @@ class EdgeLimits:
     keep_alive_timeout: float = 5.0  # seconds an idle connection stays open between requests
     max_connections: int = field(default_factory=default_max_connections)
     max_connections_per_client: int = 256
+    max_requests_in_flight: int = DEFAULT_IN_FLIGHT  # control-plane requests at once (forklift.api.admission)
+    request_queue_seconds: float = DEFAULT_QUEUE_SECONDS  # the longest one waits for a place, then is throttled
 
     @classmethod
     def from_config(cls, table: dict) -> EdgeLimits:
@@ -55,6 +58,8 @@ class EdgeLimits:
             max_connections=int(table.get("max_connections", defaults.max_connections)),
             max_connections_per_client=int(table.get("max_connections_per_client",
                                                      defaults.max_connections_per_client)),
+            max_requests_in_flight=int(table.get("max_requests_in_flight", defaults.max_requests_in_flight)),
+            request_queue_seconds=float(table.get("request_queue_seconds", defaults.request_queue_seconds)),
         )
 
 
