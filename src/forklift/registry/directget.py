@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import http.client
 import os
+import socket
 import ssl
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -36,12 +39,31 @@ class DirectResponse:
     _response: http.client.HTTPResponse
     _connection: http.client.HTTPConnection
     _timeouts: Timeouts
+    _watchdog: threading.Timer | None = field(default=None, init=False)
 
     def readinto(self, buffer: memoryview) -> int:
         with _waiting("read", self._timeouts):
             return self._response.readinto(buffer)
 
+    def cut_at(self, deadline: float) -> None:
+        """Hang up at `deadline` (time.monotonic()) if still reading. http.client's reader fills its
+        whole buffer before it returns, so a drip that never trips the read timeout would hold
+        one `readinto` far past any deadline checked between reads."""
+        self._watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), self._hang_up)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def _hang_up(self) -> None:
+        sock = self._connection.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # the blocked read returns; `close` does the rest
+            except OSError:
+                pass
+
     def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         self._connection.close()
 
 

@@ -141,6 +141,7 @@ class BlobDownload:
         if authorization:
             sent["Authorization"] = authorization
         response = direct_get(self.url, sent, self.ssl_context, self.timeouts)
+        response.cut_at(state.deadline)
         try:
             offset = state.offset
             if response.status == 416 and offset == self.descriptor.size:
@@ -162,6 +163,8 @@ class BlobDownload:
         length = response.headers.get("content-length")
         expected_end = state.offset + int(length) if length and length.isdigit() else None
         with _opened(dest, state) as out:
+            # A block is kept once whole: a stall or a drop loses at most the one being read, and the
+            # resume starts after the last whole block (a shorter read would lose http.client's speed).
             # At most one byte past the descriptor's size is ever read: enough to know the blob is longer.
             while count := response.readinto(buffer[: min(READ_BLOCK, self.descriptor.size - state.offset + 1)]):
                 chunk = buffer[:count]
@@ -197,9 +200,10 @@ class BlobDownload:
         """Wait before the next attempt, or raise the error that ends the download."""
         if state.offset > offset:
             attempts.progressed()
+        state.check_deadline(self)
         if not attempts.retries_error(exc):
             raise self._give_up(exc, attempts) from None
-        self._pause(attempts, f"{short_reason(exc)} at {state.offset} of {self.descriptor.size} bytes")
+        self._pause(attempts, short_reason(exc))
 
     def _give_up(self, exc: BaseException, attempts: Attempts) -> RegistryError:
         """The error for a failure that is not retried (or no longer): a connection-level failure

@@ -6,6 +6,7 @@ the user name and the registry's own error codes only.
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import ssl
@@ -163,6 +164,8 @@ def short_reason(exc: BaseException) -> str:
         return "connection refused"
     if any(isinstance(e, ConnectionResetError) or "Connection reset" in str(e) for e in chain):
         return "connection reset"
+    if any(isinstance(e, (http.client.IncompleteRead, httpx.RemoteProtocolError)) for e in chain):
+        return "connection cut mid-answer"
     if transport_kind(exc) == "timeout":
         return "timed out"
     return str(exc) or type(exc).__name__
@@ -207,4 +210,4 @@ def error_for_transport(exc: BaseException, *, registry: str, certs_hint: str,
         return RegistryUnreachable(f"cannot resolve registry host {registry}: {text}", registry=registry)
     if kind == "timeout":
         return RegistryUnreachable(f"timed out talking to {registry}: {text}", registry=registry)
-    return RegistryUnreachable(f"cannot connect to registry {registry}: {text}", registry=registry)
+    return RegistryUnreachable(f"cannot connect to registry {registry}: {short_reason(exc)}", registry=registry)
