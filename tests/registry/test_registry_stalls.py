@@ -9,6 +9,7 @@ its time only loosely: enough to tell "waited the budget" from "hung for minutes
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 from fixtures.imagetools import keychain, make_layers
 from fixtures.tcpfault import TcpFaultProxy
 from forklift.config import load_settings
-from forklift.devregistry import create_pki, install_ca
+from forklift.devregistry import LocalRegistry, create_pki, install_ca
 from forklift.images.build import build
 from forklift.images.imagestore import ImageStore
 from forklift.images.progress import NoProgress
@@ -215,3 +216,45 @@ async def test_a_certificate_changed_mid_pull_fails_at_once(store, basic_registr
     # Each download cut by the change meets the impostor once; none of them tries it again.
     assert 1 <= tcp.impostor_connections <= len(built.layers) + 1, tcp.impostor_connections
     assert not store.blobs.has(built.layers[0].digest)
+
+
+@pytest.fixture
+def token_tcp(token_server, pki, forklift_home) -> Iterator[TcpFaultProxy]:
+    """A TCP proxy in front of the token server."""
+    with TcpFaultProxy(int(token_server.address.rsplit(":", 1)[1])) as proxy:
+        install_ca(pki, forklift_home / "certs.d", proxy.address)
+        yield proxy
+
+
+@pytest.fixture
+async def behind_token_proxy(token_tcp, token_server, token_registry, pki, store, tmp_path, forklift_home):
+    """A registry whose token realm is the proxy, with a small image in it; returns its reference."""
+    auth = dataclasses.replace(token_server.auth, realm=f"https://{token_tcp.address}/token")
+    with LocalRegistry(tmp_path / "registry", pki, token_auth=auth) as registry:
+        install_ca(pki, forklift_home / "certs.d", registry.address)
+        built = build(store, make_layers(tmp_path, [50_000], "token"), tag="localhost/token-down:1")
+        reference = f"{registry.address}/token/down:1"
+        await push(source_from_store(store, built.reference), reference, store, keychain=keychain(token_registry))
+        for descriptor in [built.config_descriptor, *built.layers]:
+            store.blobs.delete(descriptor.digest)
+        store.records.remove(reference)
+        yield reference
+
+
+async def test_a_token_server_down_for_a_moment_is_waited_out(store, token_registry, token_tcp, behind_token_proxy):
+    token_tcp.down_for(1.5)
+    progress = Retries()
+    result, _ = await timed_pull(behind_token_proxy, store, token_registry, progress)
+    assert not isinstance(result, Exception), result
+    assert any("(connection refused); retrying" in m for m in progress.messages), progress.messages
+
+
+async def test_a_token_server_down_for_good_is_named_in_the_error(store, token_registry, token_tcp,
+                                                                   behind_token_proxy):
+    token_tcp.down_for(60)
+    error, took = await timed_pull(behind_token_proxy, store, token_registry)
+    assert isinstance(error, RegistryUnreachable), error
+    registry = behind_token_proxy.split("/")[0]
+    assert str(error).startswith(f"cannot reach {token_tcp.address}, the token server of registry {registry}: "
+                                 f"connection refused; retried for {BUDGET} s (registry_retry_seconds)"), error
+    assert took < BOUND

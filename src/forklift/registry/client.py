@@ -24,7 +24,7 @@ from forklift.config import Settings, load_settings
 from forklift.credentials import AnonymousKeychain, Keychain
 from forklift.reference import DOCKER_HUB, DOCKER_HUB_API_HOST, Reference
 from forklift.registry import tls
-from forklift.registry.auth import LOGIN_CHECK, RegistryAuth
+from forklift.registry.auth import LOGIN_CHECK, TOKEN_REQUEST, RegistryAuth
 from forklift.registry.bounded import (
     IDENTITY,
     MAX_BODY_BYTES,
@@ -38,6 +38,7 @@ from forklift.registry.errors import (
     PlatformNotFound,
     RegistryError,
     RegistryServerError,
+    RegistryUnreachable,
     TooManyRequests,
     UnsupportedManifest,
     error_for_response,
@@ -384,6 +385,10 @@ class RegistryClient:
     def _transport_error(self, exc: BaseException, what: str, attempts: Attempts | None = None) -> RegistryError:
         error = error_for_transport(exc, registry=self.registry, what=what,
                                     certs_hint=tls.certs_hint(self.registry, self.settings.certs_dirs))
+        token_host = _token_server(exc)
+        if token_host is not None and isinstance(error, RegistryUnreachable):
+            error = RegistryUnreachable(f"cannot reach {token_host}, the token server of registry {self.registry}: "
+                                        f"{short_reason(exc)}", registry=self.registry)
         if attempts is None or not attempts.given_up():
             return error
         return type(error)(f"{error}{attempts.given_up()}; check that the registry is up, or raise these "
@@ -489,6 +494,19 @@ async def _read_file(path: Path, offset: int, length: int, progress: Progress | 
             if progress:
                 progress(len(block))
             yield block
+
+
+def _token_server(exc: BaseException | None) -> str | None:
+    """host[:port] of the token server, when the request that failed was the auth flow's token request."""
+    while exc is not None and not isinstance(exc, httpx.RequestError):
+        exc = exc.__cause__
+    if exc is None:
+        return None
+    try:
+        request = exc.request
+    except RuntimeError:  # no request attached
+        return None
+    return request.url.netloc.decode("ascii") if request.extensions.get(TOKEN_REQUEST) else None
 
 
 def _log_rate_limit(registry: str, response: httpx.Response) -> None:
