@@ -40,7 +40,7 @@ class RichTransferProgress:
         self._progress.update(self._tasks[digest], completed=self._sizes[digest], description=status)
 
     def retrying(self, message: str) -> None:
-        self._progress.console.log(message)  # above the bars, which stay where they are
+        self._progress.console.print(message, markup=False, highlight=False)  # above the bars, which stay
 
 
 class PlainTransferProgress:
