@@ -10,6 +10,10 @@ config.toml (every key optional):
     file_roots = ["/data"]                     # the only host directories file:// may name (none by default)
     max_image_bytes = "20 GiB"   # unpacked size cap per image; default: free disk less a reserve
     max_image_files = 1000000    # entries (files, dirs, links) per image
+    registry_connect_timeout_seconds = 10      # to open a connection to a registry (or its token server)
+    registry_first_byte_timeout_seconds = 30   # a request sent to the head of its answer
+    registry_read_timeout_seconds = 30         # between two reads of an answer's body: longer is a stall
+    registry_retry_seconds = 60                # how long an outage, a 5xx/429 or a stall is waited out
 
     [server]                                   # forklift serve's HTTP edge
     max_connections_per_client = 256           # open connections from one source address
@@ -80,6 +84,10 @@ class Settings:
     max_concurrent_uploads: int = 5
     max_image_bytes: int | None = None  # None: the free disk of the rootfs directory less a reserve
     max_image_files: int = DEFAULT_MAX_IMAGE_FILES
+    registry_connect_timeout_seconds: float = 10.0
+    registry_first_byte_timeout_seconds: float = 30.0
+    registry_read_timeout_seconds: float = 30.0
+    registry_retry_seconds: float = 60.0
 
     @property
     def database_url(self) -> str:
@@ -285,6 +293,11 @@ SCHEMA: dict[str, Key | dict[str, Key]] = {
     "max_concurrent_uploads": Key("an integer from 1 to 64", _number(1, 64, integer=True)),
     "max_image_bytes": Key('a size such as "20 GiB"', _size),
     "max_image_files": Key("an integer from 1 to 100000000", _number(1, 100_000_000, integer=True)),
+    # How long forklift waits on a registry (forklift.registry.timeouts): predictable, never forever.
+    "registry_connect_timeout_seconds": Key("a number of seconds", _number(0.01, 3600)),
+    "registry_first_byte_timeout_seconds": Key("a number of seconds", _number(0.01, 3600)),
+    "registry_read_timeout_seconds": Key("a number of seconds", _number(0.01, 3600)),
+    "registry_retry_seconds": Key("a number of seconds", _number(0, DAY)),
     "platform_registries": Key("a list of host[:port] strings", _host_list),
     "stop_grace_seconds": Key("a number of seconds", _number(0, DAY)),
     "s3_endpoint_url": Key("an http(s):// URL", _http_url, restart=False),
@@ -387,4 +400,8 @@ def load_settings(home: Path | None = None) -> Settings:
         max_concurrent_uploads=int(data.get("max_concurrent_uploads", 5)),
         max_image_bytes=parse_size(data["max_image_bytes"]) if "max_image_bytes" in data else None,
         max_image_files=int(data.get("max_image_files", DEFAULT_MAX_IMAGE_FILES)),
+        registry_connect_timeout_seconds=float(data.get("registry_connect_timeout_seconds", 10)),
+        registry_first_byte_timeout_seconds=float(data.get("registry_first_byte_timeout_seconds", 30)),
+        registry_read_timeout_seconds=float(data.get("registry_read_timeout_seconds", 30)),
+        registry_retry_seconds=float(data.get("registry_retry_seconds", 60)),
     )

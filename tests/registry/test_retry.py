@@ -15,9 +15,11 @@ from forklift.registry.errors import (
     RegistryUnreachable,
     TLSError,
     error_for_transport,
+    short_reason,
     transport_kind,
 )
 from forklift.registry.retry import RetryPolicy
+from forklift.registry.timeouts import WaitedTooLong
 
 
 def _raised_from(outer: Exception, inner: Exception) -> Exception:
@@ -39,29 +41,87 @@ def _raised_from(outer: Exception, inner: Exception) -> Exception:
 ])
 def test_transport_failures_are_classified_once_for_httpx_http_client_and_sockets(exc, kind):
     assert transport_kind(exc) == kind
-    assert RetryPolicy().retries_error(exc, 0) is (kind not in ("tls", "dns"))
+    assert RetryPolicy().attempts().retries_error(exc) is (kind not in ("tls", "dns"))
     error = error_for_transport(exc, registry="r.example", certs_hint="/etc/certs.d/r.example/ca.crt")
     assert isinstance(error, TLSError if kind == "tls" else RegistryUnreachable)
 
 
-def test_policy_retries_listed_statuses_until_attempts_run_out():
-    policy = RetryPolicy(max_retries=2)
-    assert policy.retries_status(503, 0) and policy.retries_status(429, 1)
-    assert not policy.retries_status(503, 2)
-    assert not policy.retries_status(404, 0)
-    assert not policy.retries_error(ConnectionResetError(), 2)
+class Clock:
+    """Time as the test says it is: the budget is about elapsed time, not about how fast this machine is."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
-def test_retry_after_is_honoured_and_bounded():
-    policy = RetryPolicy(max_retry_after=5.0)
+def test_policy_retries_listed_statuses_until_the_budget_is_spent():
+    clock = Clock()
+    attempts = RetryPolicy(budget=60, clock=clock).attempts()
+    assert not attempts.retries_status(404)
+    assert attempts.retries_status(503)  # the first failure starts the budget's clock
+    attempts.delay()
+    clock.now += 59
+    assert attempts.retries_status(429) and attempts.retries_error(ConnectionResetError())
+    assert attempts.left() == 1.0
+    clock.now += 1
+    assert not attempts.retries_status(503)
+    assert not attempts.retries_error(ConnectionRefusedError())
+    assert attempts.given_up() == "; retried for 60 s (registry_retry_seconds) without success"
+
+
+def test_progress_gives_a_later_failure_the_whole_budget_again():
+    clock = Clock()
+    attempts = RetryPolicy(budget=10, clock=clock).attempts()
+    assert attempts.retries_error(TimeoutError())
+    attempts.delay()
+    clock.now += 9
+    attempts.progressed()  # bytes arrived
+    clock.now += 5
+    assert attempts.retries_error(TimeoutError()) and attempts.left() == 10.0
+    assert attempts.given_up() == ""
+
+
+def test_a_count_limit_still_applies_within_the_budget():
+    attempts = RetryPolicy(budget=60, max_retries=1, clock=Clock()).attempts()
+    assert attempts.retries_status(503)
+    attempts.delay()
+    assert not attempts.retries_status(503)
+    assert attempts.given_up() == "; retried 1 time without success"
+
+
+def test_retry_after_is_honoured_but_never_past_the_budget():
+    clock = Clock()
+    attempts = RetryPolicy(budget=60, clock=clock).attempts()
 
     def answer(value: str) -> httpx.Response:
         return httpx.Response(429, headers={"Retry-After": value})
 
-    assert policy.delay(0, answer("2")) == 2.0
-    assert policy.delay(0, answer("3600")) == 5.0
-    assert policy.delay(0, answer("-1")) == 0.0
+    assert attempts.retries_status(500)
+    assert attempts.delay(answer("2")) == 2.0
+    assert attempts.delay(answer("300")) == 60.0  # what is left of the budget, not the server's 300
+    clock.now += 50
+    assert attempts.delay(answer("60")) == 10.0
+    assert attempts.delay(answer("-1")) == 0.0
     soon = format_datetime(datetime.now(UTC) + timedelta(seconds=3), usegmt=True)
-    assert 0.0 < policy.delay(0, answer(soon)) <= 3.0
-    assert 0.0 <= policy.delay(3, answer("soon")) <= policy.base * 8  # unreadable: backoff
-    assert 0.0 <= policy.delay(20) <= policy.cap
+    assert 0.0 < attempts.delay(answer(soon)) <= 3.0
+    fresh = RetryPolicy(budget=60, clock=clock).attempts()
+    assert fresh.retries_status(503)
+    assert 0.0 <= fresh.delay(answer("soon")) <= fresh.policy.base  # unreadable: backoff
+    fresh.count = 40
+    assert 0.0 <= fresh.delay() <= fresh.policy.cap
+
+
+def test_a_timeout_names_the_wait_that_ran_out_and_its_setting():
+    stalled = error_for_transport(WaitedTooLong("read", 30), registry="r.example", certs_hint="-",
+                                  what="blob sha256:ab")
+    assert str(stalled) == ("the download of blob sha256:ab from r.example stalled: no data for 30 s "
+                            "(registry_read_timeout_seconds)")
+    silent = error_for_transport(WaitedTooLong("first_byte", 2.5), registry="r.example", certs_hint="-",
+                                 what="manifest demo:1")
+    assert "sent no answer for manifest demo:1 within 2.5 s (registry_first_byte_timeout_seconds)" in str(silent)
+    assert "registry_connect_timeout_seconds" in str(
+        error_for_transport(WaitedTooLong("connect", 10), registry="r.example", certs_hint="-"))
+    assert short_reason(_raised_from(httpx.ConnectError("x"), ConnectionRefusedError(111, "refused"))) == \
+        "connection refused"

@@ -27,3 +27,21 @@ def test_pipes_get_plain_lines():
         progress.start(DIGEST, 10, "config")
         progress.finish(DIGEST, "cached")
     assert out.getvalue().splitlines() == ["abababababab config: 10 bytes", "abababababab config: cached"]
+
+
+RETRYING = "registry r.example unavailable (connection refused); retrying, up to 52 s left"
+
+
+def test_a_retry_is_a_line_of_its_own_in_both():
+    out = io.StringIO()
+    with PlainTransferProgress(out) as progress:
+        progress.start(DIGEST, 10, "config")
+        progress.retrying(RETRYING)
+    assert out.getvalue().splitlines()[-1] == RETRYING
+
+    out = io.StringIO()
+    with RichTransferProgress(Console(file=out, force_terminal=True, width=200)) as progress:
+        progress.start(DIGEST, 2_000_000, "layer 1/1")
+        progress.retrying(RETRYING)
+        progress.finish(DIGEST, "downloaded")
+    assert RETRYING in out.getvalue()

@@ -39,6 +39,9 @@ class RichTransferProgress:
     def finish(self, digest: str, status: str) -> None:
         self._progress.update(self._tasks[digest], completed=self._sizes[digest], description=status)
 
+    def retrying(self, message: str) -> None:
+        self._progress.console.print(message, markup=False, highlight=False)  # above the bars, which stay
+
 
 class PlainTransferProgress:
     """One line when a blob starts and one when it ends: readable in logs and CI output."""
@@ -67,6 +70,9 @@ class PlainTransferProgress:
 
     def finish(self, digest: str, status: str) -> None:
         self._say(f"{short(digest)} {self._what.get(digest, '')}: {status}")
+
+    def retrying(self, message: str) -> None:
+        self._say(message)
 
 
 def transfer_progress(console: Console | None = None):

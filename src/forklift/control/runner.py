@@ -50,6 +50,7 @@ class PullProgress:
         self.done: dict[str, int] = {}
         self.finished: set[str] = set()
         self._last = 0.0
+        self._retrying: str | None = None  # the registry is failing and being waited out: why
 
     def start(self, digest: str, size: int, what: str) -> None:
         self.sizes[digest] = size
@@ -57,11 +58,17 @@ class PullProgress:
 
     def advance(self, digest: str, nbytes: int) -> None:
         self.done[digest] = self.done.get(digest, 0) + nbytes
-        self._publish()
+        recovered, self._retrying = self._retrying is not None, None
+        self._publish(force=recovered)
+
+    def retrying(self, message: str) -> None:
+        self._retrying = message
+        self._publish(force=True)
 
     def finish(self, digest: str, state: str) -> None:
         self.finished.add(digest)
         self.done[digest] = self.sizes.get(digest, 0)
+        self._retrying = None
         self._publish(force=len(self.finished) == len(self.sizes))
 
     def _publish(self, force: bool = False) -> None:
@@ -70,8 +77,11 @@ class PullProgress:
             return
         self._last = now
         total, done = sum(self.sizes.values()), sum(self.done.values())
-        message = (f"Downloading the training image {self.image}: {len(self.finished)}/{len(self.sizes)} blobs, "
-                   f"{done / 1e6:.1f} of {total / 1e6:.1f} MB")
+        if self._retrying is not None:
+            message = f"Downloading the training image {self.image}: {self._retrying}"
+        else:
+            message = (f"Downloading the training image {self.image}: {len(self.finished)}/{len(self.sizes)} blobs, "
+                       f"{done / 1e6:.1f} of {total / 1e6:.1f} MB")
         self.store.update(self.name, lambda row: status.step(row, "Downloading", message))
 
 

@@ -30,8 +30,7 @@ async def _fetch_config(image: str, settings: Settings, keychain: Keychain) -> d
     from forklift.registry import RegistryClient  # here: httpx loads only when an image is checked
 
     ref = parse(image)
-    async with RegistryClient(ref.registry, keychain=keychain, settings=settings, max_retries=2,
-                              timeout=30.0) as client:
+    async with RegistryClient(ref.registry, keychain=keychain, settings=settings, max_retries=2) as client:
         resolved = await client.resolve(ref)
         return json.loads(await client.get_blob_bytes(ref.repository, resolved.manifest.config))
 

@@ -45,7 +45,8 @@ async def pull(
     ref = parse(reference) if isinstance(reference, str) else reference
     progress = progress or NoProgress()
     owns_client = client is None
-    client = client or RegistryClient(ref.registry, keychain=keychain, settings=store.settings)
+    client = client or RegistryClient(ref.registry, keychain=keychain, settings=store.settings,
+                                      on_retry=progress.retrying)
     lease: Lease | None = None
     try:
         try:

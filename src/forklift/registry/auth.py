@@ -136,23 +136,26 @@ class RegistryAuth(httpx.Auth):
         key = TokenCache.key(realm, challenge.service, scopes)
         token = None if fresh else self._cache.get(key)
         if token is None:
-            token = yield from self._fetch_token(realm, challenge, scopes, credentials)
+            token = yield from self._fetch_token(realm, challenge, scopes, credentials,
+                                                 request.extensions.get("timeout"))
             self._cache.put(key, token)
         request.headers["Authorization"] = f"Bearer {token.value}"
 
     # -- token endpoint ------------------------------------------------------------------------
-    def _fetch_token(self, realm: str, challenge: Challenge, scopes: list[str],
-                     credentials: Credentials) -> Generator[httpx.Request, httpx.Response, Token]:
+    def _fetch_token(self, realm: str, challenge: Challenge, scopes: list[str], credentials: Credentials,
+                     timeout: object = None) -> Generator[httpx.Request, httpx.Response, Token]:
+        """`timeout`: the registry request's own waits, which the token request keeps (httpx gives a
+        request an auth flow sends no timeout of its own: a silent token server would hang it)."""
         use_post = bool(credentials.identity_token) or (
             bool(credentials.username and credentials.password) and not self._posts_unsupported(realm)
         )
         if use_post:
-            response = yield self._post_token_request(realm, challenge, scopes, credentials)
+            response = yield _waiting(self._post_token_request(realm, challenge, scopes, credentials), timeout)
             if response.status_code in _POST_UNSUPPORTED and not credentials.identity_token:
                 self._mark_post_unsupported(realm)
                 use_post = False
         if not use_post:
-            response = yield self._get_token_request(realm, challenge, scopes, credentials)
+            response = yield _waiting(self._get_token_request(realm, challenge, scopes, credentials), timeout)
         return self._parse_token(response, credentials)
 
     def _post_token_request(self, realm: str, challenge: Challenge, scopes: list[str],
@@ -231,3 +234,9 @@ def _pick(challenges: list[Challenge]) -> Challenge | None:
             if challenge.scheme == scheme:
                 return challenge
     return None
+
+
+def _waiting(request: httpx.Request, timeout: object) -> httpx.Request:
+    if isinstance(timeout, dict):
+        request.extensions = {**request.extensions, "timeout": dict(timeout)}
+    return request

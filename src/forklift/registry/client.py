@@ -1,7 +1,8 @@
 """An async client for the OCI Distribution / Docker Registry HTTP API V2, one registry per instance.
 
 Callers get ready answers: verified manifests, verified blobs on disk, typed errors. Authentication
-lives in `auth.RegistryAuth`; trust in `tls`; retry policy in `retry`.
+lives in `auth.RegistryAuth`; trust in `tls`; retry policy in `retry`; how long each wait may
+last in `timeouts`. `on_retry` hears, in a sentence, each time an outage is being waited out.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from forklift.config import Settings, load_settings
 from forklift.credentials import AnonymousKeychain, Keychain
 from forklift.reference import DOCKER_HUB, DOCKER_HUB_API_HOST, Reference
 from forklift.registry import tls
-from forklift.registry.auth import LOGIN_CHECK, RegistryAuth
+from forklift.registry.auth import LOGIN_CHECK, TOKEN_REQUEST, RegistryAuth
 from forklift.registry.bounded import (
     IDENTITY,
     MAX_BODY_BYTES,
@@ -37,10 +38,12 @@ from forklift.registry.errors import (
     PlatformNotFound,
     RegistryError,
     RegistryServerError,
+    RegistryUnreachable,
     TooManyRequests,
     UnsupportedManifest,
     error_for_response,
     error_for_transport,
+    short_reason,
 )
 from forklift.registry.manifest import (
     ACCEPT,
@@ -55,14 +58,16 @@ from forklift.registry.manifest import (
     platform_of,
     select_platform,
 )
-from forklift.registry.retry import RetryPolicy
+from forklift.registry.retry import Attempts, RetryPolicy
 from forklift.registry.scopes import EXTRA_SCOPES
+from forklift.registry.timeouts import Timeouts
 from forklift.registry.tokens import TokenCache
 
 log = logging.getLogger("forklift.registry")
 
 CHUNK = 1024 * 1024  # upload read size
 Progress = Callable[[int], None]
+OnRetry = Callable[[str], None]  # may be called from a download thread
 Body = bytes | AsyncIterator[bytes]  # a request body, made afresh for each attempt
 
 
@@ -86,19 +91,23 @@ class RegistryClient:
         keychain: Keychain | None = None,
         settings: Settings | None = None,
         token_cache: TokenCache | None = None,
-        max_retries: int = 5,
-        timeout: float = 60.0,
+        max_retries: int | None = None,
+        on_retry: OnRetry | None = None,
     ):
+        """`max_retries` caps the retries within the budget (`registry_retry_seconds`), for a
+        caller that wants a quick answer rather than an outage waited out."""
         self.registry = registry
         self.settings = settings or load_settings()
-        self.retry = RetryPolicy(max_retries=max_retries)
+        self.retry = RetryPolicy(budget=self.settings.registry_retry_seconds, max_retries=max_retries)
+        self.timeouts = Timeouts.from_settings(self.settings)
+        self.on_retry = on_retry
         keychain = keychain or AnonymousKeychain()
         self._insecure = self.settings.is_insecure(registry)
         self._auth = RegistryAuth(registry, lambda repo: keychain.resolve(registry, repo or ""), token_cache)
         host = DOCKER_HUB_API_HOST if registry == DOCKER_HUB else registry
         self._base = httpx.URL(f"https://{host}")
         self._ssl = tls.ssl_context(registry, self.settings.certs_dirs, verify=not self._insecure)
-        self._timeout = httpx.Timeout(timeout, connect=15.0)
+        self._timeout = self.timeouts.client_default()
         self._sync_http: httpx.Client | None = None
         self._http = httpx.AsyncClient(
             verify=self._ssl,
@@ -165,49 +174,65 @@ class RegistryClient:
         headers: dict[str, str] | None = None,
         content_factory: Callable[[], Body] | None = None,
         extensions: dict[str, object] | None = None,
-        stream: bool = False,
+        limit: int = MAX_BODY_BYTES,
+        body: str | None = None,
     ) -> httpx.Response:
-        """Send with retries on connection errors, 408/429/5xx (honouring Retry-After).
-
-        Unless `stream`, the answer is read into memory, at most MAX_BODY_BYTES of it.
-        """
+        """Send, waiting out connection errors, timeouts and 408/429/5xx (honouring Retry-After)
+        within the retry budget; the answer is read into memory, at most `limit` bytes of a
+        success (named `body` in the error when it is larger) and MAX_BODY_BYTES of an error."""
         target = url if isinstance(url, httpx.URL) else self._url(url)
-        for attempt in range(self.retry.max_retries + 1):
+        attempts = self.retry.attempts()
+        while True:
             request = self._http.build_request(
                 method, target, headers=headers, content=content_factory() if content_factory else None,
-                extensions=extensions,
+                extensions={**(extensions or {}), **self.timeouts.for_head()},
             )
             try:
                 response = await self._http.send(request, stream=True)
             except httpx.TransportError as exc:
-                if self.retry.retries_error(exc, attempt):
-                    delay = self.retry.delay(attempt)
-                    log.debug("%s %s: %s; retrying in %.2fs", method, target.path, exc, delay)
-                    await asyncio.sleep(delay)
+                failure = self.timeouts.explain(exc, "first_byte")
+                if attempts.retries_error(failure):
+                    await self._wait(attempts, short_reason(failure), what)
                     continue
-                raise self._transport_error(exc) from None
+                raise self._transport_error(failure, what, attempts) from None
             _log_rate_limit(self.registry, response)
-            if self.retry.retries_status(response.status_code, attempt):
-                delay = self.retry.delay(attempt, response)
-                log.info("%s answered %d for %s; retrying in %.1fs", self.registry, response.status_code, what, delay)
+            if attempts.retries_status(response.status_code):
                 await response.aclose()
-                await asyncio.sleep(delay)
+                await self._wait(attempts, f"answered {response.status_code}", what, response)
                 continue
-            if not stream:
-                response = await read_limited(response, MAX_BODY_BYTES, what=f"the answer for {what}",
-                                              registry=self.registry)
-            return response
-        raise AssertionError("unreachable")
+            self.timeouts.for_body(response)
+            try:
+                return await self._read(response, limit, what, body or f"the answer for {what}")
+            except httpx.TransportError as exc:
+                failure = self.timeouts.explain(exc, "read")
+                # Only a request that changes nothing is sent again once the registry has answered it.
+                if method in ("GET", "HEAD") and attempts.retries_error(failure):
+                    await self._wait(attempts, short_reason(failure), what)
+                    continue
+                raise self._transport_error(failure, what, attempts) from None
+
+    async def _read(self, response: httpx.Response, limit: int, what: str, body: str) -> httpx.Response:
+        if response.is_success:
+            return await read_limited(response, limit, what=body, registry=self.registry)
+        try:
+            return await read_limited(response, MAX_BODY_BYTES, what=f"the error for {what}", registry=self.registry)
+        except ResponseTooLarge:  # the status still says what failed; the oversized body is dropped
+            return httpx.Response(response.status_code, headers=response.headers, request=response.request)
+
+    async def _wait(self, attempts: Attempts, why: str, what: str, response: httpx.Response | None = None) -> None:
+        delay = attempts.delay(response)
+        self._retrying(why, what, attempts, delay)
+        await asyncio.sleep(delay)
+
+    def _retrying(self, why: str, what: str, attempts: Attempts, delay: float) -> None:
+        """Say (log, and `on_retry`) that a failure is being waited out; thread-safe."""
+        log.info("%s for %s: %s; retrying in %.1f s, %.0f s of registry_retry_seconds left",
+                 self.registry, what, why, delay, attempts.left())
+        if self.on_retry is not None:
+            self.on_retry(f"registry {self.registry} unavailable ({why}); retrying, "
+                          f"up to {attempts.left():.0f} s left")
 
     async def _fail(self, response: httpx.Response, *, what: str, repository: str | None) -> RegistryError:
-        try:
-            response.content  # noqa: B018 - read already (not streamed)?
-        except httpx.ResponseNotRead:
-            try:
-                response = await read_limited(response, MAX_BODY_BYTES, what=f"the error for {what}",
-                                              registry=self.registry)
-            except ResponseTooLarge:  # the status still says what failed; the oversized body is dropped
-                response = httpx.Response(response.status_code, headers=response.headers, request=response.request)
         error = error_for_response(response, registry=self.registry, what=what, username=self._username(repository))
         if response.status_code == 429:
             return TooManyRequests(str(error), registry=self.registry)
@@ -233,11 +258,10 @@ class RegistryClient:
         """GET a manifest and verify it: by digest against the digest asked for, by tag against the header."""
         await self.ping()
         what = f"{repository}@{reference}" if ":" in reference else f"{repository}:{reference}"
-        response = await self._send("GET", f"/v2/{repository}/manifests/{reference}", what=what,
-                                    headers={"Accept": ACCEPT}, stream=True)
+        response = await self._send("GET", f"/v2/{repository}/manifests/{reference}", what=f"manifest {what}",
+                                    headers={"Accept": ACCEPT}, limit=MAX_MANIFEST_BYTES, body=f"manifest {what}")
         if response.status_code != 200:
             raise await self._fail(response, what=what, repository=repository)
-        response = await read_limited(response, MAX_MANIFEST_BYTES, what=f"manifest {what}", registry=self.registry)
         raw = response.content
         actual = "sha256:" + hashlib.sha256(raw).hexdigest()
         expected = reference if ":" in reference else response.headers.get("docker-content-digest")
@@ -309,10 +333,10 @@ class RegistryClient:
             raise RegistryServerError(f"blob {descriptor.digest} is too large to read into memory",
                                       registry=self.registry)
         what = f"blob {descriptor.digest} in {repository}"
-        response = await self._send("GET", f"/v2/{repository}/blobs/{descriptor.digest}", what=what, stream=True)
+        response = await self._send("GET", f"/v2/{repository}/blobs/{descriptor.digest}", what=what,
+                                    limit=descriptor.size, body=what)
         if response.status_code != 200:
             raise await self._fail(response, what=what, repository=repository)
-        response = await read_limited(response, descriptor.size, what=what, registry=self.registry)
         _verify(response.content, descriptor, self.registry)
         return response.content
 
@@ -324,17 +348,18 @@ class RegistryClient:
         """
         await self.ping()
         what = f"blob {descriptor.digest} in {repository}"
+        # A cancelled task leaves its thread running: the thread stops at its next chunk or retry instead.
+        cancelled = threading.Event()
         download = BlobDownload(
             http=self._blob_http(), url=self._url(f"/v2/{repository}/blobs/{descriptor.digest}"),
-            descriptor=descriptor, registry=self.registry, policy=self.retry,
+            descriptor=descriptor, registry=self.registry, policy=self.retry, timeouts=self.timeouts,
             to_error=lambda response: error_for_response(response, registry=self.registry, what=what,
                                                          username=self._username(repository)),
-            transport_error=self._transport_error,
+            transport_error=lambda exc, attempts: self._transport_error(exc, f"blob {descriptor.digest}", attempts),
+            retrying=lambda why, attempts, delay: self._retrying(why, f"blob {descriptor.digest}", attempts, delay),
             cached_authorization=lambda url: self._auth.cached_authorization("GET", url),
-            ssl_context=self._ssl, timeout=self._timeout.read or 60.0,
+            ssl_context=self._ssl, cancelled=cancelled,
         )
-        # A cancelled task leaves its thread running: the thread stops at its next chunk instead.
-        cancelled = threading.Event()
 
         def advance(n: int) -> None:
             if cancelled.is_set():
@@ -357,9 +382,17 @@ class RegistryClient:
             )
         return self._sync_http
 
-    def _transport_error(self, exc: BaseException) -> RegistryError:
-        return error_for_transport(exc, registry=self.registry,
-                                   certs_hint=tls.certs_hint(self.registry, self.settings.certs_dirs))
+    def _transport_error(self, exc: BaseException, what: str, attempts: Attempts | None = None) -> RegistryError:
+        error = error_for_transport(exc, registry=self.registry, what=what,
+                                    certs_hint=tls.certs_hint(self.registry, self.settings.certs_dirs))
+        token_host = _token_server(exc)
+        if token_host is not None and isinstance(error, RegistryUnreachable):
+            error = RegistryUnreachable(f"cannot reach {token_host}, the token server of registry {self.registry}: "
+                                        f"{short_reason(exc)}", registry=self.registry)
+        if attempts is None or not attempts.given_up():
+            return error
+        return type(error)(f"{error}{attempts.given_up()}; check that the registry is up, or raise these "
+                           "settings in config.toml", registry=self.registry)
 
     async def blob_exists(self, repository: str, digest: str) -> bool:
         await self.ping()
@@ -461,6 +494,19 @@ async def _read_file(path: Path, offset: int, length: int, progress: Progress | 
             if progress:
                 progress(len(block))
             yield block
+
+
+def _token_server(exc: BaseException | None) -> str | None:
+    """host[:port] of the token server, when the request that failed was the auth flow's token request."""
+    while exc is not None and not isinstance(exc, httpx.RequestError):
+        exc = exc.__cause__
+    if exc is None:
+        return None
+    try:
+        request = exc.request
+    except RuntimeError:  # no request attached
+        return None
+    return request.url.netloc.decode("ascii") if request.extensions.get(TOKEN_REQUEST) else None
 
 
 def _log_rate_limit(registry: str, response: httpx.Response) -> None:

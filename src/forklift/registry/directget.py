@@ -4,16 +4,23 @@ Measured here on four 80 MiB blobs over loopback TLS: ~0.9 s against ~1.8 s thro
 http.client's buffered reader fills a large buffer in C while httpx walks every 16 KiB TLS record
 through Python. Only plain GETs of blobs take this path, with an Authorization header the auth flow
 already holds; anything unusual (a proxy, a 401, an error status) goes back through httpx.
+Each wait has its own timeout (`timeouts`): the socket's timeout is set anew for connecting, for
+the answer's head and for the body, and running out raises WaitedTooLong naming which.
 """
 
 from __future__ import annotations
 
 import http.client
 import os
+import socket
 import ssl
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 
 import httpx
+
+from forklift.registry.timeouts import Phase, Timeouts, WaitedTooLong
 
 MAX_REDIRECTS = 5
 _REDIRECTS = {301, 302, 303, 307, 308}
@@ -31,11 +38,32 @@ class DirectResponse:
     headers: httpx.Headers
     _response: http.client.HTTPResponse
     _connection: http.client.HTTPConnection
+    _timeouts: Timeouts
+    _watchdog: threading.Timer | None = field(default=None, init=False)
 
     def readinto(self, buffer: memoryview) -> int:
-        return self._response.readinto(buffer)
+        with _waiting("read", self._timeouts):
+            return self._response.readinto(buffer)
+
+    def cut_at(self, deadline: float) -> None:
+        """Hang up at `deadline` (time.monotonic()) if still reading. http.client's reader fills its
+        whole buffer before it returns, so a drip that never trips the read timeout would hold
+        one `readinto` far past any deadline checked between reads."""
+        self._watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), self._hang_up)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def _hang_up(self) -> None:
+        sock = self._connection.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # the blocked read returns; `close` does the rest
+            except OSError:
+                pass
 
     def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         self._connection.close()
 
 
@@ -43,7 +71,21 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port
 
 
-def direct_get(url: httpx.URL, headers: dict[str, str], context: ssl.SSLContext, timeout: float) -> DirectResponse:
+class _waiting:  # noqa: N801 - used as `with _waiting(...)`
+    """A socket timeout inside the block is the `phase` wait running out."""
+
+    def __init__(self, phase: Phase, timeouts: Timeouts):
+        self.phase, self.timeouts = phase, timeouts
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, TimeoutError) and not isinstance(exc, WaitedTooLong):
+            raise WaitedTooLong(self.phase, self.timeouts.seconds(self.phase)) from exc
+
+
+def direct_get(url: httpx.URL, headers: dict[str, str], context: ssl.SSLContext, timeouts: Timeouts) -> DirectResponse:
     """GET `url`, following redirects; Authorization is dropped as soon as the origin changes."""
     first = _origin(url)
     for _ in range(MAX_REDIRECTS + 1):
@@ -52,13 +94,18 @@ def direct_get(url: httpx.URL, headers: dict[str, str], context: ssl.SSLContext,
             sent.pop("Authorization", None)
         connection: http.client.HTTPConnection
         if url.scheme == "https":
-            connection = http.client.HTTPSConnection(url.host, url.port, context=context, timeout=timeout)
+            connection = http.client.HTTPSConnection(url.host, url.port, context=context, timeout=timeouts.connect)
         else:
-            connection = http.client.HTTPConnection(url.host, url.port, timeout=timeout)
+            connection = http.client.HTTPConnection(url.host, url.port, timeout=timeouts.connect)
         try:
-            target = url.raw_path.decode("ascii")
-            connection.request("GET", target, headers=sent)
-            response = connection.getresponse()
+            with _waiting("connect", timeouts):
+                connection.connect()
+            assert connection.sock is not None
+            connection.sock.settimeout(timeouts.first_byte)
+            with _waiting("first_byte", timeouts):
+                connection.request("GET", url.raw_path.decode("ascii"), headers=sent)
+                response = connection.getresponse()
+            connection.sock.settimeout(timeouts.read)
         except BaseException:
             connection.close()
             raise
@@ -67,5 +114,5 @@ def direct_get(url: httpx.URL, headers: dict[str, str], context: ssl.SSLContext,
             connection.close()
             url = url.join(location)
             continue
-        return DirectResponse(response.status, httpx.Headers(response.getheaders()), response, connection)
+        return DirectResponse(response.status, httpx.Headers(response.getheaders()), response, connection, timeouts)
     raise http.client.HTTPException(f"more than {MAX_REDIRECTS} redirects for {url.copy_with(query=None)}")

@@ -4,27 +4,37 @@ This part runs in worker threads: TLS decryption, hashing and file writes all re
 parallel layer downloads use every core (measured: ~1.5x faster than the same transfers multiplexed
 on one event loop). Bodies are read through `directget` when the auth flow already holds the header
 for the request; otherwise, and for anything unusual, through the synchronous httpx client.
+
+A stall (no byte for `registry_read_timeout_seconds`) or a drop is retried from where it stopped
+within the retry budget, which starts again whenever bytes arrive; the whole download also has a
+deadline from the blob's size (`Timeouts.blob_deadline`), so a drip cannot hold a pull forever.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.client
-import logging
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 
 from forklift.registry.directget import DirectResponse, direct_get, proxies_configured
-from forklift.registry.errors import DigestMismatch, RegistryError, RegistryServerError, transport_kind
+from forklift.registry.errors import (
+    DigestMismatch,
+    RegistryError,
+    RegistryServerError,
+    RegistryStalled,
+    short_reason,
+)
 from forklift.registry.manifest import Descriptor
-from forklift.registry.retry import RetryPolicy
-
-log = logging.getLogger("forklift.registry")
+from forklift.registry.retry import Attempts, RetryPolicy
+from forklift.registry.timeouts import MIN_BLOB_RATE, Phase, Timeouts
 
 READ_BLOCK = 1024 * 1024
 Progress = Callable[[int], None]
@@ -37,12 +47,15 @@ class BlobDownload:
     descriptor: Descriptor
     registry: str
     policy: RetryPolicy
+    timeouts: Timeouts
     to_error: Callable[[httpx.Response], RegistryError]  # maps a failed response to a typed error
-    transport_error: Callable[[BaseException], RegistryError]  # maps a connection-level failure
+    # maps a connection-level failure, saying how long it was retried
+    transport_error: Callable[[BaseException, Attempts], RegistryError]
+    retrying: Callable[[str, Attempts, float], None]  # tells (why, the attempts, the wait) before a wait
     # (known, Authorization header) the auth flow holds for a URL; None disables the direct path
     cached_authorization: Callable[[httpx.URL], tuple[bool, str | None]] | None = None
     ssl_context: ssl.SSLContext | None = None
-    timeout: float = 60.0
+    cancelled: threading.Event | None = None  # set when the task is cancelled: a retry wait ends at once
 
     @property
     def what(self) -> str:
@@ -55,27 +68,51 @@ class BlobDownload:
         state.offset = _hash_existing(dest, state.hasher, descriptor.size)
         if state.offset and progress:
             progress(state.offset)
-        attempt = 0
+        state.deadline = time.monotonic() + self.timeouts.blob_deadline(descriptor.size, self.policy.budget)
+        try:
+            self._fetch(dest, state, progress)
+        except _LocalWriteFailed as exc:  # the disk, not the registry: another attempt would not help
+            raise exc.error from None
+        actual = "sha256:" + state.hasher.hexdigest()
+        offset = state.offset
+        if offset > descriptor.size:
+            dest.unlink(missing_ok=True)
+            raise DigestMismatch(
+                f"{self.what} from {self.registry} is longer than the {descriptor.size} bytes its descriptor "
+                "gives; reading stopped there and the blob is refused", registry=self.registry)
+        if offset != descriptor.size or actual != descriptor.digest:
+            dest.unlink(missing_ok=True)
+            raise DigestMismatch(
+                f"{self.what} from {self.registry}: got {offset} bytes with digest {actual}, expected "
+                f"{descriptor.size} bytes with digest {descriptor.digest}", registry=self.registry)
+
+    def _fetch(self, dest: Path, state: _Progressive, progress: Progress | None) -> None:
+        """Attempts until the body is on disk (verified by `run`), or the error that ends them."""
+        descriptor = self.descriptor
+        attempts = self.policy.attempts()
         while True:
             offset = state.offset
+            state.check_deadline(self)
+            if self.cancelled is not None and self.cancelled.is_set():
+                raise RegistryError(f"the download of {self.what} was cancelled", registry=self.registry)
             headers = {"Range": f"bytes={offset}-"} if offset else {}
             try:
                 if self._try_direct(dest, state, headers, progress):
                     break
             except (OSError, http.client.HTTPException) as exc:
-                if not self.policy.retries_error(exc, attempt):
-                    raise self._give_up(exc) from None
-                self._pause(attempt, f"interrupted at {state.offset} bytes ({exc})")
-                attempt += 1
+                self._after_failure(exc, attempts, state, offset)
                 continue
+            state.waiting = "first_byte"
             try:
-                with self.http.stream("GET", self.url, headers=headers) as response:
+                extensions = self.timeouts.for_head()
+                with self.http.stream("GET", self.url, headers=headers, extensions=extensions) as response:
+                    state.waiting = "read"
+                    self.timeouts.for_body(response)
                     status = response.status_code
                     if status == 416 and offset == descriptor.size:
                         break
-                    if self.policy.retries_status(status, attempt):
-                        self._pause(attempt, f"answered {status}", response)
-                        attempt += 1
+                    if attempts.retries_status(status):
+                        self._pause(attempts, f"answered {status}", response)
                         continue
                     if status == 200 and offset:
                         if progress:
@@ -91,22 +128,7 @@ class BlobDownload:
                     self._write(response, dest, state, progress)
                 break
             except (httpx.TransportError, httpx.StreamError) as exc:
-                if not self.policy.retries_error(exc, attempt):
-                    raise self._give_up(exc) from None
-                self._pause(attempt, f"interrupted at {state.offset} bytes ({exc})")
-                attempt += 1
-        actual = "sha256:" + state.hasher.hexdigest()
-        offset = state.offset
-        if offset > descriptor.size:
-            dest.unlink(missing_ok=True)
-            raise DigestMismatch(
-                f"{self.what} from {self.registry} is longer than the {descriptor.size} bytes its descriptor "
-                "gives; reading stopped there and the blob is refused", registry=self.registry)
-        if offset != descriptor.size or actual != descriptor.digest:
-            dest.unlink(missing_ok=True)
-            raise DigestMismatch(
-                f"{self.what} from {self.registry}: got {offset} bytes with digest {actual}, expected "
-                f"{descriptor.size} bytes with digest {descriptor.digest}", registry=self.registry)
+                self._after_failure(self.timeouts.explain(exc, state.waiting), attempts, state, offset)
 
     def _try_direct(self, dest: Path, state: _Progressive, headers: dict[str, str], progress: Progress | None) -> bool:
         """Download through http.client when it can be done simply; False hands over to httpx."""
@@ -118,7 +140,8 @@ class BlobDownload:
         sent = {**headers, "User-Agent": self.http.headers.get("User-Agent", "forklift"), "Accept-Encoding": "identity"}
         if authorization:
             sent["Authorization"] = authorization
-        response = direct_get(self.url, sent, self.ssl_context, self.timeout)
+        response = direct_get(self.url, sent, self.ssl_context, self.timeouts)
+        response.cut_at(state.deadline)
         try:
             offset = state.offset
             if response.status == 416 and offset == self.descriptor.size:
@@ -139,52 +162,64 @@ class BlobDownload:
         buffer = memoryview(bytearray(READ_BLOCK))
         length = response.headers.get("content-length")
         expected_end = state.offset + int(length) if length and length.isdigit() else None
-        with open(dest, "r+b" if state.offset else "wb") as out:
-            out.seek(state.offset)
-            out.truncate()
+        with _opened(dest, state) as out:
+            # A block is kept once whole: a stall or a drop loses at most the one being read, and the
+            # resume starts after the last whole block (a shorter read would lose http.client's speed).
             # At most one byte past the descriptor's size is ever read: enough to know the blob is longer.
             while count := response.readinto(buffer[: min(READ_BLOCK, self.descriptor.size - state.offset + 1)]):
                 chunk = buffer[:count]
-                out.write(chunk)
+                _write_local(out, chunk)
                 state.hasher.update(chunk)
                 state.offset += count
                 if progress:
                     progress(count)
                 if state.offset > self.descriptor.size:
                     return  # more than announced: stop reading; `run` refuses it
+                state.check_deadline(self)
         # http.client ends a body cut short without complaint; a short read is a dropped connection.
         if expected_end is not None and state.offset < expected_end:
             raise http.client.IncompleteRead(b"", expected_end - state.offset)
 
     def _write(self, response: httpx.Response, dest: Path, state: _Progressive, progress: Progress | None) -> None:
         # `state` advances chunk by chunk, so a drop mid-stream leaves it matching the file for the resume.
-        with open(dest, "r+b" if state.offset else "wb") as out:
-            out.seek(state.offset)
-            out.truncate()
+        with _opened(dest, state) as out:
             for chunk in response.iter_raw():
                 room = self.descriptor.size - state.offset
                 if len(chunk) > room:  # more than announced: keep nothing past the size, stop; `run` refuses it
-                    out.write(chunk[:room])
+                    _write_local(out, chunk[:room])
                     state.offset += len(chunk)
                     break
-                out.write(chunk)
+                _write_local(out, chunk)
                 state.hasher.update(chunk)
                 state.offset += len(chunk)
                 if progress:
                     progress(len(chunk))
+                state.check_deadline(self)
 
-    def _give_up(self, exc: BaseException) -> RegistryError:
-        """The error for a failure that is not retried (or no longer): TLS and DNS failures, and every
-        failure of httpx to connect, as the client reports them; a cut body as a failed download."""
-        if isinstance(exc, httpx.TransportError) or transport_kind(exc) in ("tls", "dns"):
-            return self.transport_error(exc)
-        return RegistryServerError(f"download of {self.what} from {self.registry} failed: {exc}",
+    def _after_failure(self, exc: BaseException, attempts: Attempts, state: _Progressive, offset: int) -> None:
+        """Wait before the next attempt, or raise the error that ends the download."""
+        if state.offset > offset:
+            attempts.progressed()
+        state.check_deadline(self)
+        if not attempts.retries_error(exc):
+            raise self._give_up(exc, attempts) from None
+        self._pause(attempts, short_reason(exc))
+
+    def _give_up(self, exc: BaseException, attempts: Attempts) -> RegistryError:
+        """The error for a failure that is not retried (or no longer): a connection-level failure
+        (TLS, DNS, refused, timed out) as the client reports them; a cut body as a failed download."""
+        if isinstance(exc, (httpx.TransportError, OSError)):
+            return self.transport_error(exc, attempts)
+        return RegistryServerError(f"download of {self.what} from {self.registry} failed: {exc}{attempts.given_up()}",
                                    registry=self.registry)
 
-    def _pause(self, attempt: int, why: str, response: httpx.Response | None = None) -> None:
-        delay = self.policy.delay(attempt, response)
-        log.info("download of %s from %s %s; retrying in %.1fs", self.what, self.registry, why, delay)
-        time.sleep(delay)
+    def _pause(self, attempts: Attempts, why: str, response: httpx.Response | None = None) -> None:
+        delay = attempts.delay(response)
+        self.retrying(why, attempts, delay)
+        if self.cancelled is not None:
+            self.cancelled.wait(delay)
+        else:
+            time.sleep(delay)
 
 
 class _Progressive:
@@ -193,9 +228,55 @@ class _Progressive:
     def __init__(self, hasher: hashlib._Hash):
         self.hasher = hasher
         self.offset = 0
+        self.deadline = float("inf")  # time.monotonic() by which the whole blob must be in
+        self.waiting: Phase = "first_byte"  # what a read timeout from httpx stands for just now
+
+    def check_deadline(self, download: BlobDownload) -> None:
+        if time.monotonic() <= self.deadline:
+            return
+        size = download.descriptor.size
+        raise RegistryStalled(
+            f"the download of {download.what} from {download.registry} is too slow: {self.offset} of {size} bytes "
+            f"arrived in the time allowed for its size (the registry timeouts and registry_retry_seconds, plus "
+            f"{MIN_BLOB_RATE >> 10} KiB/s); check the registry or the network to it", registry=download.registry)
 
     def restart(self) -> None:
         self.hasher, self.offset = hashlib.sha256(), 0
+
+
+class _LocalWriteFailed(Exception):  # noqa: N818 - carries the disk's OSError past the network's handlers
+    def __init__(self, error: OSError):
+        super().__init__(str(error))
+        self.error = error
+
+
+class _opened:  # noqa: N801 - used as `with _opened(...)`
+    """`dest` opened for writing from `state.offset`; a failure of the disk is a _LocalWriteFailed."""
+
+    def __init__(self, dest: Path, state: _Progressive):
+        self.dest, self.state = dest, state
+
+    def __enter__(self) -> BinaryIO:
+        try:
+            self.file = open(self.dest, "r+b" if self.state.offset else "wb")  # noqa: SIM115 - closed in __exit__
+            self.file.seek(self.state.offset)
+            self.file.truncate()
+        except OSError as exc:
+            raise _LocalWriteFailed(exc) from exc
+        return self.file
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.file.close()
+        except OSError as error:
+            raise _LocalWriteFailed(error) from error
+
+
+def _write_local(out: BinaryIO, chunk: bytes | memoryview) -> None:
+    try:
+        out.write(chunk)
+    except OSError as exc:
+        raise _LocalWriteFailed(exc) from exc
 
 
 def _hash_existing(path: Path, hasher: hashlib._Hash, expected_size: int) -> int:

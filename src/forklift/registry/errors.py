@@ -6,6 +6,7 @@ the user name and the registry's own error codes only.
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import ssl
@@ -14,6 +15,7 @@ from typing import Literal
 import httpx
 
 from forklift.errors import ForkliftError
+from forklift.registry.timeouts import KEYS, WaitedTooLong
 
 
 class RegistryError(ForkliftError):
@@ -42,6 +44,11 @@ class TLSError(RegistryError):
 
 class RegistryUnreachable(RegistryError):
     """DNS failure, refused connection, timeout."""
+
+
+class RegistryStalled(RegistryUnreachable):
+    """A registry took a connection and then sent nothing, or stopped sending mid-answer, past its
+    timeout and the retry budget."""
 
 
 class DigestMismatch(RegistryError):
@@ -147,15 +154,51 @@ def transport_kind(exc: BaseException) -> TransportKind:
     return "connection"
 
 
+def short_reason(exc: BaseException) -> str:
+    """A few words for why a request failed, for a retry notice: 'connection refused', 'no data for 30 s (…)'."""
+    chain = _chain(exc)
+    waited = next((e for e in chain if isinstance(e, WaitedTooLong)), None)
+    if waited is not None:
+        return str(waited)
+    if any(isinstance(e, ConnectionRefusedError) or "Connection refused" in str(e) for e in chain):
+        return "connection refused"
+    if any(isinstance(e, ConnectionResetError) or "Connection reset" in str(e) for e in chain):
+        return "connection reset"
+    if any(isinstance(e, (http.client.IncompleteRead, httpx.RemoteProtocolError)) for e in chain):
+        return "connection cut mid-answer"
+    if transport_kind(exc) == "timeout":
+        return "timed out"
+    return str(exc) or type(exc).__name__
+
+
 def is_retryable_transport_error(exc: BaseException) -> bool:
     """Connection drops and timeouts are worth retrying; TLS verification and DNS failures are not."""
     return transport_kind(exc) not in ("tls", "dns")
 
 
-def error_for_transport(exc: BaseException, *, registry: str, certs_hint: str) -> RegistryError:
-    """Map a connection-level failure (TLS, DNS, refused, timeout) to a typed error."""
+def _waited(exc: BaseException, registry: str, what: str) -> RegistryError | None:
+    waited = next((e for e in _chain(exc) if isinstance(e, WaitedTooLong)), None)
+    if waited is None:
+        return None
+    key = KEYS[waited.phase]
+    if waited.phase == "connect":
+        return RegistryUnreachable(f"could not connect to registry {registry} within {waited.seconds:g} s ({key})",
+                                   registry=registry)
+    if waited.phase == "first_byte":
+        return RegistryStalled(f"{registry} sent no answer for {what} within {waited.seconds:g} s ({key})",
+                               registry=registry)
+    return RegistryStalled(f"the download of {what} from {registry} stalled: no data for {waited.seconds:g} s "
+                           f"({key})", registry=registry)
+
+
+def error_for_transport(exc: BaseException, *, registry: str, certs_hint: str,
+                        what: str = "a request") -> RegistryError:
+    """Map a connection-level failure (TLS, DNS, refused, timeout) to a typed error; `what` names
+    what was asked for, e.g. 'blob sha256:…'."""
     text = str(exc) or type(exc).__name__
     kind = transport_kind(exc)
+    if kind == "timeout" and (waited := _waited(exc, registry, what)) is not None:
+        return waited
     if kind == "tls":
         return TLSError(
             f"TLS certificate of {registry} is not trusted (x509: certificate signed by unknown authority: "
@@ -167,4 +210,4 @@ def error_for_transport(exc: BaseException, *, registry: str, certs_hint: str) -
         return RegistryUnreachable(f"cannot resolve registry host {registry}: {text}", registry=registry)
     if kind == "timeout":
         return RegistryUnreachable(f"timed out talking to {registry}: {text}", registry=registry)
-    return RegistryUnreachable(f"cannot connect to registry {registry}: {text}", registry=registry)
+    return RegistryUnreachable(f"cannot connect to registry {registry}: {short_reason(exc)}", registry=registry)
