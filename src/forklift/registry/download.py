@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from forklift.errors import is_disk_full
 from forklift.registry.directget import DirectResponse, direct_get, proxies_configured
 from forklift.registry.errors import DigestMismatch, RegistryError, RegistryServerError, transport_kind
 from forklift.registry.manifest import Descriptor
@@ -63,6 +64,8 @@ class BlobDownload:
                 if self._try_direct(dest, state, headers, progress):
                     break
             except (OSError, http.client.HTTPException) as exc:
+                if is_disk_full(exc):
+                    raise  # the write here failed, not the registry: another attempt fails the same way
                 if not self.policy.retries_error(exc, attempt):
                     raise self._give_up(exc) from None
                 self._pause(attempt, f"interrupted at {state.offset} bytes ({exc})")
