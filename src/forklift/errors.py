@@ -25,6 +25,21 @@ class ForkliftError(Exception):
     """Something the user can fix; `str()` is the message to show them."""
 
 
+# How every "the disk is full" message ends: forklift writes under FORKLIFT_HOME.
+FREE_SPACE = "free disk space there, or point FORKLIFT_HOME at a larger disk"
+
+
+class DiskFull(ForkliftError):
+    """A write ran out of disk; the message names the directory and what to do."""
+
+    def __init__(self, directory: object, what: str = "") -> None:
+        super().__init__(f"{what + ': ' if what else ''}{no_space(directory)}")
+
+
+def no_space(directory: object) -> str:
+    return f"No space left on device in {directory}: {FREE_SPACE}"
+
+
 def is_disk_full(exc: BaseException | None) -> bool:
     """Whether `exc`, or an error it was raised from or during, is a full disk or quota: ENOSPC or
     EDQUOT from the kernel, or SQLite's SQLITE_FULL as sqlite3 (and SQLAlchemy around it) word it.

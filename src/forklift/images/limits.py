@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from forklift.config import Settings
+from forklift.errors import FREE_SPACE, no_space
 from forklift.images.errors import ImageError
 
 GiB = 1 << 30
@@ -58,14 +59,10 @@ def free_bytes(directory: Path) -> int:
     return st.f_bavail * st.f_frsize
 
 
-# How every "the disk is full" error of the image store ends: the store lives in FORKLIFT_HOME.
-FREE_SPACE = "free disk space there, or point FORKLIFT_HOME at a larger disk"
-
-
 def disk_full(image: str, directory: Path, what: str) -> ImageLimitExceeded:
     """The error for ENOSPC/EDQUOT (or SQLite's full database) met while `what` ran for `image`: the
     checks before a pull or an unpack leave room, so another writer took the space meanwhile."""
-    return ImageLimitExceeded(f"image {image}: {what}: No space left on device in {directory}: {FREE_SPACE}")
+    return ImageLimitExceeded(f"image {image}: {what}: {no_space(directory)}")
 
 
 def check_download_room(image: str, directory: Path, sizes: Sequence[int]) -> None:
