@@ -38,6 +38,12 @@ class LogLimits:
     def file_bytes(self) -> int:
         return max(4096, self.max_bytes // self.files)
 
+    @property
+    def behind_bytes(self) -> int:
+        """How much unread output a pump keeps when it has fallen behind: half of what the rotated
+        files hold, so that output as JSON (escapes, stamps) still fits after the note of the drop."""
+        return (self.files - 1) * self.file_bytes // 2
+
 
 def segments(live: Path) -> list[tuple[int, Path]]:
     """(index of the first event, file) of a stream's files, oldest first, the live file last (when
@@ -69,13 +75,20 @@ class EventWriter:
         self.live, self.limits = live, limits
 
     def append(self, events: Sequence[tuple[int, str]]) -> None:
-        if not events:
-            return
-        with open(self.live, "a") as f:
-            f.writelines(json.dumps({"t": stamp, "m": text}) + "\n" for stamp, text in events)
-            size = f.tell()
-        if size >= self.limits.file_bytes:
-            self._rotate()
+        """Write `events` (stamp, message), rotating as often as a large batch needs."""
+        pending = [json.dumps({"t": stamp, "m": text}) + "\n" for stamp, text in events]  # ASCII: len is bytes
+        while pending:
+            with open(self.live, "a") as f:
+                room = self.limits.file_bytes - f.tell()
+                count = 0
+                while count < len(pending) and (room > 0 or count == 0):
+                    room -= len(pending[count])
+                    count += 1
+                f.writelines(pending[:count])
+                full = room <= 0
+            del pending[:count]
+            if full:
+                self._rotate()
 
     def _rotate(self) -> None:
         first = segments(self.live)[-1][0]

@@ -8,10 +8,10 @@ file's modification time when it was copied, i.e. when the last line of that chu
 (never later than the copy, never earlier than a line copied before).
 
 A container may write faster than anything can copy it: the pump reads a megabyte of each file at a
-time, skips to the newest `max_bytes` when it is further behind (saying how much it dropped), and
+time, skips to the newest `LogLimits.behind_bytes` when it is further behind (saying how much it dropped), and
 gives the disk blocks of what it has copied back (`FALLOC_FL_PUNCH_HOLE`; the file keeps its size,
 so the container's appends and the saved offsets are unchanged). A container's output on disk is so
-bounded by what it writes between two drains (a quarter second) plus `max_bytes`, while the server runs.
+bounded by what it writes between two drains (a quarter second) plus `behind_bytes`, while the server runs.
 """
 
 from __future__ import annotations
@@ -111,8 +111,8 @@ class LogPump:
             stat = os.fstat(f.fileno())
             written = min(now, max(self._last, stat.st_mtime_ns // 1_000_000))
             behind = stat.st_size - offset
-            if behind > self.limits.max_bytes:  # keep the newest output, say what was dropped
-                dropped = behind - self.limits.max_bytes
+            if behind > self.limits.behind_bytes:  # keep the newest output, say what was dropped
+                dropped = behind - self.limits.behind_bytes
                 lines.append((written, f"[forklift: {human(dropped)} of output dropped: the container wrote it faster "
                                        f"than it could be copied; the log keeps the last {human(self.limits.max_bytes)}]"))
                 offset += dropped
