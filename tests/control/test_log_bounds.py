@@ -4,8 +4,6 @@ container's output files back to the disk (real files; tmp_path is a disk that p
 
 from __future__ import annotations
 
-import os
-
 from forklift.control.eventlog import EventWriter, LogLimits, StreamFiles, segments
 from forklift.control.logs import EVENTS_FILE, LogPump
 

@@ -52,8 +52,9 @@ def _start(server: ServeProcess, images, prefix: str, script: str, **overrides) 
 
 
 def _channel(host_files, folder: str) -> dict:
-    return {"InputDataConfig": [{"ChannelName": "training", "DataSource": {"S3DataSource": {
-        "S3DataType": "S3Prefix", "S3Uri": f"file://{host_files / folder}", "S3DataDistributionType": "FullyReplicated"}}}]}
+    source = {"S3DataType": "S3Prefix", "S3Uri": f"file://{host_files / folder}",
+              "S3DataDistributionType": "FullyReplicated"}
+    return {"InputDataConfig": [{"ChannelName": "training", "DataSource": {"S3DataSource": source}}]}
 
 
 def _leftovers(server: ServeProcess, name: str) -> list[str]:
@@ -88,7 +89,8 @@ def test_a_model_too_big_to_pack_fails_clearly_and_the_next_job_runs(server, tra
         job = wait_for(server.client("sagemaker"), name)
         assert job["TrainingJobStatus"] == "Failed", job
         reason = job["FailureReason"]
-        assert reason.startswith("ClientError: uploading the model to s3://your-output-data-bucket/model-folder"), reason
+        assert reason.startswith("ClientError: uploading the model to s3://your-output-data-bucket/model-folder"), \
+            reason
         assert "No space left on device" in reason and "FORKLIFT_HOME" in reason, reason
         assert _leftovers(server, name) == ["model/weights.bin"]  # the model stays; no half-packed archive
         assert not list((server.home / "buckets" / "your-output-data-bucket").rglob(f"{name}/**/*.tar.gz"))

@@ -113,7 +113,8 @@ def test_a_container_that_blows_up_its_memory_fails_with_out_of_memory(sagemaker
 
 
 def test_a_gigabyte_of_logs_is_bounded_and_the_server_keeps_answering(server, sagemaker, training_images):
-    script = "yes 'flood: the same line again and again, as fast as the shell can' | head -c 1000000000; echo; echo flood done"
+    script = ("yes 'flood: the same line again and again, as fast as the shell can' | head -c 1000000000; "
+              "echo; echo flood done")
     before = used(server.home)
     name = start(sagemaker, training_images, "log-flood", script)
     peak, answers = [0], []

@@ -113,8 +113,9 @@ class LogPump:
             behind = stat.st_size - offset
             if behind > self.limits.behind_bytes:  # keep the newest output, say what was dropped
                 dropped = behind - self.limits.behind_bytes
+                kept = human(self.limits.max_bytes)
                 lines.append((written, f"[forklift: {human(dropped)} of output dropped: the container wrote it faster "
-                                       f"than it could be copied; the log keeps the last {human(self.limits.max_bytes)}]"))
+                                       f"than it could be copied; the log keeps the last {kept}]"))
                 offset += dropped
             while True:
                 f.seek(offset)

@@ -55,7 +55,7 @@ def control_settings(settings: Settings) -> ControlSettings:
         memory = int(float(capacity.get("memory_gib", 0)) * 1024**3) or machine_memory_bytes()
     except (TypeError, ValueError, AttributeError):
         raise ConfigError(f"{path}: stop_grace_seconds and [capacity] cpus/memory_gib must be numbers") from None
-    limits = LogLimits(parse_size(containers["log_max_bytes"]) if "log_max_bytes" in containers else LogLimits.max_bytes,
-                       int(containers.get("log_files", LogLimits.files)))
+    max_bytes = parse_size(containers["log_max_bytes"]) if "log_max_bytes" in containers else None
+    limits = LogLimits(max_bytes or LogLimits.max_bytes, int(containers.get("log_files", LogLimits.files)))
     return ControlSettings(frozenset(registries), grace, cpus, memory,
                            int(containers.get("pids_limit", DEFAULT_PIDS_LIMIT)), limits)

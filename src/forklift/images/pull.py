@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from forklift.credentials import Keychain
+from forklift.errors import is_disk_full
 from forklift.images.content import Lease
 from forklift.images.imagestore import ImageStore, LocalImage
-from forklift.errors import is_disk_full
 from forklift.images.limits import ImageLimitExceeded, check_download_room, disk_full
 from forklift.images.progress import NoProgress, TransferProgress
 from forklift.images.tasks import run_all

@@ -6,8 +6,7 @@ import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from forklift.runtime.errors import ContainerRuntimeError
 from forklift.runtime.spec import ContainerSpec, ExitStatus
