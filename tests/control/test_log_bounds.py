@@ -4,6 +4,8 @@ container's output files back to the disk (real files; tmp_path is a disk that p
 
 from __future__ import annotations
 
+import pytest
+
 from forklift.control.eventlog import EventWriter, LogLimits, StreamFiles, segments
 from forklift.control.logs import EVENTS_FILE, LogPump
 
@@ -55,3 +57,18 @@ def test_the_pump_skips_ahead_of_a_flood_and_releases_what_it_copied(tmp_path):
     pump.drain()
     (last,), _ = files.read(-1, 1)
     assert last.message == "after the release"
+
+
+def test_config_toml_sets_the_containers_bounds_and_refuses_a_wrong_one(tmp_path):
+    from forklift.config import ConfigError, Settings
+    from forklift.control.settings import DEFAULT_PIDS_LIMIT, control_settings
+
+    settings = Settings(home=tmp_path)
+    assert control_settings(settings).pids_limit == DEFAULT_PIDS_LIMIT
+    assert control_settings(settings).log_limits == LogLimits()
+    (tmp_path / "config.toml").write_text('[containers]\npids_limit = 256\nlog_max_bytes = "8 MiB"\nlog_files = 2\n')
+    read = control_settings(settings)
+    assert (read.pids_limit, read.log_limits) == (256, LogLimits(8 * MiB, 2))
+    (tmp_path / "config.toml").write_text("[containers]\nlog_files = 1\n")
+    with pytest.raises(ConfigError, match="log_files"):
+        control_settings(settings)
