@@ -1,5 +1,5 @@
 """A training job on a server whose FORKLIFT_HOME is a small, nearly full disk (a 96 MiB tmpfs filled
-with ballast): a channel that does not fit and a model too big to pack each fail their job with a
+with ballast): a channel that does not fit and a model too big to pack or upload each fail their job with a
 FailureReason naming the disk and FORKLIFT_HOME, leave nothing half-written behind, and the next job
 on the same server completes."""
 
@@ -81,17 +81,21 @@ def test_a_channel_that_does_not_fit_fails_clearly_and_the_next_job_runs(server,
         ballast.unlink()
 
 
-def test_a_model_too_big_to_pack_fails_clearly_and_the_next_job_runs(server, training_images):
+@pytest.mark.parametrize(("model_mib", "step"), [(14, "packing model.tar.gz"), (9, "writing s3://")])
+def test_a_model_too_big_to_pack_or_upload_fails_clearly_and_the_next_job_runs(server, training_images,
+                                                                               model_mib, step):
+    """24 MiB free: 14 MiB of model cannot be packed beside itself; 9 MiB can, but not copied again
+    into the embedded bucket."""
     ballast = fill(server.home, leave=24 * MiB)
     try:
-        script = "head -c 14680064 /dev/urandom > /opt/ml/model/weights.bin"  # 14 MiB, incompressible
+        script = f"head -c {model_mib * MiB} /dev/urandom > /opt/ml/model/weights.bin"  # incompressible
         name = _start(server, training_images, "too-big-model", script)
         job = wait_for(server.client("sagemaker"), name)
         assert job["TrainingJobStatus"] == "Failed", job
         reason = job["FailureReason"]
         assert reason.startswith("ClientError: uploading the model to s3://your-output-data-bucket/model-folder"), \
             reason
-        assert "No space left on device" in reason and "FORKLIFT_HOME" in reason, reason
+        assert "No space left on device" in reason and "FORKLIFT_HOME" in reason and step in reason, reason
         assert _leftovers(server, name) == ["model/weights.bin"]  # the model stays; no half-packed archive
         assert not list((server.home / "buckets" / "your-output-data-bucket").rglob(f"{name}/**/*.tar.gz"))
         name = _start(server, training_images, "small-model", "echo small > /opt/ml/model/m")

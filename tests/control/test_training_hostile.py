@@ -18,6 +18,7 @@ from training_support import busybox_job, unique, wait_for
 from fixtures.serve import ServeProcess, remove_containers
 from fixtures.smalldisk import MiB, small_disk
 from forklift.devregistry import install_ca
+from forklift.runtime import RuncRuntime
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs and reading cgroups need root")
 PIDS_LIMIT = 128
@@ -73,8 +74,9 @@ def test_a_container_that_ignores_sigterm_is_killed_after_the_grace_and_stopped(
     job = wait_for(sagemaker, name, timeout=60)
     assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Stopped", "Stopped"), job
     assert "got TERM, carrying on" in server.forklift("jobs", "logs", name).stdout  # it was asked, and refused
-    assert not (server.home / "jobs" / name / "container" / "pid").exists() or \
-        (server.home / "jobs" / name / "container" / "exit.json").exists()
+    meta = json.loads((server.home / "jobs" / name / "container" / "container.json").read_text())
+    assert RuncRuntime().cli.state(meta["id"]) is None  # killed and deleted, nothing left running
+    assert json.loads((server.home / "jobs" / name / "container" / "exit.json").read_text())["signal"] == 9
 
 
 def test_a_fork_bomb_stays_within_the_pids_limit_and_the_job_ends(server, sagemaker, training_images):
