@@ -91,11 +91,13 @@ def failure_reason(directory: Path, exit_status: ExitStatus, request: dict) -> s
         instance = (request.get("ResourceConfig") or {}).get("InstanceType", "the instance")
         return (f"OutOfMemoryError: the training container ran out of memory (the memory limit of {instance}) "
                 "and was killed")
+    pids = (f"; it reached its process limit ({exit_status.refused_forks:,} forks or threads refused: "
+            "[containers] pids_limit in config.toml)" if exit_status.refused_forks else "")
     if exit_status.signal:
-        return f"AlgorithmError: the training container was killed by signal {exit_status.signal}"
+        return f"AlgorithmError: the training container was killed by signal {exit_status.signal}{pids}"
     if exit_status.reason == "lost":
         return f"InternalServerError: the training container's exit status was lost: {exit_status.message}"
-    return f"AlgorithmError: the training container exited with code {exit_status.code}"
+    return f"AlgorithmError: the training container exited with code {exit_status.code}{pids}"
 
 
 def output_prefix(row: TrainingJobRow) -> str:
