@@ -15,6 +15,11 @@ config.toml (every key optional):
     registry_read_timeout_seconds = 30         # between two reads of an answer's body: longer is a stall
     registry_retry_seconds = 60                # how long an outage, a 5xx/429 or a stall is waited out
 
+    [containers]                               # every container forklift serve runs on runc
+    pids_limit = 16384                         # processes and threads in one container (a fork bomb stops there)
+    log_max_bytes = "64 MiB"                   # a container's log stream keeps its newest output, this much ...
+    log_files = 4                              # ... across this many rotated files
+
     [server]                                   # forklift serve's HTTP edge
     max_connections_per_client = 256           # open connections from one source address
     max_connections = 15000                    # in all (default: RLIMIT_NOFILE less a quarter)
@@ -305,6 +310,10 @@ SCHEMA: dict[str, Key | dict[str, Key]] = {
     "tls_key": Key("its unencrypted PEM private key file", _path),
     "ca_bundle": Key("a PEM CA file the CLI trusts for an https:// server", _path, restart=False),
     "file_roots": Key("a list of absolute directory paths", _absolute_dirs, restart=False),
+    # Every container forklift serve runs on runc (forklift.control.settings).
+    "containers": {"pids_limit": Key("an integer from 64 to 4194304", _number(64, 4_194_304, integer=True)),
+                   "log_max_bytes": Key('a size such as "64 MiB"', _size),
+                   "log_files": Key("an integer from 2 to 100", _number(2, 100, integer=True))},
     "capacity": {"cpus": Key("a number of CPUs", _number(0.01, 100_000)),
                  "memory_gib": Key("a number of GiB", _number(0.01, 1_000_000))},
     "inference": {"startup_health_check_timeout_seconds": Key("a number of seconds", _number(1, DAY)),

@@ -5,7 +5,8 @@ import ...` never picks another directory's conftest when several test directori
 
 The model server answers `GET /ping` and `POST /invocations` (a linear model read from
 /opt/ml/model/model.json). Its behaviour is chosen by the model's Environment:
-MODE=crash (exits at start), MODE=never-ready (/ping answers 503). A body of `fail` gets a 500;
+MODE=crash (exits at start), MODE=crash-later (serves, then exits after CRASH_AFTER seconds: a
+crash loop), MODE=never-ready (/ping answers 503). A body of `fail` gets a 500;
 after a body of `sick`, /ping answers 503 for good.
 """
 
@@ -53,6 +54,10 @@ if MODE == "crash":
     sys.exit(3)
 MODEL = json.load(open("/opt/ml/model/model.json"))
 SICK = []
+if MODE == "crash-later":
+    import threading
+    threading.Timer(float(os.environ.get("CRASH_AFTER", "2")), lambda: (print("out of luck", flush=True),
+                                                                       os._exit(3))).start()
 
 
 class Handler(BaseHTTPRequestHandler):

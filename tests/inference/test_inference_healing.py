@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 
@@ -83,3 +84,26 @@ def test_no_failed_request_while_one_of_two_instances_dies(server, sagemaker, in
             time.sleep(0.2)
     assert errors == []
     assert len(answers) > 10
+
+
+def test_a_crash_looping_instance_is_replaced_ever_more_slowly_and_the_status_says_so(server, sagemaker,
+                                                                                      inference_image):
+    """Each instance serves a second and exits: healing replaces the first at once, then waits the
+    health-check interval (0.5 s here) doubled with each loss in a row, and keeps trying."""
+    name = deploy(sagemaker, server, inference_image, environment={"MODE": "crash-later", "CRASH_AFTER": "1"})
+    events_log = server.home / "endpoints" / name / "events.log"
+    paces: list[str] = []
+    said: set[str] = set()
+    deadline = time.monotonic() + 90
+    while len(paces) < 4:
+        assert time.monotonic() < deadline, f"only {len(paces)} replacements: {events_log.read_text()}"
+        time.sleep(0.5)
+        variant = sagemaker.describe_endpoint(EndpointName=name)["ProductionVariants"][0]
+        said |= {s.get("StatusMessage", "") for s in variant.get("VariantStatus", [])}
+        paces = re.findall(r"\); replacing it( in [\d.]+ s)?",
+                           events_log.read_text(), re.S)
+    assert paces[:4] == ["", " in 1 s", " in 2 s", " in 4 s"], paces
+    endpoint = sagemaker.describe_endpoint(EndpointName=name)
+    assert endpoint["EndpointStatus"] == "InService"  # it keeps trying, as SageMaker does
+    assert any("backing off" in message for message in said), said
+    sagemaker.delete_endpoint(EndpointName=name)

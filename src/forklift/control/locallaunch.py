@@ -10,6 +10,7 @@ from forklift.control import outcome, staging
 from forklift.control.instance_types import resolve_instance_type
 from forklift.control.launching import ObtainedImage, PlatformFailure, TrainingContainer
 from forklift.control.models import TrainingJobRow
+from forklift.control.settings import control_settings
 from forklift.credentials.chain import default_keychain
 from forklift.images.imagestore import ImageStore
 from forklift.images.progress import TransferProgress
@@ -62,6 +63,7 @@ class LocalTrainingLauncher:
                              state_dir=staging.job_paths(container.directory)["container"],
                              image_config=prepared.config, entrypoint=container.entrypoint, args=container.args,
                              env=container.env, mounts=container.mounts, cpus=cpus, memory_bytes=memory,
+                             pids_limit=control_settings(self.settings).pids_limit,
                              network="none" if container.isolated else "isolated", hostname=container.hostname,
                              labels=container.labels)
         self._hand_outputs_to_the_image_user(spec, container)

@@ -1,14 +1,22 @@
 """Training job logs: the container's stdout/stderr copied, line by line and time-stamped, into
-`$FORKLIFT_HOME/jobs/<job>/logs.jsonl`, and served to the API as a CloudWatch-style LogSource.
+`$FORKLIFT_HOME/jobs/<job>/logs.jsonl` (bounded and rotated: `control.eventlog`), and served to the
+API as a CloudWatch-style LogSource.
 
 The pump remembers how far it has read each file (`logs.offsets.json`), so a restarted server
 resumes where the previous one stopped instead of copying lines twice. A line is stamped with its
 file's modification time when it was copied, i.e. when the last line of that chunk was written
 (never later than the copy, never earlier than a line copied before).
+
+A container may write faster than anything can copy it: the pump reads a megabyte of each file at a
+time, skips to the newest `LogLimits.behind_bytes` when it is further behind (saying how much it dropped), and
+gives the disk blocks of what it has copied back (`FALLOC_FL_PUNCH_HOLE`; the file keeps its size,
+so the container's appends and the saved offsets are unchanged). A container's output on disk is so
+bounded by what it writes between two drains (a quarter second) plus `behind_bytes`, while the server runs.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import threading
@@ -16,78 +24,121 @@ import time
 from pathlib import Path
 
 from forklift.atomicfile import write_atomically
-from forklift.control.logsource import GroupInfo, LogEvent, StreamInfo
+from forklift.control.eventlog import EventWriter, LogLimits, StreamFiles
+from forklift.control.logsource import GroupInfo, StreamInfo
 from forklift.control.store import JobStore
+from forklift.images.limits import human
 
 GROUP = "/aws/sagemaker/TrainingJobs"
 EVENTS_FILE = "logs.jsonl"
 OFFSETS_FILE = "logs.offsets.json"
+READ_CHUNK = 1 << 20  # what one drain reads of one file: a flood is copied a megabyte at a time
+RELEASE_EVERY = 1 << 20  # copied bytes of an output file whose disk blocks are then given back
+_PUNCH = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def job_dir(home: Path, name: str) -> Path:
     return home / "jobs" / name
 
 
-class LogPump:
-    """Copies new complete lines of `sources` into the job's event file."""
+def release_copied(path: Path, upto: int) -> None:
+    """Free the disk blocks of `path` before `upto` (whole pages), keeping its size and the rest.
 
-    def __init__(self, directory: Path, sources: list[Path]):
-        self.events = directory / EVENTS_FILE
+    Where the filesystem cannot punch holes the file just keeps its blocks."""
+    length = upto - upto % 4096
+    if length <= 0:
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        _libc.fallocate(fd, _PUNCH, ctypes.c_int64(0), ctypes.c_int64(length))
+    finally:
+        os.close(fd)
+
+
+class LogPump:
+    """Copies new complete lines of `sources` into the job's event files, within `limits`."""
+
+    def __init__(self, directory: Path, sources: list[Path], limits: LogLimits | None = None):
+        self.limits = limits or LogLimits()
+        self.events = EventWriter(directory / EVENTS_FILE, self.limits)
         self.offsets_path = directory / OFFSETS_FILE
         self.sources = sources
         self._lock = threading.Lock()  # the pump thread and the runner's final drain must not interleave
         self._last = 0  # the latest stamp written: events stay in time order
+        self._released: dict[str, int] = {}
         try:
             self.offsets = json.loads(self.offsets_path.read_text())
         except (OSError, ValueError):
             self.offsets = {}
 
     def drain(self, final: bool = False) -> int:
-        """Copy what is new; with `final`, also a last line without newline. Returns lines copied."""
+        """Copy what is new; with `final`, all of it, a last line without newline too. Returns lines copied."""
         with self._lock:
             return self._drain(final)
 
     def _drain(self, final: bool) -> int:
         lines: list[tuple[int, str]] = []
         now = int(time.time() * 1000)
+        moved = False
         for source in self.sources:
             offset = int(self.offsets.get(source.name, 0))
             try:
-                with open(source, "rb") as f:
-                    f.seek(offset)
-                    data = f.read()
-                    written = min(now, max(self._last, os.fstat(f.fileno()).st_mtime_ns // 1_000_000))
+                got, new_offset = self._read(source, offset, now, final)
             except OSError:
                 continue
-            end = len(data) if final else data.rfind(b"\n") + 1
-            if end <= 0:
-                continue
-            chunk = data[:end]
-            texts = [line.decode(errors="replace") for line in chunk.split(b"\n")]
-            if chunk.endswith(b"\n"):
-                texts.pop()  # the empty string after the last newline
-            lines += [(written, text) for text in texts]
-            self.offsets[source.name] = offset + end
+            lines += got
+            if new_offset != offset:
+                self.offsets[source.name] = new_offset
+                moved = True
+                if new_offset - self._released.get(source.name, 0) >= RELEASE_EVERY:
+                    release_copied(source, new_offset)
+                    self._released[source.name] = new_offset
         if lines:
             lines.sort(key=lambda line: line[0])  # stable: each file's lines keep their order
             self._last = lines[-1][0]
-            with open(self.events, "a") as f:
-                f.writelines(json.dumps({"t": stamp, "m": text}) + "\n" for stamp, text in lines)
+            self.events.append(lines)
+        if moved:
             write_atomically(self.offsets_path, json.dumps(self.offsets).encode())
         return len(lines)
+
+    def _read(self, source: Path, offset: int, now: int, final: bool) -> tuple[list[tuple[int, str]], int]:
+        lines: list[tuple[int, str]] = []
+        with open(source, "rb") as f:
+            stat = os.fstat(f.fileno())
+            written = min(now, max(self._last, stat.st_mtime_ns // 1_000_000))
+            behind = stat.st_size - offset
+            if behind > self.limits.behind_bytes:  # keep the newest output, say what was dropped
+                dropped = behind - self.limits.behind_bytes
+                kept = human(self.limits.max_bytes)
+                lines.append((written, f"[forklift: {human(dropped)} of output dropped: the container wrote it faster "
+                                       f"than it could be copied; the log keeps the last {kept}]"))
+                offset += dropped
+            while True:
+                f.seek(offset)
+                data = f.read(READ_CHUNK)
+                end = data.rfind(b"\n") + 1
+                if end == 0 and (final or len(data) == READ_CHUNK):
+                    end = len(data)  # the last line at the end, or one longer than a chunk, is cut here
+                if end == 0:
+                    break
+                chunk = data[:end]
+                texts = [line.decode(errors="replace") for line in chunk.split(b"\n")]
+                if chunk.endswith(b"\n"):
+                    texts.pop()  # the empty string after the last newline
+                lines += [(written, text) for text in texts]
+                offset += end
+                if not final:
+                    break  # the next drain reads on; the final one reads to the end
+        return lines, offset
 
     def run(self, done: threading.Event, interval: float = 0.25) -> None:
         while not done.wait(interval):
             self.drain()
         self.drain()
-
-
-def read_events(home: Path, job: str) -> list[LogEvent]:
-    try:
-        with open(job_dir(home, job) / EVENTS_FILE) as f:
-            return [LogEvent(e["t"], e["m"]) for e in map(json.loads, f) if e]
-    except OSError:
-        return []
 
 
 class TrainingLogSource:
@@ -96,6 +147,8 @@ class TrainingLogSource:
     def __init__(self, home: Path, store: JobStore):
         self.home = home
         self.store = store
+        self._streams: dict[str, StreamFiles] = {}
+        self._lock = threading.Lock()
 
     def groups(self, prefix: str | None):
         return [GroupInfo(GROUP, 0)] if GROUP.startswith(prefix or "") else []
@@ -111,13 +164,14 @@ class TrainingLogSource:
         for row in rows:
             if not row.log_stream or not row.log_stream.startswith(prefix):
                 continue
-            events = read_events(self.home, row.name)
+            files = self._files(row.name)
+            first, last = files.read(0, 1)[0], files.read(-1, 1)[0]
             created = int((row.training_start or row.created_at) * 1000)
             found.append(StreamInfo(row.log_stream, created,
-                                    events[0].timestamp if events else None,
-                                    events[-1].timestamp if events else None,
-                                    events[-1].timestamp if events else None,
-                                    sum(len(e.message.encode()) for e in events)))
+                                    first[0].timestamp if first else None,
+                                    last[0].timestamp if last else None,
+                                    last[0].timestamp if last else None,
+                                    files.size()))
         return found
 
     def _rows_with_logs(self):
@@ -130,7 +184,11 @@ class TrainingLogSource:
         row = self.store.get(job)
         if row is None or row.log_stream != stream:
             return None
-        stored = read_events(self.home, job)
-        start = max(0, len(stored) + start_index) if start_index < 0 else min(start_index, len(stored))
-        chunk = stored[start:start + max(0, limit)]
-        return chunk, start + len(chunk)
+        return self._files(job).read(start_index, limit)
+
+    def _files(self, job: str) -> StreamFiles:
+        with self._lock:  # one per job: it remembers where its lines are
+            files = self._streams.get(job)
+            if files is None:
+                files = self._streams[job] = StreamFiles(job_dir(self.home, job) / EVENTS_FILE)
+            return files

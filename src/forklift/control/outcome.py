@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from forklift.config import Settings
@@ -10,11 +11,12 @@ from forklift.control.instance_types import resolve_instance_type
 from forklift.control.models import TrainingJobRow
 from forklift.control.status import MAX_FAILURE_REASON
 from forklift.credentials.errors import CredentialsError
+from forklift.errors import DiskFull, is_disk_full
 from forklift.images.limits import ImageLimitExceeded
 from forklift.reference import parse
 from forklift.registry import AuthenticationFailed, NotFound, RegistryError, TLSError
 from forklift.runtime import ExitStatus
-from forklift.storage import pack_tar_gz, store_for
+from forklift.storage import ObjectStore, pack_tar_gz, store_for
 
 # ExitStatus.reason of a container its backend could not run at all (e.g. a cluster that cannot pull the
 # image); the status's message is then the whole FailureReason.
@@ -89,11 +91,13 @@ def failure_reason(directory: Path, exit_status: ExitStatus, request: dict) -> s
         instance = (request.get("ResourceConfig") or {}).get("InstanceType", "the instance")
         return (f"OutOfMemoryError: the training container ran out of memory (the memory limit of {instance}) "
                 "and was killed")
+    pids = (f"; it reached its process limit ({exit_status.refused_forks:,} forks or threads refused: "
+            "[containers] pids_limit in config.toml)" if exit_status.refused_forks else "")
     if exit_status.signal:
-        return f"AlgorithmError: the training container was killed by signal {exit_status.signal}"
+        return f"AlgorithmError: the training container was killed by signal {exit_status.signal}{pids}"
     if exit_status.reason == "lost":
         return f"InternalServerError: the training container's exit status was lost: {exit_status.message}"
-    return f"AlgorithmError: the training container exited with code {exit_status.code}"
+    return f"AlgorithmError: the training container exited with code {exit_status.code}{pids}"
 
 
 def output_prefix(row: TrainingJobRow) -> str:
@@ -101,16 +105,46 @@ def output_prefix(row: TrainingJobRow) -> str:
 
 
 def upload_outputs(directory: Path, row: TrainingJobRow, settings: Settings) -> str:
-    """Pack /opt/ml/model and /opt/ml/output/data, upload both; returns the model.tar.gz URI."""
+    """Pack /opt/ml/model and /opt/ml/output/data, upload both; returns the model.tar.gz URI.
+
+    The archives are scratch, removed whatever happens (a half-packed one holds a full disk's last
+    bytes); a disk that fills is a `DiskFull` naming the directory: FORKLIFT_HOME, or a file:// destination's.
+    """
+    archives = directory / "archives"
+    try:
+        return _pack_and_upload(directory, row, settings, archives)
+    finally:
+        shutil.rmtree(archives, ignore_errors=True)
+
+
+def _pack_and_upload(directory: Path, row: TrainingJobRow, settings: Settings, archives: Path) -> str:
     paths = staging.job_paths(directory)
     prefix = output_prefix(row)
     store = store_for(prefix, settings)
-    archives = directory / "archives"
     archives.mkdir(exist_ok=True)
     model_uri = f"{prefix}/model.tar.gz"
     paths["model"].mkdir(parents=True, exist_ok=True)
-    store.upload(pack_tar_gz(paths["model"], archives / "model.tar.gz"), model_uri)
+    _upload(store, _pack(paths["model"], archives / "model.tar.gz", settings), model_uri, settings)
     data = paths["output"] / "data"
     if data.is_dir() and any(data.iterdir()):
-        store.upload(pack_tar_gz(data, archives / "output.tar.gz"), f"{prefix}/output.tar.gz")
+        _upload(store, _pack(data, archives / "output.tar.gz", settings), f"{prefix}/output.tar.gz", settings)
     return model_uri
+
+
+def _pack(source: Path, archive: Path, settings: Settings) -> Path:
+    try:
+        return pack_tar_gz(source, archive)
+    except Exception as exc:
+        if is_disk_full(exc):
+            raise DiskFull(settings.home, f"packing {archive.name}") from exc
+        raise
+
+
+def _upload(store: ObjectStore, archive: Path, uri: str, settings: Settings) -> None:
+    try:
+        store.upload(archive, uri)
+    except Exception as exc:
+        if is_disk_full(exc):
+            where = uri.removeprefix("file://").rsplit("/", 1)[0] if uri.startswith("file://") else settings.home
+            raise DiskFull(where, f"writing {uri}") from exc
+        raise

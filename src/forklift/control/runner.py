@@ -189,7 +189,7 @@ class JobRunner:
     # -- while it runs ---------------------------------------------------------------------
     def _wait(self, handle: ContainerHandle) -> ExitStatus | None:
         """The container's exit status, or None when the server is shutting down (it keeps running)."""
-        pump = LogPump(self.directory, [handle.stdout_path, handle.stderr_path])
+        pump = LogPump(self.directory, [handle.stdout_path, handle.stderr_path], self.control.log_limits)
         pump_done = threading.Event()
         threading.Thread(target=pump.run, args=(pump_done,), daemon=True, name=f"logs-{self.name}").start()
         try:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from forklift.cancel import NEVER, Cancel
 from forklift.config import Settings
+from forklift.errors import DiskFull, is_disk_full
 from forklift.runtime import Mount
 from forklift.storage import stage_channel
 
@@ -84,8 +85,23 @@ def fastfile_mounts(directory: Path, request: dict) -> list[Mount]:
 
 def stage_inputs(directory: Path, request: dict, settings: Settings, cancel: Cancel = NEVER) -> StagedInput:
     """Download every channel; returns the extra mounts (FastFile, read-only) and the Pipe FIFOs. After a
-    stop (`cancel`) no further object is begun."""
+    stop (`cancel`) no further object is begun.
+
+    A channel that fails takes what was staged with it: a disk that filled gets its space back for the
+    next job (and the error says so, `DiskFull`).
+    """
     paths = job_paths(directory)
+    try:
+        return _stage(paths, request, settings, directory, cancel)
+    except Exception as exc:
+        for partial in (paths["data"], paths["pipe"]):
+            shutil.rmtree(partial, ignore_errors=True)
+        if is_disk_full(exc):
+            raise DiskFull(settings.home) from exc
+        raise
+
+
+def _stage(paths: dict[str, Path], request: dict, settings: Settings, directory: Path, cancel: Cancel) -> StagedInput:
     paths["data"].mkdir(parents=True, exist_ok=True)
     staged = StagedInput()
     for channel in request.get("InputDataConfig") or []:

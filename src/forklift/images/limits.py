@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from forklift.config import Settings
+from forklift.errors import FREE_SPACE, no_space
 from forklift.images.errors import ImageError
 
 GiB = 1 << 30
@@ -58,6 +59,12 @@ def free_bytes(directory: Path) -> int:
     return st.f_bavail * st.f_frsize
 
 
+def disk_full(image: str, directory: Path, what: str) -> ImageLimitExceeded:
+    """The error for ENOSPC/EDQUOT (or SQLite's full database) met while `what` ran for `image`: the
+    checks before a pull or an unpack leave room, so another writer took the space meanwhile."""
+    return ImageLimitExceeded(f"image {image}: {what}: {no_space(directory)}")
+
+
 def check_download_room(image: str, directory: Path, sizes: Sequence[int]) -> None:
     """Before the first blob is fetched: the blobs a manifest announces must fit with the reserve kept,
     so a registry announcing a 1 TiB layer is refused before a byte of it is written."""
@@ -67,7 +74,7 @@ def check_download_room(image: str, directory: Path, sizes: Sequence[int]) -> No
     if free - need < reserve:
         raise ImageLimitExceeded(
             f"image {image} needs {human(need)} to download and {directory} has {human(free)} free (forklift "
-            f"keeps {human(reserve)} free): free disk space there")
+            f"keeps {human(reserve)} free): {FREE_SPACE}")
 
 
 @dataclass(frozen=True)
@@ -99,7 +106,7 @@ class UnpackBudget:
         if free - need < self.reserve:
             raise ImageLimitExceeded(
                 f"image {self.image} needs at least {human(need)} to unpack and {self.directory} has "
-                f"{human(free)} free (forklift keeps {human(self.reserve)} free): free disk space there")
+                f"{human(free)} free (forklift keeps {human(self.reserve)} free): {FREE_SPACE}")
 
     def entry(self, size: int) -> None:
         """Count one entry of `size` bytes (0 for all but regular files) before it is written."""
@@ -123,7 +130,7 @@ class UnpackBudget:
         if st.f_bavail * st.f_frsize - about_to_write < self.reserve:
             raise ImageLimitExceeded(
                 f"image {self.image}: unpacking stopped after {human(self.bytes)} because free space in "
-                f"{self.directory} fell below the {human(self.reserve)} forklift keeps free: free disk space there")
+                f"{self.directory} fell below the {human(self.reserve)} forklift keeps free: {FREE_SPACE}")
         if st.f_files and st.f_favail < INODE_RESERVE:  # f_files is 0 where inodes are not counted (btrfs)
             raise ImageLimitExceeded(
                 f"image {self.image}: unpacking stopped after {self.files:,} files because {self.directory} "
@@ -131,8 +138,7 @@ class UnpackBudget:
 
     def disk_full(self, what: str) -> ImageLimitExceeded:
         """The error for ENOSPC/EDQUOT met anyway (a concurrent writer took the space)."""
-        return ImageLimitExceeded(f"image {self.image}: {what}: the disk holding {self.directory} is full: "
-                                  "free disk space there")
+        return disk_full(self.image, self.directory, what)
 
     def _too_big(self) -> str:
         if self._from_disk:

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from forklift.credentials import Keychain
+from forklift.errors import is_disk_full
 from forklift.images.content import Lease
 from forklift.images.imagestore import ImageStore, LocalImage
-from forklift.images.limits import check_download_room
+from forklift.images.limits import ImageLimitExceeded, check_download_room, disk_full
 from forklift.images.progress import NoProgress, TransferProgress
 from forklift.images.tasks import run_all
 from forklift.reference import Reference, parse
@@ -41,8 +42,23 @@ async def pull(
     on_manifest: Callable[[Manifest], None] | None = None,
     on_blob: Callable[[str], None] | None = None,
 ) -> PullResult:
-    """Pull into the store. `on_manifest` hears the chosen image manifest, `on_blob` each blob as it lands."""
+    """Pull into the store. `on_manifest` hears the chosen image manifest, `on_blob` each blob as it lands.
+
+    A disk that fills meanwhile (a blob, the image record) is one ImageLimitExceeded naming FORKLIFT_HOME;
+    what landed stays (a partial blob resumes), nothing is recorded as pulled.
+    """
     ref = parse(reference) if isinstance(reference, str) else reference
+    try:
+        return await _pull(ref, store, keychain, platform, progress, client, on_manifest, on_blob)
+    except Exception as exc:
+        if is_disk_full(exc) and not isinstance(exc, ImageLimitExceeded):
+            raise disk_full(str(ref), store.settings.home, "pulling stopped") from exc
+        raise
+
+
+async def _pull(ref: Reference, store: ImageStore, keychain: Keychain | None, platform: Platform | None,
+                progress: TransferProgress | None, client: RegistryClient | None,
+                on_manifest: Callable[[Manifest], None] | None, on_blob: Callable[[str], None] | None) -> PullResult:
     progress = progress or NoProgress()
     owns_client = client is None
     client = client or RegistryClient(ref.registry, keychain=keychain, settings=store.settings,

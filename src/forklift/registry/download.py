@@ -24,6 +24,7 @@ from typing import BinaryIO
 
 import httpx
 
+from forklift.errors import is_disk_full
 from forklift.registry.directget import DirectResponse, direct_get, proxies_configured
 from forklift.registry.errors import (
     DigestMismatch,
@@ -100,6 +101,8 @@ class BlobDownload:
                 if self._try_direct(dest, state, headers, progress):
                     break
             except (OSError, http.client.HTTPException) as exc:
+                if is_disk_full(exc):
+                    raise  # the write here failed, not the registry: another attempt fails the same way
                 self._after_failure(exc, attempts, state, offset)
                 continue
             state.waiting = "first_byte"

@@ -14,7 +14,7 @@ _EXPORTS = {
     "Runtime": "base", "run_foreground": "foreground", "RuncHandle": "runc", "RuncRuntime": "runc",
     "ContainerSpec": "spec", "ExitStatus": "spec", "Mount": "spec", "NetworkMode": "spec", "Resources": "spec",
     "SpecError": "spec", "ImageUser": "users", "image_user": "users", "hand_over": "users",
-    "hand_over_tree": "users",
+    "hand_over_tree": "users", "skip_released": "base",
 }
 
 
@@ -29,5 +29,5 @@ __all__ = [
     "ContainerError", "ContainerExists", "ContainerHandle", "ContainerSpec", "ContainerStartError",
     "ExitStatus", "ImageUser", "Mount", "NetworkMode", "Resources", "RuncHandle", "RuncRuntime", "Runtime",
     "SpecError",
-    "hand_over", "hand_over_tree", "image_user", "run_foreground",
+    "hand_over", "hand_over_tree", "image_user", "run_foreground", "skip_released",
 ]

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from forklift.runtime.errors import ContainerRuntimeError
 from forklift.runtime.spec import ContainerSpec, ExitStatus
+
+
+def skip_released(f: BinaryIO) -> None:
+    """Move `f`, a container's output file, to its first byte still on disk: a log pump gives the
+    blocks of what it has copied back (a hole that reads as zeros), and a reader starts after it."""
+    try:
+        f.seek(os.lseek(f.fileno(), 0, os.SEEK_DATA))
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # nothing but a hole, or empty
+            f.seek(0, os.SEEK_END)
 
 
 class ContainerError(ContainerRuntimeError, RuntimeError):

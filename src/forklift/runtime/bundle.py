@@ -175,8 +175,19 @@ def teardown(state_dir: Path, delete: bool = True) -> None:
 def cgroup_oom_kills(cgroup: str) -> int | None:
     """How many processes the kernel OOM-killed in the container's memory cgroup (v1 or v2)."""
     rel = cgroup.lstrip("/")
-    for path, key in ((CGROUP_ROOT / "memory" / rel / "memory.oom_control", "oom_kill"),
-                      (CGROUP_ROOT / rel / "memory.events", "oom_kill")):
+    return _cgroup_event(((CGROUP_ROOT / "memory" / rel / "memory.oom_control", "oom_kill"),
+                          (CGROUP_ROOT / rel / "memory.events", "oom_kill")))
+
+
+def cgroup_refused_forks(cgroup: str) -> int | None:
+    """How many forks (or threads) the container's pids limit refused (v1 or v2)."""
+    rel = cgroup.lstrip("/")
+    return _cgroup_event(((CGROUP_ROOT / "pids" / rel / "pids.events", "max"),
+                          (CGROUP_ROOT / rel / "pids.events", "max")))
+
+
+def _cgroup_event(places: tuple[tuple[Path, str], ...]) -> int | None:
+    for path, key in places:
         try:
             for line in path.read_text().splitlines():
                 name, _, value = line.partition(" ")

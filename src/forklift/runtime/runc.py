@@ -24,7 +24,7 @@ from pathlib import Path
 
 import forklift
 from forklift.runtime import bundle, procs
-from forklift.runtime.base import ContainerExists, ContainerStartError
+from forklift.runtime.base import ContainerExists, ContainerStartError, skip_released
 from forklift.runtime.bundle import Layout
 from forklift.runtime.network import AddressPool
 from forklift.runtime.runccli import RuncCli
@@ -159,6 +159,8 @@ class RuncHandle:
 
     def logs(self, follow: bool = False) -> Iterator[str]:
         files = [open(self.stdout_path, "rb"), open(self.stderr_path, "rb")]
+        for f in files:
+            skip_released(f)
         partial = [b"", b""]
         try:
             while True:

@@ -113,13 +113,14 @@ class ExitStatus:
     signal: int | None = None  # set when the container's init was killed by a signal
     reason: str = "exited"  # completed | failed | oom-killed | signaled | stopped | killed | error | lost
     message: str = ""  # human-readable detail, e.g. the runtime's error
+    refused_forks: int = 0  # forks and threads the pids limit refused (where the backend counts them)
 
     def to_json(self) -> dict:
         return {"code": self.code, "oom_killed": self.oom_killed, "signal": self.signal,
-                "reason": self.reason, "message": self.message}
+                "reason": self.reason, "message": self.message, "refused_forks": self.refused_forks}
 
     @classmethod
     def from_json(cls, data: dict) -> ExitStatus:
         return cls(code=int(data["code"]), oom_killed=bool(data.get("oom_killed")),
                    signal=data.get("signal"), reason=str(data.get("reason", "exited")),
-                   message=str(data.get("message", "")))
+                   message=str(data.get("message", "")), refused_forks=int(data.get("refused_forks") or 0))

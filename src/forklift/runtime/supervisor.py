@@ -10,6 +10,7 @@ writes exit.json.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -85,8 +86,11 @@ class Supervisor:
             wait_status = _reap(pid)
             signal.signal(signal.SIGTERM, lambda *_: None)  # the pid is gone; finish the teardown
             kills = bundle.cgroup_oom_kills(self.meta["cgroup"])  # before teardown deletes the cgroup
+            refused = bundle.cgroup_refused_forks(self.meta["cgroup"]) or 0
             # The cgroup is created with the container (names are unique), so any OOM kill is its own.
             status = classify(wait_status, bool(kills), bundle.read_json(self.layout.stop_json))
+            if refused:
+                status = dataclasses.replace(status, refused_forks=refused)
             self.log(f"exited {status}")
             self.finish(status)
             return status

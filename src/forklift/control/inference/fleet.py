@@ -18,6 +18,7 @@ from pathlib import Path
 from forklift.cancel import Cancel, Cancelled
 from forklift.config import Settings
 from forklift.control.inference import instances as inst
+from forklift.control.inference.backoff import ReplacementBackoff
 from forklift.control.inference.launcher import InstanceLauncher, VariantInstance
 from forklift.control.inference.models import EndpointRow, ModelRow
 from forklift.control.inference.routing import EndpointRoute, Router, VariantRoute
@@ -45,6 +46,7 @@ class Fleet:
         self.generation = 0
         self._prepared: dict[tuple[int, str], inst.PreparedVariant] = {}
         self._failed_pings: dict[str, int] = {}
+        self.backoff = ReplacementBackoff(config.health_interval)  # healing's pace when instances keep dying
 
     def event(self, message: str) -> None:
         log.info("endpoint %s: %s", self.endpoint, message)
@@ -147,6 +149,7 @@ class Fleet:
         except BaseException:
             self.retire(started, drain=False)
             raise
+        self.backoff.started((i.name, i.variant) for i in started)
         return started
 
     def _await_healthy(self, instances: list[VariantInstance], timeouts: dict[str, float]) -> None:

@@ -8,6 +8,7 @@ endpoint's events log and shown in its variant's VariantStatus until the replace
 from __future__ import annotations
 
 from forklift.control.inference import instances as inst
+from forklift.control.inference.backoff import STABLE_SECONDS
 from forklift.control.inference.fleet import Fleet
 from forklift.control.inference.models import EndpointConfigRow, EndpointRow
 from forklift.control.inference.store import InferenceStore
@@ -34,9 +35,12 @@ def _remove_broken(fleet: Fleet, store: InferenceStore) -> bool:
     broken = fleet.broken(fleet.config.unhealthy_after)
     for instance, ended in broken:
         fleet.withdraw([instance])
+        fleet.backoff.lost(instance.name, instance.variant)
         first_line = ended.splitlines()[0]
-        fleet.event(f"Instance {instance.name} of variant {instance.variant} is unhealthy ({ended}); replacing it")
-        message = f"Replacing instance {instance.name}: {first_line}"
+        pace = _pace(fleet, instance.variant)
+        fleet.event(f"Instance {instance.name} of variant {instance.variant} is unhealthy ({ended}); "
+                    f"replacing it{pace}")
+        message = f"Replacing instance {instance.name}{pace}: {first_line}"
 
         def replacing(r: EndpointRow, variant: str = instance.variant, message: str = message) -> None:
             r.variants = set_variant_status(r.variants, variant, "Updating", message)
@@ -58,16 +62,35 @@ def _top_up(fleet: Fleet, row: EndpointRow, store: InferenceStore) -> bool:
         if count <= 0:
             continue
         variant = configured.get(name) or {"VariantName": name, "ModelName": _model_of(row, name)}
+        if fleet.backoff.wait(name) > 0:
+            continue  # a crash loop: the variant's status says when the next attempt is
         try:
             fresh = fleet.bring_up([variant], fleet.generation, {name: count})
         except inst.DeployFailure as exc:
-            fleet.event(f"Replacing instances of variant {name} failed, will retry: {exc}")
+            fleet.backoff.failed(name)
+            pace = _pace(fleet, name)
+            fleet.event(f"Replacing instances of variant {name} failed, will retry{pace or ' now'}: {exc}")
+            message = f"Replacing instances failed, will retry{pace or ' now'}: {str(exc).splitlines()[0]}"
+
+            def retrying(r: EndpointRow, variant_name: str = name, message: str = message) -> None:
+                r.variants = set_variant_status(r.variants, variant_name, "Updating", message)
+            store.update_endpoint(fleet.endpoint, retrying)
             continue
         fleet.add(fresh)
         started = True
         fleet.event(f"Variant {name}: {', '.join(i.name for i in fresh)} now serve(s) in place of the lost "
                     "instance(s)")
     return started
+
+
+def _pace(fleet: Fleet, variant: str) -> str:
+    """'' while replacements go ahead at once; else when the next one starts and why it waits."""
+    streak = fleet.backoff.streak(variant)
+    delay = fleet.backoff.delay(streak)
+    if not delay:
+        return ""
+    return (f" in {delay:g} s ({streak} instances lost or not started in a row, each within "
+            f"{STABLE_SECONDS:g} s of its start: backing off)")
 
 
 def _model_of(row: EndpointRow, variant: str) -> str | None:

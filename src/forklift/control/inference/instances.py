@@ -160,7 +160,8 @@ def _download_model(settings: Settings, url: str, model_dir: Path, variant: str)
     (model_dir.parent / "extracted").write_text(url)
 
 
-def start_instance(runtime: Runtime, prepared: PreparedVariant, endpoint: str, directory: Path) -> ContainerHandle:
+def start_instance(runtime: Runtime, prepared: PreparedVariant, endpoint: str, directory: Path,
+                   pids_limit: int | None = None) -> ContainerHandle:
     name = f"ep-{uuid.uuid4().hex[:12]}"
     cpus = memory = None
     if prepared.instance_type:
@@ -175,7 +176,7 @@ def start_instance(runtime: Runtime, prepared: PreparedVariant, endpoint: str, d
         name=name, rootfs=prepared.rootfs, state_dir=directory / "instances" / name,
         image_config=prepared.image_config, args=["serve"], env=dict(container.get("Environment") or {}),
         mounts=[Mount(prepared.model_dir, "/opt/ml/model", read_only=True)], cpus=cpus, memory_bytes=memory,
-        network="isolated", hostname=container.get("ContainerHostname"),
+        pids_limit=pids_limit, network="isolated", hostname=container.get("ContainerHostname"),
         labels={labels.ENDPOINT: endpoint, labels.VARIANT: prepared.name})
     return runtime.start(spec)
 

@@ -24,6 +24,7 @@ from forklift.control.inference.logs import InstanceLogs
 from forklift.control.inference.models import EndpointInstanceRow, EndpointRow, ModelRow
 from forklift.control.inference.settings import InferenceSettings
 from forklift.control.inference.store import InferenceStore
+from forklift.control.settings import control_settings
 from forklift.runtime import ContainerHandle, ContainerStartError, Runtime, SpecError
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,8 @@ class LocalLauncher:
 
     def __init__(self, settings: Settings, config: InferenceSettings, store: InferenceStore, runtime: Runtime):
         self.settings, self.config, self.store, self.runtime = settings, config, store, runtime
-        self.logs = InstanceLogs()
+        self.limits = control_settings(settings)
+        self.logs = InstanceLogs(limits=self.limits.log_limits)
 
     def _directory(self, endpoint: str) -> Path:
         return inst.endpoint_dir(self.settings, endpoint)
@@ -120,7 +122,7 @@ class LocalLauncher:
     def start(self, endpoint: str, prepared: inst.PreparedVariant, generation: int) -> LocalInstance:
         directory = self._directory(endpoint)
         try:
-            handle = inst.start_instance(self.runtime, prepared, endpoint, directory)
+            handle = inst.start_instance(self.runtime, prepared, endpoint, directory, self.limits.pids_limit)
         except (ContainerStartError, SpecError) as exc:  # SpecError: e.g. an image User its /etc/passwd lacks
             raise inst.DeployFailure(f"Variant {prepared.name}: the container could not be started: {exc}") from exc
         self.logs.follow(directory, prepared.name, handle)

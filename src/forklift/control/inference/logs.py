@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from pathlib import Path
 
+from forklift.control.eventlog import LogLimits, StreamFiles
 from forklift.control.logs import EVENTS_FILE, LogPump
-from forklift.control.logsource import GroupInfo, LogEvent, StreamInfo
+from forklift.control.logsource import GroupInfo, StreamInfo
 from forklift.runtime import ContainerHandle
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,9 @@ def stream_dir(endpoint_dir: Path, variant: str, container: str) -> Path:
 class InstanceLogs:
     """Copies every followed instance's stdout/stderr into its stream, on one background thread."""
 
-    def __init__(self, interval: float = PUMP_INTERVAL):
+    def __init__(self, interval: float = PUMP_INTERVAL, limits: LogLimits | None = None):
         self.interval = interval
+        self.limits = limits or LogLimits()
         self._pumps: dict[str, LogPump] = {}
         self._lock = threading.Lock()
         self._done = threading.Event()
@@ -90,11 +91,10 @@ class InstanceLogs:
             self._thread.join(5.0)
         self._drain_all()
 
-    @staticmethod
-    def _pump(endpoint_dir: Path, variant: str, handle: ContainerHandle) -> LogPump:
+    def _pump(self, endpoint_dir: Path, variant: str, handle: ContainerHandle) -> LogPump:
         directory = stream_dir(endpoint_dir, variant, handle.name)
         directory.mkdir(parents=True, exist_ok=True)
-        return LogPump(directory, [handle.stdout_path, handle.stderr_path])
+        return LogPump(directory, [handle.stdout_path, handle.stderr_path], self.limits)
 
     def _drain_all(self) -> None:
         with self._lock:
@@ -110,68 +110,12 @@ class InstanceLogs:
             self._drain_all()
 
 
-class EventFile:
-    """A growing JSON-lines event file read by position, without re-reading what comes before.
-
-    Remembers the byte offset of every STEP-th line, and how far it has counted; a reader never
-    sees a line the writer has not finished (no newline yet).
-    """
-
-    STEP = 256
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._lock = threading.Lock()
-        self._reset(None)
-
-    def _reset(self, inode: int | None) -> None:
-        self._inode, self._marks, self._count, self._scanned = inode, [0], 0, 0
-
-    def _count_lines(self, f) -> int:
-        stat = os.fstat(f.fileno())
-        if stat.st_ino != self._inode or stat.st_size < self._scanned:
-            self._reset(stat.st_ino)
-        f.seek(self._scanned)
-        for line in f:
-            if not line.endswith(b"\n"):
-                break
-            self._scanned += len(line)
-            self._count += 1
-            if self._count % self.STEP == 0:
-                self._marks.append(self._scanned)
-        return self._count
-
-    def read(self, start: int, limit: int) -> tuple[list[LogEvent], int]:
-        """As `LogSource.events`: up to `limit` events from `start` (negative: from the end)."""
-        try:
-            f = open(self.path, "rb")
-        except OSError:
-            return [], 0
-        with f, self._lock:
-            count = self._count_lines(f)
-            start = max(0, count + start) if start < 0 else min(start, count)
-            stop = min(count, start + max(0, limit))
-            f.seek(self._marks[start // self.STEP])
-            for _ in range(start % self.STEP):
-                f.readline()
-            events: list[LogEvent] = []
-            for _ in range(stop - start):
-                events.append(_parse(f.readline(), events[-1].timestamp if events else 0))
-        return events, stop
-
-    def size(self) -> int:
-        try:
-            return self.path.stat().st_size
-        except OSError:
-            return 0
-
-
 class EndpointLogSource:
     """The LogSource protocol of forklift.control.logsource over every endpoint's `logs/` directory."""
 
     def __init__(self, home: Path):
         self.root = home / "endpoints"
-        self._files: dict[Path, EventFile] = {}
+        self._files: dict[Path, StreamFiles] = {}
         self._lock = threading.Lock()
 
     def groups(self, prefix: str | None):
@@ -238,11 +182,11 @@ class EndpointLogSource:
             return None
         return directory / variant / container / EVENTS_FILE
 
-    def _file(self, path: Path) -> EventFile:
+    def _file(self, path: Path) -> StreamFiles:
         with self._lock:
             file = self._files.get(path)
             if file is None:
-                file = self._files[path] = EventFile(path)
+                file = self._files[path] = StreamFiles(path)
             return file
 
     def _created(self, directory: Path, events: Path) -> int:
@@ -254,15 +198,6 @@ class EndpointLogSource:
             return int(directory.stat().st_mtime * 1000)
         except OSError:
             return 0
-
-
-def _parse(line: bytes, previous: int) -> LogEvent:
-    """One stored event; a line damaged by a crash mid-write is kept as text, not lost or fatal."""
-    try:
-        entry = json.loads(line)
-        return LogEvent(int(entry["t"]), str(entry["m"]))
-    except (ValueError, KeyError, TypeError):
-        return LogEvent(previous, line.decode(errors="replace").rstrip("\n"))
 
 
 def _plain_name(name: str) -> bool:

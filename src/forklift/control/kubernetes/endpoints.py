@@ -31,6 +31,7 @@ from forklift.control.inference.store import InferenceStore
 from forklift.control.kubernetes.pullrefresh import PullSource, SecretRefresher, pull_credentials
 from forklift.control.kubernetes.training import instance_resources
 from forklift.control.launching import PlatformFailure
+from forklift.control.settings import control_settings
 from forklift.credentials.chain import prefetch
 from forklift.kube import names, objects, podstate
 from forklift.kube.cluster import Cluster, ClusterError
@@ -112,7 +113,7 @@ class PodLogs:
         gets no stream)."""
         self.settings, self.cluster, self.watch, self.interval = settings, cluster, watch, interval
         self.runs = runs
-        self.streams = InstanceLogs()
+        self.streams = InstanceLogs(limits=control_settings(settings).log_limits)
         self._followed: dict[str, tuple[Variant, PodOutput, PodLogFollower]] = {}
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="kube-endpoint-logs")

@@ -49,7 +49,7 @@ from forklift.kube.settings import KubeSettings
 from forklift.kube.watch import ObjectWatch
 from forklift.reference import parse
 from forklift.registry import RegistryClient
-from forklift.runtime import ExitStatus
+from forklift.runtime import ExitStatus, skip_released
 
 log = logging.getLogger(__name__)
 CONTAINER = objects.TRAINING_CONTAINER
@@ -370,7 +370,8 @@ class KubeJobHandle:
 
     def logs(self, follow: bool = False) -> Iterator[str]:
         try:
-            with open(self.stdout_path, errors="replace") as f:
-                yield from (line.rstrip("\n") for line in f)
+            with open(self.stdout_path, "rb") as f:
+                skip_released(f)  # the log pump may have given the copied part's blocks back
+                yield from (line.decode(errors="replace").rstrip("\n") for line in f)
         except FileNotFoundError:
             return
