@@ -110,8 +110,8 @@ class Cancel:
             try:
                 return future.result(timeout=max(0.0, min(slices)))
             except TimeoutError:
-                if future.done():  # fn's own TimeoutError
-                    raise
+                if future.done():  # fn ended just now (its result), or raised a TimeoutError of its own
+                    return future.result()
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run `coroutine` to its end on a new event loop in this thread, as `asyncio.run` does; a stop

@@ -28,6 +28,7 @@ config.toml (every key optional):
     keep_alive_timeout_seconds = 5             # an idle connection between requests
     max_requests_in_flight = 64                # SageMaker/Logs calls answered at once (not InvokeEndpoint)
     request_queue_seconds = 5                  # the longest a call waits past those, then ThrottlingException
+    max_requests_in_flight_per_caller = 16     # of those, one access key's (or address's); default a quarter
 
     runtime = "runc"                           # or "kubernetes": where containers run (forklift serve)
     [kubernetes]                               # read by forklift.kube (forklift serve --runtime kubernetes)
@@ -327,7 +328,9 @@ SCHEMA: dict[str, Key | dict[str, Key]] = {
                "request_body_timeout_seconds": Key("a number of seconds", _number(0.01, DAY)),
                "keep_alive_timeout_seconds": Key("a number of seconds", _number(0.01, 3600)),
                "max_requests_in_flight": Key("an integer from 1 to 100000", _number(1, 100_000, integer=True)),
-               "request_queue_seconds": Key("a number of seconds", _number(0, 3600))},
+               "request_queue_seconds": Key("a number of seconds", _number(0, 3600)),
+               "max_requests_in_flight_per_caller": Key("an integer from 1 to 100000",
+                                                        _number(1, 100_000, integer=True))},
     # Where forklift serve runs containers; "kubernetes" reads the [kubernetes] table (forklift.kube.settings).
     "runtime": Key('"runc" or "kubernetes"', _one_of("runc", "kubernetes")),
     "kubernetes": {

@@ -5,6 +5,7 @@ uvicorn with handlers that hold their place until the test lets them go; no timi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import threading
@@ -19,7 +20,9 @@ from botocore.exceptions import ClientError
 
 from conftest import CREDENTIALS, REGION
 from forklift.api import ApiServices
+from forklift.api.admission import RequestGate
 from forklift.api.edge import EdgeLimits
+from forklift.api.errors import ApiError
 from forklift.config import config_problems
 
 WAIT = 20  # the longest a held handler waits to be let go (a test that forgets fails, not hangs)
@@ -57,7 +60,8 @@ def _describe_in_background(pool: ThreadPoolExecutor, sm, name: str) -> Future:
 
 
 def test_past_the_limit_a_call_is_throttled_then_answered_once_places_free(serve_app, holding) -> None:
-    server = serve_app(holding.services, EdgeLimits(max_requests_in_flight=2, request_queue_seconds=0.2))
+    server = serve_app(holding.services, EdgeLimits(max_requests_in_flight=2, request_queue_seconds=0.2,
+                                                    max_requests_in_flight_per_caller=2))
     sm = server.client("sagemaker")
     with ThreadPoolExecutor(2) as pool:
         held = [_describe_in_background(pool, server.client("sagemaker"), f"held-{i}") for i in range(2)]
@@ -79,11 +83,46 @@ def test_a_call_waits_in_the_queue_for_a_place_that_frees(serve_app, holding) ->
     with ThreadPoolExecutor(2) as pool:
         first = _describe_in_background(pool, server.client("sagemaker"), "first")
         holding.wait_entered(1)
-        queued = pool.submit(server.client("sagemaker").list_training_jobs)
-        assert not queued.done()
+        queued = _describe_in_background(pool, server.client("sagemaker"), "queued")
+        # Without a gate the second call would reach its handler at once; it must wait for the place.
+        assert not holding.entered.acquire(timeout=1.0), "a second call ran while the only place was held"
         holding.go.set()
         assert first.result(WAIT)["TrainingJobName"] == "first"
-        assert queued.result(WAIT)["TrainingJobSummaries"] == []
+        assert queued.result(WAIT)["TrainingJobName"] == "queued"
+
+
+def test_one_caller_holds_at_most_its_share_and_others_still_get_places() -> None:
+    async def scenario() -> tuple[bool, bool, int]:
+        gate = RequestGate(limit=4, queue_seconds=0.2, per_caller=2)
+        release = asyncio.Event()
+        holding = 0
+
+        async def hold(caller: str) -> None:
+            nonlocal holding
+            async with gate.admitted(caller):
+                holding += 1
+                await release.wait()
+
+        held = [asyncio.create_task(hold("key:greedy")) for _ in range(2)]
+        while holding < 2:
+            await asyncio.sleep(0.01)
+        greedy_refused = False
+        try:
+            async with gate.admitted("key:greedy"):
+                pass
+        except ApiError as exc:
+            greedy_refused = exc.code == "ThrottlingException"
+        other_admitted = False
+        async with gate.admitted("key:other"):
+            other_admitted = True
+        release.set()
+        await asyncio.gather(*held)
+        return greedy_refused, other_admitted, len(gate._callers)
+
+    greedy_refused, other_admitted, callers_left = asyncio.run(scenario())
+    assert greedy_refused, "a caller past its share was given a place"
+    assert other_admitted, "another caller found no place while places were free"
+    assert callers_left == 0  # nothing kept for callers that are gone
 
 
 def test_botocore_retries_a_throttled_call_by_itself(serve_app, holding) -> None:

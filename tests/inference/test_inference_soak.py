@@ -88,7 +88,12 @@ class Soak:
         def run() -> None:
             rng = random.Random(seed)
             while not self.done.is_set():
-                step(rng)
+                try:
+                    step(rng)
+                except Exception as exc:  # noqa: BLE001 - a call outside `record` failed: counted, not lost
+                    with self.lock:
+                        self.failures[f"{step.__qualname__}: {type(exc).__name__}: {exc}"[:200]] += 1
+                    self.done.wait(1)
         return run
 
     # -- the calls of bench/load.py -----------------------------------------------------------

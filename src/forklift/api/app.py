@@ -98,7 +98,8 @@ def create_app(services: ApiServices, limits: EdgeLimits | None = None) -> Forkl
     """The app serving `services`; `limits` (config.toml's `[server]`) bound the control-plane requests
     in progress at once (`api.admission`)."""
     limits = limits or EdgeLimits()
-    gate = RequestGate(limits.max_requests_in_flight, limits.request_queue_seconds)
+    gate = RequestGate(limits.max_requests_in_flight, limits.request_queue_seconds,
+                       limits.max_requests_in_flight_per_caller)
     json_services = {
         "SageMaker": JsonService("sagemaker", "ValidationException", services.sagemaker_handlers),
         "Logs_20140328": JsonService("logs", "InvalidParameterException",

@@ -111,16 +111,24 @@ async def dispatch(request: Request, services: Mapping[str, JsonService],
     for the caller to render. With a `gate`, all but the reading of the body holds a place in it (a
     slow client's body takes none)."""
     body = await read_body(request)
+    # Authenticated before a place is taken: a throttled call is still audited under its signer, and
+    # a caller's share of the places is counted by who it is.
+    principal = authenticate(request.scope, body) if authenticate is not None else None
     if gate is None:
-        return await _answer(request, services, context, authenticate, body)
-    async with gate.admitted():
-        return await _answer(request, services, context, authenticate, body)
+        return await _answer(request, services, context, principal, body)
+    async with gate.admitted(_caller(request, principal)):
+        return await _answer(request, services, context, principal, body)
+
+
+def _caller(request: Request, principal: Principal | None) -> str:
+    if principal is not None:
+        return f"key:{principal.access_key_id}"
+    return f"address:{request.client.host if request.client else ''}"
 
 
 async def _answer(request: Request, services: Mapping[str, JsonService],
                   context: Callable[[Request, str, Principal | None], RequestContext],
-                  authenticate: Authenticator | None, body: bytes) -> Response:
-    principal = authenticate(request.scope, body) if authenticate is not None else None
+                  principal: Principal | None, body: bytes) -> Response:
     service, operation = resolve(request.headers.get("x-amz-target", ""), services)
     params = validate(service.model, operation, parse_body(body), error_code=service.validation_code)
     ctx = context(request, operation, principal)

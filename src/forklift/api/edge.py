@@ -46,6 +46,7 @@ class EdgeLimits:
     max_connections_per_client: int = 256
     max_requests_in_flight: int = DEFAULT_IN_FLIGHT  # control-plane requests at once (forklift.api.admission)
     request_queue_seconds: float = DEFAULT_QUEUE_SECONDS  # the longest one waits for a place, then is throttled
+    max_requests_in_flight_per_caller: int | None = None  # of those, one caller's (None: a quarter)
 
     @classmethod
     def from_config(cls, table: dict) -> EdgeLimits:
@@ -60,6 +61,8 @@ class EdgeLimits:
                                                      defaults.max_connections_per_client)),
             max_requests_in_flight=int(table.get("max_requests_in_flight", defaults.max_requests_in_flight)),
             request_queue_seconds=float(table.get("request_queue_seconds", defaults.request_queue_seconds)),
+            max_requests_in_flight_per_caller=(int(table["max_requests_in_flight_per_caller"])
+                                               if "max_requests_in_flight_per_caller" in table else None),
         )
 
 
