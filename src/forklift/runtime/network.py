@@ -141,6 +141,12 @@ class AddressPool:
         with self._locked() as data:
             return [self._lease(int(k), v["owner"]) for k, v in data.get("leases", {}).items()]
 
+    def taken(self) -> list[tuple[Lease, float]]:
+        """Every lease with the time it was taken."""
+        with self._locked() as data:
+            return [(self._lease(int(k), v["owner"]), float(v.get("since") or 0))
+                    for k, v in data.get("leases", {}).items()]
+
     @contextmanager
     def firewall_lock(self):
         """Serialises changes to the shared FORKLIFT-IN chain."""
