@@ -90,7 +90,8 @@ def job_request(name: str, image: str) -> dict:
 
 
 class Scenario:
-    """One endpoint's life (create, update, new weights, delete) and, for a full one, a training job,
+    """One endpoint's life (create; for a full one also update, new weights and a heal) and delete,
+    and, for a full one, a training job,
     driven on a thread from `offset` seconds on until the server dies under it."""
 
     def __init__(self, server: ServeProcess, image: str, configs: tuple[str, str], full: bool, offset: float):
@@ -120,6 +121,10 @@ class Scenario:
                 sm.update_endpoint_weights_and_capacities(EndpointName=self.endpoint, DesiredWeightsAndCapacities=[
                     {"VariantName": "AllTraffic", "DesiredWeight": 2.0, "DesiredInstanceCount": 2}])
                 wait(lambda: endpoint_status(sm, self.endpoint) == "InService", "InService with new weights")
+                self.steps.append("heal")  # a sick instance (its /ping answers 503 from now on) is replaced
+                self.server.client("sagemaker-runtime").invoke_endpoint(EndpointName=self.endpoint, Body=b"sick",
+                                                                       ContentType="application/json")
+                time.sleep(2.5)
             self.steps.append("DeleteEndpoint")
             sm.delete_endpoint(EndpointName=self.endpoint)
             wait(lambda: endpoint_status(sm, self.endpoint) is None, "deleted")
@@ -133,7 +138,7 @@ def settle_and_check(server: ServeProcess, scenarios: list[Scenario], where: str
     sm = server.client("sagemaker")
     serving: dict[str, int] = {}
     for scenario in scenarios:
-        wait(lambda: endpoint_status(sm, scenario.endpoint) not in ("Creating", "Updating", "Deleting"),
+        wait(lambda s=scenario: endpoint_status(sm, s.endpoint) not in ("Creating", "Updating", "Deleting"),
              f"{where}: endpoint {scenario} settled")
         status = endpoint_status(sm, scenario.endpoint)
         # None: never created, or deleted; a kill never leaves one Failed
@@ -152,9 +157,9 @@ def settle_and_check(server: ServeProcess, scenarios: list[Scenario], where: str
     for name in serving:
         sm.delete_endpoint(EndpointName=name)
     for scenario in scenarios:
-        wait(lambda: endpoint_status(sm, scenario.endpoint) is None, f"{where}: endpoint {scenario} deleted")
+        wait(lambda s=scenario: endpoint_status(sm, s.endpoint) is None, f"{where}: endpoint {scenario} deleted")
         if "CreateTrainingJob" in scenario.steps:
-            wait(lambda: _job_ended(sm, scenario.job), f"{where}: job of {scenario} ended")
+            wait(lambda s=scenario: _job_ended(sm, s.job), f"{where}: job of {scenario} ended")
             job = _job(sm, scenario.job)
             gone = "was gone when the forklift server restarted" in (job or {}).get("FailureReason", "")
             assert job is None or job["TrainingJobStatus"] == "Completed" or gone, f"{where}: job {job}"

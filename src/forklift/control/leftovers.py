@@ -20,6 +20,7 @@ content-store lease whose writer ended, a provider function's scratch directory 
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 from collections.abc import Callable
@@ -85,7 +86,7 @@ def _containers(settings: Settings, runtime: RuncRuntime, known: dict[str, resid
                 owned: set[str]) -> list[Leftover]:
     found = []
     for item in known.values():
-        remove = (lambda item=item: residue.remove_container(runtime, item))
+        remove = functools.partial(residue.remove_container, runtime, item)
         if item.state_dir is not None and any(_under(item.state_dir, settings.home / d) for d in OWNED_DIRS):
             if item.name not in owned:
                 state = "in runc's list" if item.in_runc else "in the runtime's index only"

@@ -112,8 +112,8 @@ def remove_lease(pool: AddressPool, lease: Lease) -> None:
 
 def remove_namespace(name: str) -> None:
     index = name.removeprefix(NETNS_PREFIX)
-    subprocess.run(["ip", "-force", "-batch", "-"], input=f"link del {network.HOST_IF_PREFIX}{index}\nnetns del {name}\n",
-                   capture_output=True, text=True)
+    commands = f"link del {network.HOST_IF_PREFIX}{index}\nnetns del {name}\n"
+    subprocess.run(["ip", "-force", "-batch", "-"], input=commands, capture_output=True, text=True)
 
 
 # -- cgroups ------------------------------------------------------------------------------------
