@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import ctypes
 import os
-import shlex
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from forklift.runtime import bundle, network, overlay
-from forklift.runtime.network import NETNS_DIR, NETNS_PREFIX, AddressPool, IsolatedNetwork, Lease
+from forklift.runtime.network import NETNS_DIR, NETNS_PREFIX, AddressPool, Lease
 from forklift.runtime.runc import RuncRuntime
 from forklift.runtime.spec import CONTAINER_PREFIX
 
@@ -103,11 +102,7 @@ def namespace_in_use(name: str) -> bool:
 
 def remove_lease(pool: AddressPool, lease: Lease) -> None:
     """Its firewall rules (whatever ports they opened), veth, namespace, then the /30 itself."""
-    rules = subprocess.run(["iptables", "-w", "-S", network.CHAIN], capture_output=True, text=True).stdout
-    for rule in rules.splitlines():
-        if f"forklift:{lease.owner} " in rule + " ":
-            subprocess.run(["iptables", "-w", "-D", *shlex.split(rule)[1:]], capture_output=True)
-    network.teardown(IsolatedNetwork(lease), pool)
+    network.release_owner(lease.owner, pool)
 
 
 def remove_namespace(name: str) -> None:
