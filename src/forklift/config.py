@@ -104,6 +104,11 @@ class Settings:
         return self.home / "blobs"
 
     @property
+    def tmp_dir(self) -> Path:
+        """Scratch directories of this home's processes; what an ended process left here is swept."""
+        return self.home / "tmp"
+
+    @property
     def certs_dirs(self) -> list[Path]:
         """Per-registry CA directories, docker's `certs.d` layout, most specific first."""
         return [self.home / "certs.d", Path("/etc/docker/certs.d")]

@@ -115,6 +115,16 @@ def test_handler_gets_the_event_a_context_and_a_clean_environment(functions, mak
     assert "this goes to the log" in result.log
 
 
+def test_scratch_directory_lies_in_the_home_named_by_the_invoker_and_goes_away(functions, settings, make_handler):
+    """Under FORKLIFT_HOME/tmp and named by our pid, so what a killed invoker leaves is found and swept."""
+    path = make_handler("scratch.py", 'return {"Credentials": {"Username": os.environ["TMPDIR"], "Password": "p"}}')
+    functions.register("scratch", handler=path)
+    scratch = functions.invoke("scratch", {}).response["Credentials"]["Username"]
+    assert os.path.dirname(scratch) == str(settings.tmp_dir)
+    assert os.path.basename(scratch).startswith(f"forklift-fn-{os.getpid()}-")
+    assert not os.path.exists(scratch)
+
+
 @pytest.mark.parametrize("body, expected", [
     ("raise ValueError('vault is sealed')", "raised ValueError (details: `forklift functions logs bad` on the server)"),
     ("time.sleep(30)", "timed out after 1 s"),

@@ -34,6 +34,8 @@ COMMANDS = {
     "server": ("forklift.cli.server:server", "The forklift server in the background: start, status, stop."),
     "ps": ("forklift.cli.ps:ps",
            "What runs now: the server, training jobs, endpoint instances and `forklift run` containers."),
+    "doctor": ("forklift.cli.doctor:doctor",
+               "Report what crashed servers and commands left behind; exit 1 when anything is left."),
     "jobs": ("forklift.cli.jobs:jobs", "Training jobs: list, show, logs, stop."),
     "endpoints": ("forklift.cli.endpoints:endpoints",
                   "Real-time inference endpoints: list, show, invoke, logs, delete."),

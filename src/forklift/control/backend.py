@@ -14,6 +14,7 @@ from forklift.control.inference.launcher import InstanceLauncher, LocalLauncher
 from forklift.control.inference.settings import InferenceSettings
 from forklift.control.inference.store import InferenceStore
 from forklift.control.launching import TrainingLauncher
+from forklift.control.leftovers import sweep
 from forklift.control.locallaunch import LocalTrainingLauncher
 from forklift.control.store import JobStore
 from forklift.runtime import RuncRuntime, Runtime
@@ -27,8 +28,9 @@ class Backend(Protocol):
     def instance_launcher(self, settings: Settings, config: InferenceSettings,
                           store: InferenceStore) -> InstanceLauncher: ...
 
-    def report_orphans(self, store: JobStore, inference: InferenceStore) -> None:
-        """Once the control plane has started: say which of the backend's objects nothing accounts for."""
+    def report_orphans(self, settings: Settings, store: JobStore, inference: InferenceStore) -> None:
+        """Once the control plane has started: say which of the backend's objects nothing accounts for
+        (and, where that is safe, remove them)."""
         ...
 
     def close(self) -> None: ...
@@ -47,8 +49,11 @@ class LocalBackend:
                           store: InferenceStore) -> InstanceLauncher:
         return LocalLauncher(settings, config, store, self.runtime)
 
-    def report_orphans(self, store: JobStore, inference: InferenceStore) -> None:
-        pass  # a container no job or endpoint knows is not adopted, and its files are the runtime's to remove
+    def report_orphans(self, settings: Settings, store: JobStore, inference: InferenceStore) -> None:
+        """What a killed server left on this host and nothing re-adopted is removed: this server holds
+        the database's lease, so no other one can be starting containers for this home meanwhile."""
+        if isinstance(self.runtime, RuncRuntime):
+            sweep(settings, self.runtime, store, inference)
 
     def close(self) -> None:
         pass

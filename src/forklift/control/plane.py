@@ -46,7 +46,7 @@ class ControlPlane:
     def start(self) -> None:
         self.scheduler.start()
         self.inference.start()
-        self.backend.report_orphans(self.store, self.inference.store)
+        self.backend.report_orphans(self.settings, self.store, self.inference.store)
 
     def close(self) -> None:
         self.scheduler.close()

@@ -203,7 +203,7 @@ class FunctionRegistry:
         log_path = function_log_path(self.settings.home, row.name)
         context = {"function": row.name, **{k: v for k, v in event.items() if k in ("registry", "repository", "image")}}
         try:
-            result = invoke(invocation, event, cancel)
+            result = invoke(invocation, event, cancel, tmp_root=self.settings.tmp_dir)
         except FunctionFailed as exc:
             record(log_path, f"failed: {exc.detail or exc}", exc.log, context)
             raise

@@ -65,9 +65,22 @@ class InvocationResult:
     log: str  # what the function wrote to stderr (may hold anything it printed: show with care)
 
 
-def invoke(invocation: Invocation, event: Mapping[str, object], cancel: Cancel = NEVER) -> InvocationResult:
+TMP_PREFIX = "forklift-fn-"
+
+
+def tmp_owner(name: str) -> int | None:
+    """The pid of the process that made the scratch directory `name` (None: not one of invoke's)."""
+    pid, dash, _ = name.removeprefix(TMP_PREFIX).partition("-")
+    return int(pid) if name.startswith(TMP_PREFIX) and dash and pid.isdigit() else None
+
+
+def invoke(invocation: Invocation, event: Mapping[str, object], cancel: Cancel = NEVER, *,
+           tmp_root: Path | None = None) -> InvocationResult:
     """Run the function once; on a stop (`cancel`) its process group is killed and `Cancelled` raised."""
-    workdir = tempfile.mkdtemp(prefix="forklift-fn-")  # 0700
+    # Named by our pid, under the home's tmp_root: what a killed process leaves there is found and swept.
+    if tmp_root is not None:
+        tmp_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    workdir = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=tmp_root)  # 0700
     try:
         env = _clean_env(invocation, workdir)
         if invocation.runtime == "python":

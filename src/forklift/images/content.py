@@ -94,6 +94,22 @@ class BlobStore:
             os.write(fd, "".join(f"{digest}\n" for digest in digests).encode())
         return Lease(self, self._leases / name, fd)
 
+    def abandoned_leases(self) -> list[Path]:
+        """Leases whose writer ended without releasing them (what `collecting` removes)."""
+        found = []
+        with locked(self._gc_lock, shared=True):  # a lease being taken is whole and locked once this is ours
+            for path in self._leases.glob("*.lease"):
+                try:
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    continue
+                try:
+                    if acquire(fd, blocking=False):
+                        found.append(path)
+                finally:
+                    os.close(fd)
+        return found
+
     @contextmanager
     def collecting(self) -> Iterator[set[str]]:
         """For a sweep: hold off every lease change for the block and yield the digests live leases

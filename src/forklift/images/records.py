@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import BigInteger, CursorResult, Float, Integer, String, UniqueConstraint, delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from forklift.db import Base
@@ -58,6 +59,14 @@ class ImageRecords:
         self._sessions = sessions
 
     def put(self, record: ImageRecord) -> None:
+        for attempt in range(2):
+            try:
+                return self._put(record)
+            except IntegrityError:
+                if attempt:  # a parallel pull of the same reference inserted it first: update that row
+                    raise
+
+    def _put(self, record: ImageRecord) -> None:
         with self._sessions.begin() as session:
             row = session.scalar(select(ImageRow).where(ImageRow.reference == record.reference))
             if row is None:
@@ -82,12 +91,15 @@ class ImageRecords:
             return result.rowcount > 0
 
     def add_blob_source(self, digest: str, registry: str, repository: str) -> None:
-        with self._sessions.begin() as session:
-            exists = session.scalar(select(BlobSourceRow.id).where(
-                BlobSourceRow.digest == digest, BlobSourceRow.registry_host == registry,
-                BlobSourceRow.repository == repository))
-            if exists is None:
-                session.add(BlobSourceRow(digest=digest, registry_host=registry, repository=repository))
+        try:
+            with self._sessions.begin() as session:
+                exists = session.scalar(select(BlobSourceRow.id).where(
+                    BlobSourceRow.digest == digest, BlobSourceRow.registry_host == registry,
+                    BlobSourceRow.repository == repository))
+                if exists is None:
+                    session.add(BlobSourceRow(digest=digest, registry_host=registry, repository=repository))
+        except IntegrityError:
+            pass  # a parallel pull of the same blob recorded it first
 
     def blob_sources(self, digest: str, registry: str) -> list[str]:
         with self._sessions() as session:

@@ -166,9 +166,11 @@ def teardown(state_dir: Path, delete: bool = True) -> None:
                 cli.delete(meta["id"], force=True)
         ov = meta["overlay"]
         overlay.unmount(overlay.Overlay(Path(ov["lower"]), Path(ov["upper"]), Path(ov["work"]), Path(ov["merged"])))
+        pool = AddressPool(Path(meta["pool"]["table"]), meta["pool"]["pool"])
         if meta.get("isolated"):
-            pool = AddressPool(Path(meta["pool"]["table"]), meta["pool"]["pool"])
             network.teardown(IsolatedNetwork.from_json(meta["isolated"]), pool)
+        elif meta.get("network") == "isolated":  # set up by a process killed before it recorded the lease
+            network.release_owner(meta["id"], pool)
         layout.released.touch()
 
 

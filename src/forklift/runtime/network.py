@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shlex
 import subprocess
 import time
 from contextlib import contextmanager
@@ -141,6 +142,12 @@ class AddressPool:
         with self._locked() as data:
             return [self._lease(int(k), v["owner"]) for k, v in data.get("leases", {}).items()]
 
+    def taken(self) -> list[tuple[Lease, float]]:
+        """Every lease with the time it was taken."""
+        with self._locked() as data:
+            return [(self._lease(int(k), v["owner"]), float(v.get("since") or 0))
+                    for k, v in data.get("leases", {}).items()]
+
     @contextmanager
     def firewall_lock(self):
         """Serialises changes to the shared FORKLIFT-IN chain."""
@@ -228,6 +235,23 @@ def teardown(net: IsolatedNetwork, pool: AddressPool) -> None:
                     _run(["iptables", "-w", "-D", *rule.split()], check=False)
     _remove_links(net.lease)
     pool.release(net.lease)
+
+
+def release_owner(owner: str, pool: AddressPool) -> None:
+    """Tear down whatever network `owner` leased, by the table alone: for a process killed after it
+    leased a /30 and before it recorded the lease anywhere else. Its port rules are found by their
+    comment, whatever ports they opened."""
+    leases = [lease for lease in pool.leases() if lease.owner == owner]
+    if not leases:
+        return
+    with pool.firewall_lock():
+        rules = _run(["iptables", "-w", "-S", CHAIN], check=False).stdout.splitlines()
+        for rule in rules:
+            words = shlex.split(rule)  # iptables -S quotes the comment
+            if words[:2] == ["-A", CHAIN] and f"forklift:{owner}" in words:
+                _run(["iptables", "-w", "-D", *words[1:]], check=False)
+    for lease in leases:
+        teardown(IsolatedNetwork(lease), pool)
 
 
 def netns_exists(name: str) -> bool:

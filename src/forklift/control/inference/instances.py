@@ -1,7 +1,7 @@
 """One variant's containers: prepare the image and model once, start instances, check `/ping`.
 
     prepared = prepare_variant(settings, directory, variant, model)   # pull by digest + model.tar.gz
-    handle = start_instance(runtime, prepared, endpoint, directory)   # `serve`, own address, port 8080
+    handle = start_instance(runtime, prepared, endpoint, directory, instance_name())  # `serve`, port 8080
     ping(handle.address)                                              # GET /ping, 2 s timeout
     last_lines(handle)                                                # for a FailureReason
 
@@ -160,9 +160,13 @@ def _download_model(settings: Settings, url: str, model_dir: Path, variant: str)
     (model_dir.parent / "extracted").write_text(url)
 
 
+def instance_name() -> str:
+    """A fresh container name for one instance, chosen before it starts so that it can be recorded first."""
+    return f"ep-{uuid.uuid4().hex[:12]}"
+
+
 def start_instance(runtime: Runtime, prepared: PreparedVariant, endpoint: str, directory: Path,
-                   pids_limit: int | None = None) -> ContainerHandle:
-    name = f"ep-{uuid.uuid4().hex[:12]}"
+                   name: str, pids_limit: int | None = None) -> ContainerHandle:
     cpus = memory = None
     if prepared.instance_type:
         try:

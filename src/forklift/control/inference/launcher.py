@@ -121,14 +121,24 @@ class LocalLauncher:
 
     def start(self, endpoint: str, prepared: inst.PreparedVariant, generation: int) -> LocalInstance:
         directory = self._directory(endpoint)
+        name = inst.instance_name()
+        # Recorded before the container exists: a server killed while it starts leaves a row, so the
+        # next server adopts the container (or forgets the row when there is none) instead of leaving
+        # it running unowned with its network namespace, overlay and lease.
+        row = EndpointInstanceRow(container_name=name, endpoint=endpoint, variant=prepared.name,
+                                  generation=generation, address=None, created_at=time.time())
+        self.store.add_instance(row)
         try:
-            handle = inst.start_instance(self.runtime, prepared, endpoint, directory, self.limits.pids_limit)
+            handle = inst.start_instance(self.runtime, prepared, endpoint, directory, name, self.limits.pids_limit)
         except (ContainerStartError, SpecError) as exc:  # SpecError: e.g. an image User its /etc/passwd lacks
+            self.store.remove_instance(name)
             raise inst.DeployFailure(f"Variant {prepared.name}: the container could not be started: {exc}") from exc
+        except BaseException:
+            self.store.remove_instance(name)
+            raise
         self.logs.follow(directory, prepared.name, handle)
-        self.store.add_instance(EndpointInstanceRow(container_name=handle.name, endpoint=endpoint,
-                                                    variant=prepared.name, generation=generation,
-                                                    address=handle.address, created_at=time.time()))
+        row.address = handle.address
+        self.store.add_instance(row)
         return LocalInstance(prepared.name, generation, handle)
 
     def stop(self, endpoint: str, instance: VariantInstance) -> None:

@@ -48,7 +48,7 @@ class KubernetesBackend:
                           store: InferenceStore) -> KubernetesInstanceLauncher:
         return KubernetesInstanceLauncher(settings, self.kube, self.cluster, self.watch, store)
 
-    def report_orphans(self, store: JobStore, inference: InferenceStore) -> None:
+    def report_orphans(self, settings: Settings, store: JobStore, inference: InferenceStore) -> None:
         """Objects with forklift's label that no job or endpoint accounts for: reported, never deleted."""
         report_orphans(self.cluster, store, inference, AuditLog(self.settings.home))
 
