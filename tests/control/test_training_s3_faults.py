@@ -83,6 +83,7 @@ def test_staging_rides_out_a_cut_mid_object_and_a_503_burst(server, proxy, s3, t
     name, job = run_job(server, training_images.busybox, "s3-cut")
     assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
     assert proxy.count("GET", 503) == 3
+    assert sum(1 for method, path, _ in proxy.requests if method == "GET" and path == OBJECT_PATH) == 6  # 3+2 cut+1
     assert model_uploaded(s3, name)
 
 
