@@ -14,6 +14,8 @@ config.toml (every key optional):
     registry_first_byte_timeout_seconds = 30   # a request sent to the head of its answer
     registry_read_timeout_seconds = 30         # between two reads of an answer's body: longer is a stall
     registry_retry_seconds = 60                # how long an outage, a 5xx/429 or a stall is waited out
+    # registry_connect/read_timeout and registry_retry_seconds bound an S3 endpoint's calls too
+    # (botocore has one read timeout, for the first byte as well)
 
     [containers]                               # every container forklift serve runs on runc
     pids_limit = 16384                         # processes and threads in one container (a fork bomb stops there)

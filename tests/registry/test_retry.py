@@ -71,6 +71,16 @@ def test_policy_retries_listed_statuses_until_the_budget_is_spent():
     assert attempts.given_up() == "; retried for 60 s (registry_retry_seconds) without success"
 
 
+def test_a_failure_another_client_judged_transient_shares_the_same_budget():
+    clock = Clock()
+    attempts = RetryPolicy(budget=10, clock=clock).attempts()
+    assert attempts.retries_transient()  # the S3 backend's botocore timeouts and cut connections
+    attempts.delay()
+    clock.now += 10
+    assert not attempts.retries_transient()
+    assert attempts.given_up() == "; retried for 10 s (registry_retry_seconds) without success"
+
+
 def test_progress_gives_a_later_failure_the_whole_budget_again():
     clock = Clock()
     attempts = RetryPolicy(budget=10, clock=clock).attempts()

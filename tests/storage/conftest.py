@@ -1,16 +1,11 @@
 """Storage fixtures: a FORKLIFT_HOME per test, and a real S3-compatible server for the S3 backend.
 
-AWS S3 itself cannot be reached from here, so its stand-in is moto's server (`python -m moto.server`):
-a separate process speaking S3's REST protocol on 127.0.0.1, which boto3 talks to exactly as it
-would to AWS. It is started once per session and reset before every test that uses it.
+AWS S3 itself cannot be reached from here, so its stand-in is moto's server (tests/fixtures/motoserver.py),
+started once per session and reset before every test that uses it.
 """
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,16 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fixtures.motoserver import MotoServer
 from forklift.config import Settings, load_settings
 from forklift.storage import BucketStore, bucket_store
 
 BUCKET = "data-bucket"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -47,30 +37,8 @@ def storage_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a moto S3 server process on loopback (a stand-in for AWS S3, which cannot run here)."""
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("moto") / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"{url}/moto-api/", timeout=1)
-            break
-        except httpx.TransportError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"moto server did not start (see {log.name})") from None
-            time.sleep(0.1)
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    with MotoServer(tmp_path_factory.mktemp("moto") / "server.log") as server:
+        yield server.url
 
 
 @pytest.fixture

@@ -81,6 +81,11 @@ class Attempts:
         """
         return is_retryable_transport_error(exc) and self._allowed()
 
+    def retries_transient(self) -> bool:
+        """Whether a failure the caller has judged transient (another client's timeout or cut
+        connection: the S3 backend's botocore errors) is retried."""
+        return self._allowed()
+
     def delay(self, response: httpx.Response | None = None) -> float:
         """Seconds to wait before the next attempt (and counts it): the server's Retry-After, else
         backoff; never past what is left of the budget."""
