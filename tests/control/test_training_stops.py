@@ -85,7 +85,7 @@ def test_stop_during_a_stalled_pull_ends_the_job_stopped(sagemaker, server, faul
     name = unique("stalled-pull")
     sagemaker.create_training_job(**busybox_job(name, f"{fault_proxy.address}/{fresh_image}", "true"))
     wait_for(sagemaker, name, until=("Downloading",))
-    time.sleep(2)  # into the blob GETs the proxy holds
+    assert fault_proxy.wait_arrival("/blobs/", STOPPED), "the pull never asked the registry for a blob"
     job, took = stop_and_wait(sagemaker, name)
     print(f"stop during a stalled pull: {job['TrainingJobStatus']} {took:.1f} s after StopTrainingJob")
     assert_stopped_before_start(job, server)
