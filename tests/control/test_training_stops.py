@@ -167,3 +167,30 @@ def test_a_stop_during_a_stalled_upload_gives_it_the_grace_period(tmp_path_facto
         running.stop()
         remove_containers(home)
         endpoint.close()
+
+
+def test_the_upload_after_a_stop_during_training_is_bounded(tmp_path_factory, pki, basic_registry, training_images):
+    # The model of a job stopped while it trains is uploaded, but an S3 that never answers must not keep
+    # it Stopping for the endpoint's timeouts: the upload gets stop_grace_seconds from its start.
+    endpoint = SilentS3()
+    home = tmp_path_factory.mktemp("stops-upload-after-home")
+    install_ca(pki, home / "certs.d", basic_registry.address)
+    (home / "config.toml").write_text(f'stop_grace_seconds = {GRACE}\ns3_endpoint_url = "{endpoint.url}"\n')
+    running = ServeProcess(home)
+    running.register_function("registry-creds", basic_registry.username, basic_registry.password)
+    running.start()
+    try:
+        sagemaker = running.client("sagemaker")
+        name = unique("stopped-training-upload")
+        sagemaker.create_training_job(**busybox_job(name, training_images.busybox,
+                                                    "echo weights > /opt/ml/model/model.txt; sleep 300"))
+        wait_for(sagemaker, name, until=("Training", "Completed", "Failed", "Stopped"))
+        job, _ = stop_and_wait(sagemaker, name)
+        assert endpoint.requests.is_set(), "the stopped job's model upload never reached the S3 endpoint"
+        assert job["TrainingJobStatus"] == "Stopped" and job["SecondaryStatus"] == "Stopped", job.get("FailureReason")
+        assert job["SecondaryStatusTransitions"][-1]["StatusMessage"] == (
+            f"Training job stopped: the model upload did not finish within stop_grace_seconds ({GRACE} s) of its start")
+    finally:
+        running.stop()
+        remove_containers(home)
+        endpoint.close()
