@@ -20,6 +20,7 @@ from forklift.storage.uri import Location, parse_uri, relative_path
 
 T = TypeVar("T")
 DEFAULT_WORKERS = 8
+CHUNK = 1 << 20  # how much is copied between two looks at a stop
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,24 @@ def download_planned(store: ObjectStore, plan: list[tuple[ObjectInfo, PurePosixP
     jobs = [(obj.uri, dest_dir.joinpath(*rel.parts)) for obj, rel in plan]
     run_parallel(lambda job: store.download(*job), jobs, workers, cancel)
     return [path for _, path in jobs]
+
+
+def download_stoppable(store: ObjectStore, uri: str, dest_path: Path, cancel: Cancel) -> Path:
+    """`store.download(uri, dest_path)`, a chunk at a time, looking at `cancel` between chunks: a stop
+    raises `Cancelled` and removes what was written. A copy given up on its thread (`Cancel.call`)
+    otherwise went on writing long after its caller had moved on."""
+    cancel.raise_if_set()
+    dest_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with store.open_read(uri) as source, open(dest_path, "wb") as dest:
+            while chunk := source.read(CHUNK):
+                cancel.raise_if_set()
+                dest.write(chunk)
+        cancel.raise_if_set()
+    except BaseException:
+        dest_path.unlink(missing_ok=True)
+        raise
+    return dest_path
 
 
 def walk_local_files(root: Path) -> list[tuple[Path, str]]:
