@@ -4,7 +4,6 @@ endpoint's generation directory, where a re-created endpoint of the same name wo
 
 from __future__ import annotations
 
-import http.server
 import io
 import tarfile
 import threading
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.stallserver import GatedHttp
 from forklift.cancel import Cancel, Cancelled
 from forklift.config import load_settings
 from forklift.control.inference.instances import fetch_model_data, remove_model_dirs
@@ -30,44 +30,9 @@ def model_archive(name: str) -> bytes:
     return raw.getvalue()
 
 
-class GatedSource:
-    """Serves one archive over http, answering each request only once `release()` is called."""
-
-    def __init__(self, body: bytes) -> None:
-        self.asked, self.sent, self._gate = threading.Event(), threading.Event(), threading.Event()
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                owner.asked.set()
-                owner._gate.wait(WAIT)
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-                self.wfile.flush()
-                owner.sent.set()
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/model.tar.gz"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def release(self) -> None:
-        self._gate.set()
-
-    def close(self) -> None:
-        self._gate.set()
-        self._server.shutdown()
-        self._server.server_close()
-
-
 @pytest.fixture
-def source() -> Iterator[GatedSource]:
-    served = GatedSource(model_archive("old-model.bin"))
+def source() -> Iterator[GatedHttp]:
+    served = GatedHttp(model_archive("old-model.bin"))
     yield served
     served.close()
 
@@ -100,7 +65,7 @@ def test_a_download_given_up_by_a_delete_puts_nothing_in_place(tmp_path: Path, m
     remove_model_dirs(directory)  # what the delete does next
     abandoned = download_threads()
     source.release()  # the source answers after all
-    assert source.sent.wait(WAIT)
+    assert source.answered.wait(WAIT)
     for thread in abandoned:
         thread.join(WAIT)
         assert not thread.is_alive(), "the abandoned download never ended"
@@ -117,7 +82,7 @@ def test_a_timed_out_download_puts_nothing_in_place(tmp_path: Path, monkeypatch,
         fetch_model_data(settings, directory, variant, {"ModelDataUrl": source.url}, 1, lambda path: None)
     abandoned = download_threads()
     source.release()
-    assert source.sent.wait(WAIT)
+    assert source.answered.wait(WAIT)
     for thread in abandoned:
         thread.join(WAIT)
         assert not thread.is_alive(), "the abandoned download never ended"
