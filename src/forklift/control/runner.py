@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 
 from forklift.cancel import Cancel, Cancelled
 from forklift.config import Settings
@@ -247,13 +248,15 @@ class JobRunner:
             # that arrives during the upload gives it stop_grace_seconds from the stop.
             stop = _already_stopped() if row.stop_reason else self.cancel
             grace = self.control.stop_grace_seconds
+            upload = _Upload(self.directory, row, self.settings)
             try:
-                artifacts = stop.call(lambda: outcome.upload_outputs(self.directory, row, self.settings),
-                                      grace=grace, name=f"upload-{self.name}")
+                artifacts = stop.call(upload.run, grace=grace, name=f"upload-{self.name}")
             except Cancelled:
-                since = "of its start" if row.stop_reason else "of the stop"
-                cut_short = (f"the model upload did not finish within stop_grace_seconds "
-                             f"({grace:g} s) {since}")
+                artifacts = upload.give_up()
+                if artifacts is None:
+                    since = "of its start" if row.stop_reason else "of the stop"
+                    cut_short = (f"the model upload did not finish within stop_grace_seconds "
+                                 f"({grace:g} s) {since}")
             except Exception as exc:  # noqa: BLE001 - any failed upload fails the job with its reason
                 failure = f"ClientError: uploading the model to {row.request['OutputDataConfig']['S3OutputPath']} " \
                           f"failed: {exc}"
@@ -284,3 +287,33 @@ def _already_stopped() -> Cancel:
     stopped = Cancel()
     stopped.set()
     return stopped
+
+
+class _Upload:
+    """The model upload on its own thread, and what becomes of it once the job stops waiting: an upload
+    that ends after that is deleted again (the job says the upload did not finish, and so it is: S3
+    holds no model the job does not report), unless it had ended before the job gave up, which then
+    reports it after all."""
+
+    def __init__(self, directory: Path, row: TrainingJobRow, settings: Settings) -> None:
+        self.directory, self.row, self.settings = directory, row, settings
+        self.given_up = threading.Event()
+        self._lock = threading.Lock()
+        self._uploaded: str | None = None
+
+    def run(self) -> str:
+        uri = outcome.upload_outputs(self.directory, self.row, self.settings, Cancel(self.given_up))
+        with self._lock:
+            late = self.given_up.is_set()
+            if not late:
+                self._uploaded = uri
+        if late:
+            outcome.remove_outputs(self.row, self.settings)
+            raise Cancelled()
+        return uri
+
+    def give_up(self) -> str | None:
+        """Stop waiting; the model URI when the upload had ended all the same."""
+        with self._lock:
+            self.given_up.set()
+            return self._uploaded
