@@ -34,12 +34,12 @@ from forklift.control.inference.logs import record_fleet_event
 from forklift.control.inference.models import EndpointRow, ModelRow
 from forklift.control.instance_types import UnknownInstanceType, resolve_instance_type
 from forklift.control.pullaudit import record_pull
+from forklift.fslock import locked
 from forklift.images.imagestore import ImageStore
 from forklift.images.rootfs import pull_and_prepare
 from forklift.runtime import ContainerHandle, ContainerSpec, Mount, Runtime, SpecError, hand_over_tree
 from forklift.runtime.users import resolve as resolve_user
 from forklift.runtime.users import spec_user
-from forklift.fslock import locked
 from forklift.storage import download_stoppable, extract_tar_gz, store_for
 
 PING_TIMEOUT = 2.0
