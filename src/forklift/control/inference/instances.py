@@ -6,7 +6,8 @@
     last_lines(handle)                                                # for a FailureReason
 
 Files live under `$FORKLIFT_HOME/endpoints/<endpoint>/`: `events.log` (what the fleet did),
-`<variant>-g<generation>/model` (extracted once, mounted read-only in every instance),
+`<variant>-g<generation>/model` (extracted once, mounted read-only in every instance; downloaded into
+a `.downloading-*` directory of its own first),
 `instances/<container>/` (each container's state and stdout/stderr) and `logs/` (the same events and
 output as CloudWatch log streams, see `logs`).
 """
