@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,12 +31,30 @@ def acquire(fd: int, *, shared: bool = False, blocking: bool = True) -> bool:
     return True
 
 
+POLL = 0.05  # how often a lock polled for (rather than waited on) is tried again
+
+
+def acquire_polling(fd: int, abort: Callable[[], None], *, shared: bool = False, every: float = POLL) -> None:
+    """Lock `fd`, trying again every `every` seconds rather than blocking in flock(2), and calling
+    `abort()` between tries: it raises to give up. A thread blocked in flock could not be stopped
+    until the holder lets go, however long that holder itself waits."""
+    while not acquire(fd, shared=shared, blocking=False):
+        abort()
+        time.sleep(every)
+
+
 @contextmanager
-def locked(path: Path, *, shared: bool = False, blocking: bool = True) -> Iterator[bool]:
+def locked(path: Path, *, shared: bool = False, blocking: bool = True,
+           abort: Callable[[], None] | None = None) -> Iterator[bool]:
     """Hold a lock on `path` for the block. Yields True; False only with blocking=False when another
-    holder has it (the block then runs without the lock)."""
+    holder has it (the block then runs without the lock). With `abort`, a blocking wait polls and
+    calls it between tries (see `acquire_polling`)."""
     fd = open_lock_file(path)
     try:
-        yield acquire(fd, shared=shared, blocking=blocking)
+        if abort is not None and blocking:
+            acquire_polling(fd, abort, shared=shared)
+            yield True
+        else:
+            yield acquire(fd, shared=shared, blocking=blocking)
     finally:
         os.close(fd)  # releases the lock

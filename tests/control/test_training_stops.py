@@ -17,7 +17,7 @@ from training_support import busybox_job, unique, wait_for
 
 from fixtures.imagetools import push_unique_image
 from fixtures.serve import ServeProcess, remove_containers
-from fixtures.stallserver import SilentS3, StalledHttps
+from fixtures.stallserver import GatedS3, SilentS3, StalledHttps
 from forklift.devregistry import install_ca
 
 STALL = 300.0  # how long the fault proxy holds a blob: far past any bound below
@@ -85,7 +85,7 @@ def test_stop_during_a_stalled_pull_ends_the_job_stopped(sagemaker, server, faul
     name = unique("stalled-pull")
     sagemaker.create_training_job(**busybox_job(name, f"{fault_proxy.address}/{fresh_image}", "true"))
     wait_for(sagemaker, name, until=("Downloading",))
-    time.sleep(2)  # into the blob GETs the proxy holds
+    assert fault_proxy.wait_arrival("/blobs/", STOPPED), "the pull never asked the registry for a blob"
     job, took = stop_and_wait(sagemaker, name)
     print(f"stop during a stalled pull: {job['TrainingJobStatus']} {took:.1f} s after StopTrainingJob")
     assert_stopped_before_start(job, server)
@@ -163,6 +163,63 @@ def test_a_stop_during_a_stalled_upload_gives_it_the_grace_period(tmp_path_facto
         assert job["TrainingJobStatus"] == "Stopped" and job["SecondaryStatus"] == "Stopped", job.get("FailureReason")
         assert job["SecondaryStatusTransitions"][-1]["StatusMessage"] == (
             f"Training job stopped: the model upload did not finish within stop_grace_seconds ({GRACE} s) of the stop")
+    finally:
+        running.stop()
+        remove_containers(home)
+        endpoint.close()
+
+
+def test_the_upload_after_a_stop_during_training_is_bounded(tmp_path_factory, pki, basic_registry, training_images):
+    # The model of a job stopped while it trains is uploaded, but an S3 that never answers must not keep
+    # it Stopping for the endpoint's timeouts: the upload gets stop_grace_seconds from its start.
+    endpoint = SilentS3()
+    home = tmp_path_factory.mktemp("stops-upload-after-home")
+    install_ca(pki, home / "certs.d", basic_registry.address)
+    (home / "config.toml").write_text(f'stop_grace_seconds = {GRACE}\ns3_endpoint_url = "{endpoint.url}"\n')
+    running = ServeProcess(home)
+    running.register_function("registry-creds", basic_registry.username, basic_registry.password)
+    running.start()
+    try:
+        sagemaker = running.client("sagemaker")
+        name = unique("stopped-training-upload")
+        sagemaker.create_training_job(**busybox_job(name, training_images.busybox,
+                                                    "echo weights > /opt/ml/model/model.txt; sleep 300"))
+        wait_for(sagemaker, name, until=("Training", "Completed", "Failed", "Stopped"))
+        job, _ = stop_and_wait(sagemaker, name)
+        assert endpoint.requests.is_set(), "the stopped job's model upload never reached the S3 endpoint"
+        assert job["TrainingJobStatus"] == "Stopped" and job["SecondaryStatus"] == "Stopped", job.get("FailureReason")
+        assert job["SecondaryStatusTransitions"][-1]["StatusMessage"] == (
+            f"Training job stopped: the model upload did not finish within stop_grace_seconds ({GRACE} s) of its start")
+    finally:
+        running.stop()
+        remove_containers(home)
+        endpoint.close()
+
+
+def test_an_upload_that_ends_after_the_job_gave_up_on_it_is_deleted(tmp_path_factory, pki, basic_registry,
+                                                                    training_images):
+    # A job reported Stopped because its model upload did not finish must not have a model in S3 all the
+    # same when the S3 endpoint answers later: the upload's thread deletes what it put there.
+    endpoint = GatedS3()
+    home = tmp_path_factory.mktemp("stops-late-upload-home")
+    install_ca(pki, home / "certs.d", basic_registry.address)
+    (home / "config.toml").write_text(f'stop_grace_seconds = {GRACE}\ns3_endpoint_url = "{endpoint.url}"\n')
+    running = ServeProcess(home)
+    running.register_function("registry-creds", basic_registry.username, basic_registry.password)
+    running.start()
+    try:
+        sagemaker = running.client("sagemaker")
+        name = unique("late-upload")
+        sagemaker.create_training_job(**busybox_job(name, training_images.busybox,
+                                                    "echo weights > /opt/ml/model/model.txt"))
+        assert endpoint.puts.wait(STOPPED), "the upload never reached the S3 endpoint"
+        job, _ = stop_and_wait(sagemaker, name)
+        assert job["TrainingJobStatus"] == "Stopped", job.get("FailureReason")
+        assert "the model upload did not finish" in job["SecondaryStatusTransitions"][-1]["StatusMessage"]
+        endpoint.release()  # the PutObject succeeds after all
+        model = f"/{name}/output/model.tar.gz"
+        wait_until(lambda: any(m == "DELETE" and p.endswith(model) for m, p in endpoint.requests),
+                   "the late model.tar.gz to be deleted")
     finally:
         running.stop()
         remove_containers(home)

@@ -529,6 +529,57 @@ def test_rootfs_cache_concurrent_processes_unpack_once(tmp_path: Path, two_layer
     assert len(log.read_text().split()) == len(two_layers)
 
 
+class _Stopped(Exception):
+    pass
+
+
+def _abort_when(flag: threading.Event):
+    def abort() -> None:
+        if flag.is_set():
+            raise _Stopped()
+    return abort
+
+
+def test_rootfs_cache_gives_up_waiting_for_a_lock_another_pull_holds(tmp_path: Path, two_layers: list[Layer]) -> None:
+    cache = RootfsCache(tmp_path / "rootfs")
+    chain = chain_ids([la.diff_id for la in two_layers])[-1].split(":")[1]
+    stop, outcome = threading.Event(), []
+    cache.directory.mkdir()
+
+    def second_pull() -> None:
+        try:
+            outcome.append(cache.get_or_unpack(two_layers, abort=_abort_when(stop)))
+        except _Stopped as e:
+            outcome.append(e)
+
+    with unpack.locked(cache._lock_path(chain)):  # the first pull, held up by its own downloads
+        waiter = threading.Thread(target=second_pull, daemon=True)
+        waiter.start()
+        waiter.join(0.5)
+        assert waiter.is_alive() and outcome == []  # waits for the lock while nothing stops it
+        stop.set()
+        waiter.join(30)
+        assert not waiter.is_alive(), "the stopped unpack still waits for the lock"
+    assert len(outcome) == 1 and isinstance(outcome[0], _Stopped)
+    assert cache.list() == []
+
+
+def test_rootfs_cache_stops_between_entries_of_a_layer(tmp_path: Path, mk) -> None:
+    cache = RootfsCache(tmp_path / "rootfs")
+    big = mk([F(f"f{i}", b"x") for i in range(50)])
+    seen = []
+
+    def abort() -> None:
+        seen.append(1)
+        if len(seen) > 10:  # a stop asked for part-way through the layer
+            raise _Stopped()
+
+    with pytest.raises(_Stopped):
+        cache.get_or_unpack([big], abort=abort)
+    assert len(seen) == 11  # not left to the end of the layer
+    assert cache.list() == [] and [p for p in (tmp_path / "rootfs").iterdir() if not p.name.endswith(".lock")] == []
+
+
 def test_rootfs_cache_rejects_bad_ids(tmp_path: Path, mk) -> None:
     cache = RootfsCache(tmp_path / "rootfs")
     with pytest.raises(ValueError):

@@ -77,7 +77,7 @@ def test_delete_during_a_stalled_image_pull(sagemaker, server, fault_proxy, pki,
     fault_proxy.delay(STALL, "/blobs/")
     name = create_endpoint(sagemaker, model)
     wait_for_event(server, name, "Creating endpoint")
-    time.sleep(2)  # into the blob GETs the proxy holds
+    assert fault_proxy.wait_arrival("/blobs/", GONE), "the pull never asked the registry for a blob"
     took = delete_and_wait_gone(sagemaker, name)
     print(f"delete during a stalled pull: gone {took:.1f} s after DeleteEndpoint")
     assert containers_of(server, name) == []

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
+from forklift.cancel import NEVER, Cancel, Cancelled
 from forklift.config import Settings
 from forklift.control import staging
 from forklift.control.instance_types import resolve_instance_type
@@ -17,6 +19,8 @@ from forklift.reference import parse
 from forklift.registry import AuthenticationFailed, NotFound, RegistryError, TLSError
 from forklift.runtime import ExitStatus
 from forklift.storage import ObjectStore, pack_tar_gz, store_for
+
+log = logging.getLogger(__name__)
 
 # ExitStatus.reason of a container its backend could not run at all (e.g. a cluster that cannot pull the
 # image); the status's message is then the whole FailureReason.
@@ -104,20 +108,40 @@ def output_prefix(row: TrainingJobRow) -> str:
     return f"{row.request['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{row.name}/output"
 
 
-def upload_outputs(directory: Path, row: TrainingJobRow, settings: Settings) -> str:
+def upload_outputs(directory: Path, row: TrainingJobRow, settings: Settings, given_up: Cancel = NEVER) -> str:
     """Pack /opt/ml/model and /opt/ml/output/data, upload both; returns the model.tar.gz URI.
 
     The archives are scratch, removed whatever happens (a half-packed one holds a full disk's last
     bytes); a disk that fills is a `DiskFull` naming the directory: FORKLIFT_HOME, or a file:// destination's.
+    `given_up` is set once the caller stopped waiting for the upload (its grace after a stop ran out):
+    nothing more is packed or uploaded, what was uploaded is deleted (`remove_outputs`) and `Cancelled`
+    raised, so that a job reported without its model leaves none in S3 either. One object's upload is
+    not cut part-way: it is looked at between the archives.
     """
     archives = directory / "archives"
     try:
-        return _pack_and_upload(directory, row, settings, archives)
+        return _pack_and_upload(directory, row, settings, archives, given_up)
+    except Cancelled:
+        remove_outputs(row, settings)
+        raise
     finally:
         shutil.rmtree(archives, ignore_errors=True)
 
 
-def _pack_and_upload(directory: Path, row: TrainingJobRow, settings: Settings, archives: Path) -> str:
+def remove_outputs(row: TrainingJobRow, settings: Settings) -> None:
+    """Delete the job's model.tar.gz and output.tar.gz (either may be missing)."""
+    prefix = output_prefix(row)
+    store = store_for(prefix, settings)
+    for name in ("model.tar.gz", "output.tar.gz"):
+        try:
+            store.delete(f"{prefix}/{name}")
+        except Exception:  # noqa: BLE001 - best effort: the job already reports the upload as unfinished
+            log.warning("could not delete %s/%s, uploaded after the job gave up waiting for it", prefix, name,
+                        exc_info=True)
+
+
+def _pack_and_upload(directory: Path, row: TrainingJobRow, settings: Settings, archives: Path,
+                     given_up: Cancel) -> str:
     paths = staging.job_paths(directory)
     prefix = output_prefix(row)
     store = store_for(prefix, settings)
@@ -125,9 +149,13 @@ def _pack_and_upload(directory: Path, row: TrainingJobRow, settings: Settings, a
     model_uri = f"{prefix}/model.tar.gz"
     paths["model"].mkdir(parents=True, exist_ok=True)
     _upload(store, _pack(paths["model"], archives / "model.tar.gz", settings), model_uri, settings)
+    given_up.raise_if_set()
     data = paths["output"] / "data"
     if data.is_dir() and any(data.iterdir()):
-        _upload(store, _pack(data, archives / "output.tar.gz", settings), f"{prefix}/output.tar.gz", settings)
+        archive = _pack(data, archives / "output.tar.gz", settings)
+        given_up.raise_if_set()
+        _upload(store, archive, f"{prefix}/output.tar.gz", settings)
+        given_up.raise_if_set()
     return model_uri
 
 

@@ -10,8 +10,9 @@ whether to start over (queued/preparing), re-adopt the container (running) or fi
 
 A stop is seen by every wait before the container starts (`cancel`: the pull, a provider function,
 staging), which is given up at once: the job ends Stopped. The container then gets
-stop_grace_seconds to exit, and its model is uploaded after a stop, as on SageMaker; a stop that
-arrives while the upload runs gives the upload stop_grace_seconds to finish.
+stop_grace_seconds to exit, and its model is uploaded after a stop (or MaxRuntimeInSeconds), as on
+SageMaker, within stop_grace_seconds of the upload's start; a stop that arrives while the upload runs
+gives the upload stop_grace_seconds to finish. An upload cut short ends the job Stopped, saying so.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 
-from forklift.cancel import NEVER, Cancel, Cancelled
+from forklift.cancel import Cancel, Cancelled
 from forklift.config import Settings
 from forklift.control import containers, outcome, staging, status
 from forklift.control.launching import PlatformFailure, TrainingLauncher
@@ -241,16 +243,20 @@ class JobRunner:
         cut_short = None
         if failure is None:
             self.store.update(self.name, lambda r: status.step(r, "Uploading", "Uploading generated training model"))
-            # A stop that ended the container lets its model upload, as on SageMaker; one that arrives
-            # during the upload gives it stop_grace_seconds.
-            stop = NEVER if row.stop_reason else self.cancel
+            # A stop that ended the container lets its model upload, as on SageMaker, for stop_grace_seconds
+            # from the upload's start (a silent S3 must not keep the job Stopping for its timeouts); one
+            # that arrives during the upload gives it stop_grace_seconds from the stop.
+            stop = _already_stopped() if row.stop_reason else self.cancel
             grace = self.control.stop_grace_seconds
+            upload = _Upload(self.directory, row, self.settings)
             try:
-                artifacts = stop.call(lambda: outcome.upload_outputs(self.directory, row, self.settings),
-                                      grace=grace, name=f"upload-{self.name}")
+                artifacts = stop.call(upload.run, grace=grace, name=f"upload-{self.name}")
             except Cancelled:
-                cut_short = (f"Training job stopped: the model upload did not finish within stop_grace_seconds "
-                             f"({grace:g} s) of the stop")
+                artifacts = upload.give_up()
+                if artifacts is None:
+                    since = "of its start" if row.stop_reason else "of the stop"
+                    cut_short = (f"the model upload did not finish within stop_grace_seconds "
+                                 f"({grace:g} s) {since}")
             except Exception as exc:  # noqa: BLE001 - any failed upload fails the job with its reason
                 failure = f"ClientError: uploading the model to {row.request['OutputDataConfig']['S3OutputPath']} " \
                           f"failed: {exc}"
@@ -262,8 +268,8 @@ class JobRunner:
             r.phase = "done"
             if r.stop_reason:
                 message = ("Training job stopped: MaxRuntimeInSeconds exceeded" if r.stop_reason ==
-                           "MaxRuntimeExceeded" else cut_short or "Training job stopped")
-                status.step(r, r.stop_reason, message)
+                           "MaxRuntimeExceeded" else "Training job stopped")
+                status.step(r, r.stop_reason, f"{message}: {cut_short}" if cut_short else message)
             else:
                 status.step(r, "Completed", "Training job completed")
         self.store.update(self.name, final)
@@ -275,3 +281,39 @@ class JobRunner:
             status.step(r, r.stop_reason, "Training job stopped before its container started")
         self.store.update(self.name, stopped)
 
+
+def _already_stopped() -> Cancel:
+    """A Cancel set from the start: what it runs gets its grace measured from now."""
+    stopped = Cancel()
+    stopped.set()
+    return stopped
+
+
+class _Upload:
+    """The model upload on its own thread, and what becomes of it once the job stops waiting: an upload
+    that ends after that is deleted again (the job says the upload did not finish, and so it is: S3
+    holds no model the job does not report), unless it had ended before the job gave up, which then
+    reports it after all."""
+
+    def __init__(self, directory: Path, row: TrainingJobRow, settings: Settings) -> None:
+        self.directory, self.row, self.settings = directory, row, settings
+        self.given_up = threading.Event()
+        self._lock = threading.Lock()
+        self._uploaded: str | None = None
+
+    def run(self) -> str:
+        uri = outcome.upload_outputs(self.directory, self.row, self.settings, Cancel(self.given_up))
+        with self._lock:
+            late = self.given_up.is_set()
+            if not late:
+                self._uploaded = uri
+        if late:
+            outcome.remove_outputs(self.row, self.settings)
+            raise Cancelled()
+        return uri
+
+    def give_up(self) -> str | None:
+        """Stop waiting; the model URI when the upload had ended all the same."""
+        with self._lock:
+            self.given_up.set()
+            return self._uploaded

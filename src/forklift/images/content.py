@@ -27,11 +27,10 @@ from types import TracebackType
 from typing import Self
 
 from forklift.atomicfile import write_atomically
-from forklift.fslock import acquire, locked, open_lock_file
+from forklift.fslock import POLL, acquire, locked, open_lock_file
 from forklift.images.errors import ImageError
 
 Fetch = Callable[[Path], Awaitable[None]]
-LOCK_POLL = 0.05  # seconds between tries for a blob another puller is fetching
 
 
 class BlobNotFound(ImageError, KeyError):
@@ -165,7 +164,7 @@ class BlobStore:
         try:
             # Polled, not waited for in a thread: a cancelled pull leaves no thread holding the lock.
             while not acquire(fd, blocking=False):
-                await asyncio.sleep(LOCK_POLL)
+                await asyncio.sleep(POLL)
             if final.exists():
                 return final, False
             partial = self._ingest / f"{_split(digest)[1]}.partial"

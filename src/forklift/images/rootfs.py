@@ -84,8 +84,12 @@ class _Arrivals:
     def _wait(self, ready: Callable[[], bool]) -> None:
         with self._changed:
             self._changed.wait_for(lambda: ready() or self._failed)
-            if self._failed:
-                raise asyncio.CancelledError("the pull failed; unpacking stopped")
+            self.check()
+
+    def check(self) -> None:
+        """Raise once the pull has failed or was cancelled (a stop): the unpack it feeds gives up."""
+        if self._failed:
+            raise asyncio.CancelledError("the pull failed; unpacking stopped")
 
     def wait_manifest(self) -> Manifest:
         self._wait(lambda: self._manifest is not None)
@@ -116,7 +120,7 @@ async def pull_and_prepare(
         layers = _layers(store, manifest, config, str(reference))
         limits = UnpackLimits.from_settings(store.settings)
         rootfs = rootfs_cache(store).get_or_unpack(layers, wait_for=lambda layer: arrivals.wait_blob(layer.digest),
-                                                   image=str(reference), limits=limits)
+                                                   image=str(reference), limits=limits, abort=arrivals.check)
         return rootfs, config.get("config") or {}
 
     unpacking = asyncio.ensure_future(asyncio.to_thread(unpack))

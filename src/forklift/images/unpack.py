@@ -278,11 +278,12 @@ def _set_mtime(m: tarfile.TarInfo, target: int | str, **kw: object) -> None:
 
 
 def apply_layer(root: Path, layer: Layer, *, privileged: bool | None = None,
-                budget: UnpackBudget | None = None) -> None:
+                budget: UnpackBudget | None = None, abort: Callable[[], None] | None = None) -> None:
     """Stream `layer` and apply it onto the directory `root` (see module docstring).
 
     `privileged` (default: running as root) creates devices and applies ownership; `budget` counts
     the entries against the image's caps (None: not counted; headers are bounded all the same).
+    `abort()` is called before each entry and raises to stop part-way (`root` is then half made).
     """
     if privileged is None:
         privileged = os.geteuid() == 0
@@ -302,6 +303,8 @@ def apply_layer(root: Path, layer: Layer, *, privileged: bool | None = None,
         stream = LayerStream(f, sniff_compression(os.pread(f.fileno(), 6, 0), layer.media_type), hasher)
         applier = _Applier(root, privileged, budget)
         for m, tf in members(stream):
+            if abort is not None:
+                abort()
             applier.entry(m, tf)
         m = None
         applier.finish()
@@ -346,20 +349,27 @@ class RootfsCache:
             raise ValueError(f"not a sha256 chain ID: {chain_id!r}")
         return hexpart
 
+    def _lock_path(self, hexpart: str) -> Path:
+        return self.directory / f".{hexpart}.lock"
+
     @contextmanager
-    def _lock(self, hexpart: str) -> Iterator[None]:
+    def _lock(self, hexpart: str, abort: Callable[[], None] | None = None) -> Iterator[None]:
         self.directory.mkdir(parents=True, exist_ok=True)
-        with locked(self.directory / f".{hexpart}.lock"):  # excludes other threads and processes
+        with locked(self._lock_path(hexpart), abort=abort):  # excludes other threads and processes
             yield
 
     def get_or_unpack(self, layers: Sequence[Layer], wait_for: Callable[[Layer], None] | None = None, *,
-                      image: str = "being unpacked", limits: UnpackLimits | None = None) -> Path:
+                      image: str = "being unpacked", limits: UnpackLimits | None = None,
+                      abort: Callable[[], None] | None = None) -> Path:
         """The rootfs for `layers` (base first), unpacking into a temp dir renamed into place.
 
         `wait_for(layer)` is called before each layer is applied and may block until its blob is
         complete, so unpacking overlaps with downloading the layers above it. `limits` caps the
         image's unpacked bytes and entries (default: free disk less a reserve, and
         `DEFAULT_MAX_IMAGE_FILES`); errors name `image`. A failed unpack removes its partial rootfs.
+        `abort()` raises to give up (a stopped job): it is called while waiting for the cache's lock,
+        which another pull of the same image may hold for as long as its own downloads take, and
+        between the entries of each layer; what it raises is raised here, the partial rootfs removed.
         """
         if not layers:
             raise LayerError("the image has no layers: a container needs at least one")
@@ -370,7 +380,7 @@ class RootfsCache:
         final = self.directory / hexpart
         if final.is_dir():
             return final
-        with self._lock(hexpart):
+        with self._lock(hexpart, abort):
             if final.is_dir():
                 return final
             for stale in self.directory.glob(f".tmp-{hexpart}-*"):  # left by a dead process
@@ -383,7 +393,9 @@ class RootfsCache:
                 for layer in layers:
                     if wait_for is not None:
                         wait_for(layer)
-                    apply_layer(tmp, layer, budget=budget)
+                    apply_layer(tmp, layer, budget=budget, abort=abort)
+                if abort is not None:
+                    abort()
                 os.rename(tmp, final)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)

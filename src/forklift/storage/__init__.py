@@ -6,10 +6,11 @@
     stage_channel(data_source, dest_dir, ...)     a SageMaker training channel into a host directory
     check_file_uri(uri, settings, field)          file:// only below `file_roots` (config.toml), no symlinks
     pack_tar_gz / extract_tar_gz                  model.tar.gz
+    download_stoppable(store, uri, dest, cancel)  one object, stopping at the next chunk on a stop
 """
 
 from forklift.storage.archive import extract_tar_gz, pack_tar_gz
-from forklift.storage.base import BucketInfo, BucketStore, ObjectInfo, ObjectStore
+from forklift.storage.base import BucketInfo, BucketStore, ObjectInfo, ObjectStore, download_stoppable
 from forklift.storage.channels import ChannelSource, read_manifest, stage_channel
 from forklift.storage.embedded import EmbeddedBuckets
 from forklift.storage.errors import (
@@ -38,7 +39,8 @@ __all__ = [
     "BucketAlreadyExists", "BucketInfo", "BucketStore", "ChannelError", "ChannelSource", "EmbeddedBuckets",
     "HostFiles", "HttpsObjects", "InvalidBucketName", "InvalidURI", "LocalFiles", "Location", "NoSuchBucket",
     "NoSuchKey", "ObjectInfo", "ObjectStore", "OutsideFileRoots", "ReadOnlyStore", "S3Backend", "StorageError",
-    "UnsafeArchive", "UnsafeKey", "bucket_store", "check_file_uri", "copy_object", "copy_tree", "extract_tar_gz",
+    "UnsafeArchive", "UnsafeKey", "bucket_store", "check_file_uri", "copy_object", "copy_tree", "download_stoppable",
+    "extract_tar_gz",
     "file_roots", "pack_tar_gz", "parse_uri", "read_manifest", "s3_endpoint", "stage_channel", "store_for",
     "validate_bucket_name",
 ]

@@ -15,11 +15,13 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Protocol, TypeVar, runtime_checkable
 
 from forklift.cancel import NEVER, Cancel
+from forklift.storage.atomic import atomic_path
 from forklift.storage.errors import StorageError
 from forklift.storage.uri import Location, parse_uri, relative_path
 
 T = TypeVar("T")
 DEFAULT_WORKERS = 8
+CHUNK = 1 << 20  # how much is copied between two looks at a stop
 
 
 @dataclass(frozen=True)
@@ -129,10 +131,30 @@ def plan_prefix_download(prefix: Location, objects: Iterable[ObjectInfo]) -> lis
 
 def download_planned(store: ObjectStore, plan: list[tuple[ObjectInfo, PurePosixPath]], dest_dir: Path,
                      workers: int = DEFAULT_WORKERS, cancel: Cancel = NEVER) -> list[Path]:
+    cancel.raise_if_set()
     dest_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(obj.uri, dest_dir.joinpath(*rel.parts)) for obj, rel in plan]
-    run_parallel(lambda job: store.download(*job), jobs, workers, cancel)
+    if cancel is NEVER:
+        run_parallel(lambda job: store.download(*job), jobs, workers)
+    else:  # a stop also ends the objects being copied, at their next chunk
+        run_parallel(lambda job: download_stoppable(store, *job, cancel), jobs, workers, cancel)
     return [path for _, path in jobs]
+
+
+def download_stoppable(store: ObjectStore, uri: str, dest_path: Path, cancel: Cancel) -> Path:
+    """`store.download(uri, dest_path)` a chunk at a time, looking at `cancel` between chunks: a stop
+    raises `Cancelled` and leaves nothing at `dest_path`. A copy given up on its thread (`Cancel.call`)
+    otherwise went on writing long after its caller had moved on. One stream per object, where
+    `download` may fetch ranges in parallel: the price of stopping part-way."""
+    cancel.raise_if_set()
+    with store.open_read(uri) as source:
+        cancel.raise_if_set()  # before anything is made: the answer may come long after a stop
+        with atomic_path(dest_path) as tmp, open(tmp, "wb") as dest:
+            while chunk := source.read(CHUNK):
+                cancel.raise_if_set()
+                dest.write(chunk)
+            cancel.raise_if_set()
+    return dest_path
 
 
 def walk_local_files(root: Path) -> list[tuple[Path, str]]:

@@ -6,17 +6,22 @@
     last_lines(handle)                                                # for a FailureReason
 
 Files live under `$FORKLIFT_HOME/endpoints/<endpoint>/`: `events.log` (what the fleet did),
-`<variant>-g<generation>/model` (extracted once, mounted read-only in every instance),
+`<variant>-g<generation>/model` (extracted once, mounted read-only in every instance; downloaded into
+a `.downloading-*` directory of its own first),
 `instances/<container>/` (each container's state and stdout/stderr) and `logs/` (the same events and
 output as CloudWatch log streams, see `logs`).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,16 +35,18 @@ from forklift.control.inference.logs import record_fleet_event
 from forklift.control.inference.models import EndpointRow, ModelRow
 from forklift.control.instance_types import UnknownInstanceType, resolve_instance_type
 from forklift.control.pullaudit import record_pull
+from forklift.fslock import locked
 from forklift.images.imagestore import ImageStore
 from forklift.images.rootfs import pull_and_prepare
 from forklift.runtime import ContainerHandle, ContainerSpec, Mount, Runtime, SpecError, hand_over_tree
 from forklift.runtime.users import resolve as resolve_user
 from forklift.runtime.users import spec_user
-from forklift.storage import extract_tar_gz, store_for
+from forklift.storage import download_stoppable, extract_tar_gz, store_for
 
 PING_TIMEOUT = 2.0
 DEFAULT_DOWNLOAD_TIMEOUT = 3600.0  # SageMaker's maximum ModelDataDownloadTimeoutInSeconds
 _pinger = httpx.Client(timeout=PING_TIMEOUT, trust_env=False)
+_DOWNLOADING = ".downloading-"  # a model download's own directory, beside the generations'
 
 
 class DeployFailure(Exception):
@@ -136,28 +143,54 @@ def record_variant_pull(settings: Settings, endpoint: EndpointRow | None, image:
 def _download_with_limit(settings: Settings, url: str, model_dir: Path, variant: str, limit: float,
                          cancel: Cancel) -> None:
     """ModelDataDownloadTimeoutInSeconds: the variant fails when the download takes longer, and a stop
-    gives it up at once (the copy itself finishes in the background and is discarded)."""
+    gives it up at once. The copy given up stops at its next chunk and publishes nothing: it is told
+    so by `abandoned`, as well as by the stop itself, so that neither a later endpoint of the same name
+    nor a later attempt at the same generation can be handed its files."""
+    abandoned = threading.Event()
+    stopped = Cancel(abandoned, check=cancel.is_set, every=0.0)
     try:
-        cancel.call(lambda: _download_model(settings, url, model_dir, variant), timeout=limit,
+        cancel.call(lambda: _download_model(settings, url, model_dir, variant, stopped), timeout=limit,
                     name=f"model-data-{variant}")
     except TimeoutError:
+        abandoned.set()
         raise DeployFailure(f"Variant {variant}: downloading the model data {url} took longer than "
                             f"ModelDataDownloadTimeoutInSeconds ({limit:g} s)") from None
+    except BaseException:
+        abandoned.set()
+        raise
 
 
-def _download_model(settings: Settings, url: str, model_dir: Path, variant: str) -> None:
-    archive = model_dir.parent / "model.tar.gz"
-    shutil.rmtree(model_dir, ignore_errors=True)
-    model_dir.mkdir(parents=True)
+def _download_model(settings: Settings, url: str, model_dir: Path, variant: str, stopped: Cancel) -> None:
+    """Download and extract into a directory of this attempt's own, renamed into place as the
+    generation's directory (model/ and its `extracted` marker) unless the attempt was given up."""
+    generation_dir = model_dir.parent
+    endpoint = generation_dir.parent
+    endpoint.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{_DOWNLOADING}{generation_dir.name}-", dir=endpoint))
     try:
-        store_for(url, settings).download(url, archive)
-        extract_tar_gz(archive, model_dir)
-    except Exception as exc:
-        raise DeployFailure(f"Variant {variant}: the model data {url} could not be downloaded and extracted: "
-                            f"{type(exc).__name__}: {exc}") from exc
+        archive = work / "model.tar.gz"
+        try:
+            download_stoppable(store_for(url, settings), url, archive, stopped)
+            stopped.raise_if_set()
+            extract_tar_gz(archive, work / "model")
+        except Cancelled:
+            raise
+        except Exception as exc:
+            raise DeployFailure(f"Variant {variant}: the model data {url} could not be downloaded and extracted: "
+                                f"{type(exc).__name__}: {exc}") from exc
+        archive.unlink()
+        (work / "extracted").write_text(url)
+        with _model_dirs_locked(endpoint):
+            stopped.raise_if_set()  # under the lock: `remove_model_dirs` cannot have run since
+            shutil.rmtree(generation_dir, ignore_errors=True)  # an earlier attempt's, never marked extracted
+            os.rename(work, generation_dir)
     finally:
-        archive.unlink(missing_ok=True)
-    (model_dir.parent / "extracted").write_text(url)
+        shutil.rmtree(work, ignore_errors=True)  # nothing left once renamed into place
+
+
+def _model_dirs_locked(endpoint: Path) -> AbstractContextManager[bool]:
+    """Held while a generation's model data is put in place or removed."""
+    return locked(endpoint / ".model-data.lock")
 
 
 def instance_name() -> str:
@@ -217,8 +250,15 @@ def exit_description(handle: ContainerHandle) -> str | None:
 
 
 def remove_model_dirs(directory: Path, keep_generation: int | None = None) -> None:
-    """Delete extracted model data of generations no longer served (all of them with None)."""
-    for path in directory.glob("*-g*"):
-        generation = path.name.rpartition("-g")[2]
-        if path.is_dir() and generation.isdigit() and int(generation) != keep_generation:
-            shutil.rmtree(path, ignore_errors=True)
+    """Delete extracted model data of generations no longer served (all of them with None, and the
+    downloads under way: an abandoned one stops at its next chunk and puts nothing in place)."""
+    if not directory.is_dir():
+        return
+    with _model_dirs_locked(directory):
+        for path in directory.glob("*-g*"):
+            generation = path.name.rpartition("-g")[2]
+            if path.is_dir() and generation.isdigit() and int(generation) != keep_generation:
+                shutil.rmtree(path, ignore_errors=True)
+        if keep_generation is None:
+            for path in directory.glob(f"{_DOWNLOADING}*"):
+                shutil.rmtree(path, ignore_errors=True)
