@@ -4,12 +4,14 @@ container's output files back to the disk (real files; tmp_path is a disk that p
 
 from __future__ import annotations
 
+import logging
 import threading
+from pathlib import Path
 
 import pytest
 
 from forklift.control.eventlog import EventWriter, LogLimits, StreamFiles, rotated, segments
-from forklift.control.logs import EVENTS_FILE, LogPump
+from forklift.control.logs import EVENTS_FILE, LogPump, release_copied
 
 KiB, MiB = 1 << 10, 1 << 20
 
@@ -155,6 +157,20 @@ def test_readers_racing_the_writer_get_the_events_at_the_positions_they_return(t
     finally:
         thread.join(timeout=60)
     assert position == total and reads > 1
+
+
+def test_output_on_a_filesystem_that_cannot_punch_holes_is_reported_once(tmp_path, caplog):
+    device = Path("/dev/null")  # fallocate refuses a device the way it does a filesystem without holes
+    with pytest.raises(OSError):
+        release_copied(device, 1 * MiB)
+    stream = tmp_path / "stream"
+    stream.mkdir()
+    pump = LogPump(stream, [device])
+    with caplog.at_level(logging.WARNING, logger="forklift.control.logs"):
+        pump._release(device, 1 * MiB)
+        pump._release(device, 2 * MiB)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "/dev/null" in warnings[0] and "cannot punch holes" in warnings[0]
 
 
 def test_config_toml_sets_the_containers_bounds_and_refuses_a_wrong_one(tmp_path):
