@@ -196,12 +196,13 @@ class StreamFiles:
         oldest, end = parts[0].first, ends[-1]
         position = max(oldest, end + start) if start < 0 else min(max(start, oldest), end)
         events: list[LogEvent] = []
-        for part, part_end in zip(parts, ends):
+        for part, part_end in zip(parts, ends, strict=True):
             if len(events) >= limit:
                 break
             if position >= part_end:
                 continue
-            got = part.file.read(part.handle, position - part.first, min(part_end, position + limit - len(events)) - part.first)
+            stop = min(part_end, position + limit - len(events))
+            got = part.file.read(part.handle, position - part.first, stop - part.first)
             events += got
             position += len(got)
         return events, position
