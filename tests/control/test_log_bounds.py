@@ -130,6 +130,14 @@ def test_a_new_live_file_is_read_from_its_own_lines(tmp_path):
             last_read = (stat.st_ino, first, stat.st_size)
 
 
+def test_a_file_that_can_never_be_opened_fails_the_read_naming_the_stream(tmp_path):
+    live = tmp_path / EVENTS_FILE
+    EventWriter(live, LogLimits(max_bytes=16 * KiB, files=4)).append([(1000, "kept")])
+    (tmp_path / f"{EVENTS_FILE}.0").symlink_to(tmp_path / "nowhere")  # listed every time, never opened
+    with pytest.raises(OSError, match="cannot be read.*remove the broken one"):
+        StreamFiles(live).read(0, 10)
+
+
 def test_readers_racing_the_writer_get_the_events_at_the_positions_they_return(tmp_path):
     live = tmp_path / EVENTS_FILE
     writer = EventWriter(live, LogLimits(max_bytes=16 * KiB, files=4))  # a rotation every ~300 events

@@ -25,6 +25,7 @@ from forklift.control.logsource import LogEvent
 MiB = 1 << 20
 DEFAULT_MAX_BYTES = 64 * MiB
 DEFAULT_FILES = 4
+SNAPSHOT_TRIES = 100  # rotations seen one after another by a read before it gives up
 
 
 @dataclass(frozen=True)
@@ -209,11 +210,14 @@ class StreamFiles:
 
     def _snapshot(self) -> list[_Segment]:
         # A rotation is a rename, then a new live file: rare next to reads, and over in a moment, so
-        # a read that saw one simply looks again.
-        while True:
+        # a read that saw one simply looks again. Only a file that cannot be opened at all fails each try.
+        for _ in range(SNAPSHOT_TRIES):
             opened = self._open(rotated(self.live))
             if opened is not None:
                 break
+        else:
+            raise OSError(f"The log files {self.live}* cannot be read (a file there is unreadable or a dangling "
+                          "link); make them readable by the server, or remove the broken one.")
         with self._lock:
             if opened:  # forget the files rotated away
                 self._files = {first: file for first, file in self._files.items() if first >= opened[0][0]}
@@ -235,8 +239,8 @@ class StreamFiles:
                 opened.append((self._live_first(opened), live))
             if rotated(self.live)[-1:] == listed[-1:]:
                 return opened
-        except FileNotFoundError:
-            pass  # rotated away: the oldest deleted since it was listed
+        except OSError:
+            pass  # rotated away (the oldest deleted since it was listed), or unreadable
         for _, handle in opened:
             handle.close()
         return None
