@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import logging
 import os
 import threading
 import time
@@ -28,6 +29,8 @@ from forklift.control.eventlog import EventWriter, LogLimits, StreamFiles
 from forklift.control.logsource import GroupInfo, StreamInfo
 from forklift.control.store import JobStore
 from forklift.images.limits import human
+
+log = logging.getLogger(__name__)
 
 GROUP = "/aws/sagemaker/TrainingJobs"
 EVENTS_FILE = "logs.jsonl"
@@ -45,7 +48,8 @@ def job_dir(home: Path, name: str) -> Path:
 def release_copied(path: Path, upto: int) -> None:
     """Free the disk blocks of `path` before `upto` (whole pages), keeping its size and the rest.
 
-    Where the filesystem cannot punch holes the file just keeps its blocks."""
+    Raises OSError where the filesystem cannot punch holes (the file then keeps its blocks); a file
+    gone already is left alone."""
     length = upto - upto % 4096
     if length <= 0:
         return
@@ -54,7 +58,9 @@ def release_copied(path: Path, upto: int) -> None:
     except OSError:
         return
     try:
-        _libc.fallocate(fd, _PUNCH, ctypes.c_int64(0), ctypes.c_int64(length))
+        if _libc.fallocate(fd, _PUNCH, ctypes.c_int64(0), ctypes.c_int64(length)) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(path))
     finally:
         os.close(fd)
 
@@ -70,6 +76,7 @@ class LogPump:
         self._lock = threading.Lock()  # the pump thread and the runner's final drain must not interleave
         self._last = 0  # the latest stamp written: events stay in time order
         self._released: dict[str, int] = {}
+        self._unreleased = False  # warned that the sources' copied output cannot be given back
         try:
             self.offsets = json.loads(self.offsets_path.read_text())
         except (OSError, ValueError):
@@ -95,8 +102,7 @@ class LogPump:
                 self.offsets[source.name] = new_offset
                 moved = True
                 if new_offset - self._released.get(source.name, 0) >= RELEASE_EVERY:
-                    release_copied(source, new_offset)
-                    self._released[source.name] = new_offset
+                    self._release(source, new_offset)
         if lines:
             lines.sort(key=lambda line: line[0])  # stable: each file's lines keep their order
             self._last = lines[-1][0]
@@ -104,6 +110,17 @@ class LogPump:
         if moved:
             write_atomically(self.offsets_path, json.dumps(self.offsets).encode())
         return len(lines)
+
+    def _release(self, source: Path, upto: int) -> None:
+        self._released[source.name] = upto
+        try:
+            release_copied(source, upto)
+        except OSError as e:
+            if not self._unreleased:  # once per stream: the next megabyte fails the same way
+                self._unreleased = True
+                log.warning("Container output %s keeps its disk space after it is copied and grows until the container "
+                            "stops, because its filesystem cannot punch holes (%s); keep containers' state on ext4, "
+                            "XFS, Btrfs or tmpfs to bound it.", source, e.strerror)
 
     def _read(self, source: Path, offset: int, now: int, final: bool) -> tuple[list[tuple[int, str]], int]:
         lines: list[tuple[int, str]] = []
