@@ -12,16 +12,20 @@ leftover. Only containers whose state lives in this FORKLIFT_HOME (its `jobs/` a
 judged by its database; `forklift run`'s (`containers/`) belong to the command that runs them.
 
 What the runtime acquires in a fixed order is judged machine-wide (see `forklift.runtime.residue`):
-a network namespace no lease names, a lease no index entry or runc container names (and with no
-process inside, taken over a minute ago), an empty cgroup runc has no container for, an index
-entry whose state directory is gone. Below this home: an overlay mount no known container uses, a
-content-store lease whose writer ended, a provider function's scratch directory whose process ended.
+a network namespace no lease names, a lease no index entry or runc container names (with no process
+inside), an empty cgroup runc has no container for, an index entry whose state directory is gone;
+each only once it is a minute old (`residue.SETTLE_SECONDS`: a runtime claims an index entry before
+it makes the state directory); a namespace and an index entry are checked again as they are removed,
+and an index entry is only ever forgotten, its container never adopted and stopped. Below this home:
+an overlay mount no known container uses, a content-store lease whose writer ended, a provider
+function's scratch directory whose process ended (its pid and start time are in its name).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +36,7 @@ from forklift.control.inference.models import EndpointInstanceRow
 from forklift.control.inference.store import InferenceStore
 from forklift.control.store import JobStore
 from forklift.credentials.invoke import TMP_PREFIX, tmp_owner
+from forklift.errors import ForkliftError
 from forklift.images.content import BlobStore
 from forklift.runtime import procs, residue
 from forklift.runtime.network import AddressPool
@@ -58,8 +63,14 @@ def owned_containers(jobs: JobStore, inference: InferenceStore) -> set[str]:
     return names | {row.container_name for row in inference.all(EndpointInstanceRow)}
 
 
-def find_leftovers(settings: Settings, runtime: RuncRuntime, jobs: JobStore, inference: InferenceStore,
-                   pool: AddressPool | None = None) -> list[Leftover]:
+class NoDatabaseState(ForkliftError):
+    """Containers lie in this home but the database holds no forklift state to judge them by."""
+
+
+def find_leftovers(settings: Settings, runtime: RuncRuntime, jobs: JobStore | None, inference: InferenceStore | None,
+                   pool: AddressPool | None = None, database: str = "") -> list[Leftover]:
+    """`jobs` and `inference` None: the database (`database`, as shown) holds no forklift state, so no
+    container of this home can be judged; `NoDatabaseState` when there is one."""
     pool = pool or runtime.pool
     # Read in the order the runtime acquires things (namespaces before leases before index entries),
     # and the database last.
@@ -68,9 +79,9 @@ def find_leftovers(settings: Settings, runtime: RuncRuntime, jobs: JobStore, inf
     groups = residue.cgroups()
     mounts = residue.mounts_under(settings.home, fstype="overlay")
     known = residue.known_containers(runtime)
-    owned = owned_containers(jobs, inference)
+    owned = owned_containers(jobs, inference) if jobs is not None and inference is not None else None
     found: list[Leftover] = []
-    found += _containers(settings, runtime, known, owned)
+    found += _containers(settings, runtime, known, owned, database)
     found += _network(pool, spaces, taken, known)
     found += _cgroups(groups, known)
     found += _mounts(mounts, known)
@@ -78,24 +89,34 @@ def find_leftovers(settings: Settings, runtime: RuncRuntime, jobs: JobStore, inf
     return found
 
 
+def _real(path: Path) -> Path:
+    """Symlinks and `..` resolved: the kernel's mount table and runc name paths so."""
+    return Path(os.path.realpath(path))
+
+
 def _under(path: Path | None, root: Path) -> bool:
-    return path is not None and path.absolute().is_relative_to(root.absolute())
+    return path is not None and _real(path).is_relative_to(_real(root))
 
 
 def _containers(settings: Settings, runtime: RuncRuntime, known: dict[str, residue.Known],
-                owned: set[str]) -> list[Leftover]:
+                owned: set[str] | None, database: str = "") -> list[Leftover]:
     found = []
     for item in known.values():
         remove = functools.partial(residue.remove_container, runtime, item)
         if item.state_dir is not None and any(_under(item.state_dir, settings.home / d) for d in OWNED_DIRS):
+            if owned is None:
+                raise NoDatabaseState(
+                    f"the database {database} holds no forklift state, yet container {item.id} lives in "
+                    f"{settings.home}: set FORKLIFT_DATABASE_URL to the server's database and run forklift "
+                    "doctor again")
             if item.name not in owned:
                 state = "in runc's list" if item.in_runc else "in the runtime's index only"
                 found.append(Leftover("container", f"{item.id} ({item.state_dir})", f"{state}, but no active "
                                       "training job or endpoint instance in this home's database names it", remove))
-        elif item.indexed and not item.in_runc and (item.state_dir is None or not item.state_dir.exists()):
+        elif residue.stale_index_entry(runtime, item):
             found.append(Leftover("index entry", str(runtime.index_dir / f"{item.id}.json"),
                                   f"its state directory {item.state_dir} is gone and runc has no such container",
-                                  remove))
+                                  functools.partial(residue.remove_index_entry, runtime, item.id)))
     return found
 
 
@@ -103,10 +124,10 @@ def _network(pool: AddressPool, spaces: list[str], taken: list, known: dict[str,
     found = []
     leased = {lease.netns for lease, _ in taken}
     for name in spaces:
-        if name not in leased and not residue.namespace_in_use(name):
+        if name not in leased and residue.namespace_settled(name) and not residue.namespace_in_use(name):
             found.append(Leftover("network namespace", str(residue.NETNS_DIR / name),
                                   "no network lease names it and no process runs in it",
-                                  lambda name=name: residue.remove_namespace(name)))
+                                  lambda name=name: residue.remove_namespace(pool, name)))
     for lease, since in taken:
         if lease.owner not in known and residue.lease_settled(since) and not residue.namespace_in_use(lease.netns):
             found.append(Leftover("network lease", f"{lease.subnet} ({lease.netns}, {pool.table})",
@@ -124,10 +145,10 @@ def _cgroups(groups: dict[str, list[Path]], known: dict[str, residue.Known]) -> 
 
 
 def _mounts(mounts: list[Path], known: dict[str, residue.Known]) -> list[Leftover]:
-    used = {(item.state_dir / "rootfs").absolute() for item in known.values() if item.state_dir is not None}
+    used = {_real(item.state_dir / "rootfs") for item in known.values() if item.state_dir is not None}
     return [Leftover("overlay mount", str(path), "no container the runtime knows uses it",
                      lambda path=path: residue.unmount(path))
-            for path in mounts if path.absolute() not in used]
+            for path in mounts if _real(path) not in used]
 
 
 def _home_files(settings: Settings) -> list[Leftover]:
@@ -139,8 +160,8 @@ def _home_files(settings: Settings) -> list[Leftover]:
                                   "releasing it", lambda store=store: _collect(store)))
     if settings.tmp_dir.is_dir():
         for path in sorted(settings.tmp_dir.glob(f"{TMP_PREFIX}*")):
-            pid = tmp_owner(path.name)
-            if pid is None or not procs.alive(pid, None):
+            owner = tmp_owner(path.name)
+            if owner is None or not procs.alive(*owner):
                 found.append(Leftover("temporary directory", str(path), "a provider function's scratch directory "
                                       "whose process has ended", lambda path=path: shutil.rmtree(path, True)))
     return found

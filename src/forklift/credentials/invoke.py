@@ -33,6 +33,7 @@ from forklift.cancel import NEVER, Cancel, Cancelled
 from forklift.credentials import Credentials
 from forklift.credentials.errors import FunctionFailed
 from forklift.credentials.functionlogs import logs_hint
+from forklift.serverfile import process_start
 
 RUNNER = Path(__file__).with_name("runner.py")
 CANCEL_POLL = 0.2  # how often a running function looks for a stop request
@@ -68,19 +69,25 @@ class InvocationResult:
 TMP_PREFIX = "forklift-fn-"
 
 
-def tmp_owner(name: str) -> int | None:
-    """The pid of the process that made the scratch directory `name` (None: not one of invoke's)."""
-    pid, dash, _ = name.removeprefix(TMP_PREFIX).partition("-")
-    return int(pid) if name.startswith(TMP_PREFIX) and dash and pid.isdigit() else None
+def tmp_owner(name: str) -> tuple[int, int | None] | None:
+    """(pid, start time or None) of the process that made the scratch directory `name`
+    (`forklift-fn-<pid>-<start>-…`; None: not one of invoke's). The start time tells it from a later
+    process that got the same pid; an older forklift's `forklift-fn-<pid>-…` has none."""
+    parts = name.removeprefix(TMP_PREFIX).split("-", 2)
+    if not name.startswith(TMP_PREFIX) or len(parts) < 2 or not parts[0].isdigit():
+        return None
+    start = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+    return int(parts[0]), start or None
 
 
 def invoke(invocation: Invocation, event: Mapping[str, object], cancel: Cancel = NEVER, *,
            tmp_root: Path | None = None) -> InvocationResult:
     """Run the function once; on a stop (`cancel`) its process group is killed and `Cancelled` raised."""
-    # Named by our pid, under the home's tmp_root: what a killed process leaves there is found and swept.
+    # Named by our pid and start time, under the home's tmp_root: what a killed process leaves there is found and swept.
     if tmp_root is not None:
         tmp_root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    workdir = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=tmp_root)  # 0700
+    owner = f"{os.getpid()}-{process_start(os.getpid()) or 0}"
+    workdir = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{owner}-", dir=tmp_root)  # 0700
     try:
         env = _clean_env(invocation, workdir)
         if invocation.runtime == "python":

@@ -149,6 +149,12 @@ class AddressPool:
                     for k, v in data.get("leases", {}).items()]
 
     @contextmanager
+    def holding(self):
+        """The table locked (no lease taken or released meanwhile); yields the namespaces leases name."""
+        with self._locked() as data:
+            yield {f"{NETNS_PREFIX}{k}" for k in data.get("leases", {})}
+
+    @contextmanager
     def firewall_lock(self):
         """Serialises changes to the shared FORKLIFT-IN chain."""
         self.table.parent.mkdir(parents=True, exist_ok=True)

@@ -24,9 +24,18 @@ from forklift.runtime.spec import CONTAINER_PREFIX
 
 _libc = ctypes.CDLL(None, use_errno=True)
 CGROUP_ROOT = bundle.CGROUP_ROOT
-# A lease or cgroup younger than this may belong to a container being set up right now by a
-# runtime with a state root of its own (one this process cannot see): it is not judged yet.
+# A lease, namespace, index entry or cgroup younger than this may belong to a container being set up
+# right now (an index entry claimed before its state directory is made, a runtime with a state root
+# of its own that this process cannot see): it is not judged yet.
 SETTLE_SECONDS = 60.0
+
+
+def settled(path: Path) -> bool:
+    """Whether `path` was last changed SETTLE_SECONDS ago or more (False when it is gone)."""
+    try:
+        return time.time() - path.stat().st_mtime >= SETTLE_SECONDS
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,24 @@ def known_containers(runtime: RuncRuntime) -> dict[str, Known]:
         state_dir = indexed.get(cid) or listed.get(cid)
         found[cid] = Known(cid, Path(state_dir) if state_dir else None, cid in indexed, cid in listed)
     return found
+
+
+def stale_index_entry(runtime: RuncRuntime, known: Known) -> bool:
+    """An index entry of a container runc has no such container for and whose state directory is gone,
+    claimed SETTLE_SECONDS ago or more: `RuncRuntime.start` claims the entry before the state
+    directory exists, so a younger one may be a container being created right now."""
+    return (known.indexed and not known.in_runc and (known.state_dir is None or not known.state_dir.exists())
+            and settled(runtime.index_dir / f"{known.id}.json"))
+
+
+def remove_index_entry(runtime: RuncRuntime, cid: str) -> None:
+    """Forget a stale index entry, read again first: nothing else (a container being started in the
+    meantime under that name is neither adopted nor stopped)."""
+    entry = runtime.index_dir / f"{cid}.json"
+    state_dir = (bundle.read_json(entry) or {}).get("state_dir")
+    known = Known(cid, Path(state_dir) if state_dir else None, entry.exists(), runtime.cli.state(cid) is not None)
+    if stale_index_entry(runtime, known):
+        entry.unlink(missing_ok=True)
 
 
 def remove_container(runtime: RuncRuntime, known: Known) -> None:
@@ -105,10 +132,21 @@ def remove_lease(pool: AddressPool, lease: Lease) -> None:
     network.release_owner(lease.owner, pool)
 
 
-def remove_namespace(name: str) -> None:
-    index = name.removeprefix(NETNS_PREFIX)
-    commands = f"link del {network.HOST_IF_PREFIX}{index}\nnetns del {name}\n"
-    subprocess.run(["ip", "-force", "-batch", "-"], input=commands, capture_output=True, text=True)
+def namespace_settled(name: str) -> bool:
+    """Made SETTLE_SECONDS ago or more (its nsfs inode's time): a younger one may be a container's
+    network being set up by a runtime whose lease table this process does not read."""
+    return settled(NETNS_DIR / name)
+
+
+def remove_namespace(pool: AddressPool, name: str) -> None:
+    """Delete it (and its host veth) if, with the lease table held, still no lease names it and no
+    process runs in it: no lease can be taken for it meanwhile."""
+    with pool.holding() as leased:
+        if name in leased or not namespace_settled(name) or namespace_in_use(name):
+            return
+        index = name.removeprefix(NETNS_PREFIX)
+        commands = f"link del {network.HOST_IF_PREFIX}{index}\nnetns del {name}\n"
+        subprocess.run(["ip", "-force", "-batch", "-"], input=commands, capture_output=True, text=True)
 
 
 # -- cgroups ------------------------------------------------------------------------------------

@@ -234,7 +234,9 @@ class RuncRuntime:
 
     # -- the protocol ---------------------------------------------------------------------
     def start(self, spec: ContainerSpec) -> RuncHandle:
-        spec.state_dir = spec.state_dir.absolute()
+        # runc refuses a rootfs reached through a symlink, and the kernel's mount table names the resolved
+        # path: a FORKLIFT_HOME with a symlink or `..` in it is resolved once, here.
+        spec.state_dir = Path(os.path.realpath(spec.state_dir))
         if self.cli.exists(spec.container_id):
             raise ContainerExists(f"runc already has a container {spec.container_id}")
         self._claim(spec)

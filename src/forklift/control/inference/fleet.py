@@ -194,6 +194,7 @@ class Fleet:
     def _stop(self, instance: VariantInstance) -> None:
         self.launcher.stop(self.endpoint, instance)
         self.router.forget(self.endpoint, instance.name)
+        self.backoff.retired(instance.name)
 
     def adopt(self, serving_generation: int | None) -> None:
         """After a restart: serve the running instances of `serving_generation` again (None: the

@@ -11,6 +11,8 @@ same two protocols.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -132,9 +134,11 @@ class LocalLauncher:
             handle = inst.start_instance(self.runtime, prepared, endpoint, directory, name, self.limits.pids_limit)
         except (ContainerStartError, SpecError) as exc:  # SpecError: e.g. an image User its /etc/passwd lacks
             self.store.remove_instance(name)
+            self._remove_state(endpoint, name)
             raise inst.DeployFailure(f"Variant {prepared.name}: the container could not be started: {exc}") from exc
         except BaseException:
             self.store.remove_instance(name)
+            self._remove_state(endpoint, name)
             raise
         self.logs.follow(directory, prepared.name, handle)
         row.address = handle.address
@@ -148,6 +152,7 @@ class LocalLauncher:
         except Exception:
             log.exception("stopping instance %s of endpoint %s failed", instance.name, endpoint)
         self.logs.finish(self._directory(endpoint), instance.variant, instance.handle)
+        self._remove_state(endpoint, instance.name)
         self.store.remove_instance(instance.name)
 
     def adopt(self, endpoint: str, keep: Callable[[EndpointInstanceRow], bool],
@@ -165,9 +170,20 @@ class LocalLauncher:
             if handle is not None:
                 handle.stop(grace=1.0)
                 self.logs.finish(directory, row.variant, handle)
+            self._remove_state(endpoint, row.container_name)
             self.store.remove_instance(row.container_name)
         return adopted
 
     def close(self) -> None:
         """Stop pumping output; the containers keep serving for the next server to adopt."""
         self.logs.close()
+
+    def _remove_state(self, endpoint: str, name: str) -> None:
+        """The stopped instance's state directory (`start_instance` puts it at `instances/<name>`): its
+        upper layer, raw stdout/stderr and container.json. Its log stream lives on under `logs/`."""
+        path = self._directory(endpoint) / "instances" / name
+        if os.path.ismount(path / "rootfs"):  # a stop that failed left the overlay up: never delete through it
+            log.warning("instance %s of endpoint %s still has its root file system mounted; its state "
+                        "directory %s is kept", name, endpoint, path)
+            return
+        shutil.rmtree(path, ignore_errors=True)
