@@ -39,6 +39,7 @@ from forklift.registry.errors import (
     RegistryError,
     RegistryServerError,
     RegistryUnreachable,
+    TokenServerFailed,
     TooManyRequests,
     UnsupportedManifest,
     error_for_response,
@@ -195,6 +196,13 @@ class RegistryClient:
                     await self._wait(attempts, short_reason(failure), what)
                     continue
                 raise self._transport_error(failure, what, attempts) from None
+            except TokenServerFailed as exc:
+                if attempts.retries_status(exc.response.status_code):
+                    await self._wait(attempts, f"its token server answered {exc.response.status_code}", what,
+                                     exc.response)
+                    continue
+                raise TokenServerFailed(f"{exc}{attempts.given_up()}", registry=self.registry,
+                                        response=exc.response) from None
             _log_rate_limit(self.registry, response)
             if attempts.retries_status(response.status_code):
                 await response.aclose()

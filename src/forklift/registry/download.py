@@ -33,6 +33,7 @@ from forklift.registry.errors import (
     RegistryError,
     RegistryServerError,
     RegistryStalled,
+    TokenServerFailed,
     short_reason,
 )
 from forklift.registry.manifest import Descriptor
@@ -159,6 +160,11 @@ class BlobDownload:
                 break
             except (httpx.TransportError, httpx.StreamError) as exc:
                 self._after_failure(self.timeouts.explain(exc, state.waiting), attempts, state, offset)
+            except TokenServerFailed as exc:
+                if not attempts.retries_status(exc.response.status_code):
+                    raise TokenServerFailed(f"{exc}{attempts.given_up()}", registry=self.registry,
+                                            response=exc.response) from None
+                self._pause(attempts, f"its token server answered {exc.response.status_code}", exc.response)
 
     def _try_direct(self, dest: Path, state: _Progressive, headers: dict[str, str], progress: Progress | None) -> bool:
         """Download through http.client when it can be done simply; False hands over to httpx."""

@@ -63,6 +63,14 @@ class RegistryServerError(RegistryError):
     """5xx from the registry after retries, or a malformed answer."""
 
 
+class TokenServerFailed(RegistryServerError):
+    """The token server answered an error status; one of RETRY_STATUSES is waited out like the registry's."""
+
+    def __init__(self, message: str, *, registry: str | None = None, response: httpx.Response):
+        super().__init__(message, registry=registry)
+        self.response = response  # its status and Retry-After: what the retry needs
+
+
 class UnsupportedManifest(RegistryError):
     """A manifest type forklift does not pull (schema1, unknown media type)."""
 
