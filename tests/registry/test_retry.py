@@ -27,6 +27,16 @@ def _raised_from(outer: Exception, inner: Exception) -> Exception:
     return outer
 
 
+def test_a_resolver_that_cannot_answer_now_is_retried_and_an_unknown_name_is_not():
+    again = _raised_from(httpx.ConnectError("[Errno -3] Temporary failure in name resolution"),
+                         socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"))
+    unknown = _raised_from(httpx.ConnectError("[Errno -2] Name or service not known"),
+                           socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
+    assert RetryPolicy().attempts().retries_error(again)
+    assert RetryPolicy().attempts().retries_error(httpx.ConnectError("[Errno -3] Temporary failure in name resolution"))
+    assert not RetryPolicy().attempts().retries_error(unknown)
+
+
 @pytest.mark.parametrize(("exc", "kind"), [
     (_raised_from(httpx.ConnectError("handshake failed"), ssl.SSLCertVerificationError(1, "unknown ca")), "tls"),
     (ssl.SSLCertVerificationError(1, "self-signed certificate"), "tls"),
@@ -41,7 +51,8 @@ def _raised_from(outer: Exception, inner: Exception) -> Exception:
 ])
 def test_transport_failures_are_classified_once_for_httpx_http_client_and_sockets(exc, kind):
     assert transport_kind(exc) == kind
-    assert RetryPolicy().attempts().retries_error(exc) is (kind not in ("tls", "dns"))
+    temporary = "Temporary failure" in str(exc)  # EAI_AGAIN: the resolver, not the name
+    assert RetryPolicy().attempts().retries_error(exc) is (kind not in ("tls", "dns") or temporary)
     error = error_for_transport(exc, registry="r.example", certs_hint="/etc/certs.d/r.example/ca.crt")
     assert isinstance(error, TLSError if kind == "tls" else RegistryUnreachable)
 
