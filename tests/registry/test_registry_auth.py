@@ -111,7 +111,7 @@ def test_insufficient_scope_fetches_a_token_for_the_scope_the_registry_names():
 
 
 async def test_a_token_server_answering_503_is_waited_out(store, busybox_image, token_registry, token_server):
-    target = await pushed(store, busybox_image, token_registry, "private/busy-token:1")
+    await pushed(store, busybox_image, token_registry, "private/busy-token:1")
     token_server.reset()
     token_server.fail(503, times=2, retry_after="0")
     async with RegistryClient(token_registry.address, keychain=keychain(token_registry)) as client:
