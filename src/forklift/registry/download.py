@@ -176,8 +176,7 @@ class BlobDownload:
         sent = {**headers, "User-Agent": self.http.headers.get("User-Agent", "forklift"), "Accept-Encoding": "identity"}
         if authorization:
             sent["Authorization"] = authorization
-        response = direct_get(self.url, sent, self.ssl_context, self.timeouts)
-        response.cut_at(state.deadline)
+        response = direct_get(self.url, sent, self.ssl_context, self.timeouts, state.deadline)
         try:
             offset = state.offset
             if response.status == 416 and offset == self.descriptor.size:
