@@ -19,7 +19,7 @@ from forklift.registry.errors import (
     transport_kind,
 )
 from forklift.registry.retry import RetryPolicy
-from forklift.registry.timeouts import WaitedTooLong
+from forklift.registry.timeouts import MIN_BLOB_RATE, Timeouts, WaitedTooLong
 
 
 def _raised_from(outer: Exception, inner: Exception) -> Exception:
@@ -161,3 +161,10 @@ def test_a_retry_after_of_zero_or_gone_by_still_waits_the_backoff():
         # Full jitter can draw a short wait, but three of them are not all zero, and none exceeds the backoff's.
         assert sum(waits) > 0, (value, waits)
         assert all(0.0 <= w <= top for w, top in zip(waits, policy_floor, strict=True)), (value, waits)
+
+
+def test_an_uploads_head_deadline_grows_with_the_body_it_sends():
+    """A PUT of a whole layer sends it before the head of the answer can come: its size is allowed for."""
+    timeouts = Timeouts(connect=1.0, first_byte=1.0, read=1.0)
+    assert timeouts.head_deadline() == 3.0
+    assert timeouts.head_deadline(sending=10 * MIN_BLOB_RATE) == 13.0

@@ -185,13 +185,15 @@ class RegistryClient:
         success (named `body` in the error when it is larger) and MAX_BODY_BYTES of an error."""
         target = url if isinstance(url, httpx.URL) else self._url(url)
         attempts = self.retry.attempts()
+        sending = (headers or {}).get("Content-Length", "")  # an upload's body goes out before the head comes
+        head_deadline = self.timeouts.head_deadline(int(sending) if sending.isdigit() else 0)
         while True:
             request = self._http.build_request(
                 method, target, headers=headers, content=content_factory() if content_factory else None,
                 extensions={**(extensions or {}), **self.timeouts.for_head()},
             )
             try:
-                async with _deadline(self.timeouts.head_deadline(), self._too_slow(what, "the head of its answer")):
+                async with _deadline(head_deadline, self._too_slow(what, "the head of its answer")):
                     response = await self._http.send(request, stream=True)
             except httpx.TransportError as exc:
                 failure = self.timeouts.explain(exc, "first_byte")

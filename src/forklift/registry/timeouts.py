@@ -80,10 +80,11 @@ class Timeouts:
         waited.__cause__ = exc
         return waited
 
-    def head_deadline(self) -> float:
+    def head_deadline(self, sending: int = 0) -> float:
         """The most the head of an answer may take, from sending the request (the auth flow's token
-        request included): one round of every wait. A head dripped a byte at a time trips no wait alone."""
-        return self.connect + self.first_byte + self.read
+        request included): one round of every wait, plus the `sending` bytes of an upload's body at
+        MIN_BLOB_RATE. A head dripped a byte at a time trips no wait alone."""
+        return self.connect + self.first_byte + self.read + sending / MIN_BLOB_RATE
 
     def body_deadline(self, size: int) -> float:
         """The most a body read into memory may take once the head is in: one read wait, plus its
