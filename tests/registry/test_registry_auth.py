@@ -12,7 +12,7 @@ from fixtures.imagetools import keychain
 from forklift.credentials import Credentials, StaticKeychain
 from forklift.images.pull import pull
 from forklift.images.push import push, source_from_store
-from forklift.registry import RegistryClient
+from forklift.registry import RegistryClient, RegistryServerError
 from forklift.registry.auth import TOKEN_REQUEST, RegistryAuth
 from forklift.registry.tokens import TokenCache
 
@@ -108,3 +108,26 @@ def test_insufficient_scope_fetches_a_token_for_the_scope_the_registry_names():
     assert retry[0][1] == "Bearer t1"  # the cached token goes up front
     assert retry[1][0]  # rejected for insufficient scope: a fresh token is fetched
     assert retry[2][1] == "Bearer t2"
+
+
+async def test_a_token_server_answering_503_is_waited_out(store, busybox_image, token_registry, token_server):
+    await pushed(store, busybox_image, token_registry, "private/busy-token:1")
+    token_server.reset()
+    token_server.fail(503, times=2, retry_after="0")
+    async with RegistryClient(token_registry.address, keychain=keychain(token_registry)) as client:
+        manifest = await client.get_manifest("private/busy-token", "1")
+    assert manifest.layers
+    statuses = [r.status for r in token_server.requests]
+    assert statuses[:2] == [503, 503] and 200 in statuses[2:], statuses
+
+
+async def test_a_token_server_that_stays_down_fails_within_the_budget(store, busybox_image, token_registry,
+                                                                      token_server, forklift_home):
+    await pushed(store, busybox_image, token_registry, "private/down-token:1")
+    token_server.reset()
+    token_server.fail(429, times=1000)
+    (forklift_home / "config.toml").write_text("registry_retry_seconds = 1\n")
+    async with RegistryClient(token_registry.address, keychain=keychain(token_registry)) as client:
+        with pytest.raises(RegistryServerError, match=r"token server for .* answered 429; retried"):
+            await client.get_manifest("private/down-token", "1")
+    assert len(token_server.requests) >= 2, token_server.requests

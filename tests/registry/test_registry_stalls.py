@@ -25,7 +25,7 @@ from forklift.images.imagestore import ImageStore
 from forklift.images.progress import NoProgress
 from forklift.images.pull import pull
 from forklift.images.push import push, source_from_store
-from forklift.registry import RegistryServerError
+from forklift.registry import RegistryClient, RegistryServerError
 from forklift.registry.errors import RegistryStalled, RegistryUnreachable, TLSError, TooManyRequests
 
 pytestmark = pytest.mark.anyio
@@ -136,6 +136,22 @@ async def test_a_slow_drip_is_cut_off_by_the_deadline_for_its_size(store, basic_
     error, took = await timed_pull(f"{fault_proxy.address}/{name}", store, basic_registry)
     assert isinstance(error, RegistryStalled), error
     assert f"the download of blob {victim} from {fault_proxy.address} is too slow" in str(error)
+    assert took < BOUND
+
+
+async def test_a_body_read_into_memory_is_cut_off_by_the_deadline_for_its_size(store, basic_registry, fault_proxy,
+                                                                              image):
+    name, built = image
+    victim = built.config_descriptor.digest
+    # A few bytes now and then never trip the 1 s between reads: only a deadline for the whole body ends it.
+    fault_proxy.drip_blob(victim, piece=32, interval=0.3)
+    started = time.monotonic()
+    async with RegistryClient(fault_proxy.address, keychain=keychain(basic_registry)) as client:
+        with pytest.raises(RegistryStalled) as info:
+            await client.get_blob_bytes(name.split(":")[0], built.config_descriptor)
+    error, took = info.value, time.monotonic() - started
+    assert f"{fault_proxy.address} is too slow answering blob {victim}" in str(error)
+    assert "registry_read_timeout_seconds" in str(error)
     assert took < BOUND
 
 

@@ -19,12 +19,22 @@ from forklift.registry.errors import (
     transport_kind,
 )
 from forklift.registry.retry import RetryPolicy
-from forklift.registry.timeouts import WaitedTooLong
+from forklift.registry.timeouts import MIN_BLOB_RATE, Timeouts, WaitedTooLong
 
 
 def _raised_from(outer: Exception, inner: Exception) -> Exception:
     outer.__cause__ = inner  # as `raise outer from inner` leaves it
     return outer
+
+
+def test_a_resolver_that_cannot_answer_now_is_retried_and_an_unknown_name_is_not():
+    again = _raised_from(httpx.ConnectError("[Errno -3] Temporary failure in name resolution"),
+                         socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"))
+    unknown = _raised_from(httpx.ConnectError("[Errno -2] Name or service not known"),
+                           socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
+    assert RetryPolicy().attempts().retries_error(again)
+    assert RetryPolicy().attempts().retries_error(httpx.ConnectError("[Errno -3] Temporary failure in name resolution"))
+    assert not RetryPolicy().attempts().retries_error(unknown)
 
 
 @pytest.mark.parametrize(("exc", "kind"), [
@@ -41,7 +51,8 @@ def _raised_from(outer: Exception, inner: Exception) -> Exception:
 ])
 def test_transport_failures_are_classified_once_for_httpx_http_client_and_sockets(exc, kind):
     assert transport_kind(exc) == kind
-    assert RetryPolicy().attempts().retries_error(exc) is (kind not in ("tls", "dns"))
+    temporary = "Temporary failure" in str(exc)  # EAI_AGAIN: the resolver, not the name
+    assert RetryPolicy().attempts().retries_error(exc) is (kind not in ("tls", "dns") or temporary)
     error = error_for_transport(exc, registry="r.example", certs_hint="/etc/certs.d/r.example/ca.crt")
     assert isinstance(error, TLSError if kind == "tls" else RegistryUnreachable)
 
@@ -113,9 +124,8 @@ def test_retry_after_is_honoured_but_never_past_the_budget():
     assert attempts.delay(answer("300")) == 60.0  # what is left of the budget, not the server's 300
     clock.now += 50
     assert attempts.delay(answer("60")) == 10.0
-    assert attempts.delay(answer("-1")) == 0.0
     soon = format_datetime(datetime.now(UTC) + timedelta(seconds=3), usegmt=True)
-    assert 0.0 < attempts.delay(answer(soon)) <= 3.0
+    assert 0.0 < attempts.delay(answer(soon)) <= 10.0
     fresh = RetryPolicy(budget=60, clock=clock).attempts()
     assert fresh.retries_status(503)
     assert 0.0 <= fresh.delay(answer("soon")) <= fresh.policy.base  # unreadable: backoff
@@ -135,3 +145,26 @@ def test_a_timeout_names_the_wait_that_ran_out_and_its_setting():
         error_for_transport(WaitedTooLong("connect", 10), registry="r.example", certs_hint="-"))
     assert short_reason(_raised_from(httpx.ConnectError("x"), ConnectionRefusedError(111, "refused"))) == \
         "connection refused"
+
+
+def test_a_retry_after_of_zero_or_gone_by_still_waits_the_backoff():
+    """Taken at its word, `Retry-After: 0` (or negative, or a date past) retries in a tight loop."""
+    past = format_datetime(datetime.now(UTC) - timedelta(hours=1), usegmt=True)
+    for value in ("0", "-5", past):
+        policy = RetryPolicy(budget=60, base=1.0, cap=1.0)
+        policy_floor = [min(policy.cap, policy.base * 2 ** n) for n in range(3)]
+        attempts = policy.attempts()
+        waits = []
+        for _ in range(3):
+            assert attempts.retries_status(503)
+            waits.append(attempts.delay(httpx.Response(503, headers={"Retry-After": value})))
+        # Full jitter can draw a short wait, but three of them are not all zero, and none exceeds the backoff's.
+        assert sum(waits) > 0, (value, waits)
+        assert all(0.0 <= w <= top for w, top in zip(waits, policy_floor, strict=True)), (value, waits)
+
+
+def test_an_uploads_head_deadline_grows_with_the_body_it_sends():
+    """A PUT of a whole layer sends it before the head of the answer can come: its size is allowed for."""
+    timeouts = Timeouts(connect=1.0, first_byte=1.0, read=1.0)
+    assert timeouts.head_deadline() == 3.0
+    assert timeouts.head_deadline(sending=10 * MIN_BLOB_RATE) == 13.0

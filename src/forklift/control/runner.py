@@ -64,8 +64,9 @@ class PullProgress:
         self._publish(force=recovered)
 
     def retrying(self, message: str) -> None:
-        self._retrying = message
-        self._publish(force=True)
+        # Only the first of a run of retries is shown at once: a retry storm must not rewrite the row each time.
+        first, self._retrying = self._retrying is None, message
+        self._publish(force=first)
 
     def finish(self, digest: str, state: str) -> None:
         self.finished.add(digest)

@@ -21,7 +21,7 @@ from forklift.credentials import Credentials
 from forklift.registry import scopes as scope_utils
 from forklift.registry.bounded import IDENTITY, MAX_BODY_BYTES, read_limited, read_limited_sync
 from forklift.registry.challenge import Challenge, parse_response_challenges
-from forklift.registry.errors import AuthenticationFailed, RegistryServerError
+from forklift.registry.errors import AuthenticationFailed, RegistryServerError, TokenServerFailed
 from forklift.registry.tokens import Token, TokenCache, token_from_response
 
 TOKEN_REQUEST = "forklift.token_request"
@@ -188,9 +188,8 @@ class RegistryAuth(httpx.Auth):
                 registry=self.registry,
             )
         if response.status_code != 200:
-            raise RegistryServerError(
-                f"token server for {self.registry} answered {response.status_code}", registry=self.registry
-            )
+            raise TokenServerFailed(f"token server for {self.registry} answered {response.status_code}",
+                                    registry=self.registry, response=response)
         try:
             return token_from_response(json.loads(response.content))
         except ValueError as exc:

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
@@ -38,7 +39,9 @@ from forklift.registry.errors import (
     PlatformNotFound,
     RegistryError,
     RegistryServerError,
+    RegistryStalled,
     RegistryUnreachable,
+    TokenServerFailed,
     TooManyRequests,
     UnsupportedManifest,
     error_for_response,
@@ -60,7 +63,7 @@ from forklift.registry.manifest import (
 )
 from forklift.registry.retry import Attempts, RetryPolicy
 from forklift.registry.scopes import EXTRA_SCOPES
-from forklift.registry.timeouts import Timeouts
+from forklift.registry.timeouts import MIN_BLOB_RATE, Timeouts
 from forklift.registry.tokens import TokenCache
 
 log = logging.getLogger("forklift.registry")
@@ -182,27 +185,40 @@ class RegistryClient:
         success (named `body` in the error when it is larger) and MAX_BODY_BYTES of an error."""
         target = url if isinstance(url, httpx.URL) else self._url(url)
         attempts = self.retry.attempts()
+        sending = (headers or {}).get("Content-Length", "")  # an upload's body goes out before the head comes
+        head_deadline = self.timeouts.head_deadline(int(sending) if sending.isdigit() else 0)
         while True:
             request = self._http.build_request(
                 method, target, headers=headers, content=content_factory() if content_factory else None,
                 extensions={**(extensions or {}), **self.timeouts.for_head()},
             )
             try:
-                response = await self._http.send(request, stream=True)
+                async with _deadline(head_deadline, self._too_slow(what, "the head of its answer")):
+                    response = await self._http.send(request, stream=True)
             except httpx.TransportError as exc:
                 failure = self.timeouts.explain(exc, "first_byte")
                 if attempts.retries_error(failure):
                     await self._wait(attempts, short_reason(failure), what)
                     continue
                 raise self._transport_error(failure, what, attempts) from None
+            except TokenServerFailed as exc:
+                if attempts.retries_status(exc.response.status_code):
+                    await self._wait(attempts, f"its token server answered {exc.response.status_code}", what,
+                                     exc.response)
+                    continue
+                raise TokenServerFailed(f"{exc}{attempts.given_up()}", registry=self.registry,
+                                        response=exc.response) from None
             _log_rate_limit(self.registry, response)
             if attempts.retries_status(response.status_code):
                 await response.aclose()
                 await self._wait(attempts, f"answered {response.status_code}", what, response)
                 continue
             self.timeouts.for_body(response)
+            length = response.headers.get("content-length", "")
+            size = min(int(length), limit) if length.isdigit() else limit
             try:
-                return await self._read(response, limit, what, body or f"the answer for {what}")
+                async with _deadline(self.timeouts.body_deadline(size), self._too_slow(what, "the body of its answer")):
+                    return await self._read(response, limit, what, body or f"the answer for {what}")
             except httpx.TransportError as exc:
                 failure = self.timeouts.explain(exc, "read")
                 # Only a request that changes nothing is sent again once the registry has answered it.
@@ -218,6 +234,15 @@ class RegistryClient:
             return await read_limited(response, MAX_BODY_BYTES, what=f"the error for {what}", registry=self.registry)
         except ResponseTooLarge:  # the status still says what failed; the oversized body is dropped
             return httpx.Response(response.status_code, headers=response.headers, request=response.request)
+
+    def _too_slow(self, what: str, part: str) -> Callable[[float], RegistryError]:
+        def error(seconds: float) -> RegistryError:
+            return RegistryStalled(
+                f"{self.registry} is too slow answering {what}: {part} did not arrive within {seconds:.1f} s, the time "
+                "allowed (registry_connect_timeout_seconds, registry_first_byte_timeout_seconds and "
+                f"registry_read_timeout_seconds, plus {MIN_BLOB_RATE >> 10} KiB/s of body); check the registry "
+                "or the network to it, or raise these settings in config.toml", registry=self.registry)
+        return error
 
     async def _wait(self, attempts: Attempts, why: str, what: str, response: httpx.Response | None = None) -> None:
         delay = attempts.delay(response)
@@ -494,6 +519,20 @@ async def _read_file(path: Path, offset: int, length: int, progress: Progress | 
             if progress:
                 progress(len(block))
             yield block
+
+
+@asynccontextmanager
+async def _deadline(seconds: float, too_slow: Callable[[float], RegistryError]) -> AsyncIterator[None]:
+    """The block within `seconds` in all, else `too_slow(seconds)`: the waits between reads alone let a
+    server that drips its answer hold a request for ever."""
+    scope = asyncio.timeout(seconds)
+    try:
+        async with scope:
+            yield
+    except TimeoutError:
+        if scope.expired():
+            raise too_slow(seconds) from None
+        raise
 
 
 def _token_server(exc: BaseException | None) -> str | None:

@@ -39,32 +39,45 @@ class DirectResponse:
     _response: http.client.HTTPResponse
     _connection: http.client.HTTPConnection
     _timeouts: Timeouts
-    _watchdog: threading.Timer | None = field(default=None, init=False)
+    _watchdog: _Watchdog | None = field(default=None)
 
     def readinto(self, buffer: memoryview) -> int:
         with _waiting("read", self._timeouts):
             return self._response.readinto(buffer)
 
-    def cut_at(self, deadline: float) -> None:
-        """Hang up at `deadline` (time.monotonic()) if still reading. http.client's reader fills its
-        whole buffer before it returns, so a drip that never trips the read timeout would hold
-        one `readinto` far past any deadline checked between reads."""
-        self._watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), self._hang_up)
-        self._watchdog.daemon = True
-        self._watchdog.start()
+    def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self._connection.close()
+
+
+class _Watchdog:
+    """Hangs up `connection` at `deadline` (time.monotonic()), from before it connects to the end of
+    the body. http.client reads a head line by line and fills its whole buffer before it returns, so
+    a drip that never trips a single wait would hold one read far past any deadline checked between reads."""
+
+    def __init__(self, connection: http.client.HTTPConnection, deadline: float):
+        self.connection, self.deadline = connection, deadline
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._hang_up)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def check(self) -> None:
+        """Raise when the deadline has passed (during connect nothing can be hung up; a head cut short
+        may still parse)."""
+        if time.monotonic() > self.deadline:
+            raise TimeoutError("the download's deadline passed")
 
     def _hang_up(self) -> None:
-        sock = self._connection.sock
+        sock = self.connection.sock
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)  # the blocked read returns; `close` does the rest
             except OSError:
                 pass
 
-    def close(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-        self._connection.close()
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
@@ -85,8 +98,10 @@ class _waiting:  # noqa: N801 - used as `with _waiting(...)`
             raise WaitedTooLong(self.phase, self.timeouts.seconds(self.phase)) from exc
 
 
-def direct_get(url: httpx.URL, headers: dict[str, str], context: ssl.SSLContext, timeouts: Timeouts) -> DirectResponse:
-    """GET `url`, following redirects; Authorization is dropped as soon as the origin changes."""
+def direct_get(url: httpx.URL, headers: dict[str, str], context: ssl.SSLContext, timeouts: Timeouts,
+               deadline: float) -> DirectResponse:
+    """GET `url`, following redirects; Authorization is dropped as soon as the origin changes. The
+    connection is hung up at `deadline` (time.monotonic()), whether in the head or the body."""
     first = _origin(url)
     for _ in range(MAX_REDIRECTS + 1):
         sent = dict(headers)
@@ -97,22 +112,28 @@ def direct_get(url: httpx.URL, headers: dict[str, str], context: ssl.SSLContext,
             connection = http.client.HTTPSConnection(url.host, url.port, context=context, timeout=timeouts.connect)
         else:
             connection = http.client.HTTPConnection(url.host, url.port, timeout=timeouts.connect)
+        watchdog = _Watchdog(connection, deadline)
         try:
             with _waiting("connect", timeouts):
                 connection.connect()
+            watchdog.check()
             assert connection.sock is not None
             connection.sock.settimeout(timeouts.first_byte)
             with _waiting("first_byte", timeouts):
                 connection.request("GET", url.raw_path.decode("ascii"), headers=sent)
                 response = connection.getresponse()
+            watchdog.check()  # hung up mid-head, http.client may still have made an answer of what came
             connection.sock.settimeout(timeouts.read)
         except BaseException:
+            watchdog.cancel()
             connection.close()
             raise
         location = response.getheader("location")
         if response.status in _REDIRECTS and location:
+            watchdog.cancel()
             connection.close()
             url = url.join(location)
             continue
-        return DirectResponse(response.status, httpx.Headers(response.getheaders()), response, connection, timeouts)
+        return DirectResponse(response.status, httpx.Headers(response.getheaders()), response, connection, timeouts,
+                              watchdog)
     raise http.client.HTTPException(f"more than {MAX_REDIRECTS} redirects for {url.copy_with(query=None)}")

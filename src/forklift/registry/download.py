@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import os
 import ssl
 import threading
 import time
@@ -25,12 +26,14 @@ from typing import BinaryIO
 import httpx
 
 from forklift.errors import is_disk_full
+from forklift.fslock import acquire
 from forklift.registry.directget import DirectResponse, direct_get, proxies_configured
 from forklift.registry.errors import (
     DigestMismatch,
     RegistryError,
     RegistryServerError,
     RegistryStalled,
+    TokenServerFailed,
     short_reason,
 )
 from forklift.registry.manifest import Descriptor
@@ -38,6 +41,7 @@ from forklift.registry.retry import Attempts, RetryPolicy
 from forklift.registry.timeouts import MIN_BLOB_RATE, Phase, Timeouts
 
 READ_BLOCK = 1024 * 1024
+WRITER_POLL = 0.05  # seconds between tries for a partial file a stopped pull's thread still holds
 Progress = Callable[[int], None]
 
 
@@ -64,6 +68,19 @@ class BlobDownload:
 
     def run(self, dest: Path, progress: Progress | None = None) -> None:
         """Write the blob to `dest`, resuming from the bytes already there. A bad digest deletes `dest`."""
+        self._check_cancelled()
+        # One writer per partial file: a stopped pull's thread can outlive the store's per-digest lock,
+        # so the next download waits until that thread has let go of the file before reading it.
+        writer = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            while not acquire(writer, blocking=False):
+                self._check_cancelled()
+                time.sleep(WRITER_POLL)
+            self._run_locked(dest, progress)
+        finally:
+            os.close(writer)  # releases the lock
+
+    def _run_locked(self, dest: Path, progress: Progress | None) -> None:
         descriptor = self.descriptor
         state = _Progressive(hashlib.sha256())
         state.offset = _hash_existing(dest, state.hasher, descriptor.size)
@@ -86,6 +103,18 @@ class BlobDownload:
             raise DigestMismatch(
                 f"{self.what} from {self.registry}: got {offset} bytes with digest {actual}, expected "
                 f"{descriptor.size} bytes with digest {descriptor.digest}", registry=self.registry)
+        # The hash is of the bytes as they arrived; a file of another size was written to by someone else.
+        on_disk = dest.stat().st_size
+        if on_disk != descriptor.size:
+            dest.unlink(missing_ok=True)
+            raise DigestMismatch(
+                f"{self.what} from {self.registry} arrived whole but {dest} holds {on_disk} bytes, not "
+                f"{descriptor.size}: something else wrote to it; the partial download is deleted, pull again",
+                registry=self.registry)
+
+    def _check_cancelled(self) -> None:
+        if self.cancelled is not None and self.cancelled.is_set():
+            raise RegistryError(f"the download of {self.what} was cancelled", registry=self.registry)
 
     def _fetch(self, dest: Path, state: _Progressive, progress: Progress | None) -> None:
         """Attempts until the body is on disk (verified by `run`), or the error that ends them."""
@@ -94,8 +123,7 @@ class BlobDownload:
         while True:
             offset = state.offset
             state.check_deadline(self)
-            if self.cancelled is not None and self.cancelled.is_set():
-                raise RegistryError(f"the download of {self.what} was cancelled", registry=self.registry)
+            self._check_cancelled()
             headers = {"Range": f"bytes={offset}-"} if offset else {}
             try:
                 if self._try_direct(dest, state, headers, progress):
@@ -132,6 +160,11 @@ class BlobDownload:
                 break
             except (httpx.TransportError, httpx.StreamError) as exc:
                 self._after_failure(self.timeouts.explain(exc, state.waiting), attempts, state, offset)
+            except TokenServerFailed as exc:
+                if not attempts.retries_status(exc.response.status_code):
+                    raise TokenServerFailed(f"{exc}{attempts.given_up()}", registry=self.registry,
+                                            response=exc.response) from None
+                self._pause(attempts, f"its token server answered {exc.response.status_code}", exc.response)
 
     def _try_direct(self, dest: Path, state: _Progressive, headers: dict[str, str], progress: Progress | None) -> bool:
         """Download through http.client when it can be done simply; False hands over to httpx."""
@@ -143,8 +176,7 @@ class BlobDownload:
         sent = {**headers, "User-Agent": self.http.headers.get("User-Agent", "forklift"), "Accept-Encoding": "identity"}
         if authorization:
             sent["Authorization"] = authorization
-        response = direct_get(self.url, sent, self.ssl_context, self.timeouts)
-        response.cut_at(state.deadline)
+        response = direct_get(self.url, sent, self.ssl_context, self.timeouts, state.deadline)
         try:
             offset = state.offset
             if response.status == 416 and offset == self.descriptor.size:
@@ -165,13 +197,13 @@ class BlobDownload:
         buffer = memoryview(bytearray(READ_BLOCK))
         length = response.headers.get("content-length")
         expected_end = state.offset + int(length) if length and length.isdigit() else None
-        with _opened(dest, state) as out:
+        with _opened(dest, state, self._check_cancelled) as out:
             # A block is kept once whole: a stall or a drop loses at most the one being read, and the
             # resume starts after the last whole block (a shorter read would lose http.client's speed).
             # At most one byte past the descriptor's size is ever read: enough to know the blob is longer.
             while count := response.readinto(buffer[: min(READ_BLOCK, self.descriptor.size - state.offset + 1)]):
                 chunk = buffer[:count]
-                _write_local(out, chunk)
+                _write_local(out, chunk, self._check_cancelled)
                 state.hasher.update(chunk)
                 state.offset += count
                 if progress:
@@ -185,14 +217,14 @@ class BlobDownload:
 
     def _write(self, response: httpx.Response, dest: Path, state: _Progressive, progress: Progress | None) -> None:
         # `state` advances chunk by chunk, so a drop mid-stream leaves it matching the file for the resume.
-        with _opened(dest, state) as out:
+        with _opened(dest, state, self._check_cancelled) as out:
             for chunk in response.iter_raw():
                 room = self.descriptor.size - state.offset
                 if len(chunk) > room:  # more than announced: keep nothing past the size, stop; `run` refuses it
-                    _write_local(out, chunk[:room])
+                    _write_local(out, chunk[:room], self._check_cancelled)
                     state.offset += len(chunk)
                     break
-                _write_local(out, chunk)
+                _write_local(out, chunk, self._check_cancelled)
                 state.hasher.update(chunk)
                 state.offset += len(chunk)
                 if progress:
@@ -256,16 +288,26 @@ class _LocalWriteFailed(Exception):  # noqa: N818 - carries the disk's OSError p
 class _opened:  # noqa: N801 - used as `with _opened(...)`
     """`dest` opened for writing from `state.offset`; a failure of the disk is a _LocalWriteFailed."""
 
-    def __init__(self, dest: Path, state: _Progressive):
-        self.dest, self.state = dest, state
+    def __init__(self, dest: Path, state: _Progressive, check_cancelled: Callable[[], None]):
+        self.dest, self.state, self.check_cancelled = dest, state, check_cancelled
 
     def __enter__(self) -> BinaryIO:
         try:
-            self.file = open(self.dest, "r+b" if self.state.offset else "wb")  # noqa: SIM115 - closed in __exit__
+            # Opened without truncating: a download cancelled meanwhile must leave the file as it is.
+            fd = os.open(self.dest, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self.file = os.fdopen(fd, "r+b")
+        except OSError as exc:
+            raise _LocalWriteFailed(exc) from exc
+        try:
+            self.check_cancelled()
             self.file.seek(self.state.offset)
             self.file.truncate()
         except OSError as exc:
+            self.file.close()
             raise _LocalWriteFailed(exc) from exc
+        except BaseException:
+            self.file.close()
+            raise
         return self.file
 
     def __exit__(self, *exc: object) -> None:
@@ -275,7 +317,8 @@ class _opened:  # noqa: N801 - used as `with _opened(...)`
             raise _LocalWriteFailed(error) from error
 
 
-def _write_local(out: BinaryIO, chunk: bytes | memoryview) -> None:
+def _write_local(out: BinaryIO, chunk: bytes | memoryview, check_cancelled: Callable[[], None]) -> None:
+    check_cancelled()  # a stopped pull's thread writes nothing more, whatever arrives
     try:
         out.write(chunk)
     except OSError as exc:

@@ -63,6 +63,14 @@ class RegistryServerError(RegistryError):
     """5xx from the registry after retries, or a malformed answer."""
 
 
+class TokenServerFailed(RegistryServerError):
+    """The token server answered an error status; one of RETRY_STATUSES is waited out like the registry's."""
+
+    def __init__(self, message: str, *, registry: str | None = None, response: httpx.Response):
+        super().__init__(message, registry=registry)
+        self.response = response  # its status and Retry-After: what the retry needs
+
+
 class UnsupportedManifest(RegistryError):
     """A manifest type forklift does not pull (schema1, unknown media type)."""
 
@@ -121,7 +129,8 @@ def error_for_response(
 # -- failures to get an answer at all ------------------------------------------------------------
 TransportKind = Literal["tls", "dns", "timeout", "connection"]
 _TLS_TEXT = ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed")
-_DNS_TEXT = ("Name or service not known", "nodename nor servname", "Temporary failure in name resolution",
+_TEMPORARY_DNS_TEXT = "Temporary failure in name resolution"  # EAI_AGAIN, as httpcore words it
+_DNS_TEXT = ("Name or service not known", "nodename nor servname", _TEMPORARY_DNS_TEXT,
              "No address associated with hostname")
 
 
@@ -172,8 +181,15 @@ def short_reason(exc: BaseException) -> str:
 
 
 def is_retryable_transport_error(exc: BaseException) -> bool:
-    """Connection drops and timeouts are worth retrying; TLS verification and DNS failures are not."""
-    return transport_kind(exc) not in ("tls", "dns")
+    """Connection drops and timeouts are worth retrying; TLS verification and DNS failures are not,
+    except a resolver that could not answer just now (EAI_AGAIN), which says nothing about the name."""
+    kind = transport_kind(exc)
+    return kind != "tls" and (kind != "dns" or _temporary_dns(exc))
+
+
+def _temporary_dns(exc: BaseException) -> bool:
+    return any((isinstance(e, socket.gaierror) and e.errno == socket.EAI_AGAIN)
+               or _TEMPORARY_DNS_TEXT in str(e) for e in _chain(exc))
 
 
 def _waited(exc: BaseException, registry: str, what: str) -> RegistryError | None:

@@ -88,9 +88,11 @@ class Attempts:
 
     def delay(self, response: httpx.Response | None = None) -> float:
         """Seconds to wait before the next attempt (and counts it): the server's Retry-After, else
-        backoff; never past what is left of the budget."""
+        backoff; never past what is left of the budget. A Retry-After shorter than the backoff (0,
+        negative, a date gone by) waits the backoff: taken at its word it would retry in a tight loop."""
         after = retry_after(response) if response is not None else None
-        wait = self.policy.backoff(self.count) if after is None else after
+        backoff = self.policy.backoff(self.count)
+        wait = backoff if after is None else max(after, backoff)
         self.count += 1
         return min(wait, self.left())
 

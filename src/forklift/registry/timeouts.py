@@ -3,7 +3,8 @@
 Three waits, each named by its config key in the error it ends with: opening a connection
 (`registry_connect_timeout_seconds`), the request sent to the head of the answer
 (`registry_first_byte_timeout_seconds`), and between two reads of the body
-(`registry_read_timeout_seconds`). A blob download also has a total deadline from its size.
+(`registry_read_timeout_seconds`). An answer's head and a body read into memory each have a total
+deadline from those (`head_deadline`, `body_deadline`), and a blob download one from its size.
 """
 
 from __future__ import annotations
@@ -78,6 +79,17 @@ class Timeouts:
         waited = WaitedTooLong(phase, self.seconds(phase))
         waited.__cause__ = exc
         return waited
+
+    def head_deadline(self, sending: int = 0) -> float:
+        """The most the head of an answer may take, from sending the request (the auth flow's token
+        request included): one round of every wait, plus the `sending` bytes of an upload's body at
+        MIN_BLOB_RATE. A head dripped a byte at a time trips no wait alone."""
+        return self.connect + self.first_byte + self.read + sending / MIN_BLOB_RATE
+
+    def body_deadline(self, size: int) -> float:
+        """The most a body read into memory may take once the head is in: one read wait, plus its
+        size (the announced length, else the most that is read) at MIN_BLOB_RATE."""
+        return self.read + size / MIN_BLOB_RATE
 
     def blob_deadline(self, size: int, retry_seconds: float) -> float:
         """The most one blob's download may take, retries included: one full round of every wait
