@@ -95,19 +95,8 @@ class BlobStore:
 
     def abandoned_leases(self) -> list[Path]:
         """Leases whose writer ended without releasing them (what `collecting` removes)."""
-        found = []
         with locked(self._gc_lock, shared=True):  # a lease being taken is whole and locked once this is ours
-            for path in self._leases.glob("*.lease"):
-                try:
-                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                except FileNotFoundError:
-                    continue
-                try:
-                    if acquire(fd, blocking=False):
-                        found.append(path)
-                finally:
-                    os.close(fd)
-        return found
+            return [path for path, _ in self._scan_leases() if path is not None]
 
     @contextmanager
     def collecting(self) -> Iterator[set[str]]:
@@ -115,20 +104,28 @@ class BlobStore:
         hold. Leases of processes that ended without releasing them are removed."""
         with locked(self._gc_lock):
             leased: set[str] = set()
-            for path in self._leases.glob("*.lease"):
-                try:
-                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                except FileNotFoundError:
-                    continue
-                try:
-                    if acquire(fd, blocking=False):  # nobody holds it: its writer is gone
-                        path.unlink(missing_ok=True)
-                        continue
-                    with os.fdopen(os.dup(fd), "rb") as f:
-                        leased.update(line for line in f.read().decode().split("\n") if line)
-                finally:
-                    os.close(fd)
+            for abandoned, digests in self._scan_leases():
+                if abandoned is not None:
+                    abandoned.unlink(missing_ok=True)
+                leased.update(digests)
             yield leased
+
+    def _scan_leases(self) -> Iterator[tuple[Path | None, list[str]]]:
+        """Each lease file: (its path, []) when nobody holds it (its writer is gone), else (None, the
+        digests it holds). The caller holds the gc lock."""
+        for path in self._leases.glob("*.lease"):
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                if acquire(fd, blocking=False):
+                    yield path, []
+                    continue
+                with os.fdopen(os.dup(fd), "rb") as f:
+                    yield None, [line for line in f.read().decode().split("\n") if line]
+            finally:
+                os.close(fd)
 
     # -- writing ------------------------------------------------------------------------------
     def put_bytes(self, data: bytes, lease: Lease | None = None) -> str:
