@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.s3faultproxy import S3FaultProxy
+from forklift.cancel import Cancel, Cancelled
 from forklift.config import load_settings
 from forklift.storage import ChannelError, StorageError, bucket_store, stage_channel
 
@@ -75,6 +76,27 @@ def test_a_connection_cut_mid_object_is_retried_and_the_channel_lands_whole(prox
     proxy.drop_after(len(OBJECT) // 3, times=2, path_contains=KEY)
     assert stage(tmp_path / "channel").read_bytes() == OBJECT
     assert sum(1 for method, path, _ in proxy.requests if method == "GET" and KEY in path) == 3  # two cut, one whole
+
+
+def stage_as_a_job(dest: Path, cancel: Cancel) -> Path:
+    """The channel staged as a training job stages it: stoppable, a chunk at a time."""
+    stage_channel({"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/train/"}}, dest,
+                  settings=load_settings(), cancel=cancel)
+    return dest / "data.bin"
+
+
+def test_a_stoppable_staging_rides_out_a_cut_and_lands_whole(proxy: S3FaultProxy, tmp_path: Path):
+    proxy.drop_after(len(OBJECT) // 3, times=2, path_contains=KEY)
+    assert stage_as_a_job(tmp_path / "channel", Cancel()).read_bytes() == OBJECT  # not the first third alone
+
+
+def test_a_stop_ends_a_stalled_staging_and_stages_nothing(proxy: S3FaultProxy, tmp_path: Path):
+    proxy.stall(after=len(OBJECT) // 3, path_contains=KEY)
+    cancel = Cancel()
+    threading.Timer(0.5, cancel.set).start()
+    raised = bounded(lambda: stage_as_a_job(tmp_path / "channel", cancel))
+    assert isinstance(raised, Cancelled), raised
+    assert not (tmp_path / "channel" / "data.bin").exists()
 
 
 def test_a_burst_of_503s_is_waited_out(proxy: S3FaultProxy, tmp_path: Path):

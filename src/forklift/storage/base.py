@@ -141,12 +141,22 @@ def download_planned(store: ObjectStore, plan: list[tuple[ObjectInfo, PurePosixP
     return [path for _, path in jobs]
 
 
+@runtime_checkable
+class StoppableDownloads(Protocol):
+    """A store whose own download looks at a stop between chunks, keeping its retries and checks (S3:
+    a body cut short is an error there, where a plain stream of it can end early without one)."""
+
+    def download_stopping(self, uri: str, dest_path: Path, cancel: Cancel) -> Path: ...
+
+
 def download_stoppable(store: ObjectStore, uri: str, dest_path: Path, cancel: Cancel) -> Path:
     """`store.download(uri, dest_path)` a chunk at a time, looking at `cancel` between chunks: a stop
     raises `Cancelled` and leaves nothing at `dest_path`. A copy given up on its thread (`Cancel.call`)
     otherwise went on writing long after its caller had moved on. One stream per object, where
     `download` may fetch ranges in parallel: the price of stopping part-way."""
     cancel.raise_if_set()
+    if isinstance(store, StoppableDownloads):
+        return store.download_stopping(uri, dest_path, cancel)
     with store.open_read(uri) as source:
         cancel.raise_if_set()  # before anything is made: the answer may come long after a stop
         with atomic_path(dest_path) as tmp, open(tmp, "wb") as dest:

@@ -19,6 +19,7 @@ import boto3
 from boto3.exceptions import Boto3Error, S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from forklift.cancel import NEVER, Cancel
 from forklift.config import Settings
 from forklift.storage.atomic import atomic_path
 from forklift.storage.base import BucketInfo, ObjectInfo, PrefixTransfers
@@ -124,11 +125,25 @@ class S3Backend(PrefixTransfers):
         return sorted(self._call(loc, listing), key=lambda obj: obj.key)
 
     def download(self, uri: str, dest_path: Path) -> Path:
+        return self.download_stopping(uri, dest_path, NEVER)
+
+    def download_stopping(self, uri: str, dest_path: Path, cancel: Cancel) -> Path:
+        """The object at `dest_path`, whole; a stop (`cancel`) ends the transfer at its next chunk with
+        `Cancelled` and leaves nothing there."""
         loc = self._location(uri, need_key=True)
         dest_path = Path(dest_path)
+
+        def fetch(progress: Progress) -> None:
+            cancel.raise_if_set()  # each attempt: a retry after a stop begins nothing
+
+            def watched(nbytes: int) -> None:
+                cancel.raise_if_set()
+                progress(nbytes)
+            self.client.download_file(loc.bucket, loc.key, str(tmp), Callback=watched, Config=TRANSFER)
+
         with self._errors(loc), atomic_path(dest_path) as tmp:
-            self.waits.call(lambda progress: self.client.download_file(loc.bucket, loc.key, str(tmp),
-                                                                       Callback=progress, Config=TRANSFER))
+            self.waits.call(fetch)
+        cancel.raise_if_set()
         return dest_path
 
     def upload(self, src_path: Path, uri: str) -> None:
