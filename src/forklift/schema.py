@@ -18,6 +18,8 @@ MODEL_MODULES = (
     "forklift.experiments.records",
     "forklift.images.records",
     "forklift.control.models",
+    "forklift.control.tagrows",
+    "forklift.control.metricrows",
     "forklift.control.inference.models",
 )
 

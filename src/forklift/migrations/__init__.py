@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 DIRECTORY = Path(__file__).parent
 # The revisions in versions/, oldest first; the last is the schema this code reads. Spelled out so
 # that the check at every engine start needs no Alembic; a test holds it equal to versions/.
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005")
 INITIAL = "0001"
 VERSION_TABLE = "alembic_version"
 ADOPT = "forklift.adopt"  # Config.attributes key: the tables of a pre-migration database to keep

@@ -1,0 +1,36 @@
+"""S3's errors: what the S3 API's handlers, its signature check and its payload decoder raise, and the
+XML body S3 answers them with (botocore reads `Code` and `Message` from it, and raises
+`client.exceptions.NoSuchKey` and friends from the code).
+
+    raise S3Error("NoSuchKey", "The specified key does not exist.", 404, Key=key)
+"""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import escape
+
+from forklift.errors import ForkliftError
+
+
+class S3Error(ForkliftError):
+    """An S3-shaped error: `code` is S3's error code, `status` the HTTP status it comes with, `fields`
+    the extra elements S3 adds (`BucketName`, `Key`, …), written in the order given."""
+
+    def __init__(self, code: str, message: str, status: int = 400, **fields: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.fields = fields
+
+    def __repr__(self) -> str:
+        return f"S3Error({self.code!r}, {self.message!r}, status={self.status})"
+
+    def to_xml(self, request_id: str, resource: str | None = None) -> bytes:
+        """The `<Error>` document, as S3 sends it."""
+        parts = [f"<Code>{escape(self.code)}</Code>", f"<Message>{escape(self.message)}</Message>"]
+        parts += [f"<{name}>{escape(str(value))}</{name}>" for name, value in self.fields.items()]
+        if resource is not None:
+            parts.append(f"<Resource>{escape(resource)}</Resource>")
+        parts.append(f"<RequestId>{escape(request_id)}</RequestId>")
+        return ('<?xml version="1.0" encoding="UTF-8"?>\n<Error>' + "".join(parts) + "</Error>").encode()
