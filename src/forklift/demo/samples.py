@@ -3,6 +3,12 @@
 One program serves both halves of SageMaker's container contract: `entry.py train` reads the
 `training` channel and writes /opt/ml/model/model.json; `entry.py serve` answers GET /ping and
 POST /invocations (CSV or JSON rows) on port 8080.
+
+It is also a framework image in the SDK's script mode, doing what the SageMaker training and inference
+toolkits do: a job whose hyperparameters name `sagemaker_program` runs that script from
+`sagemaker_submit_directory` (forklift has staged it into /opt/ml/code) with the other hyperparameters
+as `--name value` arguments and the toolkit's `SM_*` environment; an endpoint whose environment names
+`SAGEMAKER_PROGRAM` answers through that script's `model_fn`, `input_fn`, `predict_fn` and `output_fn`.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import random
 from pathlib import Path
 
 ENTRY_POINT = '''\
-import csv, glob, json, math, os, signal, sys
+import csv, glob, importlib.util, json, math, os, runpy, signal, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ML = "/opt/ml"
@@ -34,9 +40,42 @@ class NearestCentroid:
         return [min(self.centroids_, key=lambda label: math.dist(row, self.centroids_[label])) for row in rows]
 
 
+def _decoded(value):
+    # The SDK's framework estimators JSON-encode every hyperparameter value ("\"train.py\"").
+    try:
+        return json.loads(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def run_user_script(hyperparameters):
+    """The training toolkit's part: the user's entry point, from the code forklift staged."""
+    decoded = {name: _decoded(value) for name, value in hyperparameters.items()}
+    code = decoded.get("sagemaker_submit_directory") or f"{ML}/code"
+    if not os.path.isdir(code):
+        sys.exit(f"sagemaker_submit_directory {code!r} is not a directory: this image reads the code forklift stages")
+    user = {name: value for name, value in decoded.items() if not name.startswith("sagemaker_")}
+    channels = sorted(os.listdir(f"{ML}/input/data")) if os.path.isdir(f"{ML}/input/data") else []
+    os.environ.update({"SM_MODEL_DIR": f"{ML}/model", "SM_OUTPUT_DATA_DIR": f"{ML}/output/data",
+                       "SM_CHANNELS": json.dumps(channels), "SM_HPS": json.dumps(user),
+                       "SM_MODULE_DIR": code, "SM_CURRENT_HOST": "algo-1", "SM_HOSTS": json.dumps(["algo-1"])})
+    for channel in channels:
+        os.environ[f"SM_CHANNEL_{channel.upper()}"] = f"{ML}/input/data/{channel}"
+    for name, value in user.items():
+        os.environ[f"SM_HP_{name.upper()}"] = str(value)
+    os.makedirs(f"{ML}/output/data", exist_ok=True)
+    sys.path.insert(0, code)
+    os.chdir(code)
+    sys.argv = [decoded["sagemaker_program"]] + [item for name, value in user.items()
+                                                  for item in (f"--{name}", str(value))]
+    runpy.run_path(os.path.join(code, decoded["sagemaker_program"]), run_name="__main__")
+
+
 def train():
     with open(f"{ML}/input/config/hyperparameters.json") as f:
         hyperparameters = json.load(f)
+    if "sagemaker_program" in hyperparameters:
+        return run_user_script(hyperparameters)
     rows, labels = [], []
     for path in sorted(glob.glob(f"{ML}/input/data/training/*.csv")):
         with open(path) as f:
@@ -51,10 +90,55 @@ def train():
         json.dump({"centroids": model.centroids_, "accuracy": accuracy}, f)
 
 
+class BuiltIn:
+    """The classifier's own handlers, for an endpoint without a user script."""
+
+    @staticmethod
+    def model_fn(model_dir):
+        with open(f"{model_dir}/model.json") as f:
+            model = NearestCentroid()
+            model.centroids_ = json.load(f)["centroids"]
+        return model
+
+    @staticmethod
+    def input_fn(body, content_type):
+        if content_type.startswith("application/json"):
+            return json.loads(body)
+        return [[float(v) for v in line.split(",")] for line in body.splitlines() if line.strip()]
+
+    @staticmethod
+    def predict_fn(rows, model):
+        return model.predict(rows)
+
+    @staticmethod
+    def output_fn(prediction, accept):
+        return json.dumps({"predictions": prediction})
+
+
+def handlers():
+    """The inference toolkit's part: the user's script's handlers where it defines them, else the built-in ones."""
+    program = os.environ.get("SAGEMAKER_PROGRAM")
+    if not program:
+        return BuiltIn
+    code = os.environ.get("SAGEMAKER_SUBMIT_DIRECTORY") or f"{ML}/code"
+    if not os.path.isdir(code):
+        sys.exit(f"SAGEMAKER_SUBMIT_DIRECTORY {code!r} is not a directory: this image reads the code forklift stages")
+    sys.path.insert(0, code)
+    spec = importlib.util.spec_from_file_location("user_module", os.path.join(code, program))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    class User:
+        pass
+
+    for name in ("model_fn", "input_fn", "predict_fn", "output_fn"):
+        setattr(User, name, staticmethod(getattr(module, name, getattr(BuiltIn, name))))
+    return User
+
+
 def serve():
-    with open(f"{ML}/model/model.json") as f:
-        model = NearestCentroid()
-        model.centroids_ = json.load(f)["centroids"]
+    chosen = handlers()
+    model = chosen.model_fn(f"{ML}/model")
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -75,12 +159,10 @@ def serve():
             if self.path != "/invocations":
                 return self._reply(404, "{}")
             try:
-                if (self.headers.get("Content-Type") or "").startswith("application/json"):
-                    rows = json.loads(body)
-                else:
-                    rows = [[float(v) for v in line.split(",")] for line in body.splitlines() if line.strip()]
-                self._reply(200, json.dumps({"predictions": model.predict(rows)}))
-            except (ValueError, TypeError) as exc:
+                data = chosen.input_fn(body, self.headers.get("Content-Type") or "text/csv")
+                answer = chosen.output_fn(chosen.predict_fn(data, model), self.headers.get("Accept") or "")
+                self._reply(200, answer if isinstance(answer, str) else json.dumps(answer))
+            except (ValueError, TypeError, KeyError) as exc:
                 self._reply(400, json.dumps({"error": str(exc)}))
 
         def log_message(self, *args):
