@@ -47,6 +47,7 @@ bench: setup
 	$(PY) bench/api.py
 	$(PY) bench/invoke.py
 	$(PY) bench/load.py
+	$(PY) bench/s3.py
 	$(PY) bench/cli.py
 
 clean:
