@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from forklift.config import Settings
 from forklift.control.backend import Backend, LocalBackend
 from forklift.control.inference import Inference
-from forklift.control.inference.models import EndpointConfigRow, EndpointRow, ModelRow
 from forklift.control.inference.logs import GROUP_PREFIX, EndpointLogSource
+from forklift.control.inference.models import EndpointConfigRow, EndpointRow, ModelRow
 from forklift.control.logs import GROUP, TrainingLogSource
 from forklift.control.logsource import LogSource, MergedLogSource
 from forklift.control.scheduler import Scheduler
