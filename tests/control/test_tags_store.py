@@ -11,7 +11,6 @@ from forklift.config import Settings
 from forklift.control.tags import TagStore, TooManyTags, UnknownResource
 
 
-
 @pytest.fixture
 def arn() -> str:  # one of its own for each test: a PostgreSQL database outlives the test
     return f"arn:aws:sagemaker:us-east-1:000000000000:model/tagged-{uuid.uuid4().hex[:8]}"
