@@ -46,10 +46,12 @@ def install(services: ApiServices, tags: TagStore) -> None:
         arn = params["ResourceArn"].lower()
         # the token is bound to its resource: another resource's token would resume at a foreign position
         kind = f"{_TOKEN_KIND}:{arn}"
-        position = decode_token(params["NextToken"], kind) if params.get("NextToken") else (None,)
-        after = position[0] if len(position) == 1 else ""
-        if after is not None and type(after) is not int:
-            raise ApiError.validation("Invalid pagination token: the NextToken was not produced by this listing.")
+        after = None
+        if params.get("NextToken"):
+            position = decode_token(params["NextToken"], kind)
+            if len(position) != 1 or type(position[0]) is not int:
+                raise ApiError.validation("Invalid pagination token: the NextToken was not produced by this listing.")
+            after = position[0]
         page, last = tags.list(arn, after, int(params.get("MaxResults") or DEFAULT_PAGE))
         body: dict = {"Tags": page}
         if last is not None:
