@@ -45,6 +45,10 @@ POLICIES = {
     "log-denied": [{"Effect": "Allow", "Action": "logs:*", "Resource": "*"},
                    {"Effect": "Deny", "Action": "logs:*",
                     "Resource": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/secret"}],
+    "tagger": [{"Effect": "Allow", "Action": "sagemaker:CreateTrainingJob", "Resource": "*"},
+               {"Effect": "Allow", "Action": "iam:PassRole", "Resource": ROLE},
+               {"Effect": "Allow", "Action": ["sagemaker:AddTags", "sagemaker:ListTags"],
+                "Resource": f"{SAGEMAKER_ARN}:training-job/tagged-*"}],
     "not-logs": [{"Effect": "Allow", "NotAction": "logs:*", "NotResource": f"{SAGEMAKER_ARN}:model/*"}],
 }
 
@@ -166,6 +170,28 @@ def test_passing_a_role_needs_iam_pass_role_on_it(keyed):
     assert code == "AccessDeniedException"
     assert message == (f"User: arn:aws:iam::{ACCOUNT}:user/passer is not authorized to perform: iam:PassRole on "
                        f"resource: {OTHER_ROLE} because no identity-based policy allows the iam:PassRole action")
+
+
+def test_tags_need_sagemaker_add_tags_on_the_resource_they_tag(keyed):
+    """AddTags and ListTags are asked about the ResourceArn given; a Create* with Tags needs AddTags too."""
+    server, keys = keyed
+    sagemaker = client(server, keys, "passer")
+    tags = [{"Key": "team", "Value": "a"}]
+    code, message = refusal(lambda: sagemaker.create_training_job(**job_request("untagged"), Tags=tags))
+    assert code == "AccessDeniedException"
+    assert message == (f"User: arn:aws:iam::{ACCOUNT}:user/passer is not authorized to perform: sagemaker:AddTags on "
+                       f"resource: {SAGEMAKER_ARN}:training-job/untagged because no identity-based policy allows "
+                       "the sagemaker:AddTags action")
+    tagger = client(server, keys, "tagger")
+    code, message = refusal(lambda: tagger.create_training_job(**job_request("tagged-1"), Tags=tags))
+    assert code == "ValidationException" and "platform registry" in message  # authorized, then the image rules
+    code, message = refusal(lambda: tagger.add_tags(ResourceArn=f"{SAGEMAKER_ARN}:training-job/tagged-2", Tags=tags))
+    assert code == "ValidationException" and f"{SAGEMAKER_ARN}:training-job/tagged-2 does not exist" in message
+    other = f"{SAGEMAKER_ARN}:model/other"
+    for call in (lambda: tagger.add_tags(ResourceArn=other, Tags=tags), lambda: tagger.list_tags(ResourceArn=other),
+                 lambda: tagger.delete_tags(ResourceArn=other, TagKeys=["team"])):
+        code, message = refusal(call)
+        assert code == "AccessDeniedException" and f"on resource: {other} because" in message
 
 
 def test_a_role_path_does_not_pass_a_role_the_policy_does_not_name(keyed):

@@ -24,6 +24,10 @@ REGION, ACCOUNT = "eu-west-1", "123456789012"
     ("sagemaker", "DescribeModel", {"ModelName": "m"}, "sagemaker:DescribeModel",
      f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/m"),
     ("sagemaker", "ListTrainingJobs", {}, "sagemaker:ListTrainingJobs", "*"),
+    ("sagemaker", "AddTags", {"ResourceArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/m", "Tags": []},
+     "sagemaker:AddTags", f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/m"),
+    ("sagemaker", "DeleteTags", {"ResourceArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/e", "TagKeys": []},
+     "sagemaker:DeleteTags", f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/e"),
     ("sagemaker-runtime", "InvokeEndpoint", {"EndpointName": "e", "Body": b""}, "sagemaker:InvokeEndpoint",
      f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/e"),
     ("logs", "GetLogEvents", {"logGroupName": "/aws/x", "logStreamName": "s"}, "logs:GetLogEvents",
@@ -35,6 +39,12 @@ REGION, ACCOUNT = "eu-west-1", "123456789012"
 def test_the_action_and_resource_of_an_operation(service, operation, params, action, resource):
     rule = rule_for(service, operation)
     assert (rule.action, rule.resource(params, REGION, ACCOUNT)) == (action, resource)
+
+
+def test_a_create_that_can_tag_needs_add_tags_too():
+    assert all(rule_for("sagemaker", op).tagging for op in ("CreateTrainingJob", "CreateModel",
+                                                              "CreateEndpointConfig", "CreateEndpoint"))
+    assert not rule_for("sagemaker", "AddTags").tagging and not rule_for("sagemaker", "UpdateEndpoint").tagging
 
 
 def test_roles_passed_are_read_from_the_model():

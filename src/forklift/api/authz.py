@@ -16,7 +16,8 @@ botocore's model rather than listed per operation:
 - CloudWatch Logs: `logGroupName` / `logGroupIdentifier` as `arn:aws:logs:REGION:ACCOUNT:log-group:NAME`,
   with this server's region and account whatever an identifier ARN says (the handlers read only its name).
 
-As on AWS, passing a role needs `iam:PassRole` on it: every top-level `…RoleArn` member a SageMaker request
+As on AWS, a Create* that gives `Tags` needs `sagemaker:AddTags` on the new resource's ARN too, and passing a
+role needs `iam:PassRole` on it: every top-level `…RoleArn` member a SageMaker request
 sets (CreateTrainingJob's `RoleArn`, CreateModel's `ExecutionRoleArn`). forklift's roles have no path (a
 role is known by its name), so PassRole is checked on `arn:aws:iam::ACCOUNT:role/NAME` whatever path the
 request writes. A request under the embedded default (no key exists) or signed by a key without a policy is
@@ -40,6 +41,7 @@ from forklift.credentials.errors import InvalidArn
 from forklift.credentials.policy import CompiledPolicy, Decision
 
 PASS_ROLE = "iam:PassRole"
+ADD_TAGS = "sagemaker:AddTags"
 LOG_GROUP_MEMBERS = ("logGroupName", "logGroupIdentifier")
 # The resources forklift serves that a request may require besides the one it is about.
 REFERENCED_MEMBERS = ("EndpointConfigName", "ModelName", "EndpointName", "TrainingJobName")
@@ -57,6 +59,7 @@ class Rule:
     resource: Resource
     roles: tuple[str, ...] = ()
     referenced: tuple[Resource, ...] = ()  # other resources the request requires by name
+    tagging: bool = False  # a Create* whose `Tags` also need sagemaker:AddTags on the new resource
 
 
 def _everything(params: Mapping[str, Any], region: str, account: str) -> str:
@@ -125,7 +128,8 @@ def rule_for(service: str, operation: str) -> Rule:
     if member:
         referenced = tuple(_sagemaker_resource(m) for m in REFERENCED_MEMBERS
                            if m != member and m in shape.required_members)
-        return Rule(action, _sagemaker_resource(member), roles, referenced)
+        tagging = operation.startswith("Create") and "Tags" in shape.members
+        return Rule(action, _sagemaker_resource(member), roles, referenced, tagging)
     return Rule(action, _given_arn if "ResourceArn" in shape.required_members else _everything, roles)
 
 
@@ -149,7 +153,10 @@ def authorize(ctx: RequestContext, service: str, operation: str, params: Mapping
     if principal is None or principal.policy is None:
         return
     rule = rule_for(service, operation)
-    _check(principal.policy, ctx, rule.action, rule.resource(params, ctx.region, ctx.account))
+    resource = rule.resource(params, ctx.region, ctx.account)
+    _check(principal.policy, ctx, rule.action, resource)
+    if rule.tagging and params.get("Tags"):
+        _check(principal.policy, ctx, ADD_TAGS, resource)
     for referenced in rule.referenced:
         _check(principal.policy, ctx, rule.action, referenced(params, ctx.region, ctx.account))
     for member in rule.roles:

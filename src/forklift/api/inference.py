@@ -12,6 +12,7 @@ from datetime import datetime
 from functools import wraps
 from typing import Any
 
+from forklift.api import describedefaults
 from forklift.api.context import RequestContext
 from forklift.api.errors import ApiError
 from forklift.api.services import ApiServices
@@ -104,7 +105,7 @@ def install(services: ApiServices, inference: Inference) -> None:
         row: ModelRow = service.get(ModelRow, params["ModelName"])
         body = {"ModelName": row.name, "ModelArn": row.arn, "CreationTime": row.created_at}
         body.update({k: row.request[k] for k in MODEL_ECHO if k in row.request})
-        return body
+        return describedefaults.model(body)
 
     @services.sagemaker("ListModels")
     @_aws_errors
@@ -131,7 +132,7 @@ def install(services: ApiServices, inference: Inference) -> None:
         row: EndpointConfigRow = service.get(EndpointConfigRow, params["EndpointConfigName"])
         body = {"EndpointConfigName": row.name, "EndpointConfigArn": row.arn, "CreationTime": row.created_at}
         body.update({k: row.request[k] for k in CONFIG_ECHO if k in row.request})
-        return body
+        return describedefaults.endpoint_config(body)
 
     @services.sagemaker("ListEndpointConfigs")
     @_aws_errors

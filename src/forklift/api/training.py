@@ -7,11 +7,13 @@ a duplicate name is ResourceInUse).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
 from typing import Any
 
+from forklift.api import describedefaults
 from forklift.api.context import RequestContext
 from forklift.api.errors import ApiError
 from forklift.api.services import ApiServices
@@ -22,7 +24,6 @@ from forklift.control.outcome import output_prefix
 from forklift.control.plane import ControlPlane
 from forklift.control.store import ListQuery, sort_key
 
-DEFAULT_STOPPING_CONDITION = {"MaxRuntimeInSeconds": 86400}
 ECHOED = ("HyperParameters", "AlgorithmSpecification", "RoleArn", "InputDataConfig", "OutputDataConfig",
           "ResourceConfig", "VpcConfig", "Environment", "EnableNetworkIsolation",
           "EnableInterContainerTrafficEncryption", "EnableManagedSpotTraining", "RetryStrategy", "CheckpointConfig")
@@ -43,7 +44,8 @@ def _aws_errors(handler: Callable[[dict, RequestContext], dict]) -> Callable[[di
 def describe(row: TrainingJobRow) -> dict[str, Any]:
     request = row.request
     end = row.training_end
-    seconds = int(end - row.training_start) if row.training_start and end else None
+    # botocore's model has these at least 1: a job that ran less than a second counts one, as AWS bills it
+    seconds = max(1, math.ceil(end - row.training_start)) if row.training_start and end else None
     body: dict[str, Any] = {
         "TrainingJobName": row.name,
         "TrainingJobArn": row.arn,
@@ -51,7 +53,7 @@ def describe(row: TrainingJobRow) -> dict[str, Any]:
         "TrainingJobStatus": row.status,
         "SecondaryStatus": row.secondary_status,
         "FailureReason": row.failure_reason,
-        "StoppingCondition": request.get("StoppingCondition") or DEFAULT_STOPPING_CONDITION,
+        "StoppingCondition": request.get("StoppingCondition"),
         "CreationTime": row.created_at,
         "TrainingStartTime": row.training_start,
         "TrainingEndTime": end,
@@ -62,7 +64,7 @@ def describe(row: TrainingJobRow) -> dict[str, Any]:
         "ResolvedTrainingImage": row.resolved_image,  # forklift's extra member: the digest actually run
     }
     body.update({key: request[key] for key in ECHOED if key in request})
-    return body
+    return describedefaults.training_job(body)
 
 
 def summary(row: TrainingJobRow) -> dict[str, Any]:

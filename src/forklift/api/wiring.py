@@ -6,7 +6,7 @@ register themselves in the `ApiServices` they are given.
 
 from __future__ import annotations
 
-from forklift.api import inference, invoke, training
+from forklift.api import inference, invoke, tagging, training
 from forklift.api.authn import KeyAuthenticator
 from forklift.api.services import ApiServices
 from forklift.audit import AuditLog
@@ -45,6 +45,7 @@ def build_services(settings: Settings, region: str, account: str, backend: Backe
     training.install(services, plane)
     inference.install(services, plane.inference)
     invoke.install(services, plane.inference.router)
+    tagging.install(services, plane.tags)
     services.log_source = plane.log_source()
     services.authenticate = KeyAuthenticator(AccessKeys(settings))
     services.audit = AuditLog(settings.home)

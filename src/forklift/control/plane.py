@@ -8,11 +8,13 @@ from forklift.config import Settings
 from forklift.control.backend import Backend, LocalBackend
 from forklift.control.inference import Inference
 from forklift.control.inference.logs import GROUP_PREFIX, EndpointLogSource
+from forklift.control.inference.models import EndpointConfigRow, EndpointRow, ModelRow
 from forklift.control.logs import GROUP, TrainingLogSource
 from forklift.control.logsource import LogSource, MergedLogSource
 from forklift.control.scheduler import Scheduler
 from forklift.control.settings import ControlSettings, control_settings
 from forklift.control.store import JobStore
+from forklift.control.tags import TagStore
 from forklift.control.training import TrainingService
 from forklift.runtime import Runtime
 
@@ -27,6 +29,7 @@ class ControlPlane:
     logs: TrainingLogSource
     inference: Inference
     backend: Backend
+    tags: TagStore
 
     @classmethod
     def create(cls, settings: Settings, runtime: Runtime | None = None, backend: Backend | None = None) -> ControlPlane:
@@ -37,8 +40,10 @@ class ControlPlane:
         scheduler = Scheduler(settings, control, store, backend.training_launcher(settings))
         training = TrainingService(settings, store, scheduler, control)
         inference = Inference.create(settings, control, launcher_for=backend.instance_launcher)
+        def exists(arn: str) -> bool:
+            return has_resource(store, inference, arn)
         return cls(settings, control, store, scheduler, training, TrainingLogSource(settings.home, store), inference,
-                   backend)
+                   backend, TagStore(settings.database_url, exists))
 
     def log_source(self) -> LogSource:
         return MergedLogSource({GROUP: self.logs, GROUP_PREFIX: EndpointLogSource(self.settings.home)})
@@ -52,3 +57,15 @@ class ControlPlane:
         self.scheduler.close()
         self.inference.close()
         self.backend.close()
+
+
+_INFERENCE_KINDS = {"model": ModelRow, "endpoint-config": EndpointConfigRow, "endpoint": EndpointRow}
+
+
+def has_resource(jobs: JobStore, inference: Inference, arn: str) -> bool:
+    """Whether `arn` (`arn:aws:sagemaker:REGION:ACCOUNT:TYPE/name`) is a resource this server has."""
+    resource_type = arn.split(":", 5)[-1].split("/", 1)[0]
+    if resource_type == "training-job":
+        return jobs.has_arn(arn)
+    kind = _INFERENCE_KINDS.get(resource_type)
+    return kind is not None and inference.store.has_arn(kind, arn)

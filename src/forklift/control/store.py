@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from forklift.control import events
 from forklift.control.models import TrainingJobRow
+from forklift.control.tags import replace_rows
 from forklift.db import session_factory
 
 ACTIVE = ("InProgress", "Stopping")
@@ -65,6 +66,7 @@ class JobStore:
                     raise JobExists(taken)
                 row.seq = (session.scalar(select(func.max(TrainingJobRow.seq))) or 0) + 1
                 session.add(row)
+                replace_rows(session, row.arn, row.request.get("Tags") or [])
         except IntegrityError:  # the same name committed by another writer since the check
             raise JobExists(row.name) from None
         events.training_job(row.name, None, row.status, row.secondary_status)
@@ -73,6 +75,10 @@ class JobStore:
     def get(self, name: str) -> TrainingJobRow | None:
         with self._sessions() as session:
             return session.get(TrainingJobRow, name)
+
+    def has_arn(self, arn: str) -> bool:
+        with self._sessions() as session:
+            return session.scalar(select(TrainingJobRow.name).where(TrainingJobRow.arn == arn).limit(1)) is not None
 
     def update(self, name: str, change: Callable[[TrainingJobRow], Any]) -> TrainingJobRow | None:
         """Apply `change` to the row in one transaction; LastModifiedTime moves with every write."""

@@ -19,6 +19,7 @@ from forklift.control.instance_types import UnknownInstanceType, resolve_instanc
 from forklift.control.models import TrainingJobRow
 from forklift.control.settings import ControlSettings, control_settings
 from forklift.control.store import JobExists, JobStore, ListQuery
+from forklift.control.tags import check_tags
 from forklift.credentials.reserved import RUN_TAG, claim_from_tags
 from forklift.storage import StorageError, check_file_uri
 
@@ -51,6 +52,7 @@ class TrainingService:
         """Accept the job; `created_by` is the principal that asked (kept as the job's owner)."""
         request = json.loads(json.dumps(request, default=str))  # a plain JSON copy for the row
         self._check(request)
+        check_tags(request.get("Tags") or [])
         if request.get("Tags"):  # a run's proof is checked once, here, and kept nowhere
             request["Tags"] = [tag for tag in request["Tags"] if tag.get("Key") != RUN_TAG]
         now = time.time()

@@ -21,6 +21,7 @@ from forklift.control.inference.store import InferenceStore
 from forklift.control.inference.variants import summaries
 from forklift.control.instance_types import UnknownInstanceType, resolve_instance_type
 from forklift.control.settings import ControlSettings
+from forklift.control.tags import check_tags
 from forklift.storage import StorageError, check_file_uri
 
 KINDS = {ModelRow: "model", EndpointConfigRow: "endpoint-config", EndpointRow: "endpoint"}
@@ -43,6 +44,7 @@ class InferenceService:
     # -- models ------------------------------------------------------------------------------
     def create_model(self, request: dict[str, Any], arn: str, created_by: str) -> ModelRow:
         request = _plain(request)
+        check_tags(request.get("Tags") or [])
         containers = request.get("Containers") or []
         if request.get("PrimaryContainer") and containers:
             raise InvalidRequest("Give either PrimaryContainer or Containers, not both")
@@ -68,7 +70,7 @@ class InferenceService:
         now = time.time()
         row = ModelRow(name=request["ModelName"], arn=arn, request=request, resolved_image=resolved,
                        resolution_time=now, created_at=now, created_by=created_by)
-        return self.store.insert(row, "model")
+        return self.store.insert(row, "model", request.get("Tags") or [])
 
     def delete_model(self, name: str) -> None:
         if not self.store.delete(ModelRow, name):
@@ -78,6 +80,7 @@ class InferenceService:
     def create_endpoint_config(self, request: dict[str, Any], arn: str,
                                created_by: str) -> EndpointConfigRow:
         request = _plain(request)
+        check_tags(request.get("Tags") or [])
         seen = set()
         for variant in request["ProductionVariants"]:
             name = variant["VariantName"]
@@ -104,7 +107,7 @@ class InferenceService:
         now = time.time()
         return self.store.insert(EndpointConfigRow(name=request["EndpointConfigName"], arn=arn, request=request,
                                                    created_at=now, created_by=created_by),
-                                 "endpoint configuration")
+                                 "endpoint configuration", request.get("Tags") or [])
 
     def delete_endpoint_config(self, name: str) -> None:
         if not self.store.delete(EndpointConfigRow, name):
@@ -112,6 +115,7 @@ class InferenceService:
 
     # -- endpoints -------------------------------------------------------------------------------
     def create_endpoint(self, request: dict[str, Any], arn: str, created_by: str) -> EndpointRow:
+        check_tags(request.get("Tags") or [])
         config = self.get(EndpointConfigRow, request["EndpointConfigName"])
         variants = config.request["ProductionVariants"]
         counts = {v["VariantName"]: int(v["InitialInstanceCount"]) for v in variants}
@@ -123,7 +127,7 @@ class InferenceService:
                                                              "StatusMessage": "Starting instances"}])
         row = EndpointRow(name=request["EndpointName"], arn=arn, config_name=config.name, status="Creating",
                           created_at=now, modified_at=now, variants=pending, generation=0, created_by=created_by)
-        self.store.insert(row, "endpoint")
+        self.store.insert(row, "endpoint", _plain(request).get("Tags") or [])
         self.fleet.wake(row.name)
         return row
 

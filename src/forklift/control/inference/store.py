@@ -8,7 +8,7 @@ each other's columns.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from forklift.control import events
 from forklift.control.inference.errors import AlreadyExists
 from forklift.control.inference.models import EndpointConfigRow, EndpointInstanceRow, EndpointRow, ModelRow
+from forklift.control.tags import drop_rows, replace_rows
 from forklift.db import session_factory
 
 Row = TypeVar("Row", ModelRow, EndpointConfigRow, EndpointRow)
@@ -28,7 +29,8 @@ class InferenceStore:
         self._sessions = sessions or session_factory(database_url)
 
     # -- generic ---------------------------------------------------------------------------
-    def insert(self, row: Row, what: str) -> Row:
+    def insert(self, row: Row, what: str, tags: Sequence[Mapping[str, str]] = ()) -> Row:
+        """Add `row` with its `tags` (the request's `Tags`), or raise AlreadyExists."""
         kind = type(row)
         exists = AlreadyExists(f"Cannot create already existing {what} \"{row.arn}\".")
         try:
@@ -36,6 +38,7 @@ class InferenceStore:
                 if session.scalar(select(kind.name).where(func.lower(kind.name) == row.name.lower())) is not None:
                     raise exists
                 session.add(row)
+                replace_rows(session, row.arn, tags)
         except IntegrityError:  # the same name committed by another writer since the check
             raise exists from None
         if isinstance(row, EndpointRow):
@@ -46,13 +49,20 @@ class InferenceStore:
         with self._sessions() as session:
             return session.get(kind, name)
 
+    def has_arn(self, kind: type[Row], arn: str) -> bool:
+        with self._sessions() as session:
+            return session.scalar(select(kind.name).where(kind.arn == arn).limit(1)) is not None
+
     def all(self, kind: type[Row]) -> list[Row]:
         with self._sessions() as session:
             return list(session.scalars(select(kind)))
 
     def delete(self, kind: type[Row], name: str) -> bool:
         with self._sessions.begin() as session:
+            arn = session.scalar(select(kind.arn).where(kind.name == name))
             deleted = session.execute(delete(kind).where(kind.name == name)).rowcount > 0
+            if arn is not None:
+                drop_rows(session, arn)
         if deleted and kind is EndpointRow:
             events.endpoint(name, None, "Deleted")
         return deleted
