@@ -182,6 +182,10 @@ def test_tags_need_sagemaker_add_tags_on_the_resource_they_tag(keyed):
     assert message == (f"User: arn:aws:iam::{ACCOUNT}:user/passer is not authorized to perform: sagemaker:AddTags on "
                        f"resource: {SAGEMAKER_ARN}:training-job/untagged because no identity-based policy allows "
                        "the sagemaker:AddTags action")
+    # An experiment run's claim is forklift's own tag, which every run carries: not the caller tagging.
+    claim = [{"Key": "forklift:experiment", "Value": "mnist"}, {"Key": "forklift:experiment-run", "Value": "x"}]
+    code, message = refusal(lambda: sagemaker.create_training_job(**job_request("claimed"), Tags=claim))
+    assert code == "ValidationException", message  # past authorization (the claim itself is then checked)
     tagger = client(server, keys, "tagger")
     code, message = refusal(lambda: tagger.create_training_job(**job_request("tagged-1"), Tags=tags))
     assert code == "ValidationException" and "platform registry" in message  # authorized, then the image rules

@@ -39,9 +39,11 @@ from forklift.api.validation import operation_model, service_model
 from forklift.credentials.arns import parse_role_arn, role_arn
 from forklift.credentials.errors import InvalidArn
 from forklift.credentials.policy import CompiledPolicy, Decision
+from forklift.credentials.reserved import EXPERIMENT_TAG, RUN_TAG
 
 PASS_ROLE = "iam:PassRole"
 ADD_TAGS = "sagemaker:AddTags"
+RESERVED_TAGS = (EXPERIMENT_TAG, RUN_TAG)
 LOG_GROUP_MEMBERS = ("logGroupName", "logGroupIdentifier")
 # The resources forklift serves that a request may require besides the one it is about.
 REFERENCED_MEMBERS = ("EndpointConfigName", "ModelName", "EndpointName", "TrainingJobName")
@@ -155,7 +157,7 @@ def authorize(ctx: RequestContext, service: str, operation: str, params: Mapping
     rule = rule_for(service, operation)
     resource = rule.resource(params, ctx.region, ctx.account)
     _check(principal.policy, ctx, rule.action, resource)
-    if rule.tagging and params.get("Tags"):
+    if rule.tagging and _user_tags(params.get("Tags")):
         _check(principal.policy, ctx, ADD_TAGS, resource)
     for referenced in rule.referenced:
         _check(principal.policy, ctx, rule.action, referenced(params, ctx.region, ctx.account))
@@ -163,6 +165,11 @@ def authorize(ctx: RequestContext, service: str, operation: str, params: Mapping
         role = params.get(member)
         if isinstance(role, str) and role:
             _check(principal.policy, ctx, PASS_ROLE, passed_role(role))
+
+
+def _user_tags(tags: Any) -> list[Any]:
+    """The tags a caller sets, less an experiment run's claim (forklift's own, which every run carries)."""
+    return [tag for tag in tags or () if not (isinstance(tag, Mapping) and tag.get("Key") in RESERVED_TAGS)]
 
 
 def passed_role(value: str) -> str:
