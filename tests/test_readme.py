@@ -142,8 +142,15 @@ def _check_output(block: Block, result: subprocess.CompletedProcess) -> None:
         assert out.startswith("Completed s3://your-output-data-bucket/model-folder/private-registry-job/"), out
     if "invoke_endpoint" in block.body:
         assert out.strip() == """b'{"predictions": ["setosa", "virginica"]}'""", out
-    if "predictor.predict" in block.body:
-        assert """b'{"predictions": ["setosa", "virginica"]}'""" in out, out
+    if "predictor.predict" in block.body:  # the user's inference.py, from the code forklift staged
+        predicted = """b'{"predictions": [{"row": [1.0, 1.0], "epochs": 3}, {"row": [4.0, 3.0], "epochs": 3}]}'"""
+        assert predicted in out, out
+        assert "epoch=3 loss=0.333" in out and "s3://sagemaker-forklift/script-mode/" in out, out
+    if "TrainingJobAnalytics" in block.body:
+        assert "s3://sagemaker-forklift/" in out and "/output/model.tar.gz" in out, out
+        assert "train:accuracy" in out and "1.0" in out, out
+    if "aws s3 cp" in block.body:
+        assert "sdk/training/train.csv" in out and "upload: reports/sample.csv" in out, out
     if "forklift experiments run" in block.body:
         assert "experiment mnist Completed" in result.stderr and "hello from the workspace" in out, result.stderr
         assert "experiment mnist-2 Completed" in result.stderr
