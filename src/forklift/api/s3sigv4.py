@@ -31,6 +31,7 @@ STREAMING_UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
 _STREAMING_ECDSA = ("STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD", "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER")
 _CLAIMS = (UNSIGNED, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER)
 _HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
+_SIGV2_QUERY = re.compile(r"(?:^|&)AWSAccessKeyId=")
 _MISMATCH = ("The request signature we calculated does not match the signature you provided. Check your key and "
              "signing method.")
 
@@ -59,11 +60,13 @@ def authenticate_s3(authenticator: Any, scope: Mapping[str, Any], *, now: float 
     for raw_name, raw_value in scope["headers"]:
         headers.setdefault(raw_name.decode("latin-1").lower(), raw_value.decode("latin-1"))
     authorization = headers.get("authorization", "")
-    if authorization.startswith("AWS "):
-        raise S3Error("InvalidRequest", "The authorization mechanism you have provided is not supported: sign the "
-                                        "request with Signature Version 4 (AWS4-HMAC-SHA256).")
     query = (scope.get("query_string") or b"").decode("latin-1")
     presigned = not authorization and "X-Amz-Algorithm=" in query
+    if authorization.startswith("AWS ") or (not authorization and not presigned and _SIGV2_QUERY.search(query)):
+        # boto3 presigns S3 URLs with SigV2 unless its Config says otherwise.
+        raise S3Error("InvalidRequest", "The authorization mechanism you have provided is not supported: sign the "
+                                        "request with Signature Version 4 (AWS4-HMAC-SHA256; for boto3's "
+                                        "presigned URLs, Config(signature_version='s3v4')).")
     claim = headers.get("x-amz-content-sha256", "").strip()
     if not claim and presigned:
         claim = UNSIGNED
