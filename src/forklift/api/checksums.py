@@ -49,6 +49,26 @@ class _Crc:
         return self._crc.to_bytes(self._size, "big")
 
 
+class _BoundedCrc(_Crc):
+    """A pure-Python CRC that refuses to run past `PURE_PYTHON_LIMIT` bytes (a body of unknown length)."""
+
+    def __init__(self, step: Callable[[bytes, int], int], size: int, algorithm: str) -> None:
+        super().__init__(step, size)
+        self._algorithm, self._seen = algorithm, 0
+
+    def update(self, data: bytes) -> None:
+        self._seen += len(data)
+        if self._seen > PURE_PYTHON_LIMIT:
+            raise _too_slow(self._algorithm)
+        super().update(data)
+
+
+def _too_slow(algorithm: str) -> S3Error:
+    return S3Error("InvalidRequest", f"This server computes {algorithm.upper()} without awscrt, only for bodies of "
+                                     f"at most {PURE_PYTHON_LIMIT} bytes: use CRC32, SHA1 or SHA256 for this body, or "
+                                     "install awscrt on the server.")
+
+
 @cache
 def _table(poly: int) -> tuple[int, ...]:
     """The byte table of a reflected CRC with this (reversed) polynomial."""
@@ -88,11 +108,10 @@ def new_checksum(algorithm: str, size_hint: int | None = None) -> Checksum:
         if _crt is not None:
             step: Any = _crt.crc32c if algorithm == "crc32c" else _crt.crc64nvme
             return _Crc(step, _DIGEST_SIZES[algorithm])
-        if size_hint is None or size_hint > PURE_PYTHON_LIMIT:
-            raise S3Error("InvalidRequest", f"This server computes {algorithm.upper()} without awscrt, only for bodies "
-                                            f"of at most {PURE_PYTHON_LIMIT} bytes with a known length: use CRC32, "
-                                            f"SHA1 or SHA256 for this body, or install awscrt on the server.")
-        return _Crc(_crc32c_python if algorithm == "crc32c" else _crc64nvme_python, _DIGEST_SIZES[algorithm])
+        if size_hint is not None and size_hint > PURE_PYTHON_LIMIT:
+            raise _too_slow(algorithm)
+        return _BoundedCrc(_crc32c_python if algorithm == "crc32c" else _crc64nvme_python, _DIGEST_SIZES[algorithm],
+                           algorithm)
     raise S3Error("InvalidRequest", f"Checksum algorithm {algorithm!r} is not one S3 knows: use one of "
                                     f"{', '.join(a.upper() for a in ALGORITHMS)}.")
 

@@ -31,6 +31,7 @@ __all__ = ["PayloadReader", "SignedHead", "authenticate_s3"]
 
 _CHECKSUM_PREFIX = "x-amz-checksum-"
 _STREAMING = (STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER)
+_TRAILING = (STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER)
 
 
 def _incomplete() -> S3Error:
@@ -57,11 +58,16 @@ class PayloadReader:
     async def read(self, receive: Any) -> AsyncIterator[bytes]:
         """The decoded body from ASGI `receive`, chunk by chunk; raises `S3Error` on any mismatch."""
         declared = self._declared_length()
-        checksum = _ChecksumPlan(self.headers, declared)
+        plain_length = self.headers.get("content-length", "")
+        checksum = _ChecksumPlan(self.headers, declared if self.chunked else
+                                 int(plain_length) if plain_length.isdigit() else None)
         content_md5 = self.headers.get("content-md5")
         expected_md5 = decode_base64_digest("content-md5", content_md5, 16) if content_md5 is not None else None
         claimed_sha256 = self.head.payload if len(self.head.payload) == 64 else None
         wire_sha256 = hashlib.sha256() if claimed_sha256 is not None else None
+        if checksum.trailer is not None and not self.chunked:
+            raise S3Error("InvalidRequest", f"x-amz-trailer names {checksum.trailer}, but the body is not aws-chunked: "
+                                            "send the checksum in a header instead.")
         decoder = self._decoder(checksum) if self.chunked else None
         md5 = hashlib.md5(usedforsecurity=False)
 
@@ -129,7 +135,7 @@ class PayloadReader:
         if head.payload in (STREAMING_SIGNED, STREAMING_SIGNED_TRAILER) and head.signing_key is not None:
             assert head.stamp and head.credential_scope and head.seed_signature  # set with signing_key
             signer = ChunkSigner(head.signing_key, head.stamp, head.credential_scope, head.seed_signature)
-        if checksum.trailer is not None and head.payload not in (STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER):
+        if checksum.trailer is not None and head.payload not in _TRAILING:
             raise S3Error("InvalidRequest", f"x-amz-trailer names {checksum.trailer}, but x-amz-content-sha256 "
                                             f"{head.payload or '(none)'} has no trailer: send "
                                             f"{STREAMING_UNSIGNED_TRAILER} or {STREAMING_SIGNED_TRAILER}.")
