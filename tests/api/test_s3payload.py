@@ -127,7 +127,8 @@ def test_aws_documented_signed_chunk_example() -> None:
                      "x-amz-decoded-content-length;x-amz-storage-class,"
                      "Signature=4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9")
     headers = {"host": "s3.amazonaws.com", "x-amz-date": "20130524T000000Z", "authorization": authorization,
-               "x-amz-storage-class": "REDUCED_REDUNDANCY", "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+               "x-amz-storage-class": "REDUCED_REDUNDANCY",
+               "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
                "content-encoding": "aws-chunked", "x-amz-decoded-content-length": "66560", "content-length": "66824"}
     signed = read_head("PUT", "/examplebucket/chunkObject.txt", headers, now=calendar.timegm((2013, 5, 24, 0, 0, 0)))
     key = check_signature(signed, "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", headers["x-amz-content-sha256"], s3=True)
@@ -376,3 +377,25 @@ def test_trailer_other_than_the_declared_one() -> None:
     assert error.code == "InvalidRequest"
     error = refused(UNSIGNED_TRAILER, unsigned_headers(), unsigned_trailer_body(DATA))
     assert error.code == "InvalidRequest"
+
+
+_FRAGMENTS = st.sampled_from([b"0", b"1", b"a", b"ff", b"10", b";", b"chunk-signature=", b"=", b"\r\n", b"\r", b"\n",
+                              b":", b"x-amz-checksum-crc32", b"x-amz-trailer-signature", b"AAAAAA==", b"z" * 50])
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.lists(_FRAGMENTS | st.binary(max_size=40), max_size=40).map(b"".join),
+       cuts=st.lists(st.integers(min_value=1, max_value=400), max_size=6),
+       signed=st.booleans(), disconnect=st.booleans())
+def test_any_bytes_decode_or_are_refused_with_an_s3_error(body: bytes, cuts: list[int], signed: bool,
+                                                          disconnect: bool) -> None:
+    """Hostile framing ends in decoded bytes or an `S3Error` (never another exception, never more bytes out
+    than the chunk sizes announced, or than max_bytes)."""
+    head = _signed_head(trailer=True) if signed else UNSIGNED_TRAILER
+    headers = unsigned_headers(len(body), None)
+    try:
+        data, reader = read(head, headers, body, cuts, max_bytes=300, disconnect=disconnect)
+    except S3Error as error:
+        assert error.status in (400, 403, 411)
+    else:
+        assert not disconnect and len(data) == reader.size <= 300

@@ -15,6 +15,12 @@ message and status AWS answers for that fault:
   header the request lacks, a signature that does not match.
 
 The signing key is cached per (secret, date, region, service): one HMAC over the string to sign per call.
+
+`verify` is two steps any API may take apart: `read_head` reads and checks the signature's form, date and
+expiry from the head, `check_signature` recomputes it with a secret and a payload hash (with `s3=True`, over
+S3's canonical request, whose path botocore neither normalises nor re-encodes). S3 takes them apart, since
+its body is checked as it streams, after the head (`api.s3sigv4`); each `SignatureRejected` names its
+`fault`, so S3 can answer its own codes.
 """
 
 from __future__ import annotations
