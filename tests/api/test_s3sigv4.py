@@ -176,6 +176,13 @@ def test_malformed_authorization(keys: AccessKeys, alice: AccessKey) -> None:
         assert (error.code, error.status) == ("AuthorizationHeaderMalformed", 400), mangled
 
 
+def test_header_signed_without_a_payload_claim(keys: AccessKeys, alice: AccessKey) -> None:
+    request = one(lambda c: c.head_bucket(Bucket="b"), alice)
+    del request.headers["X-Amz-Content-SHA256"]
+    error = refused(KeyAuthenticator(keys), request)
+    assert (error.code, error.status) == ("InvalidRequest", 400) and "x-amz-content-sha256" in error.message
+
+
 def test_unreadable_payload_claim(keys: AccessKeys, alice: AccessKey) -> None:
     assert alice.secret_access_key is not None
     request = signed_head("https://s3.test/b/k", {}, "sha256-of-nothing", alice.access_key_id,
@@ -192,3 +199,5 @@ def test_without_keys_anything_passes(keys: AccessKeys) -> None:
     [signed] = boto3_requests(lambda c: c.head_bucket(Bucket="b"), "FKIAWHOEVER", "whatever")
     assert authenticate_s3(KeyAuthenticator(keys), signed.scope()).principal is None
     assert authenticate_s3(None, signed.scope()).principal is None
+    sigv2 = WireRequest("GET", "https://s3.test/b/k", {"Authorization": "AWS FKIAWHOEVER:c2ln"}, b"")
+    assert authenticate_s3(KeyAuthenticator(keys), sigv2.scope()).principal is None

@@ -62,17 +62,20 @@ def authenticate_s3(authenticator: Any, scope: Mapping[str, Any], *, now: float 
     authorization = headers.get("authorization", "")
     query = (scope.get("query_string") or b"").decode("latin-1")
     presigned = not authorization and "X-Amz-Algorithm=" in query
+    claim = headers.get("x-amz-content-sha256", "").strip()
+    if not claim and presigned:
+        claim = UNSIGNED
+    _check_claim(claim)
+    if authenticator is None or not authenticator.keyed():
+        return SignedHead(None, claim)
     if authorization.startswith("AWS ") or (not authorization and not presigned and _SIGV2_QUERY.search(query)):
         # boto3 presigns S3 URLs with SigV2 unless its Config says otherwise.
         raise S3Error("InvalidRequest", "The authorization mechanism you have provided is not supported: sign the "
                                         "request with Signature Version 4 (AWS4-HMAC-SHA256; for boto3's "
                                         "presigned URLs, Config(signature_version='s3v4')).")
-    claim = headers.get("x-amz-content-sha256", "").strip()
-    if not claim and presigned:
-        claim = UNSIGNED
-    _check_claim(claim, required=bool(authorization) and authenticator is not None)
-    if authenticator is None:
-        return SignedHead(None, claim)
+    if authorization and not claim:
+        raise S3Error("InvalidRequest", "Missing required header for this request: x-amz-content-sha256: sign "
+                                        "the body's SHA-256 (or UNSIGNED-PAYLOAD) in that header.")
     try:
         verified = authenticator.head(scope, claim, s3=True, max_expires=MAX_PRESIGN_EXPIRES, now=now)
     except SignatureRejected as exc:
@@ -84,11 +87,8 @@ def authenticate_s3(authenticator: Any, scope: Mapping[str, Any], *, now: float 
                       signed.stamp)
 
 
-def _check_claim(claim: str, *, required: bool) -> None:
+def _check_claim(claim: str) -> None:
     if not claim:
-        if required:
-            raise S3Error("InvalidRequest", "Missing required header for this request: x-amz-content-sha256: sign "
-                                            "the body's SHA-256 (or UNSIGNED-PAYLOAD) in that header.")
         return
     if claim in _STREAMING_ECDSA:
         raise S3Error("NotImplemented", f"x-amz-content-sha256 {claim} (SigV4a) is not supported by this server: "
