@@ -218,6 +218,11 @@ def test_tampered_or_unsigned_trailer() -> None:
     assert refused(_signed_head(trailer=True), _signed_headers(trailer=True), stripped).code == "SignatureDoesNotMatch"
 
 
+def test_trailer_appended_to_a_body_signed_without_one() -> None:
+    body = _signed_body()[:-2] + f"x-amz-checksum-crc32:{crc32(DATA)}\r\n\r\n".encode()
+    assert refused(_signed_head(), _signed_headers(), body).code == "InvalidRequest"
+
+
 def test_unsigned_chunk_in_a_signed_body() -> None:
     body = b"%x\r\n%s\r\n0\r\n\r\n" % (len(DATA), DATA)
     assert refused(_signed_head(), _signed_headers(), body).code == "SignatureDoesNotMatch"

@@ -3,17 +3,20 @@ and every fault gets S3's code and status."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.config import Config
 
-from fixtures.s3wire import WireRequest, boto3_requests, signed_head
+from fixtures.s3wire import WireRequest, boto3_requests, receiver, signed_head
 from forklift.api.authn import KeyAuthenticator
 from forklift.api.s3errors import S3Error
-from forklift.api.s3payload import SignedHead, authenticate_s3
+from forklift.api.s3payload import PayloadReader, SignedHead, authenticate_s3
 from forklift.config import load_settings
 from forklift.credentials.accesskeys import AccessKey, AccessKeys
 
@@ -48,7 +51,7 @@ def refused(authenticator: Any, request: WireRequest | dict[str, Any], **kwargs:
 
 @pytest.mark.parametrize("key_name", ["plain.txt", "dir/a b+c~ü//x/../y", "%41 percent", "sp ace/?&=#"])
 @pytest.mark.parametrize("endpoint", ["https://s3.test", "http://s3.test"])
-def test_put_object_verifies_without_its_body(keys: AccessKeys, alice: AccessKey, key_name: str,
+def test_put_object_verifies_without_its_body_then_decodes(keys: AccessKeys, alice: AccessKey, key_name: str,
                                               endpoint: str) -> None:
     request = one(lambda c: c.put_object(Bucket="b", Key=key_name, Body=b"x" * 100), alice, endpoint=endpoint)
     head = authenticate_s3(KeyAuthenticator(keys), request.scope())
@@ -60,6 +63,13 @@ def test_put_object_verifies_without_its_body(keys: AccessKeys, alice: AccessKey
     assert head.seed_signature == request.headers["Authorization"].rpartition("Signature=")[2]
     assert head.stamp == request.headers["X-Amz-Date"]
     assert head.credential_scope == f"{head.stamp[:8]}/us-east-1/s3/aws4_request"
+    data, reader = asyncio.run(_drain(PayloadReader(head, request.lower_headers(), max_bytes=1000), request.body))
+    assert data == b"x" * 100 and reader.checksums == {"crc32": base64.b64encode(zlib.crc32(data).to_bytes(4, "big")
+                                                                                 ).decode()}
+
+
+async def _drain(reader: PayloadReader, body: bytes) -> tuple[bytes, PayloadReader]:
+    return b"".join([piece async for piece in reader.read(receiver(body, range(0, len(body), 9)))]), reader
 
 
 def test_queries_and_virtual_hosted_style(keys: AccessKeys, alice: AccessKey) -> None:

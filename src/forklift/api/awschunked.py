@@ -170,6 +170,8 @@ class ChunkedDecoder:
                                                        "x-amz-trailer-signature: sign the trailer.", 403)
             self._state = _DONE
             return
+        if self.signer is not None and not self.signed_trailer:
+            raise _malformed("a trailer follows the final chunk of a body signed without one")
         name, colon, value = line.decode("latin-1").partition(":")
         name, value = name.strip().lower(), value.strip()
         if not colon or not name:
