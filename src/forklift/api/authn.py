@@ -18,12 +18,30 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from forklift.api.errors import ApiError
-from forklift.api.sigv4 import Principal, SignatureRejected, verify
+from forklift.api.sigv4 import (
+    Principal,
+    SignatureRejected,
+    SignedRequestHead,
+    check_signature,
+    read_head,
+    unknown_key,
+    verify,
+)
 from forklift.credentials.accesskeys import AccessKeys
 from forklift.credentials.policy import CompiledPolicy, compile_policy
 
 REFRESH = 2.0  # seconds a key (or the absence of one) is believed without asking the database
 CACHED_KEYS = 1024  # ids remembered, known or not: a flood of made-up ids asks the database once each
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifiedHead:
+    """A head whose signature checked out, without its body: who signed it (with the key's policy), the
+    derived signing key, and the signature as read, for what chains from it (S3's signed chunks)."""
+
+    principal: Principal
+    signing_key: bytes = dataclasses.field(repr=False)
+    signed: SignedRequestHead
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,8 +105,25 @@ class KeyAuthenticator:
             principal = verify(scope["method"], request_target(scope), scope["headers"], body, lookup)
         except SignatureRejected as exc:
             raise ApiError(exc.code, exc.message, exc.status) from None
-        policy = found[0].policy
-        return principal if policy is None else Principal(principal.access_key_id, principal.name, policy)
+        return _with_policy(principal, found[0])
+
+    def head(self, scope: Mapping[str, Any], payload_hash: str, *, s3: bool = False,
+             max_expires: int | None = None, now: float | None = None) -> VerifiedHead | None:
+        """The signer of this ASGI `scope`'s head alone (None while no key exists), taking `payload_hash` as
+        the body's, or `SignatureRejected` unmapped, for an API with codes of its own (S3: `api.s3sigv4`)."""
+        if not self.keyed():
+            return None
+        signed = read_head(scope["method"], request_target(scope), scope["headers"], max_expires=max_expires,
+                           now=now)
+        known = self._known(signed.access_key_id)
+        if known is None:
+            raise unknown_key()
+        key = check_signature(signed, known.secret, payload_hash, s3=s3)
+        return VerifiedHead(_with_policy(Principal(signed.access_key_id, known.name), known), key, signed)
+
+
+def _with_policy(principal: Principal, known: _Known) -> Principal:
+    return principal if known.policy is None else Principal(principal.access_key_id, principal.name, known.policy)
 
 
 def request_target(scope: Mapping[str, Any]) -> str:

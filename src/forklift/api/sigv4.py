@@ -15,6 +15,12 @@ message and status AWS answers for that fault:
   header the request lacks, a signature that does not match.
 
 The signing key is cached per (secret, date, region, service): one HMAC over the string to sign per call.
+
+`verify` is two steps any API may take apart: `read_head` reads and checks the signature's form, date and
+expiry from the head, `check_signature` recomputes it with a secret and a payload hash (with `s3=True`, over
+S3's canonical request, whose path botocore neither normalises nor re-encodes). S3 takes them apart, since
+its body is checked as it streams, after the head (`api.s3sigv4`); each `SignatureRejected` names its
+`fault`, so S3 can answer its own codes.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from botocore.auth import STREAMING_UNSIGNED_PAYLOAD_TRAILER, UNSIGNED_PAYLOAD, SigV4Auth
+from botocore.auth import STREAMING_UNSIGNED_PAYLOAD_TRAILER, UNSIGNED_PAYLOAD, S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials
@@ -38,7 +44,8 @@ from botocore.credentials import Credentials
 if TYPE_CHECKING:
     from forklift.credentials.policy import CompiledPolicy
 
-__all__ = ["Principal", "SignatureRejected", "verify"]
+__all__ = ["Principal", "SignatureRejected", "SignedRequestHead", "check_signature", "read_head", "unknown_key",
+           "verify"]
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 _SIGV4_TIMESTAMP = "%Y%m%dT%H%M%SZ"
@@ -65,24 +72,38 @@ class Principal:
 
 
 class SignatureRejected(Exception):
-    """A request refused for its signature: `code` is AWS's error code for the answer (`__type`)."""
+    """A request refused for its signature: `code` is AWS's error code for the answer (`__type`), `fault`
+    which of `FAULTS` it is, for an API whose codes tell them apart (S3: `api.s3sigv4`)."""
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(self, code: str, message: str, status: int = 400, *, fault: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
+        self.fault = fault
 
     def __repr__(self) -> str:
         return f"SignatureRejected({self.code!r}, {self.message!r}, status={self.status})"
 
 
-def _incomplete(message: str) -> SignatureRejected:
-    return SignatureRejected("IncompleteSignatureException", message)
+# missing: no signature at all; malformed: not a whole SigV4 one; date: no readable date; skew: signed too far
+# from now; expired: a presigned URL past its X-Amz-Expires; unknown-key; payload: x-amz-content-sha256 is not
+# the body's; mismatch: the signature is not the one the secret makes.
+FAULTS = ("missing", "malformed", "date", "skew", "expired", "unknown-key", "payload", "mismatch")
 
 
-def _invalid(message: str) -> SignatureRejected:
-    return SignatureRejected("InvalidSignatureException", message)
+def unknown_key() -> SignatureRejected:
+    """The refusal of an access key id the key store does not hold."""
+    return SignatureRejected("UnrecognizedClientException", "The security token included in the request is invalid.",
+                             fault="unknown-key")
+
+
+def _incomplete(message: str, fault: str = "malformed") -> SignatureRejected:
+    return SignatureRejected("IncompleteSignatureException", message, fault=fault)
+
+
+def _invalid(message: str, fault: str) -> SignatureRejected:
+    return SignatureRejected("InvalidSignatureException", message, fault=fault)
 
 
 @lru_cache(maxsize=1024)
@@ -117,6 +138,10 @@ class _Recompute(SigV4Auth):
         key = _signing_key(self.credentials.secret_key, request.context["timestamp"][0:8],
                            self._region_name, self._service_name)
         return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+class _S3Recompute(_Recompute, S3SigV4Auth):
+    """The same over S3's canonical request, whose path is the one sent, neither normalised nor re-encoded."""
 
 
 def _header_map(headers: HeaderItems) -> dict[str, list[str]]:
@@ -183,19 +208,44 @@ def _check_skew(stamp: str, signed_at: float, now: float, max_skew: float) -> No
     minutes = f"{max_skew / 60:g} min."
     if signed_at < now - max_skew:
         raise _invalid(f"Signature expired: {stamp} is now earlier than {_format(now - max_skew)} "
-                       f"({_format(now)} - {minutes})")
+                       f"({_format(now)} - {minutes})", "skew")
+    _check_not_ahead(stamp, signed_at, now, max_skew)
+
+
+def _check_not_ahead(stamp: str, signed_at: float, now: float, max_skew: float) -> None:
     if signed_at > now + max_skew:
         raise _invalid(f"Signature not yet current: {stamp} is still later than {_format(now + max_skew)} "
-                       f"({_format(now)} + {minutes})")
+                       f"({_format(now)} + {max_skew / 60:g} min.)", "skew")
 
 
-def verify(method: str, path_and_query: str, headers: HeaderItems, body: bytes, lookup: Lookup, *,
-           now: float | None = None, max_skew: float = 900.0) -> Principal:
-    """The principal who signed this request with SigV4, or `SignatureRejected` with AWS's answer.
+@dataclass(frozen=True)
+class SignedRequestHead:
+    """What a request's head says about its signature, read and checked for form, date and expiry but not
+    yet against a secret: `read_head` makes it, `check_signature` recomputes it."""
 
-    `path_and_query` is the request target as sent (still percent-encoded: ASGI's `raw_path` and
-    `query_string`, not the decoded `path`); `headers` a mapping or (name, value) pairs, str or bytes.
-    """
+    method: str
+    path: str  # as sent, still percent-encoded
+    query: str  # as sent, less a presigned URL's X-Amz-Signature
+    header_map: dict[str, list[str]] = field(repr=False)
+    access_key_id: str
+    scope_date: str
+    region: str
+    service: str
+    signed_headers: tuple[str, ...]
+    signature: str
+    stamp: str
+    presigned: bool
+
+    @property
+    def credential_scope(self) -> str:
+        return f"{self.scope_date}/{self.region}/{self.service}/aws4_request"
+
+
+def read_head(method: str, path_and_query: str, headers: HeaderItems, *, now: float | None = None,
+              max_skew: float = 900.0, max_expires: int | None = None) -> SignedRequestHead:
+    """The signature a request's head carries (Authorization header or presigned query), or
+    `SignatureRejected`. With `max_expires` (S3) a presigned URL must say its `X-Amz-Expires`, at most that,
+    and is good for as long, however long ago it was signed; without, it is also held to `max_skew`."""
     if now is None:
         now = time.time()
     header_map = _header_map(headers)
@@ -212,7 +262,8 @@ def verify(method: str, path_and_query: str, headers: HeaderItems, body: bytes, 
         # The client signed the query without its signature.
         query = "&".join(pair for pair in query.split("&") if pair.partition("=")[0] != "X-Amz-Signature")
     else:
-        raise SignatureRejected("MissingAuthenticationTokenException", "Request is missing Authentication Token")
+        raise SignatureRejected("MissingAuthenticationTokenException", "Request is missing Authentication Token",
+                                fault="missing")
 
     scope = credential.split("/")
     if len(scope) != 5 or not all(scope):
@@ -223,7 +274,7 @@ def verify(method: str, path_and_query: str, headers: HeaderItems, body: bytes, 
         raise _incomplete(f"Credential should be scoped with a valid terminator: 'aws4_request', not "
                           f"'{terminator}'.")
 
-    names = [name.strip().lower() for name in signed_headers.split(";")]
+    names = tuple(name.strip().lower() for name in signed_headers.split(";"))
     if "host" not in names:
         raise _incomplete("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
 
@@ -236,50 +287,85 @@ def verify(method: str, path_and_query: str, headers: HeaderItems, body: bytes, 
         try:
             stamp = parsedate_to_datetime(header_map["date"][0]).astimezone(UTC).strftime(_SIGV4_TIMESTAMP)
         except (TypeError, ValueError):
-            raise _invalid(f"Date must be in RFC 1123 format. Got '{header_map['date'][0]}'.") from None
+            raise _invalid(f"Date must be in RFC 1123 format. Got '{header_map['date'][0]}'.", "date") from None
     else:
         raise _incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. "
-                          f"Authorization={authorization[0] if authorization else ''}")
+                          f"Authorization={authorization[0] if authorization else ''}", "date")
     signed_at = _parse_timestamp(stamp)
     if signed_at is None:
         raise _invalid(f"Date must be in ISO-8601 'basic format'. Got '{stamp}'. "
-                       "See http://en.wikipedia.org/wiki/ISO_8601")
+                       "See http://en.wikipedia.org/wiki/ISO_8601", "date")
     if scope_date != stamp[:8]:
         raise _invalid(f"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from "
-                       f"HTTP: '{scope_date}' != '{stamp[:8]}', from '{stamp}'.")
-    _check_skew(stamp, signed_at, now, max_skew)
+                       f"HTTP: '{scope_date}' != '{stamp[:8]}', from '{stamp}'.", "malformed")
     if presigned:
-        expires = params.get("X-Amz-Expires", "")
-        if expires and not expires.isdigit():
-            raise _incomplete(f"X-Amz-Expires must be a number of seconds, not '{expires}'.")
-        if expires and signed_at + int(expires) < now:
-            raise _invalid(f"Signature expired: {stamp} is now earlier than {_format(now - int(expires))} "
-                           f"({_format(now)} - {expires} sec.)")
+        _check_presign_window(params.get("X-Amz-Expires", ""), stamp, signed_at, now, max_skew, max_expires)
+    else:
+        _check_skew(stamp, signed_at, now, max_skew)
+    return SignedRequestHead(method, path, query, header_map, access_key_id, scope_date, region, service, names,
+                             signature, stamp, presigned)
 
-    found = lookup(access_key_id)
+
+def _check_presign_window(expires: str, stamp: str, signed_at: float, now: float, max_skew: float,
+                          max_expires: int | None) -> None:
+    if max_expires is None:
+        _check_skew(stamp, signed_at, now, max_skew)
+    else:
+        _check_not_ahead(stamp, signed_at, now, max_skew)
+        if not expires:
+            raise _incomplete("AWS query-string parameters must include 'X-Amz-Expires'. "
+                              "Re-examine the query-string parameters.")
+    if expires and not expires.isdigit():
+        raise _incomplete(f"X-Amz-Expires must be a number of seconds, not '{expires}'.")
+    if expires and max_expires is not None and int(expires) > max_expires:
+        raise _incomplete(f"X-Amz-Expires must be less than a week (in seconds) that is; {max_expires}: "
+                          f"sign the URL for at most {max_expires} seconds, not {expires}.")
+    if expires and signed_at + int(expires) < now:
+        raise _invalid(f"Signature expired: {stamp} is now earlier than {_format(now - int(expires))} "
+                       f"({_format(now)} - {expires} sec.)", "expired")
+
+
+def check_signature(head: SignedRequestHead, secret: str, payload_hash: str, *, s3: bool = False) -> bytes:
+    """The signing key, once the head's signature is the one `secret` makes over it with `payload_hash` as
+    the body's (unless the client signed `x-amz-content-sha256`, whose value botocore then signs instead);
+    `SignatureRejected` otherwise. `s3`: S3's canonical request, as botocore's `S3SigV4Auth` makes it."""
+    to_sign = HTTPHeaders()
+    for header in head.signed_headers:
+        values = head.header_map.get(header)
+        if values is None:
+            raise _invalid(_MISMATCH, "mismatch")
+        for value in values:
+            to_sign[header] = value
+    request = AWSRequest(method=head.method,
+                         url=f"http://signed{head.path}" + (f"?{head.query}" if head.query else ""),
+                         headers={n: ",".join(head.header_map[n]) for n in head.signed_headers})
+    request.context["timestamp"] = head.stamp
+    recompute = _S3Recompute if s3 else _Recompute
+    auth = recompute(head.access_key_id, secret, head.service, head.region, to_sign, payload_hash)
+    string_to_sign = auth.string_to_sign(request, auth.canonical_request(request))
+    if not hmac.compare_digest(auth.signature(string_to_sign, request), head.signature):
+        raise _invalid(_MISMATCH, "mismatch")
+    return _signing_key(secret, head.scope_date, head.region, head.service)
+
+
+def verify(method: str, path_and_query: str, headers: HeaderItems, body: bytes, lookup: Lookup, *,
+           now: float | None = None, max_skew: float = 900.0) -> Principal:
+    """The principal who signed this request with SigV4, or `SignatureRejected` with AWS's answer.
+
+    `path_and_query` is the request target as sent (still percent-encoded: ASGI's `raw_path` and
+    `query_string`, not the decoded `path`); `headers` a mapping or (name, value) pairs, str or bytes.
+    """
+    head = read_head(method, path_and_query, headers, now=now, max_skew=max_skew)
+    found = lookup(head.access_key_id)
     if found is None:
-        raise SignatureRejected("UnrecognizedClientException", "The security token included in the request is invalid.")
+        raise unknown_key()
     secret, name = found
 
     body_hash = hashlib.sha256(body).hexdigest()
-    claimed = header_map.get("x-amz-content-sha256")
+    claimed = head.header_map.get("x-amz-content-sha256")
     if claimed is not None:
         value = claimed[0].strip()
         if value not in _UNHASHED_PAYLOADS and value != body_hash:
-            raise _invalid("The provided 'x-amz-content-sha256' header does not match what was computed.")
-
-    to_sign = HTTPHeaders()
-    for header in names:
-        values = header_map.get(header)
-        if values is None:
-            raise _invalid(_MISMATCH)
-        for value in values:
-            to_sign[header] = value
-    request = AWSRequest(method=method, url=f"http://signed{path}" + (f"?{query}" if query else ""),
-                         headers={n: ",".join(v) for n, v in ((n, header_map[n]) for n in names)})
-    request.context["timestamp"] = stamp
-    auth = _Recompute(access_key_id, secret, service, region, to_sign, body_hash)
-    string_to_sign = auth.string_to_sign(request, auth.canonical_request(request))
-    if not hmac.compare_digest(auth.signature(string_to_sign, request), signature):
-        raise _invalid(_MISMATCH)
-    return Principal(access_key_id, name)
+            raise _invalid("The provided 'x-amz-content-sha256' header does not match what was computed.", "payload")
+    check_signature(head, secret, body_hash)
+    return Principal(head.access_key_id, name)
