@@ -25,11 +25,11 @@ from pathlib import Path
 from forklift.cancel import Cancel, Cancelled
 from forklift.config import Settings
 from forklift.control import containers, outcome, staging, status
-from forklift.control.scriptmode import SourceCodeError
 from forklift.control.launching import PlatformFailure, TrainingLauncher
 from forklift.control.logs import LogPump, job_dir
 from forklift.control.models import TrainingJobRow
 from forklift.control.pullaudit import record_pull
+from forklift.control.scriptmode import SourceCodeError
 from forklift.control.settings import ControlSettings
 from forklift.control.store import JobStore
 from forklift.runtime import ContainerHandle, ExitStatus

@@ -38,7 +38,8 @@ from forklift.storage.transfer import copy_object, copy_tree
 from forklift.storage.uri import Location, parse_uri, validate_bucket_name
 
 __all__ = [
-    "SOURCE_BOUNDS", "ArchiveBounds", "BucketAlreadyExists", "BucketInfo", "BucketStore", "ChannelError", "ChannelSource", "EmbeddedBuckets",
+    "SOURCE_BOUNDS", "ArchiveBounds",
+    "BucketAlreadyExists", "BucketInfo", "BucketStore", "ChannelError", "ChannelSource", "EmbeddedBuckets",
     "HostFiles", "HttpsObjects", "InvalidBucketName", "InvalidURI", "LocalFiles", "Location", "NoSuchBucket",
     "NoSuchKey", "ObjectInfo", "ObjectStore", "OutsideFileRoots", "ReadOnlyStore", "S3Backend", "StorageError",
     "UnsafeArchive", "UnsafeKey", "bucket_store", "check_file_uri", "copy_object", "copy_tree", "download_stoppable",
