@@ -27,7 +27,7 @@ BUCKET = "code-bucket"
 
 @pytest.fixture(scope="module")
 def toolkit_image(tmp_path_factory, pki, basic_registry) -> str:
-    return build_toolkit_image(tmp_path_factory, pki, basic_registry, f"docker-local/toolkit-{uuid.uuid4().hex[:8]}")
+    return build_toolkit_image(tmp_path_factory, pki, basic_registry, "toolkit")
 
 
 @pytest.fixture(scope="module")

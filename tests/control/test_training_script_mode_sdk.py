@@ -16,7 +16,6 @@ import os
 import subprocess
 import tarfile
 import textwrap
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,7 +87,7 @@ def test_the_sdks_sklearn_estimator_runs_the_users_entry_point(server, moto, s3,
                                                                tmp_path_factory, tmp_path):
     if not SDK_V2_PYTHON.exists():
         pytest.fail(f"{SDK_V2_PYTHON} is missing: `make test` installs it (WITH_SDK_V2=1 scripts/setup.sh)")
-    image = build_toolkit_image(tmp_path_factory, pki, basic_registry, f"docker-local/sdk-toolkit-{uuid.uuid4().hex[:8]}")
+    image = build_toolkit_image(tmp_path_factory, pki, basic_registry, "sdk-toolkit")
     source = tmp_path / "src"
     source.mkdir()
     (source / "train.py").write_text(TRAIN_PY)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-import uuid
 
 import pytest
 from inference_support import ROLE, VPC, create_config, function_arn, unique, wait_status
@@ -22,7 +21,7 @@ MODEL = {"weights": [2.0, 3.0], "bias": 1.0}
 
 @pytest.fixture(scope="module")
 def toolkit_image(tmp_path_factory, pki, basic_registry) -> str:
-    return build_toolkit_image(tmp_path_factory, pki, basic_registry, f"docker-local/serve-toolkit-{uuid.uuid4().hex[:8]}")
+    return build_toolkit_image(tmp_path_factory, pki, basic_registry, "serve-toolkit")
 
 
 def model_tar_gz(files: dict[str, str]) -> bytes:
