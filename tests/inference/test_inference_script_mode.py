@@ -14,6 +14,11 @@ import pytest
 from inference_support import ROLE, VPC, create_config, function_arn, unique, wait_status
 
 from fixtures.sagemaker_toolkit import INFERENCE_PY, build_toolkit_image, put_object, sourcedir_tar_gz
+from forklift.config import Settings
+from forklift.control.inference import instances as inst
+from forklift.control.kubernetes.endpoints import variant_objects
+from forklift.control.scriptmode import endpoint_container
+from forklift.kube.settings import KubeSettings
 from forklift.storage import BucketAlreadyExists, EmbeddedBuckets
 
 MODEL = {"weights": [2.0, 3.0], "bias": 1.0}
@@ -92,3 +97,22 @@ def test_a_missing_code_archive_fails_the_endpoint_naming_the_variable(server, s
     assert (f"Variant AllTraffic: the code archive SAGEMAKER_SUBMIT_DIRECTORY names ({missing}) could not be "
             f"staged into /opt/ml/code: no such object: {missing}") in endpoint["FailureReason"]
     sagemaker.delete_endpoint(EndpointName=name)
+
+
+def test_on_kubernetes_each_replica_mounts_the_staged_code_read_only(tmp_path):
+    """The server stages the code onto the claim beside the model data; the Deployment's pods mount both."""
+    settings = Settings(home=tmp_path)
+    generation = tmp_path / "endpoints" / "ep" / "AllTraffic-g1"
+    container = endpoint_container({"Image": "registry.example/model:1", "Environment": {
+        "SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "s3://models/src/sourcedir.tar.gz"}})
+    prepared = inst.PreparedVariant("AllTraffic", "model-a", container, None, {}, generation / "model", None,
+                                    {"ResolvedImage": f"registry.example/model@sha256:{'a' * 64}"},
+                                    code_dir=generation / "code")
+    made = variant_objects(settings, KubeSettings(namespace="ml", volume_claim="home"), "ep", prepared, 1, 1)
+    (deployment,) = [obj for obj in made if obj["kind"] == "Deployment"]
+    (pod_container,) = deployment["spec"]["template"]["spec"]["containers"]
+    mounts = {m["mountPath"]: (m["subPath"], m.get("readOnly", False)) for m in pod_container["volumeMounts"]}
+    assert mounts == {"/opt/ml/model": ("endpoints/ep/AllTraffic-g1/model", True),
+                      "/opt/ml/code": ("endpoints/ep/AllTraffic-g1/code", True)}
+    env = {e["name"]: e["value"] for e in pod_container["env"]}
+    assert env["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/code"
