@@ -6,7 +6,9 @@ and write nothing outside the job's code directory."""
 
 from __future__ import annotations
 
+import io
 import json
+import shutil
 import tarfile
 import uuid
 from collections.abc import Iterator
@@ -136,7 +138,6 @@ def test_a_corrupt_archive_fails_the_job(server, toolkit_image):
 
 
 def _tar(*members: tuple[tarfile.TarInfo, bytes | None]) -> bytes:
-    import io
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for info, data in members:
@@ -174,10 +175,17 @@ HOSTILE = {
 }
 
 
+@pytest.fixture(scope="module")
+def outside() -> Iterator[Path]:
+    """A directory outside the job's, which the hostile archives aim at."""
+    OUTSIDE.mkdir()
+    yield OUTSIDE
+    shutil.rmtree(OUTSIDE)
+
+
 @pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_a_hostile_archive_fails_the_job_and_writes_nothing_outside(server, toolkit_image, case):
+def test_a_hostile_archive_fails_the_job_and_writes_nothing_outside(server, toolkit_image, outside, case):
     build, refusal = HOSTILE[case]
-    OUTSIDE.mkdir(exist_ok=True)
     sagemaker = server.client("sagemaker")
     name = unique(f"script-{case}")
     uri = put_code(server, name, build())
@@ -189,5 +197,5 @@ def test_a_hostile_archive_fails_the_job_and_writes_nothing_outside(server, tool
                              "staged into /opt/ml/code: ") and refusal in reason, reason
     job_dir = server.home / "jobs" / name
     assert not (job_dir / "code").exists()  # the partial code is removed
-    assert not (job_dir / "escape").exists() and list(OUTSIDE.iterdir()) == []
+    assert not (job_dir / "escape").exists() and list(outside.iterdir()) == []
     assert sorted(p.name for p in job_dir.iterdir()) == ["input"], "only the config was written"
