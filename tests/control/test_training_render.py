@@ -116,3 +116,18 @@ def test_an_unknown_job_is_a_one_line_error_naming_it(render_server):
     assert missing.stderr.strip() == "Error: ResourceNotFound: Training job no-such-job does not exist on this server."
     both = render_server.forklift("k8s", "render", "--training-job", "a", "--endpoint", "b")
     assert both.returncode == 2 and "name exactly one of --training-job NAME and --endpoint NAME" in both.stderr
+
+
+def test_a_script_mode_job_mounts_its_staged_code_from_the_claim(render_server, training_images):
+    """Script mode on Kubernetes: the server stages the code into the job's directory on the claim, as it
+    stages channels, and the pod mounts it at /opt/ml/code, writable as the toolkit expects."""
+    settings = load_settings(render_server.home)
+    request = job_request("script-mode", training_images.python, HyperParameters={
+        "sagemaker_program": '"train.py"', "sagemaker_submit_directory": '"s3://code/src/sourcedir.tar.gz"'})
+    row = TrainingJobRow(name="script-mode", arn="arn:aws:sagemaker:us-east-1:000000000000:training-job/script-mode",
+                         request=request, resolved_image=None, container_name=None)
+    (container,) = training_job_objects(settings, kube_settings(settings), row)[-1]["spec"]["template"]["spec"][
+        "containers"]
+    code = {m["mountPath"]: m for m in container["volumeMounts"]}["/opt/ml/code"]
+    assert code == {"name": "forklift-home", "mountPath": "/opt/ml/code",
+                    "subPath": f"{SUBPATH}/jobs/script-mode/code"}

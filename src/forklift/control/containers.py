@@ -16,7 +16,7 @@ from pathlib import Path
 
 from forklift import labels
 from forklift.config import Settings
-from forklift.control import staging
+from forklift.control import scriptmode, staging
 from forklift.control.launching import TrainingContainer
 from forklift.control.models import TrainingJobRow
 from forklift.runtime import Mount
@@ -49,6 +49,9 @@ def training_container(settings: Settings, row: TrainingJobRow, directory: Path,
               Mount(paths["config"], "/opt/ml/input/config", read_only=True),
               Mount(paths["model"], "/opt/ml/model"),
               Mount(paths["output"], "/opt/ml/output"), *extra_mounts]
+    if scriptmode.training_code_uri(request) is not None:
+        # read-write, as on SageMaker: the toolkit may pip-install the code or chmod its entry point
+        mounts.append(Mount(paths["code"], scriptmode.CODE_DIR))
     limit = (request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
     return TrainingContainer(name=name or container_name(row.name), job=row.name, directory=directory,
                              image=algorithm["TrainingImage"], resolved_image=resolved, entrypoint=entrypoint,

@@ -22,6 +22,7 @@ from forklift.runtime import (
     Runtime,
     SpecError,
     hand_over,
+    hand_over_tree,
     image_user,
 )
 
@@ -74,13 +75,16 @@ class LocalTrainingLauncher:
 
     @staticmethod
     def _hand_outputs_to_the_image_user(spec: ContainerSpec, container: TrainingContainer) -> None:
-        """The image's `User` must be able to write /opt/ml/model and /opt/ml/output, as on SageMaker."""
+        """The image's `User` must be able to write /opt/ml/model and /opt/ml/output, as on SageMaker, and
+        own the code script mode staged, as the toolkit expects (it may install it in place)."""
         try:
             user = image_user(spec)
         except SpecError as exc:
             raise PlatformFailure(f"ClientError: the training image's User cannot run the job: {exc}") from exc
         paths = staging.job_paths(container.directory)
         hand_over([paths["model"], paths["output"], paths["output"] / "data"], user)
+        if any(mount.source == paths["code"] for mount in container.mounts):
+            hand_over_tree(paths["code"], user)
 
     def adopt(self, name: str) -> ContainerHandle | None:
         return self.runtime.adopt(name)

@@ -29,6 +29,7 @@ from forklift.control.launching import PlatformFailure, TrainingLauncher
 from forklift.control.logs import LogPump, job_dir
 from forklift.control.models import TrainingJobRow
 from forklift.control.pullaudit import record_pull
+from forklift.control.scriptmode import SourceCodeError
 from forklift.control.settings import ControlSettings
 from forklift.control.store import JobStore
 from forklift.runtime import ContainerHandle, ExitStatus
@@ -169,6 +170,8 @@ class JobRunner:
         except Exception as exc:
             if self.cancel.is_set():
                 raise JobStopped() from exc
+            if isinstance(exc, SourceCodeError):
+                raise PlatformFailure(f"ClientError: {exc}") from exc
             raise PlatformFailure(f"ClientError: input data could not be downloaded: {exc}") from exc
         self._check_stop()
         container = containers.training_container(self.settings, row, self.directory, resolved, staged.mounts,

@@ -6,6 +6,7 @@
         input/data/<channel>_0             Pipe mode: a FIFO, fed by a thread while the job runs
         pipe/<channel>/                    Pipe mode: the staged objects the feeder streams
         model/  output/  output/data/      -> /opt/ml/model, /opt/ml/output
+        code/                              script mode: sagemaker_submit_directory unpacked -> /opt/ml/code
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from forklift.cancel import NEVER, Cancel
 from forklift.config import Settings
+from forklift.control import scriptmode
 from forklift.errors import DiskFull, is_disk_full
 from forklift.runtime import Mount
 from forklift.storage import stage_channel
@@ -39,13 +41,14 @@ class StagedInput:
 def job_paths(directory: Path) -> dict[str, Path]:
     return {"config": directory / "input" / "config", "data": directory / "input" / "data",
             "pipe": directory / "pipe", "model": directory / "model", "output": directory / "output",
-            "container": directory / "container"}
+            "container": directory / "container", "code": directory / "code"}
 
 
 def write_config(directory: Path, request: dict, instance_type: str | None) -> None:
     config = job_paths(directory)["config"]
     config.mkdir(parents=True, exist_ok=True)
-    hyper = {str(k): str(v) for k, v in (request.get("HyperParameters") or {}).items()}
+    hyper = scriptmode.container_hyperparameters(
+        {str(k): str(v) for k, v in (request.get("HyperParameters") or {}).items()})
     resource = {"current_host": HOST, "hosts": [HOST], "network_interface_name": "eth0",
                 "current_instance_type": instance_type or "local",
                 "current_group_name": "homogeneousCluster",
@@ -87,14 +90,18 @@ def stage_inputs(directory: Path, request: dict, settings: Settings, cancel: Can
     """Download every channel; returns the extra mounts (FastFile, read-only) and the Pipe FIFOs. After a
     stop (`cancel`) no further object is begun.
 
-    A channel that fails takes what was staged with it: a disk that filled gets its space back for the
-    next job (and the error says so, `DiskFull`).
+    Script mode's code archive (`scriptmode`) is unpacked into `code/` first; its failure is a
+    `SourceCodeError`. A channel that fails takes what was staged with it: a disk that filled gets its
+    space back for the next job (and the error says so, `DiskFull`).
     """
     paths = job_paths(directory)
     try:
+        code = scriptmode.training_code_uri(request)
+        if code is not None:
+            scriptmode.stage_code(code, paths["code"], settings, scriptmode.HYPERPARAMETER, cancel)
         return _stage(paths, request, settings, directory, cancel)
     except Exception as exc:
-        for partial in (paths["data"], paths["pipe"]):
+        for partial in (paths["data"], paths["pipe"], paths["code"]):
             shutil.rmtree(partial, ignore_errors=True)
         if is_disk_full(exc):
             raise DiskFull(settings.home) from exc

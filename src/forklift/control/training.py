@@ -12,7 +12,7 @@ import time
 from typing import Any, Protocol
 
 from forklift.config import Settings
-from forklift.control import status
+from forklift.control import scriptmode, status
 from forklift.control.errors import InvalidRequest, JobInUse, JobNotFound
 from forklift.control.imageaccess import TRAINING, check_image_access
 from forklift.control.instance_types import UnknownInstanceType, resolve_instance_type
@@ -125,6 +125,7 @@ class TrainingService:
                 for i, channel in enumerate(request.get("InputDataConfig") or [])]
         uris.append(("OutputDataConfig.S3OutputPath", (request.get("OutputDataConfig") or {}).get("S3OutputPath")))
         uris.append(("CheckpointConfig.S3Uri", (request.get("CheckpointConfig") or {}).get("S3Uri")))
+        uris.append((f"HyperParameters.{scriptmode.HYPERPARAMETER}", scriptmode.training_code_uri(request)))
         for field, uri in uris:
             if uri:
                 try:

@@ -6,6 +6,8 @@ bytes. Extraction trusts nothing in the archive: only regular files, directories
 links to earlier members are accepted; absolute names, `..` components, symlinks pointing outside
 the destination (directly or through other symlinks) and writes through symlinks are refused with
 UnsafeArchive. tarfile's own extract() is not used, so the rules here are the only ones that apply.
+An `ArchiveBounds` caps what one extraction may write (regular files' bytes by their headers, and
+entries), counted before each entry is made, so a gzip bomb is refused at its first header.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import shutil
 import stat
 import tarfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from forklift.storage.atomic import atomic_path
@@ -60,14 +63,22 @@ def _sorted_entries(root: Path) -> list[Path]:
     return sorted(entries, key=lambda p: p.relative_to(root).parts)
 
 
-def extract_tar_gz(archive: Path, dest_dir: Path) -> list[str]:
+@dataclass(frozen=True)
+class ArchiveBounds:
+    """The most one extraction may write: bytes of regular files (by their headers) and entries."""
+
+    max_bytes: int
+    max_entries: int
+
+
+def extract_tar_gz(archive: Path, dest_dir: Path, bounds: ArchiveBounds | None = None) -> list[str]:
     """Unpack a .tar.gz (or plain .tar) into dest_dir; return the member names written.
 
     On UnsafeArchive dest_dir may hold the members before the refused one: discard it.
     """
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
-    extractor = _Extractor(dest_dir)
+    extractor = _Extractor(dest_dir, bounds)
     try:
         with tarfile.open(archive, mode="r|*") as tar:
             for member in tar:
@@ -85,8 +96,10 @@ def extract_tar_gz(archive: Path, dest_dir: Path) -> list[str]:
 
 
 class _Extractor:
-    def __init__(self, dest: Path) -> None:
+    def __init__(self, dest: Path, bounds: ArchiveBounds | None = None) -> None:
         self.dest = dest
+        self.bounds = bounds
+        self.written_bytes = 0
         self.real_dest = os.path.realpath(dest)
         self.names: list[str] = []
         self.symlinks: list[tuple[str, Path]] = []
@@ -97,6 +110,7 @@ class _Extractor:
         if not parts:
             return  # "./" itself: the destination already exists
         target = self.dest.joinpath(*parts)
+        self._count(member)
         if member.isdir():
             self._make_dir(target, member.name)
         elif member.isfile():
@@ -121,6 +135,25 @@ class _Extractor:
             raise UnsafeArchive(f"member {member.name!r} is a {_kind(member)}; only files, directories and "
                                 f"symlinks may be in a model archive")
         self.names.append("/".join(parts))
+
+    def _count(self, member: tarfile.TarInfo) -> None:
+        """Refuse the entry that would take the extraction past its bounds, before it is made."""
+        if self.bounds is None:
+            return
+        if len(self.names) + 1 > self.bounds.max_entries:
+            raise UnsafeArchive(f"the archive has more than {self.bounds.max_entries:,} entries")
+        if member.isfile() or member.islnk():  # a hard link is written out as a copy
+            size = member.size if member.isfile() else self._earlier_size(member)
+            self.written_bytes += size
+            if self.written_bytes > self.bounds.max_bytes:
+                raise UnsafeArchive(f"the archive unpacks to more than {self.bounds.max_bytes:,} bytes")
+
+    def _earlier_size(self, member: tarfile.TarInfo) -> int:
+        try:
+            source = self.files.get(_member_parts(member.linkname))
+        except UnsafeArchive:
+            return 0  # refused when it is made
+        return os.lstat(source).st_size if source is not None else 0
 
     def _make_dir(self, directory: Path, name: str) -> None:
         """Create `directory` and its parents, after checking that with symlinks resolved it stays inside."""

@@ -7,7 +7,9 @@
 
 Files live under `$FORKLIFT_HOME/endpoints/<endpoint>/`: `events.log` (what the fleet did),
 `<variant>-g<generation>/model` (extracted once, mounted read-only in every instance; downloaded into
-a `.downloading-*` directory of its own first),
+a `.downloading-*` directory of its own first), `<variant>-g<generation>/code` (script mode: the
+archive SAGEMAKER_SUBMIT_DIRECTORY names, unpacked once the same way and mounted read-only at
+/opt/ml/code, the variable then naming that; `control.scriptmode`),
 `instances/<container>/` (each container's state and stdout/stderr) and `logs/` (the same events and
 output as CloudWatch log streams, see `logs`).
 """
@@ -35,6 +37,7 @@ from forklift.control.inference.logs import record_fleet_event
 from forklift.control.inference.models import EndpointRow, ModelRow
 from forklift.control.instance_types import UnknownInstanceType, resolve_instance_type
 from forklift.control.pullaudit import record_pull
+from forklift.control.scriptmode import ENVIRONMENT, SourceCodeError, endpoint_code_uri, endpoint_container, stage_code
 from forklift.fslock import locked
 from forklift.images.imagestore import ImageStore
 from forklift.images.rootfs import pull_and_prepare
@@ -80,6 +83,7 @@ class PreparedVariant:
     pull_credentials: tuple[str, str] | None = field(default=None, repr=False)  # for a cluster's pull Secret
     isolated: bool = False  # the model's EnableNetworkIsolation
     vpc: bool = False  # the model has a VpcConfig
+    code_dir: Path | None = None  # script mode: the staged code, mounted at /opt/ml/code
 
 
 def prepare_variant(settings: Settings, directory: Path, variant: dict, model: ModelRow, generation: int,
@@ -99,13 +103,14 @@ def prepare_variant(settings: Settings, directory: Path, variant: dict, model: M
             raise
         raise DeployFailure(f"Variant {name}: the image could not be pulled: {image_failure(resolved, exc)}") from exc
     record_variant_pull(settings, endpoint, resolved, digest=prepared.image.digest)
-    model_dir = fetch_model_data(settings, directory, variant, container, generation,
-                                 lambda path: _hand_model_to_the_image_user(path, prepared.rootfs, prepared.config),
-                                 cancel)
-    return PreparedVariant(name, model.name, container, prepared.rootfs, prepared.config, model_dir,
-                           variant.get("InstanceType"),
+    def hand_over(path: Path) -> None:
+        _hand_model_to_the_image_user(path, prepared.rootfs, prepared.config)
+    model_dir = fetch_model_data(settings, directory, variant, container, generation, hand_over, cancel)
+    code_dir = fetch_code(settings, directory, variant, container, generation, hand_over, cancel)
+    return PreparedVariant(name, model.name, endpoint_container(container), prepared.rootfs, prepared.config,
+                           model_dir, variant.get("InstanceType"),
                            {"SpecifiedImage": container["Image"], "ResolvedImage": resolved,
-                            "ResolutionTime": model.resolution_time})
+                            "ResolutionTime": model.resolution_time}, code_dir=code_dir)
 
 
 def fetch_model_data(settings: Settings, directory: Path, variant: dict, container: dict, generation: int,
@@ -122,6 +127,38 @@ def fetch_model_data(settings: Settings, directory: Path, variant: dict, contain
         hand_over(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     return model_dir
+
+
+def fetch_code(settings: Settings, directory: Path, variant: dict, container: dict, generation: int,
+               hand_over: Callable[[Path], None], cancel: Cancel = NEVER) -> Path | None:
+    """Script mode: the archive the container's SAGEMAKER_SUBMIT_DIRECTORY names, unpacked once per
+    generation beside its model data (after it: putting the model in place replaces the generation's
+    directory); None when there is none to stage. `Cancelled` on a stop."""
+    uri = endpoint_code_uri(container)
+    if uri is None:
+        return None
+    name = variant["VariantName"]
+    generation_dir = directory / f"{name}-g{generation}"
+    code_dir, marker = generation_dir / "code", generation_dir / "code-extracted"
+    if marker.exists() and marker.read_text() == uri:
+        return code_dir  # instances may be serving from it: never unpacked again under them
+    work = Path(tempfile.mkdtemp(prefix=f"{_DOWNLOADING}code-{generation_dir.name}-", dir=directory))
+    try:
+        try:
+            cancel.call(lambda: stage_code(uri, work / "code", settings, ENVIRONMENT, cancel),
+                        name=f"code-{name}")
+        except SourceCodeError as exc:
+            raise DeployFailure(f"Variant {name}: {exc}") from exc
+        hand_over(work / "code")
+        with _model_dirs_locked(directory):
+            cancel.raise_if_set()  # under the lock: `remove_model_dirs` cannot have run since
+            generation_dir.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(code_dir, ignore_errors=True)  # an earlier attempt's, never marked extracted
+            os.rename(work / "code", code_dir)
+            marker.write_text(uri)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return code_dir
 
 
 def _hand_model_to_the_image_user(model_dir: Path, rootfs: Path, image_config: dict) -> None:
@@ -209,10 +246,13 @@ def start_instance(runtime: Runtime, prepared: PreparedVariant, endpoint: str, d
             pass
     container = prepared.container
     assert prepared.rootfs is not None, "a variant prepared for a cluster, not for this machine"
+    mounts = [Mount(prepared.model_dir, "/opt/ml/model", read_only=True)]
+    if prepared.code_dir is not None:
+        mounts.append(Mount(prepared.code_dir, "/opt/ml/code", read_only=True))
     spec = ContainerSpec(
         name=name, rootfs=prepared.rootfs, state_dir=directory / "instances" / name,
         image_config=prepared.image_config, args=["serve"], env=dict(container.get("Environment") or {}),
-        mounts=[Mount(prepared.model_dir, "/opt/ml/model", read_only=True)], cpus=cpus, memory_bytes=memory,
+        mounts=mounts, cpus=cpus, memory_bytes=memory,
         pids_limit=pids_limit, network="isolated", hostname=container.get("ContainerHostname"),
         labels={labels.ENDPOINT: endpoint, labels.VARIANT: prepared.name})
     return runtime.start(spec)

@@ -31,6 +31,7 @@ from forklift.control.inference.store import InferenceStore
 from forklift.control.kubernetes.pullrefresh import PullSource, SecretRefresher, pull_credentials
 from forklift.control.kubernetes.training import instance_resources
 from forklift.control.launching import PlatformFailure
+from forklift.control.scriptmode import endpoint_container
 from forklift.control.settings import control_settings
 from forklift.credentials.chain import prefetch
 from forklift.kube import names, objects, podstate
@@ -177,10 +178,11 @@ def variant_objects(settings: Settings, kube: KubeSettings, endpoint: str, prepa
         registry = parse(prepared.deployed_image["ResolvedImage"]).registry
         made.append(objects.pull_secret(secret, registry, *prepared.pull_credentials, of.labels, kube))
     container = prepared.container
+    mounts = [objects.ClaimMount(home_path(settings.home, prepared.model_dir), "/opt/ml/model", read_only=True)]
+    if prepared.code_dir is not None:
+        mounts.append(objects.ClaimMount(home_path(settings.home, prepared.code_dir), "/opt/ml/code", read_only=True))
     plan = objects.PodPlan(image=prepared.deployed_image["ResolvedImage"], args=["serve"],
-                           env=dict(container.get("Environment") or {}),
-                           mounts=(objects.ClaimMount(home_path(settings.home, prepared.model_dir), "/opt/ml/model",
-                                                      read_only=True),),
+                           env=dict(container.get("Environment") or {}), mounts=tuple(mounts),
                            pull_secret=secret, labels=of.labels, port=objects.SERVING_PORT,
                            hostname=container.get("ContainerHostname"),
                            **instance_resources(prepared.instance_type))
@@ -246,10 +248,12 @@ class KubernetesInstanceLauncher:
         if credentials is not None and endpoint is not None:
             self._sources[(endpoint.name, name, generation)] = variant_source(model)
         model_dir = inst.fetch_model_data(self.settings, directory, variant, container, generation, _readable, cancel)
-        return inst.PreparedVariant(name, model.name, container, None, {}, model_dir, variant.get("InstanceType"),
+        code_dir = inst.fetch_code(self.settings, directory, variant, container, generation, _readable, cancel)
+        return inst.PreparedVariant(name, model.name, endpoint_container(container), None, {}, model_dir,
+                                    variant.get("InstanceType"),
                                     {"SpecifiedImage": container["Image"], "ResolvedImage": resolved,
                                      "ResolutionTime": model.resolution_time}, pull_credentials=credentials,
-                                    **network_of(model))
+                                    code_dir=code_dir, **network_of(model))
 
     def render(self, endpoint: str, prepared: inst.PreparedVariant, generation: int, replicas: int) -> list[dict]:
         return variant_objects(self.settings, self.kube, endpoint, prepared, generation, replicas)

@@ -29,6 +29,7 @@ from forklift.control.kubernetes.training import obtain_image, training_objects
 from forklift.control.launching import PlatformFailure
 from forklift.control.logs import job_dir
 from forklift.control.models import TrainingJobRow
+from forklift.control.scriptmode import endpoint_code_uri
 from forklift.kube.errors import KubeError
 from forklift.kube.pullsecrets import REDACTED, redacted
 from forklift.kube.settings import KubeSettings
@@ -79,13 +80,14 @@ def endpoint_objects(settings: Settings, kube: KubeSettings, store: InferenceSto
             reason = image_failure(model.resolved_image, exc)
             raise RenderFailed(f"variant {variant['VariantName']}: {reason}") from None
         container = dict(model_container(model.request))
+        generation_dir = directory / f"{variant['VariantName']}-g{row.generation}"
+        code_dir = generation_dir / "code" if endpoint_code_uri(container) else None
         # What is asked is DescribeEndpoint: the model's environment (often keys) is DescribeModel's to show.
         container["Environment"] = {key: REDACTED for key in container.get("Environment") or {}}
         prepared = inst.PreparedVariant(
             variant["VariantName"], model.name, container, None, {},
-            directory / f"{variant['VariantName']}-g{row.generation}" / "model", variant.get("InstanceType"),
-            {"ResolvedImage": model.resolved_image},
-            pull_credentials=PLACEHOLDER_CREDENTIALS if needs_secret else None, **network_of(model))
+            generation_dir / "model", variant.get("InstanceType"), {"ResolvedImage": model.resolved_image},
+            pull_credentials=PLACEHOLDER_CREDENTIALS if needs_secret else None, code_dir=code_dir, **network_of(model))
         replicas = counts.get(variant["VariantName"]) or int(variant.get("InitialInstanceCount") or 1)
         try:
             made += variant_objects(settings, kube, name, prepared, row.generation, int(replicas))
