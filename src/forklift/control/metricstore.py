@@ -156,7 +156,8 @@ class MetricStore:
             rows = session.scalars(select(MetricPointRow).where(
                 MetricPointRow.namespace == series.namespace, MetricPointRow.metric_name == series.metric_name,
                 MetricPointRow.dimensions == series.dimensions, MetricPointRow.timestamp >= start,
-                MetricPointRow.timestamp < end).order_by(MetricPointRow.timestamp, MetricPointRow.id).limit(limit)).all()
+                MetricPointRow.timestamp < end)
+                .order_by(MetricPointRow.timestamp, MetricPointRow.id).limit(limit)).all()
         return [_aggregate(row) for row in rows]
 
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from forklift.config import Settings
 from forklift.control.backend import Backend, LocalBackend
 from forklift.control.inference import Inference
+from forklift.control.inference.invocationmetrics import InvocationMetrics
 from forklift.control.inference.logs import GROUP_PREFIX, EndpointLogSource
 from forklift.control.logs import GROUP, TrainingLogSource
-from forklift.control.inference.invocationmetrics import InvocationMetrics
 from forklift.control.logsource import LogSource, MergedLogSource
 from forklift.control.metricstore import MetricStore
 from forklift.control.scheduler import Scheduler

@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "AWS/SageMaker"
 FLUSH_SECONDS = 5.0
-_COUNTS = ("Invocations", "Invocation4XXErrors", "Invocation5XXErrors")
 _LATENCIES = ("ModelLatency", "OverheadLatency")
 
 
