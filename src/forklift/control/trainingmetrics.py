@@ -1,7 +1,9 @@
 """A training job's `AlgorithmSpecification.MetricDefinitions`, applied to its log lines as SageMaker
 does: each definition's regex is searched in each line the container writes, and the first capture
 group (the whole match when it has none), read as a float, is a point of the metric `Name` in
-namespace `/aws/sagemaker/TrainingJobs`, dimension `Host=<job>/algo-1`, at the line's time.
+namespace `/aws/sagemaker/TrainingJobs` at the line's time, in two series: dimension
+`Host=<job>/algo-1` (SageMaker's per-host series) and `TrainingJobName=<job>` (the one the SDK's
+`TrainingJobAnalytics` asks for).
 
 The regexes are the user's, so they run on RE2 (time linear in the line, no backtracking): one
 `re2.Set` pass tells which definitions match a line at all, and only those are searched for their
@@ -41,6 +43,11 @@ _OPTIONS.max_mem = 8 << 20  # a regex whose program needs more than this is refu
 
 def host_dimensions(job: str) -> str:
     return dimension_key({"Host": f"{job}/algo-1"})
+
+
+def job_dimensions(job: str) -> str:
+    """The series the SageMaker SDK's `TrainingJobAnalytics` reads (dimension `TrainingJobName`)."""
+    return dimension_key({"TrainingJobName": job})
 
 
 @dataclass(frozen=True)
@@ -133,10 +140,11 @@ class TrainingMetrics:
         replaces: list[tuple[float, Aggregate]] = []
         for name, points in samples.items():
             fresh, rewrite, old = self._apply(name, points)
-            series = Series(NAMESPACE, name, self.dimensions)
-            inserts += [_sample(series, second, value) for second, value in fresh.items()]
-            if rewrite is not None:
-                replaces.append((old, _sample(series, *rewrite)))
+            for dimensions in (self.dimensions, job_dimensions(self.job)):  # the same points in both series
+                series = Series(NAMESPACE, name, dimensions)
+                inserts += [_sample(series, second, value) for second, value in fresh.items()]
+                if rewrite is not None:
+                    replaces.append((old, _sample(series, *rewrite)))
         self.store.write_samples(inserts, replaces)
 
     def _apply(self, name: str, points: list[tuple[float, float]]
