@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from botocore.exceptions import ClientError
-from conftest import CREDENTIALS, REGION
 
+from conftest import CREDENTIALS, REGION
 from fixtures.cloudwatch import PROTOCOLS, cloudwatch_client
 from forklift.control.metricstore import Aggregate, MetricStore, Series
 

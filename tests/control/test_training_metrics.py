@@ -53,9 +53,10 @@ def test_metric_lines_become_final_metrics_and_cloudwatch_series(server, sagemak
     assert sorted(m["MetricName"] for m in listed["Metrics"]) == ["epoch", "train:accuracy", "train:loss"]
     window = {"StartTime": job["TrainingStartTime"] - timedelta(minutes=1),
               "EndTime": job["TrainingEndTime"] + timedelta(minutes=1)}
+    host = [{"Name": "Host", "Value": f"{name}/algo-1"}]
     answer = cloudwatch.get_metric_data(MetricDataQueries=[{"Id": "loss", "MetricStat": {"Metric": {
-        "Namespace": NAMESPACE, "MetricName": "train:loss", "Dimensions": [{"Name": "Host", "Value": f"{name}/algo-1"}]},
-        "Period": 1, "Stat": "Maximum"}}], ScanBy="TimestampAscending", **window)
+        "Namespace": NAMESPACE, "MetricName": "train:loss", "Dimensions": host}, "Period": 1, "Stat": "Maximum"}}],
+        ScanBy="TimestampAscending", **window)
     assert answer["MetricDataResults"][0]["Values"] == [0.9, 0.5, 0.25]
     statistics = cloudwatch.get_metric_statistics(
         Namespace=NAMESPACE, MetricName="epoch", Dimensions=[{"Name": "TrainingJobName", "Value": name}],

@@ -43,7 +43,8 @@ def test_invocations_are_counted_per_variant(server, sagemaker, runtime_client, 
     assert latency["SampleCount"] == CALLS + 1 and 0 < latency["Minimum"] <= latency["Maximum"]
     assert sums(cloudwatch, endpoint, "OverheadLatency", ("SampleCount",))["SampleCount"] == CALLS + 1
 
-    listed = cloudwatch.list_metrics(Namespace="AWS/SageMaker", Dimensions=[{"Name": "EndpointName", "Value": endpoint}])
+    listed = cloudwatch.list_metrics(Namespace="AWS/SageMaker",
+                                     Dimensions=[{"Name": "EndpointName", "Value": endpoint}])
     assert {m["MetricName"] for m in listed["Metrics"]} == {
         "Invocations", "Invocation4XXErrors", "Invocation5XXErrors", "ModelLatency", "OverheadLatency"}
     assert all(sorted(d["Name"] for d in m["Dimensions"]) == ["EndpointName", "VariantName"] for m in listed["Metrics"])
