@@ -13,8 +13,8 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import CREDENTIALS, REGION
 from fixtures.cloudwatch import PROTOCOLS, cloudwatch_client
+from fixtures.serve import CREDENTIALS, REGION
 from forklift.control.metricstore import Aggregate, MetricStore, Series
 
 NAMESPACE = "/aws/sagemaker/TrainingJobs"
