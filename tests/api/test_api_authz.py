@@ -2,8 +2,8 @@
 and the real boto3 clients signing with them.
 
 Every request is authorized once authenticated: `sagemaker:<Operation>` / `logs:<Operation>` /
-`sagemaker:InvokeEndpoint` on the ARN of the resource it names (`cloudwatch:<Operation>` on `*`); a refusal is AWS's AccessDeniedException
-naming the key's user ARN, the action and the resource.
+`sagemaker:InvokeEndpoint` on the ARN of the resource it names (`cloudwatch:<Operation>` on `*`); a
+refusal is AWS's AccessDeniedException naming the key's user ARN, the action and the resource.
 """
 
 from __future__ import annotations
