@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -135,3 +136,26 @@ def test_a_catastrophic_regex_runs_in_linear_time(sagemaker, training_images):
     job = wait_for(sagemaker, name, timeout=180)
     assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
     assert final_metrics(job) == {"seven": 7.0}  # no line ends in a's: `(a+)+$` matches none of them
+
+
+def test_a_job_re_adopted_after_a_restart_goes_on_with_its_series(server, sagemaker, training_images):
+    gated = ('echo "loss=0.75"; until [ -f /opt/ml/model/go ]; do sleep 0.1; done; sleep 1.1; echo "loss=0.5"')
+    name = metric_job(sagemaker, training_images, gated, DEFINITIONS[:1])
+    deadline = time.monotonic() + 120
+    while final_metrics(sagemaker.describe_training_job(TrainingJobName=name)) != {"train:loss": 0.75}:
+        assert time.monotonic() < deadline, "the first value never reached FinalMetricDataList"
+        time.sleep(0.2)
+    server.stop()
+    server.start()
+    sagemaker = server.client("sagemaker")
+    (server.home / "jobs" / name / "model" / "go").write_text("")
+    job = wait_for(sagemaker, name)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    assert final_metrics(job) == {"train:loss": 0.5}
+    metric = {"Namespace": NAMESPACE, "MetricName": "train:loss",
+              "Dimensions": [{"Name": "TrainingJobName", "Value": name}]}
+    answer = server.client("cloudwatch").get_metric_data(
+        MetricDataQueries=[{"Id": "loss", "MetricStat": {"Metric": metric, "Period": 1, "Stat": "SampleCount"}}],
+        ScanBy="TimestampAscending", StartTime=job["TrainingStartTime"] - timedelta(minutes=1),
+        EndTime=job["TrainingEndTime"] + timedelta(minutes=1))
+    assert answer["MetricDataResults"][0]["Values"] == [1.0, 1.0]  # each line once: nothing copied twice
