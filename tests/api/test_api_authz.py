@@ -2,8 +2,8 @@
 and the real boto3 clients signing with them.
 
 Every request is authorized once authenticated: `sagemaker:<Operation>` / `logs:<Operation>` /
-`sagemaker:InvokeEndpoint` on the ARN of the resource it names; a refusal is AWS's AccessDeniedException
-naming the key's user ARN, the action and the resource.
+`sagemaker:InvokeEndpoint` on the ARN of the resource it names (`cloudwatch:<Operation>` on `*`); a
+refusal is AWS's AccessDeniedException naming the key's user ARN, the action and the resource.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from test_api_keys import NO_RETRY, REGION, created_key, eventually, forklift, unsigned_list
 
 from conftest import Server, start_server, stop_server
+from fixtures.cloudwatch import PROTOCOLS, cloudwatch_client
 
 ACCOUNT = "000000000000"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/Allowed"
@@ -50,6 +51,8 @@ POLICIES = {
                {"Effect": "Allow", "Action": ["sagemaker:AddTags", "sagemaker:ListTags"],
                 "Resource": f"{SAGEMAKER_ARN}:training-job/tagged-*"}],
     "not-logs": [{"Effect": "Allow", "NotAction": "logs:*", "NotResource": f"{SAGEMAKER_ARN}:model/*"}],
+    "metrics-lister": [{"Effect": "Allow", "Action": ["cloudwatch:ListMetrics", "cloudwatch:GetMetricStatistics"],
+                        "Resource": "*"}],
 }
 
 
@@ -289,3 +292,21 @@ def test_k8s_render_is_authenticated_and_authorized_as_the_describe_it_stands_fo
         "Error: InvalidSignatureException: ")
     invalid = one_line_error(render(server, keys, "full", "--training-job", "not_a_name"))
     assert invalid.startswith("Error: ValidationException: ") and "trainingJobName" in invalid
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_cloudwatch_actions_are_cloudwatch_ones_on_everything(keyed, protocol):
+    server, keys = keyed
+    key, secret = keys["metrics-lister"]
+    cloudwatch = cloudwatch_client(server.url, protocol, REGION,
+                                   {"aws_access_key_id": key, "aws_secret_access_key": secret})
+    assert cloudwatch.list_metrics(Namespace="AWS/SageMaker")["Metrics"] == []  # signed for `monitoring`, allowed
+    code, message = refusal(lambda: cloudwatch.get_metric_data(
+        MetricDataQueries=[{"Id": "m", "MetricStat": {"Metric": {"Namespace": "AWS/SageMaker", "MetricName": "x"},
+                                                      "Period": 60, "Stat": "Sum"}}],
+        StartTime=0, EndTime=60))
+    assert code == "AccessDeniedException"
+    assert "cloudwatch:GetMetricData on resource: * because no identity-based policy allows" in message
+    stranger = cloudwatch_client(server.url, protocol, REGION, {"aws_access_key_id": "AKIDNOTAKEY",
+                                                                "aws_secret_access_key": "wrong"})
+    assert refusal(lambda: stranger.list_metrics())[0] == "UnrecognizedClientException"

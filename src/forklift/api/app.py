@@ -1,6 +1,8 @@
 """The ASGI app of `forklift serve`: routes mapped to handlers, nothing else.
 
     POST /                                  X-Amz-Target: SageMaker.<Op> | Logs_20140328.<Op>
+                                            | GraniteServiceVersion20100801.<Op>, or a query form (CloudWatch)
+    POST /service/GraniteServiceVersion20100801/operation/{Op}   CloudWatch in rpc-v2-cbor (api.cloudwatchwire)
     POST /endpoints/{EndpointName}/invocations   sagemaker-runtime InvokeEndpoint
     GET  /ping                              health of the server itself
     GET  /_forklift/kubernetes/{training-jobs|endpoints}/{Name}   `forklift k8s render` (api.kuberender)
@@ -32,6 +34,8 @@ from forklift import __version__
 from forklift.api.admission import RequestGate
 from forklift.api.audittrail import AuditTrail
 from forklift.api.awsjson import JsonService, dispatch
+from forklift.api.cloudwatch import NoMetrics, cloudwatch_handlers
+from forklift.api.cloudwatchwire import CBOR_ROUTE, CloudWatchWire, claims
 from forklift.api.context import RequestContext, build_context, new_request_id
 from forklift.api.edge import EdgeLimits
 from forklift.api.errors import ApiError
@@ -111,14 +115,27 @@ def create_app(services: ApiServices, limits: EdgeLimits | None = None) -> Forkl
                              services.region, services.account, operation, principal)
 
     trail = AuditTrail(services.audit, services.region, services.account) if services.audit else None
+    cloudwatch = CloudWatchWire(cloudwatch_handlers(services.metrics or NoMetrics()), context,
+                                services.authenticate, gate)
 
     async def aws_json(request: Request) -> Response:
+        if claims(request):  # CloudWatch shares `POST /` in its JSON and query protocols
+            return await cloudwatch_root(request)
         if trail is None:
             work = dispatch(request, json_services, context, services.authenticate, gate)
         else:
             work = trail.around(request, dispatch(request, json_services, context,
                                                   trail.watch(request, services.authenticate), gate))
         return await _guarded(json_error, work, request.state.request_id)
+
+    async def cloudwatch_root(request: Request) -> Response:
+        request_id = request.state.request_id
+        if "x-amz-target" in request.headers:
+            return await _guarded(cloudwatch.json_error, cloudwatch.json(request), request_id)
+        return await _guarded(cloudwatch.query_error(request_id), cloudwatch.query(request), request_id)
+
+    async def cloudwatch_cbor(request: Request) -> Response:
+        return await _guarded(cloudwatch.cbor_error, cloudwatch.rpc_v2_cbor(request), request.state.request_id)
 
     async def ping(request: Request) -> Response:
         return json_response({"status": "Healthy", "version": __version__}, media_type="application/json")
@@ -130,7 +147,7 @@ def create_app(services: ApiServices, limits: EdgeLimits | None = None) -> Forkl
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        models = ("sagemaker", "sagemaker-runtime", "logs")
+        models = ("sagemaker", "sagemaker-runtime", "logs", "cloudwatch")
         for name in models:  # load once, before the first request
             await call(service_model, name)
         threading.Thread(target=lambda: [compile_patterns(m) for m in models], name="compile-patterns",
@@ -151,6 +168,7 @@ def create_app(services: ApiServices, limits: EdgeLimits | None = None) -> Forkl
         routes=[
             Route("/", aws_json, methods=["POST"]),
             Route("/ping", ping, methods=["GET"]),
+            Route(CBOR_ROUTE, cloudwatch_cbor, methods=["POST"]),
             *kube_routes(services),
         ],
         middleware=[Middleware(RequestIdMiddleware)],

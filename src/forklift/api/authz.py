@@ -13,6 +13,8 @@ botocore's model rather than listed per operation:
   A request that also requires another of forklift's resources by name (CreateEndpoint and UpdateEndpoint
   name an `EndpointConfigName`) needs the action on that one's ARN too, as on AWS: a key scoped to its
   own endpoints cannot deploy someone else's endpoint configuration.
+- CloudWatch (metrics): `cloudwatch:<Operation>` on `*`, as IAM names them (the requests are signed for
+  `monitoring`).
 - CloudWatch Logs: `logGroupName` / `logGroupIdentifier` as `arn:aws:logs:REGION:ACCOUNT:log-group:NAME`,
   with this server's region and account whatever an identifier ARN says (the handlers read only its name).
 
@@ -44,6 +46,8 @@ from forklift.credentials.reserved import EXPERIMENT_TAG, RUN_TAG
 PASS_ROLE = "iam:PassRole"
 ADD_TAGS = "sagemaker:AddTags"
 RESERVED_TAGS = (EXPERIMENT_TAG, RUN_TAG)
+# IAM's prefix where it is not the signing name (CloudWatch signs as `monitoring`)
+IAM_PREFIX = {"cloudwatch": "cloudwatch"}
 LOG_GROUP_MEMBERS = ("logGroupName", "logGroupIdentifier")
 # The resources forklift serves that a request may require besides the one it is about.
 REFERENCED_MEMBERS = ("EndpointConfigName", "ModelName", "EndpointName", "TrainingJobName")
@@ -118,9 +122,9 @@ def rule_for(service: str, operation: str) -> Rule:
     model = operation_model(service, operation)
     if model is None:
         raise ValueError(f"{operation!r} is not an operation of botocore's {service} model")
-    action = f"{service_model(service).signing_name}:{operation}"
+    action = f"{IAM_PREFIX.get(service, service_model(service).signing_name)}:{operation}"
     shape = model.input_shape
-    if shape is None:
+    if shape is None or service == "cloudwatch":  # CloudWatch's metric actions have no resource but `*`
         return Rule(action, _everything)
     if service == "logs":
         named = any(m in shape.members for m in LOG_GROUP_MEMBERS)

@@ -116,11 +116,12 @@ async def dispatch(request: Request, services: Mapping[str, JsonService],
     principal = authenticate(request.scope, body) if authenticate is not None else None
     if gate is None:
         return await _answer(request, services, context, principal, body)
-    async with gate.admitted(_caller(request, principal)):
+    async with gate.admitted(caller_key(request, principal)):
         return await _answer(request, services, context, principal, body)
 
 
-def _caller(request: Request, principal: Principal | None) -> str:
+def caller_key(request: Request, principal: Principal | None) -> str:
+    """Who a request counts against in the admission gate: its signing key, else its address."""
     if principal is not None:
         return f"key:{principal.access_key_id}"
     return f"address:{request.client.host if request.client else ''}"

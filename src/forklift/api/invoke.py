@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 from forklift.api.context import RequestContext
 from forklift.api.errors import ApiError
@@ -42,15 +43,30 @@ def _timed_out(variant: str) -> ApiError:
                                 f"of variant {variant}: it did not answer within {TIMEOUT:g} seconds")
 
 
+class InvocationRecorder(Protocol):
+    """Where each invocation's outcome is counted (`control.inference.invocationmetrics`): an in-memory add."""
+
+    def record(self, endpoint: str, variant: str, status: int | None, model_seconds: float | None,
+               overhead_seconds: float) -> None: ...
+
+
+class _NoRecorder:
+    def record(self, endpoint: str, variant: str, status: int | None, model_seconds: float | None,
+               overhead_seconds: float) -> None:
+        pass
+
+
 class InvokeProxy:
-    def __init__(self, router: Router):
+    def __init__(self, router: Router, metrics: InvocationRecorder | None = None):
         self.router = router
         self.pool = UpstreamPool()
+        self.metrics = metrics or _NoRecorder()
 
     async def aclose(self) -> None:
         self.pool.close()
 
     async def __call__(self, request: InvokeRequest, ctx: RequestContext) -> InvokeResponse:
+        started = time.perf_counter()
         route = self.router.get(request.endpoint_name)
         if route is None:
             raise ApiError.endpoint_not_found(request.endpoint_name, ctx.account)
@@ -65,6 +81,7 @@ class InvokeProxy:
         for attempt in (1, 2):
             variant, instance = _pick(route, request)
             instance.in_flight += 1
+            sent = time.perf_counter()
             try:
                 answer = await self.pool.post(instance.address, PORT, "/invocations", request.body, headers,
                                               timeout=TIMEOUT)
@@ -73,6 +90,7 @@ class InvokeProxy:
                 # Until the fleet's health check replaces it (within seconds), send nothing more its way.
                 instance.refused_until = time.monotonic() + REFUSED_PAUSE
                 if attempt == 2:
+                    self._failed(request.endpoint_name, variant.name, started)
                     raise ApiError.model_error(f"Could not reach the container of variant {variant.name}: {exc}") \
                         from None
                 route = self.router.get(request.endpoint_name)  # the fleet may have just changed
@@ -82,31 +100,40 @@ class InvokeProxy:
                 continue
             except TimeoutError:
                 instance.in_flight -= 1
+                self._failed(request.endpoint_name, variant.name, started)
                 raise _timed_out(variant.name) from None
             except UpstreamError as exc:
                 instance.in_flight -= 1
+                self._failed(request.endpoint_name, variant.name, started)
                 raise ApiError.model_error(f"The container of variant {variant.name} failed: {exc}") from None
             except BaseException:
                 instance.in_flight -= 1
                 raise
-            return await self._answer(answer, instance, variant.name, request.endpoint_name, ctx)
+            return await self._answer(answer, instance, variant.name, request.endpoint_name, ctx, (started, sent))
         raise AssertionError("unreachable")
 
+    def _failed(self, endpoint: str, variant: str, started: float) -> None:
+        self.metrics.record(endpoint, variant, None, None, time.perf_counter() - started)
+
     async def _answer(self, answer: Answer, instance: InstanceRoute, variant: str, endpoint: str,
-                      ctx: RequestContext) -> InvokeResponse:
+                      ctx: RequestContext, times: tuple[float, float]) -> InvokeResponse:
         streamed = False
+        started, sent = times
         try:
             if answer.status >= 400 or (answer.length is not None and answer.length <= READ_WHOLE):
                 body: bytes | AsyncIterator[bytes] = await answer.read()
             else:
                 body, streamed = _stream(answer, instance), True
         except (UpstreamError, OSError) as exc:
+            self._failed(endpoint, variant, started)
             raise ApiError.model_error(f"The container of variant {variant} failed while answering: {exc}") \
                 from None
         finally:
             if not streamed:
                 instance.in_flight -= 1
                 answer.release()
+        answered = time.perf_counter()  # a streamed answer's model time ends at its head
+        self.metrics.record(endpoint, variant, answer.status, answered - sent, sent - started)
         if answer.status >= 400:
             text = body.decode(errors="replace")
             kind = "client" if answer.status < 500 else "server"
@@ -137,8 +164,8 @@ async def _stream(answer: Answer, instance: InstanceRoute) -> AsyncIterator[byte
         answer.release()
 
 
-def install(services: ApiServices, router: Router) -> InvokeProxy:
-    proxy = InvokeProxy(router)
+def install(services: ApiServices, router: Router, metrics: InvocationRecorder | None = None) -> InvokeProxy:
+    proxy = InvokeProxy(router, metrics)
     services.runtime_handler = proxy
     services.on_shutdown.append(proxy.aclose)
     return proxy

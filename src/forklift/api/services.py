@@ -32,6 +32,7 @@ from forklift.api.validation import operation_model
 from forklift.audit import AuditLog
 from forklift.config import DEFAULT_ACCOUNT, DEFAULT_REGION
 from forklift.control.logsource import LogSource
+from forklift.control.metricstore import MetricStore
 
 Result = Mapping[str, Any] | None
 Handler = Callable[[dict, RequestContext], Result | Awaitable[Result]]
@@ -59,6 +60,7 @@ class ApiServices:
     sagemaker_handlers: dict[str, Handler] = field(default_factory=dict)
     runtime_handler: RuntimeHandler | None = None  # InvokeEndpoint; None: every endpoint is unknown
     log_source: LogSource | None = None  # None: every log group is unknown
+    metrics: MetricStore | None = None  # CloudWatch's metrics (`api.cloudwatch`); None: no metric has data
     filter_time_budget: float = FILTER_TIME_BUDGET  # seconds a FilterLogEvents call scans, then it pages
     authenticate: Authenticator | None = None  # None: every request is accepted, signed or not
     audit: AuditLog | None = None  # where mutating calls are recorded; None: nowhere

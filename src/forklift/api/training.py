@@ -19,10 +19,12 @@ from forklift.api.errors import ApiError
 from forklift.api.services import ApiServices
 from forklift.api.tokens import decode_token, encode_token
 from forklift.control.errors import ControlError, InvalidRequest, JobInUse, JobNotFound
+from forklift.control.metricstore import MetricStore
 from forklift.control.models import TrainingJobRow
 from forklift.control.outcome import output_prefix
 from forklift.control.plane import ControlPlane
 from forklift.control.store import ListQuery, sort_key
+from forklift.control.trainingmetrics import NAMESPACE, definitions_of, host_dimensions
 
 ECHOED = ("HyperParameters", "AlgorithmSpecification", "RoleArn", "InputDataConfig", "OutputDataConfig",
           "ResourceConfig", "VpcConfig", "Environment", "EnableNetworkIsolation",
@@ -67,6 +69,16 @@ def describe(row: TrainingJobRow) -> dict[str, Any]:
     return describedefaults.training_job(body)
 
 
+def final_metric_data(metrics: MetricStore, row: TrainingJobRow) -> dict[str, Any]:
+    """`FinalMetricDataList`: the newest value of each metric the job's MetricDefinitions found so far
+    (during training too, as on SageMaker); absent for a job that defines none."""
+    if not definitions_of(row.request):
+        return {}
+    latest = metrics.latest(NAMESPACE, host_dimensions(row.name))
+    return {"FinalMetricDataList": [{"MetricName": a.series.metric_name, "Value": a.sum / a.sample_count,
+                                     "Timestamp": a.timestamp} for a in latest]}
+
+
 def summary(row: TrainingJobRow) -> dict[str, Any]:
     return {"TrainingJobName": row.name, "TrainingJobArn": row.arn, "CreationTime": row.created_at,
             "TrainingEndTime": row.training_end, "LastModifiedTime": row.modified_at,
@@ -89,7 +101,8 @@ def install(services: ApiServices, plane: ControlPlane) -> None:
     @services.sagemaker("DescribeTrainingJob")
     @_aws_errors
     def describe_training_job(params: dict, ctx: RequestContext) -> dict:
-        return describe(training.describe(params["TrainingJobName"]))
+        row = training.describe(params["TrainingJobName"])
+        return {**describe(row), **final_metric_data(plane.metrics, row)}
 
     @services.sagemaker("StopTrainingJob")
     @_aws_errors

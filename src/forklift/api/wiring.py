@@ -44,9 +44,10 @@ def build_services(settings: Settings, region: str, account: str, backend: Backe
     plane = ControlPlane.create(settings, backend=backend)
     training.install(services, plane)
     inference.install(services, plane.inference)
-    invoke.install(services, plane.inference.router)
+    invoke.install(services, plane.inference.router, plane.invocations)
     tagging.install(services, plane.tags)
     services.log_source = plane.log_source()
+    services.metrics = plane.metrics
     services.authenticate = KeyAuthenticator(AccessKeys(settings))
     services.audit = AuditLog(settings.home)
     services.manifests = KubeManifests(settings, plane.store, kube or kube_settings(settings))

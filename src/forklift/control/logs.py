@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from forklift.atomicfile import write_atomically
@@ -68,8 +69,10 @@ def release_copied(path: Path, upto: int) -> None:
 class LogPump:
     """Copies new complete lines of `sources` into the job's event files, within `limits`."""
 
-    def __init__(self, directory: Path, sources: list[Path], limits: LogLimits | None = None):
+    def __init__(self, directory: Path, sources: list[Path], limits: LogLimits | None = None,
+                 observer: Callable[[list[tuple[int, str]]], None] | None = None):
         self.limits = limits or LogLimits()
+        self.observer = observer  # handed each drain's lines once written (a job's metric definitions)
         self.events = EventWriter(directory / EVENTS_FILE, self.limits)
         self.offsets_path = directory / OFFSETS_FILE
         self.sources = sources
@@ -107,9 +110,18 @@ class LogPump:
             lines.sort(key=lambda line: line[0])  # stable: each file's lines keep their order
             self._last = lines[-1][0]
             self.events.append(lines)
+            self._observe(lines)
         if moved:
             write_atomically(self.offsets_path, json.dumps(self.offsets).encode())
         return len(lines)
+
+    def _observe(self, lines: list[tuple[int, str]]) -> None:
+        if self.observer is None:
+            return
+        try:
+            self.observer(lines)
+        except Exception:  # noqa: BLE001 - what watches the log never stops the copy
+            log.exception("the observer of log %s failed on %d lines", self.events.live, len(lines))
 
     def _release(self, source: Path, upto: int) -> None:
         self._released[source.name] = upto

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from forklift.config import Settings
 from forklift.control.backend import Backend, LocalBackend
 from forklift.control.inference import Inference
+from forklift.control.inference.invocationmetrics import InvocationMetrics
 from forklift.control.inference.logs import GROUP_PREFIX, EndpointLogSource
 from forklift.control.inference.models import EndpointConfigRow, EndpointRow, ModelRow
 from forklift.control.logs import GROUP, TrainingLogSource
 from forklift.control.logsource import LogSource, MergedLogSource
+from forklift.control.metricstore import MetricStore
 from forklift.control.scheduler import Scheduler
 from forklift.control.settings import ControlSettings, control_settings
 from forklift.control.store import JobStore
@@ -30,6 +32,8 @@ class ControlPlane:
     inference: Inference
     backend: Backend
     tags: TagStore
+    metrics: MetricStore  # metric data points: training jobs' MetricDefinitions, endpoints' invocations
+    invocations: InvocationMetrics  # endpoints' invocation counters, flushed into `metrics`
 
     @classmethod
     def create(cls, settings: Settings, runtime: Runtime | None = None, backend: Backend | None = None) -> ControlPlane:
@@ -42,8 +46,9 @@ class ControlPlane:
         inference = Inference.create(settings, control, launcher_for=backend.instance_launcher)
         def exists(arn: str) -> bool:
             return has_resource(store, inference, arn)
+        metrics = MetricStore(settings.database_url)
         return cls(settings, control, store, scheduler, training, TrainingLogSource(settings.home, store), inference,
-                   backend, TagStore(settings.database_url, exists))
+                   backend, TagStore(settings.database_url, exists), metrics, InvocationMetrics(metrics))
 
     def log_source(self) -> LogSource:
         return MergedLogSource({GROUP: self.logs, GROUP_PREFIX: EndpointLogSource(self.settings.home)})
@@ -51,11 +56,13 @@ class ControlPlane:
     def start(self) -> None:
         self.scheduler.start()
         self.inference.start()
+        self.invocations.start()
         self.backend.report_orphans(self.settings, self.store, self.inference.store)
 
     def close(self) -> None:
         self.scheduler.close()
         self.inference.close()
+        self.invocations.close()
         self.backend.close()
 
 

@@ -27,11 +27,13 @@ from forklift.config import Settings
 from forklift.control import containers, outcome, staging, status
 from forklift.control.launching import PlatformFailure, TrainingLauncher
 from forklift.control.logs import LogPump, job_dir
+from forklift.control.metricstore import MetricStore
 from forklift.control.models import TrainingJobRow
 from forklift.control.pullaudit import record_pull
 from forklift.control.scriptmode import SourceCodeError
 from forklift.control.settings import ControlSettings
 from forklift.control.store import JobStore
+from forklift.control.trainingmetrics import TrainingMetrics, definitions_of
 from forklift.runtime import ContainerHandle, ExitStatus
 
 log = logging.getLogger(__name__)
@@ -195,7 +197,8 @@ class JobRunner:
     # -- while it runs ---------------------------------------------------------------------
     def _wait(self, handle: ContainerHandle) -> ExitStatus | None:
         """The container's exit status, or None when the server is shutting down (it keeps running)."""
-        pump = LogPump(self.directory, [handle.stdout_path, handle.stderr_path], self.control.log_limits)
+        pump = LogPump(self.directory, [handle.stdout_path, handle.stderr_path], self.control.log_limits,
+                       self._metrics())
         pump_done = threading.Event()
         threading.Thread(target=pump.run, args=(pump_done,), daemon=True, name=f"logs-{self.name}").start()
         try:
@@ -223,6 +226,15 @@ class JobRunner:
             r.phase = "uploading"
         self.store.update(self.name, ended)
         return exit_status
+
+    def _metrics(self) -> TrainingMetrics | None:
+        """What turns the job's log lines into its MetricDefinitions' points (None: it defines none);
+        after a restart it goes on from the points already stored."""
+        row = self.store.get(self.name)
+        definitions = definitions_of(row.request) if row is not None else []
+        if not definitions:
+            return None
+        return TrainingMetrics(MetricStore(self.settings.database_url), self.name, definitions)
 
     def _stop_reason(self) -> str | None:
         row = self.store.get(self.name)

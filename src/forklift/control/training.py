@@ -20,6 +20,7 @@ from forklift.control.models import TrainingJobRow
 from forklift.control.settings import ControlSettings, control_settings
 from forklift.control.store import JobExists, JobStore, ListQuery
 from forklift.control.tags import check_tags
+from forklift.control.trainingmetrics import check_definitions
 from forklift.credentials.reserved import RUN_TAG, claim_from_tags
 from forklift.storage import StorageError, check_file_uri
 
@@ -91,6 +92,7 @@ class TrainingService:
             raise InvalidRequest("AlgorithmSpecification.TrainingImage is required: forklift does not run "
                                  "marketplace algorithms (AlgorithmName)")
         self._check_image(image, algorithm.get("TrainingImageConfig") or {}, request)
+        check_definitions(request)
         self._check_channels(request.get("InputDataConfig") or [])
         self._check_host_paths(request)
 

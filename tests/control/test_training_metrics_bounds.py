@@ -1,0 +1,58 @@
+"""The bounds of a job's metric points (control.trainingmetrics) on a real SQLite database: one point
+per metric per second (the last value printed in it), at most MAX_POINTS per metric, the newest
+moving forward past that so the final value stays right, a restart going on from what is stored,
+and lines cut to MAX_LINE before they are matched."""
+
+from __future__ import annotations
+
+from forklift.control.metricstore import MetricStore
+from forklift.control.trainingmetrics import (
+    MAX_LINE,
+    MAX_POINTS,
+    NAMESPACE,
+    MetricDefinition,
+    TrainingMetrics,
+    host_dimensions,
+    job_dimensions,
+)
+
+LOSS = [MetricDefinition("loss", r"loss=([0-9.]+)")]
+
+
+def store_in(tmp_path) -> MetricStore:
+    return MetricStore(f"sqlite:///{tmp_path / 'forklift.db'}")
+
+
+def latest(store: MetricStore, job: str) -> dict[str, tuple[float, float]]:
+    return {a.series.metric_name: (a.timestamp, a.sum) for a in store.latest(NAMESPACE, host_dimensions(job))}
+
+
+def test_one_point_per_second_the_last_value_printed(tmp_path):
+    store = store_in(tmp_path)
+    metrics = TrainingMetrics(store, "job", LOSS)
+    metrics([(1_000_000, "loss=3"), (1_000_400, "loss=2"), (1_000_900, "noise"), (1_001_000, "loss=1")])
+    metrics([(1_001_500, "loss=0.5")])  # the same second as the drain before: it replaces that point
+    assert store.states(NAMESPACE, host_dimensions("job"))["loss"].count == 2
+    assert latest(store, "job") == {"loss": (1001.0, 0.5)}
+    assert store.states(NAMESPACE, job_dimensions("job"))["loss"].count == 2
+
+
+def test_past_the_cap_the_newest_point_moves_forward(tmp_path):
+    store = store_in(tmp_path)
+    metrics = TrainingMetrics(store, "job", LOSS)
+    seconds = MAX_POINTS + 50
+    for start in range(0, seconds, 1000):  # drains of a thousand seconds' lines
+        metrics([(s * 1000, f"loss={s}") for s in range(start, min(seconds, start + 1000))])
+    assert store.states(NAMESPACE, host_dimensions("job"))["loss"].count == MAX_POINTS
+    assert latest(store, "job") == {"loss": (float(seconds - 1), float(seconds - 1))}
+    restarted = TrainingMetrics(store, "job", LOSS)  # a new server reads where the series stands
+    restarted([(seconds * 1000, "loss=0.25")])
+    assert store.states(NAMESPACE, host_dimensions("job"))["loss"].count == MAX_POINTS
+    assert latest(store, "job") == {"loss": (float(seconds), 0.25)}
+
+
+def test_a_value_past_the_matched_length_is_not_read(tmp_path):
+    store = store_in(tmp_path)
+    metrics = TrainingMetrics(store, "job", LOSS)
+    metrics([(1000, "x" * MAX_LINE + "loss=1"), (2000, "x" * (MAX_LINE - 10) + "loss=2")])
+    assert latest(store, "job") == {"loss": (2.0, 2.0)}
