@@ -16,6 +16,7 @@ minutes and must not hold a place SageMaker calls wait for; the connection limit
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ from forklift.api.s3multipartops import (
     upload_part_copy,
 )
 from forklift.api.s3objectops import copy_object, copy_source, delete_object, get_object, head_object, put_object
-from forklift.api.s3payload import authenticate_s3
+from forklift.api.s3payload import SignedHead, authenticate_s3
 from forklift.api.s3routing import target
 from forklift.audit import OK, AuditLog
 from forklift.storage.errors import StorageError, UnsafeKey
@@ -60,6 +61,7 @@ _PLAIN = {"prefix", "delimiter", "max-keys", "marker", "continuation-token", "st
           "delete", "location", "versioning", "x-id", "key-marker", "upload-id-marker", "max-uploads",
           "versionId"} | {f"response-{h}" for h in ("content-type", "content-language", "expires", "cache-control",
                                                      "content-disposition", "content-encoding")}
+DRAIN_LIMIT = 1024 * 1024  # an unread body up to this is read and dropped; past it the connection closes
 _NOT_AUDITED = {"UploadPart", "UploadPartCopy"}  # their Complete is the change; a part is no object yet
 _READS = {"ListBuckets", "HeadBucket", "GetBucketLocation", "GetBucketVersioning", "ListObjects", "ListObjectsV2",
           "ListMultipartUploads", "GetObject", "HeadObject", "ListParts"}
@@ -142,8 +144,8 @@ def _object_operation(method: str, query: dict[str, str], headers: dict[str, str
     return None
 
 
-def _storage_error(error: StorageError, request: S3Request | None) -> S3Error:
-    key = request.key if request is not None else ""
+def _storage_error(error: StorageError, request: S3Request) -> S3Error:
+    key = request.key
     if isinstance(error, NoSuchUpload):
         return S3Error("NoSuchUpload", "The specified upload does not exist. The upload ID may be invalid, or the "
                                        "upload may have been aborted or completed.", 404, UploadId=str(error))
@@ -152,7 +154,8 @@ def _storage_error(error: StorageError, request: S3Request | None) -> S3Error:
         if isinstance(error, kind):
             return S3Error(code, str(error))
     if isinstance(error, (UnstorableKey, UnsafeKey)):
-        return S3Error("InvalidArgument", f"{error}.", ArgumentName="key", ArgumentValue=key[:1024])
+        # percent-encoded: a key may hold characters XML 1.0 cannot carry (NUL, other controls)
+        return S3Error("InvalidArgument", f"{error}.", ArgumentName="key", ArgumentValue=quote(key[:1024], safe="/"))
     return S3Error("InternalError", "We encountered an internal error. Please try again.", 500)
 
 
@@ -169,11 +172,10 @@ class S3Api:
 
     async def __call__(self, scope: dict, receive: Callable[[], Any], send: Callable[[dict], Any]) -> None:
         request_id = new_request_id()
-        request: S3Request | None = None
-        resource = scope.get("path", "/")
+        resource = (scope.get("raw_path") or b"/").decode("latin-1")  # still percent-encoded, so always XML-safe
         outcome = OK
+        request = self._request(scope, receive, request_id)
         try:
-            request = self._request(scope, receive, request_id)
             reply = await self._handle(request)
         except (S3Error, StorageError) as caught:
             error = caught if isinstance(caught, S3Error) else _storage_error(caught, request)
@@ -184,8 +186,10 @@ class S3Api:
             outcome = "InternalError"
             reply = self._error(S3Error("InternalError", "We encountered an internal error. Please try again.", 500),
                                 request_id, resource)
-        if request is not None and request.operation and request.operation not in _READS | _NOT_AUDITED:
+        if request.operation and request.operation not in _READS | _NOT_AUDITED:
             self._record(request, outcome)
+        if not await request.drain(DRAIN_LIMIT):
+            reply.headers.append(("Connection", "close"))
         await send_reply(reply, request_id, scope["method"] == "HEAD", send)
 
     def _error(self, error: S3Error, request_id: str, resource: str) -> Reply:
@@ -197,25 +201,26 @@ class S3Api:
         headers: dict[str, str] = {}
         for name, value in scope["headers"]:
             headers[name.decode("latin-1").lower()] = value.decode("latin-1")
-        located = target(scope, self.virtual_hosts)
-        query = parse_query(scope.get("query_string") or b"")
-        head = authenticate_s3(self.authenticate, scope)
-        if head.principal is None and self.authenticate is not None and getattr(self.authenticate, "keyed", bool)():
+        return S3Request(scope, receive, target(scope, self.virtual_hosts), SignedHead(None), headers,
+                         parse_query(scope.get("query_string") or b""), self.objects, self.multipart, self.region,
+                         request_id)
+
+    def _authenticate(self, request: S3Request) -> None:
+        request.head = authenticate_s3(self.authenticate, request.scope)
+        if request.head.principal is None and self.authenticate is not None \
+                and getattr(self.authenticate, "keyed", bool)():
             # Access keys exist, so the request must carry a signature that checked out.
             raise S3Error("AccessDenied", "Access Denied: this server has access keys, so requests must be signed "
                                           "with one (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).", 403)
-        request = S3Request(scope, receive, located, head, headers, query, self.objects, self.multipart, self.region,
-                            request_id)
-        key = located.key
         try:
-            encoded = key.encode("utf-8")
+            encoded = request.key.encode("utf-8")
         except UnicodeEncodeError:
             raise S3Error("InvalidArgument", "Object keys must be valid UTF-8.", ArgumentName="key") from None
         if len(encoded) > MAX_KEY_BYTES:
             raise S3Error("KeyTooLongError", "Your key is too long", KeyLength=str(len(encoded)))
-        return request
 
     async def _handle(self, request: S3Request) -> Reply:
+        self._authenticate(request)
         operation = operation_of(request.method, request.bucket, request.key, request.query, request.headers)
         request.operation = operation
         action, on_object = ACTIONS[operation]

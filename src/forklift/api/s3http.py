@@ -39,6 +39,37 @@ class S3Request:
     region: str
     request_id: str
     operation: str = ""  # set by the dispatcher, read by the audit record
+    body_done: bool = False  # the body was read to its end (or the client went away)
+
+    def __post_init__(self) -> None:
+        inner = self.receive
+
+        async def receive() -> Any:
+            message = await inner()
+            if message["type"] == "http.disconnect" or not message.get("more_body", False):
+                self.body_done = True
+            return message
+        self.receive = receive
+
+    def has_body(self) -> bool:
+        declared = self.headers.get("content-length", "0")
+        return "transfer-encoding" in self.headers or (declared.isdigit() and int(declared) > 0)
+
+    async def drain(self, limit: int) -> bool:
+        """Read what is left of an unread body of at most `limit` bytes; False: too long, or cut short
+        (then the connection must close, or its bytes would be read as the next request)."""
+        if self.body_done or not self.has_body():
+            return True
+        declared = self.headers.get("content-length", "")
+        if not declared.isdigit() or int(declared) > limit:
+            return False
+        read = 0
+        while not self.body_done:
+            message = await self.receive()
+            read += len(message.get("body", b""))
+            if message["type"] == "http.disconnect" or read > limit:
+                return False
+        return True
 
     @property
     def method(self) -> str:

@@ -20,7 +20,7 @@ from anyio import to_thread
 
 from forklift.api.s3errors import S3Error
 from forklift.api.s3http import Reply, S3Request, http_date, parse_http_date
-from forklift.api.s3xml import timestamp
+from forklift.api.s3xml import timestamp, xml_safe
 from forklift.storage.s3objects import STORED_HEADERS, ObjectMeta, Pending, S3Objects
 
 MAX_OBJECT = 5 * 1024**3  # a single PUT, and a part (S3's limits)
@@ -37,12 +37,12 @@ def bucket_dir(request: S3Request, bucket: str | None = None) -> Path:
     name = request.bucket if bucket is None else bucket
     found = request.objects.bucket_dir(name)
     if found is None:
-        raise S3Error("NoSuchBucket", "The specified bucket does not exist", 404, BucketName=name)
+        raise S3Error("NoSuchBucket", "The specified bucket does not exist", 404, BucketName=xml_safe(name))
     return found
 
 
 def no_such_key(key: str) -> S3Error:
-    return S3Error("NoSuchKey", "The specified key does not exist.", 404, Key=key)
+    return S3Error("NoSuchKey", "The specified key does not exist.", 404, Key=xml_safe(key))
 
 
 def metadata_from(headers: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
