@@ -12,7 +12,8 @@ BASES = ("localhost", "s3.forklift.test")
 
 
 def scope(method: str, path: str, query: str = "", host: str = "127.0.0.1:8080", **headers: str) -> dict:
-    fields = [(b"host", host.encode())] + [(k.replace("_", "-").lower().encode(), v.encode()) for k, v in headers.items()]
+    fields = [(b"host", host.encode())]
+    fields += [(k.replace("_", "-").lower().encode(), v.encode()) for k, v in headers.items()]
     return {"type": "http", "method": method, "path": path, "raw_path": path.encode(), "query_string": query.encode(),
             "headers": fields}
 

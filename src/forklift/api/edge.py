@@ -8,7 +8,8 @@ RLIMIT_NOFILE leaves after room for the server's own files), a new connection is
 
 Time is bounded per request: its head must be complete within `head_timeout` of its first byte, and
 its body within `body_timeout` of the end of its head, plus a second per `MIN_BODY_RATE` bytes its
-Content-Length declares (an S3 upload of gigabytes takes minutes, a stalled one still ends); past either the answer is 408
+Content-Length declares (an S3 upload of gigabytes takes minutes, a stalled one still ends); past
+either the answer is 408
 `RequestTimeout` (if no answer had begun) and the connection is closed. A request whose body never
 arrived in full is never handed to a handler. Between requests, uvicorn's `timeout_keep_alive`
 closes an idle connection. The protocols of `forklift.api.dataplane` apply all of it.

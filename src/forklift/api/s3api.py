@@ -16,10 +16,10 @@ minutes and must not hold a place SageMaker calls wait for; the connection limit
 from __future__ import annotations
 
 import logging
-from urllib.parse import quote
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from forklift.api.authz import authorize_s3, s3_arn
 from forklift.api.context import ANONYMOUS, new_request_id

@@ -19,8 +19,8 @@ from forklift.api.s3errors import S3Error
 from forklift.api.s3http import XML, Reply, S3Request
 from forklift.api.s3objectops import bucket_dir
 from forklift.api.s3xml import NAMESPACE, Node, child_text, parse, timestamp, xml_safe
-from forklift.storage.errors import BucketAlreadyExists, InvalidBucketName, StorageError
 from forklift.storage.embedded import EmbeddedBuckets
+from forklift.storage.errors import BucketAlreadyExists, InvalidBucketName, StorageError
 from forklift.storage.s3listing import MAX_KEYS, Page, list_page
 from forklift.storage.s3objects import BucketNotEmpty, read_meta
 
@@ -53,7 +53,8 @@ async def create_bucket(request: S3Request) -> Reply:
     try:
         await to_thread.run_sync(store.make_bucket, request.bucket)
     except InvalidBucketName as exc:
-        raise S3Error("InvalidBucketName", f"The specified bucket is not valid: {exc}", BucketName=xml_safe(request.bucket)) from None
+        raise S3Error("InvalidBucketName", f"The specified bucket is not valid: {exc}",
+                      BucketName=xml_safe(request.bucket)) from None
     except BucketAlreadyExists:
         raise S3Error("BucketAlreadyOwnedByYou", "Your previous request to create the named bucket succeeded and "
                                                  "you already own it.", 409, BucketName=request.bucket) from None

@@ -11,7 +11,6 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Union
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
@@ -20,8 +19,8 @@ from forklift.api.s3errors import S3Error
 MAX_XML = 1024 * 1024
 _UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
-Node = Union[tuple[str, "Value"], None]
-Value = Union[str, int, bool, datetime, Iterable[Node], None]
+Node = tuple[str, "Value"] | None
+Value = str | int | bool | datetime | Iterable[Node] | None
 
 
 def xml_safe(value: str) -> str:

@@ -37,7 +37,8 @@ class Page:
     last_is_prefix: bool
 
 
-def _walk(directory: str, rel: str, prefix: str, after: str, fold: str) -> Iterator[tuple[str, str, os.stat_result | None]]:
+def _walk(directory: str, rel: str, prefix: str, after: str,
+          fold: str) -> Iterator[tuple[str, str, os.stat_result | None]]:
     """(key, path, stat) of files and (folded prefix, path, None) of folded directories, in key order."""
     try:
         with os.scandir(directory) as it:
