@@ -257,6 +257,17 @@ def test_an_upload_cut_short_never_becomes_visible(s3, served, bucket):
     assert sorted(p.name for p in (served.home / "buckets" / bucket).iterdir()) == ["marker"]
 
 
+def test_xml_bodies_are_bounded_and_refuse_dtds(served, bucket):
+    entities = (b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY e "x">]><Delete><Object><Key>&e;</Key></Object>'
+                b'</Delete>')
+    for body in (entities, b"<Delete><Object><Key>unclosed", b"<Delete>" + b"<Object><Key>k</Key></Object>" * 1001
+                 + b"</Delete>"):
+        refused = httpx.post(f"{served.url}/{bucket}?delete", content=body)
+        assert refused.status_code == 400 and b"<Code>MalformedXML</Code>" in refused.content
+    too_big = httpx.post(f"{served.url}/{bucket}?delete", content=b" " * (1024 * 1024 + 1))
+    assert too_big.status_code == 400 and b"<Code>MaxMessageLengthExceeded</Code>" in too_big.content
+
+
 def test_unknown_sub_resources_are_not_implemented(s3, bucket):
     assert code(lambda: s3.get_bucket_acl(Bucket=bucket)) == "NotImplemented"
     assert s3.get_bucket_location(Bucket=bucket).get("LocationConstraint") is None  # us-east-1

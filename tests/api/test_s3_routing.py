@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from forklift.api.authz import authorize_s3, s3_arn
+from forklift.api.edge import body_seconds
 from forklift.api.s3api import operation_of
 from forklift.api.s3errors import S3Error
 from forklift.api.s3routing import host_name, is_s3, signed_service, target, virtual_bucket
+from forklift.api.sigv4 import Principal
+from forklift.credentials.policy import compile_policy
 
 BASES = ("localhost", "s3.forklift.test")
 
@@ -104,3 +108,23 @@ def test_unknown_sub_resources_are_not_implemented_and_wrong_methods_not_allowed
     with pytest.raises(S3Error) as caught:
         operation_of("POST", "b", "k", {}, {})
     assert (caught.value.code, caught.value.status) == ("MethodNotAllowed", 405)
+
+
+def test_s3_policies_use_aws_actions_and_arns():
+    policy = compile_policy({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
+         "Resource": ["arn:aws:s3:::data", "arn:aws:s3:::data/public/*"]}]})
+    reader = Principal("AKIDREADER", "reader", policy)
+    authorize_s3(reader, "000000000000", "s3:GetObject", s3_arn("data", "public/a.csv"))
+    authorize_s3(reader, "000000000000", "s3:ListBucket", s3_arn("data"))
+    with pytest.raises(S3Error) as caught:
+        authorize_s3(reader, "000000000000", "s3:PutObject", s3_arn("data", "public/a.csv"))
+    assert (caught.value.code, caught.value.status) == ("AccessDenied", 403)
+    assert "arn:aws:iam::000000000000:user/reader" in caught.value.message
+    with pytest.raises(S3Error):
+        authorize_s3(reader, "000000000000", "s3:GetObject", s3_arn("data", "private/b"))
+
+
+def test_a_body_gets_time_for_the_length_it_declares():
+    assert body_seconds(60, []) == 60
+    assert body_seconds(60, [(b"content-length", str(64 * 1024 * 100).encode())]) == 160
