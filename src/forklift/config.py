@@ -26,13 +26,13 @@ config.toml (every key optional):
     max_connections_per_client = 256           # open connections from one source address
     max_connections = 15000                    # in all (default: RLIMIT_NOFILE less a quarter)
     request_head_timeout_seconds = 10          # first byte of a request to the end of its headers
-    request_body_timeout_seconds = 60          # end of the headers to the end of the body
+    request_body_timeout_seconds = 60          # end of the headers to the end of the body (+1 s per 64 KiB declared)
     keep_alive_timeout_seconds = 5             # an idle connection between requests
     max_requests_in_flight = 64                # SageMaker/Logs calls answered at once (not InvokeEndpoint)
     request_queue_seconds = 5                  # the longest a call waits past those, then ThrottlingException
     max_requests_in_flight_per_caller = 16     # of those, one access key's (or address's); default a quarter
-    s3_virtual_host_suffixes = ["s3.example.internal"]  # Host <bucket>.<name> is virtual-host style S3 (besides
-                                               # localhost and the name --host binds)
+    s3_virtual_host_suffixes = ["s3.lan"]      # Host <bucket>.s3.lan is a virtual-host style S3 request
+                                               # (so are <bucket>.localhost and <bucket>.<the name --host binds>)
 
     runtime = "runc"                           # or "kubernetes": where containers run (forklift serve)
     [kubernetes]                               # read by forklift.kube (forklift serve --runtime kubernetes)

@@ -8,7 +8,8 @@ the parser and `runtime.invoke_endpoint` (the same handler the ASGI app uses, so
 alike). `bench/invoke.py` measures what this buys.
 
 How a connection is split: when a connection is idle, the request line of the next request decides.
-`POST /endpoints/<name>/invocations HTTP/1.1` stays here; anything else hands the connection, with
+`POST /endpoints/<name>/invocations HTTP/1.1`, without a query string, stays here (with one it may be
+S3's, a bucket named `endpoints`: the app decides); anything else hands the connection, with
 the bytes read so far, to uvicorn's protocol for good (`transport.set_protocol`, as uvicorn itself
 does for a WebSocket upgrade). HTTP clients do not pipeline in practice (urllib3 never does); a
 pipelined request for anything else behind an InvokeEndpoint is answered 400 and the connection

@@ -220,9 +220,9 @@ class S3Api:
             raise S3Error("KeyTooLongError", "Your key is too long", KeyLength=str(len(encoded)))
 
     async def _handle(self, request: S3Request) -> Reply:
-        self._authenticate(request)
         operation = operation_of(request.method, request.bucket, request.key, request.query, request.headers)
-        request.operation = operation
+        request.operation = operation  # before the signature check: a refused write is audited too
+        self._authenticate(request)
         action, on_object = ACTIONS[operation]
         principal = request.principal
         if principal is not None and principal.policy is not None:

@@ -10,7 +10,15 @@ from anyio import to_thread
 
 from forklift.api.s3errors import S3Error
 from forklift.api.s3http import Reply, S3Request
-from forklift.api.s3objectops import MAX_OBJECT, bucket_dir, copy_source, metadata_from, no_such_key, receive_into
+from forklift.api.s3objectops import (
+    MAX_OBJECT,
+    bucket_dir,
+    checksum_headers,
+    copy_source,
+    metadata_from,
+    no_such_key,
+    receive_into,
+)
 from forklift.api.s3xml import Node, child_text, parse, timestamp
 from forklift.storage.s3multipart import MAX_PART_NUMBER, Upload
 from forklift.storage.s3objects import ObjectMeta
@@ -48,9 +56,7 @@ async def upload_part(request: S3Request) -> Reply:
     with multipart.writing_part(upload) as part:
         md5_hex, checksums = await receive_into(request, part.file, MAX_OBJECT)
         await to_thread.run_sync(multipart.commit_part, upload, number, part, md5_hex)
-    headers = [("ETag", f'"{md5_hex}"')]
-    headers += [(f"x-amz-checksum-{algorithm}", value) for algorithm, value in checksums.items()]
-    return Reply(200, headers)
+    return Reply(200, [("ETag", f'"{md5_hex}"'), *checksum_headers(checksums)])
 
 
 async def upload_part_copy(request: S3Request) -> Reply:

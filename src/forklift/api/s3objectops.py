@@ -63,8 +63,14 @@ def object_headers(meta: ObjectMeta, checksums: bool) -> list[tuple[str, str]]:
     if meta.parts:
         headers.append(("x-amz-mp-parts-count", str(meta.parts)))
     if checksums:
-        headers += [(f"x-amz-checksum-{algorithm}", value) for algorithm, value in meta.checksums.items()]
+        headers += checksum_headers(meta.checksums)
     return headers
+
+
+def checksum_headers(checksums: dict[str, str]) -> list[tuple[str, str]]:
+    """`x-amz-checksum-<algorithm>` headers of checksums keyed by algorithm or by that header's name."""
+    return [(f"x-amz-checksum-{name.lower().removeprefix('x-amz-checksum-')}", value)
+            for name, value in checksums.items()]
 
 
 def declared_length(request: S3Request, limit: int) -> None:
@@ -94,9 +100,7 @@ async def put_object(request: S3Request) -> Reply:
         md5_hex, checksums = await receive_into(request, pending.file, MAX_OBJECT)
         meta = ObjectMeta(md5_hex, 0, datetime.now(tz=UTC), stored, user, checksums)
         meta = await to_thread.run_sync(_commit, objects, pending, meta, exclusive)
-    headers = [("ETag", f'"{meta.etag}"')]
-    headers += [(f"x-amz-checksum-{algorithm}", value) for algorithm, value in meta.checksums.items()]
-    return Reply(200, headers)
+    return Reply(200, [("ETag", f'"{meta.etag}"'), *checksum_headers(meta.checksums)])
 
 
 def _commit(objects: S3Objects, pending: Pending, meta: ObjectMeta, exclusive: bool) -> ObjectMeta:
