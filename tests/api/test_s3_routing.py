@@ -10,6 +10,8 @@ from forklift.api.s3api import operation_of
 from forklift.api.s3errors import S3Error
 from forklift.api.s3routing import host_name, is_s3, signed_service, target, virtual_bucket
 from forklift.api.sigv4 import Principal
+from forklift.api.wiring import s3_virtual_hosts
+from forklift.config import ConfigError, Settings
 from forklift.credentials.policy import compile_policy
 
 BASES = ("localhost", "s3.forklift.test")
@@ -128,3 +130,16 @@ def test_s3_policies_use_aws_actions_and_arns():
 def test_a_body_gets_time_for_the_length_it_declares():
     assert body_seconds(60, []) == 60
     assert body_seconds(60, [(b"content-length", str(64 * 1024 * 100).encode())]) == 160
+
+
+def test_virtual_host_names_come_from_config_and_the_bound_host_name(tmp_path):
+    (tmp_path / "config.toml").write_text('[server]\ns3_virtual_host_suffixes = ["S3.Lan", "objects.example.com"]\n')
+    settings = Settings(home=tmp_path)
+    assert s3_virtual_hosts(settings, "forklift.internal") == ("localhost", "s3.lan", "objects.example.com",
+                                                                "forklift.internal")
+    assert s3_virtual_hosts(settings, "10.0.0.5") == ("localhost", "s3.lan", "objects.example.com")
+    assert s3_virtual_hosts(settings, "::1") == ("localhost", "s3.lan", "objects.example.com")
+    (tmp_path / "config.toml").write_text('[server]\ns3_virtual_host_suffixes = ["http://s3.lan"]\n')
+    with pytest.raises(ConfigError) as caught:
+        s3_virtual_hosts(settings)
+    assert "s3_virtual_host_suffixes" in str(caught.value) and "not a host name" in str(caught.value)

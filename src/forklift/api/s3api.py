@@ -190,7 +190,7 @@ class S3Api:
             self._record(request, outcome)
         if not await request.drain(DRAIN_LIMIT):
             reply.headers.append(("Connection", "close"))
-        await send_reply(reply, request_id, scope["method"] == "HEAD", send)
+        await send_reply(reply, request_id, scope["method"] == "HEAD", send, request.receive)
 
     def _error(self, error: S3Error, request_id: str, resource: str) -> Reply:
         if error.status >= 500:

@@ -8,6 +8,7 @@ answer keeps its headers, Content-Length included, and sends no body.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -126,7 +127,8 @@ def parse_http_date(value: str) -> datetime | None:
         return None
 
 
-async def send_reply(reply: Reply, request_id: str, head_only: bool, send: Callable[[dict], Any]) -> None:
+async def send_reply(reply: Reply, request_id: str, head_only: bool, send: Callable[[dict], Any],
+                     receive: Callable[[], Any]) -> None:
     headers = [(b"x-amz-request-id", request_id.encode()), (b"x-amzn-requestid", request_id.encode())]
     headers += [(name.lower().encode("latin-1"), value.encode("latin-1", "replace")) for name, value in reply.headers]
     body = reply.body
@@ -137,11 +139,33 @@ async def send_reply(reply: Reply, request_id: str, head_only: bool, send: Calla
     if not any(name == b"content-length" for name, _ in headers) and reply.status not in (204, 304):
         headers.append((b"content-length", str(length).encode()))
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-    if head_only or isinstance(body, bytes):
-        if not isinstance(body, bytes):
-            await body.aclose()  # type: ignore[attr-defined]
+    if isinstance(body, bytes):
         await send({"type": "http.response.body", "body": b"" if head_only else body})
         return
-    async for chunk in body:
-        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    await send({"type": "http.response.body", "body": b""})
+    if head_only:
+        await body.aclose()  # type: ignore[attr-defined]
+        await send({"type": "http.response.body", "body": b""})
+        return
+    await _stream(body, send, receive)
+
+
+async def _stream(body: AsyncIterator[bytes], send: Callable[[dict], Any], receive: Callable[[], Any]) -> None:
+    """Send `body`, stopping (and closing its file) as soon as the client goes away: a dropped download
+    of gigabytes reads no further."""
+    gone = asyncio.Event()
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone.set()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        async for chunk in body:
+            if gone.is_set():
+                return
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    finally:
+        watcher.cancel()
+        await body.aclose()  # type: ignore[attr-defined]
