@@ -188,12 +188,24 @@ def test_multipart_checks_parts_and_abort_leaves_nothing(s3, served, bucket):
     done = complete((2, last))  # a single (last) part may be small
     assert s3.get_object(Bucket=bucket, Key="mp")["Body"].read() == b"b" * 10
     assert done["ETag"].endswith('-1"')
+    s3.put_object(Bucket=bucket, Key="source", Body=bytes(range(256)) * 100)
+    copying = s3.create_multipart_upload(Bucket=bucket, Key="from-copy")["UploadId"]
+    copied = s3.upload_part_copy(Bucket=bucket, Key="from-copy", UploadId=copying, PartNumber=1,
+                                 CopySource={"Bucket": bucket, "Key": "source"}, CopySourceRange="bytes=256-511")
+    s3.complete_multipart_upload(Bucket=bucket, Key="from-copy", UploadId=copying, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": copied["CopyPartResult"]["ETag"]}]})
+    assert s3.get_object(Bucket=bucket, Key="from-copy")["Body"].read() == bytes(range(256))
     other = s3.create_multipart_upload(Bucket=bucket, Key="aborted")["UploadId"]
     s3.upload_part(Bucket=bucket, Key="aborted", UploadId=other, PartNumber=1, Body=b"x")
     s3.abort_multipart_upload(Bucket=bucket, Key="aborted", UploadId=other)
     assert code(lambda: s3.list_parts(Bucket=bucket, Key="aborted", UploadId=other)) == "NoSuchUpload"
     assert code(lambda: s3.head_object(Bucket=bucket, Key="aborted")) == "404"
     assert not (served.home / "buckets" / ".forklift-s3" / "uploads" / other).exists()
+    left = s3.create_multipart_upload(Bucket=bucket, Key="left")["UploadId"]
+    for key in ("mp", "source", "from-copy"):
+        s3.delete_object(Bucket=bucket, Key=key)
+    s3.delete_bucket(Bucket=bucket)  # its uploads in progress end with it
+    assert not (served.home / "buckets" / ".forklift-s3" / "uploads" / left).exists()
 
 
 def test_presigned_get_and_put(s3, bucket):

@@ -73,6 +73,8 @@ async def delete_bucket(request: S3Request) -> Reply:
     except BucketNotEmpty:
         raise S3Error("BucketNotEmpty", "The bucket you tried to delete is not empty", 409,
                       BucketName=request.bucket) from None
+    for upload in await to_thread.run_sync(request.multipart.uploads, request.bucket):  # they end with it
+        await to_thread.run_sync(request.multipart.abort, upload)
     return Reply(204)
 
 
