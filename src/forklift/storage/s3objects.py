@@ -33,6 +33,7 @@ from forklift.atomicfile import TEMP_PREFIX
 from forklift.storage.atomic import FILE_MODE
 from forklift.storage.errors import StorageError, UnsafeKey
 from forklift.storage.filetree import FileTree
+from forklift.storage.s3listing import list_page
 from forklift.storage.uri import key_parts, validate_bucket_name
 
 XATTR = "user.forklift.s3"
@@ -128,10 +129,7 @@ class Pending:
     file: BinaryIO
     tmp: Path
     dest: Path
-
-    @property
-    def key(self) -> str:
-        return self.dest.name
+    key: str
 
 
 class S3Objects:
@@ -169,7 +167,7 @@ class S3Objects:
         except OSError as exc:
             if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
                 # Directories left empty by a crash are no objects: the bucket is empty when no file remains.
-                if any(True for _ in FileTree(path, contained=True).list("")):
+                if list_page(path, max_keys=1).entries:
                     raise BucketNotEmpty(bucket) from None
                 shutil.rmtree(path)
                 return
@@ -220,7 +218,7 @@ class S3Objects:
         fd, tmp = _mkstemp(dest.parent, key)
         file = os.fdopen(fd, "w+b")
         try:
-            yield Pending(file, Path(tmp), dest)
+            yield Pending(file, Path(tmp), dest, key)
         except BaseException:
             file.close()
             with contextlib.suppress(FileNotFoundError):
