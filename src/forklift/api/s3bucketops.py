@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
@@ -99,7 +100,7 @@ def _max_keys(request: S3Request) -> int:
     return min(int(raw), MAX_KEYS)
 
 
-def _encoder(request: S3Request):  # type: ignore[no-untyped-def]
+def _encoder(request: S3Request) -> Callable[[str], str]:
     encoding = request.query.get("encoding-type")
     if encoding is None:
         return lambda value: value
@@ -125,7 +126,7 @@ def _from_token(token: str) -> tuple[str, bool]:
     return marker[1:], marker[0] == "p"
 
 
-def _contents(page: Page, encode) -> list[Node]:  # type: ignore[no-untyped-def]
+def _contents(page: Page, encode: Callable[[str], str]) -> list[Node]:
     nodes: list[Node] = []
     for entry in page.entries:
         meta = read_meta(entry.path, entry.st)

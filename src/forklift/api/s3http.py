@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -104,7 +104,7 @@ class S3Request:
 class Reply:
     status: int = 200
     headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes | AsyncIterator[bytes] = b""
+    body: bytes | AsyncGenerator[bytes, None] = b""
     length: int | None = None  # Content-Length of a streamed body
 
     @classmethod
@@ -143,13 +143,13 @@ async def send_reply(reply: Reply, request_id: str, head_only: bool, send: Calla
         await send({"type": "http.response.body", "body": b"" if head_only else body})
         return
     if head_only:
-        await body.aclose()  # type: ignore[attr-defined]
+        await body.aclose()
         await send({"type": "http.response.body", "body": b""})
         return
     await _stream(body, send, receive)
 
 
-async def _stream(body: AsyncIterator[bytes], send: Callable[[dict], Any], receive: Callable[[], Any]) -> None:
+async def _stream(body: AsyncGenerator[bytes, None], send: Callable[[dict], Any], receive: Callable[[], Any]) -> None:
     """Send `body`, stopping (and closing its file) as soon as the client goes away: a dropped download
     of gigabytes reads no further."""
     gone = asyncio.Event()
@@ -168,4 +168,4 @@ async def _stream(body: AsyncIterator[bytes], send: Callable[[dict], Any], recei
         await send({"type": "http.response.body", "body": b""})
     finally:
         watcher.cancel()
-        await body.aclose()  # type: ignore[attr-defined]
+        await body.aclose()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -204,7 +204,7 @@ def _object_reply(request: S3Request, meta: ObjectMeta) -> Reply:
     return Reply(200, headers, b"", meta.size)
 
 
-async def _stream(file: BinaryIO, first: int, length: int) -> AsyncIterator[bytes]:
+async def _stream(file: BinaryIO, first: int, length: int) -> AsyncGenerator[bytes, None]:
     try:
         await to_thread.run_sync(file.seek, first)
         left = length
