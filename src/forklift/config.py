@@ -26,11 +26,13 @@ config.toml (every key optional):
     max_connections_per_client = 256           # open connections from one source address
     max_connections = 15000                    # in all (default: RLIMIT_NOFILE less a quarter)
     request_head_timeout_seconds = 10          # first byte of a request to the end of its headers
-    request_body_timeout_seconds = 60          # end of the headers to the end of the body
+    request_body_timeout_seconds = 60          # end of the headers to the end of the body (+1 s per 64 KiB declared)
     keep_alive_timeout_seconds = 5             # an idle connection between requests
     max_requests_in_flight = 64                # SageMaker/Logs calls answered at once (not InvokeEndpoint)
     request_queue_seconds = 5                  # the longest a call waits past those, then ThrottlingException
     max_requests_in_flight_per_caller = 16     # of those, one access key's (or address's); default a quarter
+    s3_virtual_host_suffixes = ["s3.lan"]      # Host <bucket>.s3.lan is a virtual-host style S3 request
+                                               # (so are <bucket>.localhost and <bucket>.<the name --host binds>)
 
     runtime = "runc"                           # or "kubernetes": where containers run (forklift serve)
     [kubernetes]                               # read by forklift.kube (forklift serve --runtime kubernetes)
@@ -204,6 +206,16 @@ def _absolute_dirs(value: Any) -> str | None:
     return None
 
 
+def _host_names(value: Any) -> str | None:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return 'must be a list of host names, e.g. ["s3.forklift.internal"]'
+    for item in value:
+        if not re.fullmatch(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                            r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*", item):
+            return f'"{item}" is not a host name (letters, digits, hyphens and dots, e.g. "s3.forklift.internal")'
+    return None
+
+
 def _path(value: Any) -> str | None:
     if isinstance(value, str) and value.strip():
         return None
@@ -337,7 +349,8 @@ SCHEMA: dict[str, Key | dict[str, Key]] = {
                "max_requests_in_flight": Key("an integer from 1 to 100000", _number(1, 100_000, integer=True)),
                "request_queue_seconds": Key("a number of seconds", _number(0, 3600)),
                "max_requests_in_flight_per_caller": Key("an integer from 1 to 100000",
-                                                        _number(1, 100_000, integer=True))},
+                                                        _number(1, 100_000, integer=True)),
+               "s3_virtual_host_suffixes": Key("a list of host names", _host_names)},
     # Where forklift serve runs containers; "kubernetes" reads the [kubernetes] table (forklift.kube.settings).
     "runtime": Key('"runc" or "kubernetes"', _one_of("runc", "kubernetes")),
     "kubernetes": {

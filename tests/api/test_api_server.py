@@ -212,10 +212,14 @@ def test_invoke_bad_endpoint_name(server) -> None:
 
 
 def test_unknown_route_is_aws_shaped(server) -> None:
-    response = httpx.get(server.url + "/nope", timeout=5)
+    signed = {"Authorization": "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/us-east-1/sagemaker/aws4_request, "
+                               "SignedHeaders=host, Signature=00"}
+    response = httpx.get(server.url + "/nope", headers=signed, timeout=5)
     assert response.status_code == 404
     assert response.json()["__type"] == "UnknownOperationException"
     assert response.headers["x-amzn-RequestId"]
+    unsigned = httpx.get(server.url + "/nope", timeout=5)  # any other unsigned route is S3's: bucket "nope"
+    assert unsigned.status_code == 404 and b"<Code>NoSuchBucket</Code>" in unsigned.content
 
 
 def test_account_option_and_server_json_removed_at_exit(launch, stop) -> None:

@@ -3,11 +3,12 @@
     POST /                                  X-Amz-Target: SageMaker.<Op> | Logs_20140328.<Op>
                                             | GraniteServiceVersion20100801.<Op>, or a query form (CloudWatch)
     POST /service/GraniteServiceVersion20100801/operation/{Op}   CloudWatch in rpc-v2-cbor (api.cloudwatchwire)
+    (S3, path or virtual-host style)        the embedded bucket store (api.s3api; api.s3routing tells it apart)
     POST /endpoints/{EndpointName}/invocations   sagemaker-runtime InvokeEndpoint
     GET  /ping                              health of the server itself
     GET  /_forklift/kubernetes/{training-jobs|endpoints}/{Name}   `forklift k8s render` (api.kuberender)
 
-InvokeEndpoint, the data plane, goes straight to its ASGI handler; everything else through
+InvokeEndpoint, the data plane, and S3 go straight to their ASGI handlers; everything else through
 Starlette's routing and middleware (which cost more per request than the whole proxy hop). Every
 response carries `x-amzn-RequestId`; every error is AWS-shaped, and anything unexpected is a
 500 `InternalFailure` whose details stay in the server log under the request id.
@@ -42,6 +43,8 @@ from forklift.api.errors import ApiError
 from forklift.api.kuberender import kube_routes
 from forklift.api.logs import logs_handlers
 from forklift.api.protocol import REQUEST_ID_HEADER, json_error, json_response
+from forklift.api.s3api import S3Api
+from forklift.api.s3routing import is_s3
 from forklift.api.sagemaker_runtime import endpoint_in_path, invoke_endpoint
 from forklift.api.services import ApiServices, call
 from forklift.api.sigv4 import Principal
@@ -176,18 +179,26 @@ def create_app(services: ApiServices, limits: EdgeLimits | None = None) -> Forkl
         lifespan=lifespan,
     )
     app.state.services = services
-    return ForkliftApp(app, services)
+    s3 = None
+    if services.buckets_root is not None:
+        s3 = S3Api(services.buckets_root, services.s3_virtual_hosts, services.region, services.account,
+                   services.authenticate, services.audit)
+    return ForkliftApp(app, services, s3)
 
 
 class ForkliftApp:
-    """The server's ASGI app: InvokeEndpoint to its own handler, the rest to the Starlette `control` app."""
+    """The server's ASGI app: S3 and InvokeEndpoint to their own handlers, the rest to the Starlette `control` app."""
 
-    def __init__(self, control: Starlette, services: ApiServices) -> None:
+    def __init__(self, control: Starlette, services: ApiServices, s3: S3Api | None = None) -> None:
         self.control = control
         self.services = services
         self.state = control.state
+        self.s3 = s3
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.s3 is not None and is_s3(scope, self.s3.virtual_hosts):
+            await self.s3(scope, receive, send)
+            return
         if scope["type"] == "http" and scope["method"] == "POST":
             endpoint = endpoint_in_path(scope["path"])
             if endpoint is not None:

@@ -37,6 +37,8 @@ from typing import Any
 from forklift.api.context import RequestContext
 from forklift.api.errors import ApiError
 from forklift.api.protocol import arn, log_group_arn, log_group_name
+from forklift.api.s3errors import S3Error
+from forklift.api.sigv4 import Principal
 from forklift.api.validation import operation_model, service_model
 from forklift.credentials.arns import parse_role_arn, role_arn
 from forklift.credentials.errors import InvalidArn
@@ -183,3 +185,21 @@ def passed_role(value: str) -> str:
     except InvalidArn:
         return value
     return role_arn(parsed.name, parsed.account, parsed.partition)
+
+
+def s3_arn(bucket: str, key: str | None = None) -> str:
+    """An S3 resource as IAM names it: `arn:aws:s3:::bucket` (ListBucket, …) or `arn:aws:s3:::bucket/key`."""
+    if not bucket:
+        return "*"
+    return f"arn:aws:s3:::{bucket}" if key is None else f"arn:aws:s3:::{bucket}/{key}"
+
+
+def authorize_s3(principal: Principal, account: str, action: str, resource: str) -> None:
+    """Refuse, with S3's AccessDenied, what the signing key's policy does not allow (`s3:GetObject` on
+    `arn:aws:s3:::bucket/key`, `s3:ListBucket` on `arn:aws:s3:::bucket`, `s3:ListAllMyBuckets` on `*`, …)."""
+    if principal.policy is None:
+        return
+    decision = principal.policy.decide(action, resource)
+    if decision is not Decision.ALLOW:
+        why = denied(principal.arn(account), action, resource, decision).message
+        raise S3Error("AccessDenied", why, 403)

@@ -16,7 +16,14 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from forklift.api.edge import Admission, EdgeLimits, PhaseTimer, body_timeout_answer, head_timeout_answer
+from forklift.api.edge import (
+    Admission,
+    EdgeLimits,
+    PhaseTimer,
+    body_seconds,
+    body_timeout_answer,
+    head_timeout_answer,
+)
 
 log = logging.getLogger(__name__)
 MAX_HEAD = 64 * 1024  # request line and headers; an SDK's head is under 4 KiB
@@ -142,7 +149,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self.head_budget.open = False
         self.head_deadline = None
-        self.body_deadline = self.received_at + self.limits.body_timeout
+        self.body_deadline = self.received_at + body_seconds(self.limits.body_timeout, self.headers)
         self.in_body = True
         super().on_headers_complete()
 

@@ -8,7 +8,8 @@ the parser and `runtime.invoke_endpoint` (the same handler the ASGI app uses, so
 alike). `bench/invoke.py` measures what this buys.
 
 How a connection is split: when a connection is idle, the request line of the next request decides.
-`POST /endpoints/<name>/invocations HTTP/1.1` stays here; anything else hands the connection, with
+`POST /endpoints/<name>/invocations HTTP/1.1`, without a query string, stays here (with one it may be
+S3's, a bucket named `endpoints`: the app decides); anything else hands the connection, with
 the bytes read so far, to uvicorn's protocol for good (`transport.set_protocol`, as uvicorn itself
 does for a WebSocket upgrade). HTTP clients do not pipeline in practice (urllib3 never does); a
 pipelined request for anything else behind an InvokeEndpoint is answered 400 and the connection
@@ -56,7 +57,9 @@ from forklift.api.sagemaker_runtime import DRAIN_LIMIT, endpoint_in_path, max_bo
 
 log = logging.getLogger(__name__)
 Handler = Callable[[str, dict, Callable, Callable], Awaitable[None]]  # (endpoint, scope, receive, send)
-_REQUEST_LINE = re.compile(rb"POST (/endpoints/[^/ ?]+/invocations)(?:\?([^ ]*))? HTTP/1\.1\r\n")
+# InvokeEndpoint never has a query string: `POST /endpoints/x/invocations?uploads` is S3's (a bucket
+# named `endpoints`), decided by the app.
+_REQUEST_LINE = re.compile(rb"POST (/endpoints/[^/ ?]+/invocations) HTTP/1\.1\r\n")
 _LINE_PREFIX = b"POST /endpoints/"
 _MAX_LINE = 8192
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -246,7 +249,7 @@ class DataPlaneProtocol(asyncio.Protocol):
         request.path = parsed.path.decode("latin-1")
         request.query = parsed.query or b""
         request.endpoint = endpoint_in_path(request.path) or ""
-        if self.parser.get_method() != b"POST" or not request.endpoint:
+        if self.parser.get_method() != b"POST" or not request.endpoint or request.query:
             request.refused = _NOT_PIPELINABLE
             return
         expects = False

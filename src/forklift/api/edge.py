@@ -7,7 +7,9 @@ RLIMIT_NOFILE leaves after room for the server's own files), a new connection is
 `ThrottlingException` and closed at once, and one client's idle sockets cannot starve the others.
 
 Time is bounded per request: its head must be complete within `head_timeout` of its first byte, and
-its body within `body_timeout` of the end of its head; past either the answer is 408
+its body within `body_timeout` of the end of its head, plus a second per `MIN_BODY_RATE` bytes its
+Content-Length declares (an S3 upload of gigabytes takes minutes, a stalled one still ends); past
+either the answer is 408
 `RequestTimeout` (if no answer had begun) and the connection is closed. A request whose body never
 arrived in full is never handed to a handler. Between requests, uvicorn's `timeout_keep_alive`
 closes an idle connection. The protocols of `forklift.api.dataplane` apply all of it.
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from forklift.api.admission import DEFAULT_IN_FLIGHT, DEFAULT_QUEUE_SECONDS
 from forklift.api.context import new_request_id
 
+MIN_BODY_RATE = 64 * 1024  # bytes per second a declared body may arrive at, beyond body_timeout
 MIN_HEADROOM = 256  # descriptors kept for the database, image layers, containers' pipes, logs
 
 
@@ -155,6 +158,14 @@ def refusal(status: int, code: str, message: str) -> bytes:
             f"content-length: {len(body)}\r\n\r\n").encode() + body
 
 
+def body_seconds(base: float, headers: list[tuple[bytes, bytes]]) -> float:
+    """The time a body may take: `base`, plus what its declared length needs at `MIN_BODY_RATE`."""
+    for name, value in headers:
+        if name.lower() == b"content-length" and value.isdigit():
+            return base + int(value) / MIN_BODY_RATE
+    return base
+
+
 def head_timeout_answer(seconds: float) -> bytes:
     return refusal(408, "RequestTimeout", f"The request's headers did not arrive within {seconds:g} seconds "
                    "(server.request_head_timeout_seconds); the connection is closed.")
@@ -162,4 +173,5 @@ def head_timeout_answer(seconds: float) -> bytes:
 
 def body_timeout_answer(seconds: float) -> bytes:
     return refusal(408, "RequestTimeout", f"The request's body did not arrive within {seconds:g} seconds of its "
-                   "headers (server.request_body_timeout_seconds); the connection is closed.")
+                   f"headers (server.request_body_timeout_seconds, plus a second per {MIN_BODY_RATE >> 10} KiB its "
+                   "Content-Length declares); the connection is closed.")

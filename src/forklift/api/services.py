@@ -21,6 +21,7 @@ import functools
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from starlette.concurrency import run_in_threadpool
@@ -65,6 +66,8 @@ class ApiServices:
     authenticate: Authenticator | None = None  # None: every request is accepted, signed or not
     audit: AuditLog | None = None  # where mutating calls are recorded; None: nowhere
     manifests: Manifests | None = None  # `forklift k8s render`; None: this server renders nothing
+    buckets_root: Path | None = None  # the embedded bucket store the S3 API serves; None: no S3 API
+    s3_virtual_hosts: tuple[str, ...] = ("localhost",)  # `<bucket>.<name>` Host names are virtual-host style S3
     on_startup: list[Hook] = field(default_factory=list)  # run when the server starts (e.g. a scheduler)
     on_shutdown: list[Hook] = field(default_factory=list)  # run, in reverse order, when it stops
 

@@ -6,6 +6,8 @@ register themselves in the `ApiServices` they are given.
 
 from __future__ import annotations
 
+import ipaddress
+
 from forklift.api import inference, invoke, tagging, training
 from forklift.api.authn import KeyAuthenticator
 from forklift.api.services import ApiServices
@@ -16,6 +18,7 @@ from forklift.control.manifests import KubeManifests
 from forklift.control.plane import ControlPlane
 from forklift.credentials.accesskeys import AccessKeys
 from forklift.kube.settings import KubeSettings, kube_settings
+from forklift.storage.embedded import EmbeddedBuckets
 
 
 def server_kube_settings(settings: Settings, *, namespace: str | None = None, kubeconfig: str | None = None,
@@ -36,10 +39,23 @@ def select_backend(settings: Settings, runtime: str | None = None, *, namespace:
     return KubernetesBackend(settings, kube)
 
 
+def s3_virtual_hosts(settings: Settings, host: str | None = None) -> tuple[str, ...]:
+    """The names `<bucket>.<name>` Host headers are virtual-host style S3 requests under: `localhost`,
+    config.toml's `[server] s3_virtual_host_suffixes`, and the host name the server binds (never an IP)."""
+    names = ["localhost", *read_config_file(settings.home)[1].get("server", {}).get("s3_virtual_host_suffixes", [])]
+    if host:
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            names.append(host)
+    return tuple(dict.fromkeys(name.lower().strip(".") for name in names if name.strip(".")))
+
+
 def build_services(settings: Settings, region: str, account: str, backend: Backend | None = None,
-                   kube: KubeSettings | None = None) -> ApiServices:
+                   kube: KubeSettings | None = None, host: str | None = None) -> ApiServices:
     """The services `forklift serve` runs, on `backend` (default: runc on this machine); `forklift k8s
-    render` answered with `kube` (default: config.toml's `[kubernetes]`), whatever the backend."""
+    render` answered with `kube` (default: config.toml's `[kubernetes]`), whatever the backend; the
+    embedded bucket store served as S3, virtual-host style also under `host` when it is a name."""
     services = ApiServices(region=region, account=account)
     plane = ControlPlane.create(settings, backend=backend)
     training.install(services, plane)
@@ -51,4 +67,8 @@ def build_services(settings: Settings, region: str, account: str, backend: Backe
     services.authenticate = KeyAuthenticator(AccessKeys(settings))
     services.audit = AuditLog(settings.home)
     services.manifests = KubeManifests(settings, plane.store, kube or kube_settings(settings))
+    # The embedded store is served even when s3_endpoint_url names an external S3: its files are still
+    # the ones `forklift buckets` keeps under FORKLIFT_HOME, and clients that want the external S3 talk to it.
+    services.buckets_root = EmbeddedBuckets.from_settings(settings).root
+    services.s3_virtual_hosts = s3_virtual_hosts(settings, host)
     return services

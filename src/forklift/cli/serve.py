@@ -151,7 +151,7 @@ def serve(host: str, port: int, region: str | None, account: str | None, verbose
         except ForkliftError as exc:
             sock.close()
             raise click.ClickException(str(exc)) from None
-        app = create_app(build_services(settings, region, account, backend, kube), limits)
+        app = create_app(build_services(settings, region, account, backend, kube, host=host), limits)
         # A stop waits for requests in flight, but not forever for a client that stalls mid-request.
         config = uvicorn.Config(app, http=protocol_for(app.invoke, limits), log_config=None, access_log=verbose > 0,
                                 lifespan="on", log_level=logging.getLogger().getEffectiveLevel(),

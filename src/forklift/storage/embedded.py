@@ -90,7 +90,8 @@ class EmbeddedBuckets(PrefixTransfers):
             return []
         buckets = []
         for entry in sorted(self.root.iterdir()):
-            if entry.is_dir() and not entry.is_symlink():
+            # Only what could be a bucket: not the S3 API's state (`.forklift-s3`) nor anything else hidden.
+            if entry.is_dir() and not entry.is_symlink() and entry.name[:1].isalnum():
                 created = datetime.fromtimestamp(entry.stat().st_mtime, tz=UTC)
                 buckets.append(BucketInfo(entry.name, created))
         return buckets

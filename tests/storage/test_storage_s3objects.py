@@ -1,0 +1,127 @@
+"""The embedded store as the S3 API sees it: lazy listings in S3's order, metadata that travels with
+the file it describes, writes that appear whole or not at all, multipart assembly."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from forklift.storage.embedded import EmbeddedBuckets
+from forklift.storage.s3listing import list_page
+from forklift.storage.s3multipart import MIN_PART, EntityTooSmall, InvalidPart, Multipart
+from forklift.storage.s3objects import ObjectMeta, S3Objects, UnstorableKey, check_key
+
+KEYS = ["a", "a-b", "a0", "b/c", "b/d/e", "b/d/f", "b0", "c/x/y", "c-1", "c-2", "d", "é/1", "z z"]
+
+
+@pytest.fixture
+def bucket(tmp_path: Path) -> Path:
+    for key in KEYS:
+        path = tmp_path / "bkt" / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(key)
+    return tmp_path / "bkt"
+
+
+def walk_all(bucket: Path, **kwargs) -> list[str]:
+    seen, after, after_prefix = [], "", False
+    while True:
+        page = list_page(bucket, after=after, after_prefix=after_prefix, max_keys=2, **kwargs)
+        seen += [e.key for e in page.entries] + page.prefixes
+        if not page.truncated:
+            return seen
+        after, after_prefix = page.last, page.last_is_prefix
+
+
+def test_listing_is_in_utf8_byte_order_and_pages_resume_exactly(bucket):
+    assert [e.key for e in list_page(bucket).entries] == sorted(KEYS, key=lambda k: k.encode())
+    assert walk_all(bucket) == sorted(KEYS, key=lambda k: k.encode())
+
+
+def test_delimiters_fold_common_prefixes_across_pages(bucket):
+    page = list_page(bucket, delimiter="/")
+    assert ([e.key for e in page.entries], page.prefixes) == (["a", "a-b", "a0", "b0", "c-1", "c-2", "d", "z z"],
+                                                              ["b/", "c/", "é/"])
+    assert sorted(walk_all(bucket, delimiter="/")) == sorted(page.prefixes + [e.key for e in page.entries])
+    dashed = list_page(bucket, delimiter="-")
+    assert dashed.prefixes == ["a-", "c-"] and "a-b" not in [e.key for e in dashed.entries]
+    assert list_page(bucket, prefix="b/d", delimiter="/").prefixes == ["b/d/"]
+    assert [e.key for e in list_page(bucket, prefix="b/d/").entries] == ["b/d/e", "b/d/f"]
+
+
+def test_listing_skips_symlinks_temporaries_and_directories_it_does_not_need(bucket, tmp_path, monkeypatch):
+    (bucket / "link").symlink_to(tmp_path)
+    (bucket / "b" / ".forklift-tmp-xyz").write_text("in progress")
+    scanned: list[str] = []
+    real_scandir = os.scandir
+
+    def scandir(path):
+        scanned.append(os.path.relpath(path, bucket))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    page = list_page(bucket, max_keys=3)
+    assert [e.key for e in page.entries] == ["a", "a-b", "a0"] and page.truncated
+    assert scanned == [".", "b"]  # only as far as the key after the page (is it truncated?)
+    scanned.clear()
+    assert [e.key for e in list_page(bucket, after="b/d/e", max_keys=2).entries] == ["b/d/f", "b0"]
+    assert "b/c" not in scanned and "c" not in scanned and "c/x" not in scanned
+    assert "link" not in [e.key for e in list_page(bucket, prefix="l").entries]
+    assert [e.key for e in list_page(bucket, prefix="b/").entries] == ["b/c", "b/d/e", "b/d/f"]
+
+
+def test_keys_the_file_layout_cannot_hold_are_refused_by_name():
+    for key in ("dir/", "../x", "a//b", "a/./b", "nul\0", "k" * 1025, "x/.forklift-tmp-1"):
+        with pytest.raises(UnstorableKey):
+            check_key(key)
+    assert check_key("ünï/cødé +%") == ("ünï", "cødé +%")
+
+
+def test_a_write_appears_whole_with_its_metadata_or_not_at_all(tmp_path):
+    EmbeddedBuckets(tmp_path).make_bucket("bkt")
+    objects = S3Objects(tmp_path)
+    directory = objects.bucket_dir("bkt")
+    assert directory is not None
+    with pytest.raises(RuntimeError), objects.writing(directory, "new/dir/key") as pending:
+        pending.file.write(b"half")
+        raise RuntimeError("the client went away")
+    assert objects.head(directory, "new/dir/key") is None and not (directory / "new").exists()
+    with objects.writing(directory, "k") as pending:
+        pending.file.write(b"data")
+        assert objects.head(directory, "k") is None  # not before the rename
+        objects.commit(pending, ObjectMeta("etag1", 0, datetime.now(tz=UTC), {"content-type": "text/csv"}, {"m": "1"}))
+    meta = objects.head(directory, "k")
+    assert meta is not None and (meta.etag, meta.content_type, meta.user, meta.size) == ("etag1", "text/csv",
+                                                                                          {"m": "1"}, 4)
+    (directory / "k").write_bytes(b"rewritten in place")  # the xattr no longer describes the file
+    rewritten = objects.head(directory, "k")
+    assert rewritten is not None and rewritten.etag != "etag1" and rewritten.content_type == "binary/octet-stream"
+    assert [b.name for b in EmbeddedBuckets(tmp_path).list_buckets()] == ["bkt"]
+
+
+def test_multipart_assembles_in_order_and_checks_its_parts(tmp_path):
+    EmbeddedBuckets(tmp_path).make_bucket("bkt")
+    objects = S3Objects(tmp_path)
+    multipart = Multipart(objects)
+    directory = objects.bucket_dir("bkt")
+    assert directory is not None
+    upload = multipart.create("bkt", "big", {}, {})
+    etags = {}
+    for number, fill in ((1, b"a" * MIN_PART), (2, b"b" * 3)):
+        with multipart.writing_part(upload) as part:
+            part.file.write(fill)
+            etags[number] = hashlib.md5(fill).hexdigest()
+            multipart.commit_part(upload, number, part, etags[number])
+    with pytest.raises(InvalidPart):
+        multipart.complete(upload, directory, [(1, etags[2])])
+    with pytest.raises(EntityTooSmall):  # a small part that is not the last
+        multipart.complete(upload, directory, [(2, etags[2]), (3, etags[2])])
+    meta = multipart.complete(upload, directory, [(1, etags[1]), (2, etags[2])])
+    assert meta.etag.endswith("-2") and (directory / "big").read_bytes() == b"a" * MIN_PART + b"bbb"
+    assert not upload.directory.exists()
+    assert [b.name for b in EmbeddedBuckets(tmp_path).list_buckets()] == ["bkt"]
+
