@@ -4,8 +4,8 @@ A request is S3's when its signature's credential scope names the `s3` service (
 header, or a presigned URL's `X-Amz-Credential`; a SigV2 signature is always S3's), so a bucket named
 `endpoints` or `ping` works; else when its Host is virtual-host style, `<bucket>.<base>` with `base`
 one of the `virtual_hosts` (`localhost`, config.toml's `[server] s3_virtual_host_suffixes`, the host
-name forklift serve binds); else, unsigned, when it is none of the other APIs' routes (`POST /` with
-`X-Amz-Target`, `GET /ping`, `/_forklift/…`, `/service/…`, `POST /endpoints/<name>/invocations`
+name forklift serve binds); else, unsigned, when it is none of the other APIs' routes (`POST /`: JSON with
+`X-Amz-Target` or a query form, `GET /ping`, `/_forklift/…`, `/service/…`, `POST /endpoints/<name>/invocations`
 without a query string).
 """
 
@@ -85,7 +85,7 @@ def is_s3(scope: Mapping[str, Any], bases: Iterable[str]) -> bool:
     if virtual_bucket(host_name(scope), bases) is not None:
         return True
     path, method = scope["path"], scope["method"]
-    if path == "/" and method == "POST" and _header(scope, b"x-amz-target"):
+    if path == "/" and method == "POST":  # JSON with X-Amz-Target, or a query form; S3 has no POST on the service
         return False
     if path == "/ping" and method == "GET":
         return False
