@@ -1,10 +1,14 @@
 """The bounds of a job's metric points (control.trainingmetrics) on a real SQLite database: one point
 per metric per second (the last value printed in it), at most MAX_POINTS per metric, the newest
 moving forward past that so the final value stays right, a restart going on from what is stored,
-and lines cut to MAX_LINE before they are matched."""
+lines cut to MAX_LINE before they are matched, and definitions RE2 takes one by one but not together
+refused before the job runs."""
 
 from __future__ import annotations
 
+import pytest
+
+from forklift.control.errors import InvalidRequest
 from forklift.control.metricstore import MetricStore
 from forklift.control.trainingmetrics import (
     MAX_LINE,
@@ -12,6 +16,7 @@ from forklift.control.trainingmetrics import (
     NAMESPACE,
     MetricDefinition,
     TrainingMetrics,
+    check_definitions,
     host_dimensions,
     job_dimensions,
 )
@@ -56,3 +61,13 @@ def test_a_value_past_the_matched_length_is_not_read(tmp_path):
     metrics = TrainingMetrics(store, "job", LOSS)
     metrics([(1000, "x" * MAX_LINE + "loss=1"), (2000, "x" * (MAX_LINE - 10) + "loss=2")])
     assert latest(store, "job") == {"loss": (2.0, 2.0)}
+
+
+def test_definitions_too_big_together_are_refused_at_create(tmp_path):
+    # each is within the model's 500 characters and RE2's budget alone; forty of them are not
+    regex = r"loss=(\d+)" + "[a-z]{1,100}" * 30
+    definitions = [{"Name": f"m{i}", "Regex": regex + str(i)} for i in range(40)]
+    check_definitions({"AlgorithmSpecification": {"MetricDefinitions": definitions[:1]}})
+    with pytest.raises(InvalidRequest) as caught:
+        check_definitions({"AlgorithmSpecification": {"MetricDefinitions": definitions}})
+    assert "MetricDefinitions" in str(caught.value) and "together" in str(caught.value)
