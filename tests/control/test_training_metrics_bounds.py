@@ -2,14 +2,15 @@
 per metric per second (the last value printed in it), at most MAX_POINTS per metric, the newest
 moving forward past that so the final value stays right, a restart going on from what is stored,
 lines cut to MAX_LINE before they are matched, and definitions RE2 takes one by one but not together
-refused before the job runs."""
+refused before the job runs; a NUL, which PostgreSQL's text cannot hold, in no series key."""
 
 from __future__ import annotations
 
 import pytest
 
+from forklift.config import Settings
 from forklift.control.errors import InvalidRequest
-from forklift.control.metricstore import MetricStore
+from forklift.control.metricstore import MetricStore, Series
 from forklift.control.trainingmetrics import (
     MAX_LINE,
     MAX_POINTS,
@@ -71,3 +72,17 @@ def test_definitions_too_big_together_are_refused_at_create(tmp_path):
     with pytest.raises(InvalidRequest) as caught:
         check_definitions({"AlgorithmSpecification": {"MetricDefinitions": definitions}})
     assert "MetricDefinitions" in str(caught.value) and "together" in str(caught.value)
+
+
+def test_a_series_key_holding_a_nul_has_no_points_on_either_engine(tmp_path, database_env):
+    """PostgreSQL refuses to compare text holding a NUL; no stored series holds one, so none is found."""
+    store = MetricStore(Settings(home=tmp_path).database_url)
+    nul = Series(NAMESPACE, "loss\x00", "Host=x\x00/algo-1")
+    assert store.series(NAMESPACE, "loss\x00") == [] and store.series("a\x00b") == []
+    assert store.series(NAMESPACE, after=nul) == []  # only a forged NextToken holds one
+    assert store.points(nul, 0, 1e12, 10) == []
+
+
+def test_a_metric_name_holding_a_nul_is_refused_at_create():
+    with pytest.raises(InvalidRequest, match=r"MetricDefinitions\[0\].Name holds a NUL"):
+        check_definitions({"AlgorithmSpecification": {"MetricDefinitions": [{"Name": "a\x00", "Regex": "a=(\\d)"}]}})

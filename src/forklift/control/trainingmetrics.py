@@ -84,6 +84,9 @@ def check_definitions(request: dict[str, Any]) -> None:
             raise InvalidRequest(f"AlgorithmSpecification.MetricDefinitions[{index}].Name {definition.name!r} is "
                                  "defined more than once")
         names.add(definition.name)
+        if "\x00" in definition.name:
+            raise InvalidRequest(f"AlgorithmSpecification.MetricDefinitions[{index}].Name holds a NUL character, "
+                                 "which no metric name may: remove it")
         _compile(definition, index)
     if definitions:
         _compile_set(definitions)
