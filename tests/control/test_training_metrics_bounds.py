@@ -2,7 +2,8 @@
 per metric per second (the last value printed in it), at most MAX_POINTS per metric, the newest
 moving forward past that so the final value stays right, a restart going on from what is stored,
 lines cut to MAX_LINE before they are matched, and definitions RE2 takes one by one but not together
-refused before the job runs (one already accepted runs without metrics); a NUL, which PostgreSQL's text cannot hold, in no series key."""
+refused before the job runs (one already accepted runs without metrics); a NUL, which PostgreSQL's
+text cannot hold, in no series key."""
 
 from __future__ import annotations
 
@@ -102,8 +103,9 @@ def test_a_job_whose_definitions_cannot_be_applied_runs_without_metrics(tmp_path
     settings = Settings(home=tmp_path)
     store = JobStore(settings.database_url)
     regex = r"loss=(\d+)" + "[a-z]{1,100}" * 30
-    request = {"TrainingJobName": "too-big", "AlgorithmSpecification": {"TrainingImage": "busybox", "MetricDefinitions": [
-        {"Name": f"m{i}", "Regex": regex + str(i)} for i in range(40)]}}
+    definitions = [{"Name": f"m{i}", "Regex": regex + str(i)} for i in range(40)]
+    request = {"TrainingJobName": "too-big",
+               "AlgorithmSpecification": {"TrainingImage": "busybox", "MetricDefinitions": definitions}}
     now = time.time()
     store.insert(TrainingJobRow(name="too-big", arn="arn:aws:sagemaker:us-east-1:000000000000:training-job/too-big",
                                 request=request, status="InProgress", secondary_status="Training", transitions=[],
