@@ -28,6 +28,12 @@ REGION, ACCOUNT = "eu-west-1", "123456789012"
      "sagemaker:AddTags", f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/m"),
     ("sagemaker", "DeleteTags", {"ResourceArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/e", "TagKeys": []},
      "sagemaker:DeleteTags", f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/e"),
+    # the tag handlers act on the ARN lower-cased: a policy must be asked about that one, or a Deny on
+    # `model/secret` would not hold against `model/Secret`
+    ("sagemaker", "AddTags", {"ResourceArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/Secret", "Tags": []},
+     "sagemaker:AddTags", f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/secret"),
+    ("sagemaker", "ListTags", {"ResourceArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:Endpoint/E"},
+     "sagemaker:ListTags", f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/e"),
     ("sagemaker-runtime", "InvokeEndpoint", {"EndpointName": "e", "Body": b""}, "sagemaker:InvokeEndpoint",
      f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/e"),
     ("logs", "GetLogEvents", {"logGroupName": "/aws/x", "logStreamName": "s"}, "logs:GetLogEvents",

@@ -1,5 +1,6 @@
 """TagStore on SQLite and PostgreSQL: pages that resume where the last one ended, in the order keys were
-first added, while tags are added and deleted between pages; only resources that exist are tagged."""
+first added, while tags are added and deleted between pages; only resources that exist are tagged (an
+ARN holding a NUL never does)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,13 @@ def test_the_limit_and_unknown_resources(tmp_path, database_env, arn):
     store.add(arn, tags("x"))
     with pytest.raises(UnknownResource, match="model/other-.* does not exist"):
         store.list(arn.replace("tagged", "other"), None, 50)
+
+
+def test_an_arn_holding_a_nul_is_no_resource_on_either_engine(tmp_path, database_env):
+    """PostgreSQL refuses to compare text holding a NUL; no resource's ARN holds one, so it is unknown."""
+    nul = "arn:aws:sagemaker:us-east-1:000000000000:model/x\x00y"
+    store = TagStore(Settings(home=tmp_path).database_url, exists=lambda given: True)
+    for call in (lambda: store.list(nul, None, 5), lambda: store.add(nul, tags("a")),
+                 lambda: store.delete(nul, ["a"])):
+        with pytest.raises(UnknownResource):
+            call()

@@ -65,6 +65,14 @@ def test_model_data_outside_the_file_roots_is_refused(sagemaker, inference_image
     assert "file_roots" in message
 
 
+def test_script_mode_code_outside_the_file_roots_is_refused(sagemaker, inference_image):
+    """The code archive is staged from the host as the model data is: CreateModel holds it to the same roots."""
+    message = _create_model_error(sagemaker, inference_image,
+                                  Environment={"SAGEMAKER_SUBMIT_DIRECTORY": "file:///etc/sourcedir.tar.gz"})
+    assert "PrimaryContainer.Environment.SAGEMAKER_SUBMIT_DIRECTORY" in message
+    assert "file:///etc/sourcedir.tar.gz" in message and "file_roots" in message
+
+
 def test_describe_missing_resources_is_a_validation_exception(sagemaker):
     for call, kwargs, text in ((sagemaker.describe_endpoint, {"EndpointName": "nope"}, "endpoint/nope"),
                                (sagemaker.describe_model, {"ModelName": "nope"}, "model/nope"),

@@ -90,8 +90,10 @@ def _sagemaker_resource(member: str) -> Resource:
 
 
 def _given_arn(params: Mapping[str, Any], region: str, account: str) -> str:
+    """The ResourceArn as the handlers look it up (`api.tagging`: lower-cased, as SageMaker writes its ARNs),
+    so a policy naming a resource holds whatever case the request spells it in."""
     value = params.get("ResourceArn")
-    return value if isinstance(value, str) and value else "*"
+    return value.lower() if isinstance(value, str) and value else "*"
 
 
 def _log_group(params: Mapping[str, Any], region: str, account: str) -> str:

@@ -10,7 +10,7 @@ drain of a job's log, one per flush of the invocation counters.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -138,6 +138,8 @@ class MetricStore:
     def series(self, namespace: str | None = None, metric_name: str | None = None,
                after: Series | None = None, limit: int = 500) -> list[Series]:
         """Distinct series, in (namespace, metric name, dimensions) order, after `after`."""
+        if _unstorable(namespace, metric_name, *(astuple(after) if after is not None else ())):
+            return []
         columns = (MetricPointRow.namespace, MetricPointRow.metric_name, MetricPointRow.dimensions)
         query = select(*columns).distinct()
         if namespace is not None:
@@ -152,6 +154,8 @@ class MetricStore:
 
     def points(self, series: Series, start: float, end: float, limit: int) -> list[Aggregate]:
         """The rows of `series` with start <= timestamp < end, oldest first, at most `limit`."""
+        if _unstorable(*astuple(series)):
+            return []
         with self._sessions() as session:
             rows = session.scalars(select(MetricPointRow).where(
                 MetricPointRow.namespace == series.namespace, MetricPointRow.metric_name == series.metric_name,
@@ -159,6 +163,12 @@ class MetricStore:
                 MetricPointRow.timestamp < end)
                 .order_by(MetricPointRow.timestamp, MetricPointRow.id).limit(limit)).all()
         return [_aggregate(row) for row in rows]
+
+
+def _unstorable(*texts: str | None) -> bool:
+    """Whether a series key a reader was given holds a NUL: no stored series does (PostgreSQL's text cannot),
+    and PostgreSQL refuses to even compare one, so the answer is none rather than a database error."""
+    return any(text is not None and "\x00" in text for text in texts)
 
 
 def _after(after: Series):

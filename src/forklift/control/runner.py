@@ -234,7 +234,12 @@ class JobRunner:
         definitions = definitions_of(row.request) if row is not None else []
         if not definitions:
             return None
-        return TrainingMetrics(MetricStore(self.settings.database_url), self.name, definitions)
+        try:
+            return TrainingMetrics(MetricStore(self.settings.database_url), self.name, definitions)
+        except Exception:  # noqa: BLE001 - the container runs already: a job without metrics, not one left running
+            log.exception("training job %s: its MetricDefinitions cannot be applied; it runs without metrics",
+                          self.name)
+            return None
 
     def _stop_reason(self) -> str | None:
         row = self.store.get(self.name)

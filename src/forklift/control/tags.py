@@ -81,7 +81,8 @@ class TagStore:
         self._lock = threading.Lock()  # two adds of one new key would both insert it
 
     def _known(self, arn: str) -> str:
-        if not self._exists(arn):
+        # no resource's ARN holds a NUL (their names' patterns refuse it), and PostgreSQL refuses to compare one
+        if "\x00" in arn or not self._exists(arn):
             raise UnknownResource(arn)
         return arn
 

@@ -84,7 +84,28 @@ def check_definitions(request: dict[str, Any]) -> None:
             raise InvalidRequest(f"AlgorithmSpecification.MetricDefinitions[{index}].Name {definition.name!r} is "
                                  "defined more than once")
         names.add(definition.name)
+        if "\x00" in definition.name:
+            raise InvalidRequest(f"AlgorithmSpecification.MetricDefinitions[{index}].Name holds a NUL character, "
+                                 "which no metric name may: remove it")
         _compile(definition, index)
+    if definitions:
+        _compile_set(definitions)
+
+
+def _compile_set(definitions: Sequence[MetricDefinition]) -> Any:
+    """The `re2.Set` of every definition: it shares one memory budget, so regexes RE2 takes one by one
+    can still be too much together (and the job would fail only once its container runs)."""
+    matcher = re2.Set.SearchSet(_OPTIONS)
+    for definition in definitions:
+        matcher.Add(definition.regex)
+    try:
+        matcher.Compile()
+    except re2.error:
+        raise InvalidRequest(
+            f"AlgorithmSpecification.MetricDefinitions: the {len(definitions)} regexes together need more than "
+            f"the {_OPTIONS.max_mem >> 20} MiB RE2 matches a job's log lines with; use fewer definitions or "
+            "shorter repetitions (a bounded {m,n} is expanded n times)") from None
+    return matcher
 
 
 class MetricMatcher:
@@ -93,10 +114,7 @@ class MetricMatcher:
     def __init__(self, definitions: Sequence[MetricDefinition]) -> None:
         self.names = [d.name for d in definitions]
         self.patterns = [_compile(d, i) for i, d in enumerate(definitions)]
-        self.set = re2.Set.SearchSet(_OPTIONS)
-        for definition in definitions:
-            self.set.Add(definition.regex)
-        self.set.Compile()
+        self.set = _compile_set(definitions)
 
     def values(self, line: str) -> list[tuple[str, float]]:
         line = line[:MAX_LINE]

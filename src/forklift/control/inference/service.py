@@ -20,6 +20,7 @@ from forklift.control.inference.models import EndpointConfigRow, EndpointRow, Mo
 from forklift.control.inference.store import InferenceStore
 from forklift.control.inference.variants import summaries
 from forklift.control.instance_types import UnknownInstanceType, resolve_instance_type
+from forklift.control.scriptmode import ENVIRONMENT, endpoint_code_uri
 from forklift.control.settings import ControlSettings
 from forklift.control.tags import check_tags
 from forklift.storage import StorageError, check_file_uri
@@ -59,12 +60,15 @@ class InferenceService:
         url = container.get("ModelDataUrl")
         if url and not url.endswith(".tar.gz"):
             raise InvalidRequest(f"ModelDataUrl {url} must point to a .tar.gz archive")
-        if url:
-            try:
-                field = "PrimaryContainer" if request.get("PrimaryContainer") else "Containers[0]"
-                check_file_uri(url, self.settings, f"{field}.ModelDataUrl")
-            except StorageError as exc:
-                raise InvalidRequest(str(exc)) from None
+        field = "PrimaryContainer" if request.get("PrimaryContainer") else "Containers[0]"
+        # the script-mode code is staged from the host as the model data is: held to the same roots
+        for where, uri in ((f"{field}.ModelDataUrl", url),
+                           (f"{field}.Environment.{ENVIRONMENT}", endpoint_code_uri(container))):
+            if uri:
+                try:
+                    check_file_uri(uri, self.settings, where)
+                except StorageError as exc:
+                    raise InvalidRequest(str(exc)) from None
         images.check_image_config(self.settings, self.control, container, request)
         resolved = images.resolve_image(self.settings, container, request.get("ExecutionRoleArn"))
         now = time.time()

@@ -156,6 +156,18 @@ def _claim_mounts(settings: Settings, container: TrainingContainer) -> Iterator[
         yield objects.ClaimMount(home_path(settings.home, Path(mount.source)), mount.destination, mount.read_only)
 
 
+def _open_to_the_pod(code: Path) -> None:
+    """Script mode's staged code, readable and writable by the pod's user whoever it is (the toolkit may
+    install it in place), as runc's launcher hands it to the image's User: the archive's own modes may
+    make files private to the server."""
+    for root, dirs, files in os.walk(code, followlinks=False):
+        for entry in (*dirs, *files):
+            path = os.path.join(root, entry)
+            if not os.path.islink(path):
+                os.chmod(path, os.lstat(path).st_mode | (0o777 if entry in dirs else 0o666))
+    os.chmod(code, 0o777)  # noqa: S103 - reachable only through this job's pod and the server
+
+
 class KubernetesTrainingLauncher:
     limits_capacity = False  # the cluster schedules; a pod waiting for room shows as Pending
 
@@ -178,6 +190,8 @@ class KubernetesTrainingLauncher:
         for writable in (paths["model"], paths["output"], paths["output"] / "data"):
             # The image's User is known only to the cluster's runtime: whoever it is may write its outputs.
             os.chmod(writable, 0o777)  # noqa: S103 - reachable only through this job's pod and the server
+        if any(mount.source == paths["code"] for mount in container.mounts):
+            _open_to_the_pod(paths["code"])
         plan: PullSecretPlan = obtained.prepared
         applied: list[dict] = []
         try:
