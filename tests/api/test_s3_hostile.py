@@ -68,6 +68,34 @@ def test_a_key_component_longer_than_a_file_name_is_refused_not_a_500(served, bu
     assert sorted(p.name for p in (served.home / "buckets" / bucket).iterdir()) == [fits]
 
 
+def test_numbers_past_every_bound_are_s3_errors_not_500s(served, bucket):
+    url = f"{served.url}/{bucket}"
+    huge = "9" * 5000  # past what int() parses
+    for query in ("max-keys=%C2%B2", f"max-keys={huge}", "max-keys=-1"):
+        refused(httpx.get(f"{url}?{query}"), 400, "InvalidArgument")
+    assert httpx.put(f"{url}/r", content=b"0123456789").status_code == 200
+    for ranges in (f"bytes=0-{huge}", "bytes=" + ",".join(["0-1"] * 1000), "bytes=\u0663-"):
+        whole = httpx.get(f"{url}/r", headers={"Range": ranges.encode()})
+        assert (whole.status_code, whole.content) == (200, b"0123456789")  # a range S3 cannot use is ignored
+    assert httpx.get(f"{url}/r", headers={"Range": "bytes=8-99999999999999999"}).content == b"89"
+    refused(httpx.put(f"{url}/d", content=b"x", headers={"x-amz-decoded-content-length": b"\xb2",
+                                                         "content-encoding": "aws-chunked"}), 400, "InvalidArgument")
+    uid = upload_id(httpx.post(f"{url}/m?uploads"))
+    for number in ("0", "10001", "-1", "1.5", huge, "%C2%B2", "%01"):
+        refused(httpx.put(f"{url}/m?uploadId={uid}&partNumber={number}", content=b"x"), 400, "InvalidArgument")
+    for number in (huge, "\u0663", ""):
+        body = (f"<CompleteMultipartUpload><Part><PartNumber>{number}</PartNumber><ETag>x</ETag></Part>"
+                "</CompleteMultipartUpload>").encode()
+        refused(httpx.post(f"{url}/m?uploadId={uid}", content=body), 400, "MalformedXML")
+    for query in ("part-number-marker=%C2%B2", f"max-parts={huge}"):
+        assert httpx.get(f"{url}/m?uploadId={uid}&{query}").status_code == 200
+    shown = httpx.get(f"{url}/m?uploadId={uid}&max-parts=0")
+    assert b"<MaxParts>0</MaxParts>" in shown.content
+    refused(httpx.put(f"{url}/m?uploadId={uid}&partNumber=1",
+                      headers={"x-amz-copy-source": f"/{bucket}/r", "x-amz-copy-source-range": f"bytes=0-{huge}"}),
+            400, "InvalidArgument")
+
+
 def test_upload_ids_that_climb_out_name_no_upload(served, bucket):
     url = f"{served.url}/{bucket}"
     uploads = served.home / "buckets" / ".forklift-s3" / "uploads"

@@ -16,7 +16,7 @@ from xml.sax.saxutils import escape
 
 from anyio import to_thread
 
-from forklift.api.s3errors import S3Error
+from forklift.api.s3errors import S3Error, decimal
 from forklift.api.s3http import XML, Reply, S3Request
 from forklift.api.s3objectops import bucket_dir
 from forklift.api.s3xml import NAMESPACE, Node, child_text, parse, timestamp, xml_safe
@@ -94,10 +94,11 @@ async def get_bucket_versioning(request: S3Request) -> Reply:
 
 def _max_keys(request: S3Request) -> int:
     raw = request.query.get("max-keys", str(MAX_KEYS))
-    if not raw.isdigit():
+    count = decimal(raw)
+    if count is None:
         raise S3Error("InvalidArgument", "Provided max-keys not an integer or within integer range",
-                      ArgumentName="max-keys", ArgumentValue=raw)
-    return min(int(raw), MAX_KEYS)
+                      ArgumentName="max-keys", ArgumentValue=xml_safe(raw))
+    return min(count, MAX_KEYS)
 
 
 def _encoder(request: S3Request) -> Callable[[str], str]:

@@ -34,3 +34,14 @@ class S3Error(ForkliftError):
             parts.append(f"<Resource>{escape(resource)}</Resource>")
         parts.append(f"<RequestId>{escape(request_id)}</RequestId>")
         return ('<?xml version="1.0" encoding="UTF-8"?>\n<Error>' + "".join(parts) + "</Error>").encode()
+
+
+def decimal(raw: str, digits: int = 19) -> int | None:
+    """`raw` as a count when it is ASCII digits only, at most `digits` of them (a 64-bit size), else None.
+
+    `str.isdigit` also takes `²`, which `int` refuses, and `int` refuses more than 4300 digits: a
+    number from a header, a query or an XML body checked that way alone was a 500.
+    """
+    if not raw or len(raw) > digits or not raw.isascii() or not raw.isdigit():
+        return None
+    return int(raw)
