@@ -225,6 +225,25 @@ def test_a_policy_for_one_bucket_reaches_no_other(keyed):
     assert "Contents" not in keeper.list_objects_v2(Bucket="kept")
 
 
+def test_delete_objects_asks_the_policy_about_every_key(keyed):
+    server, keys = keyed
+    admin, keeper = s3_client(server, keys["full"]), s3_client(server, keys["keeper"])
+    for key in ("protected/a", "tmp/b", "plain"):
+        admin.put_object(Bucket="kept", Key=key, Body=b"x")
+    answer = keeper.delete_objects(Bucket="kept", Delete={"Objects": [{"Key": "protected/a"}, {"Key": "plain"}]})
+    assert [d["Key"] for d in answer["Deleted"]] == ["plain"]
+    assert [(e["Key"], e["Code"]) for e in answer["Errors"]] == [("protected/a", "AccessDenied")]
+    assert admin.get_object(Bucket="kept", Key="protected/a")["Body"].read() == b"x"
+    sweeper = s3_client(server, keys["sweeper"])  # allowed below tmp/ only: those keys go, the others stay
+    answer = sweeper.delete_objects(Bucket="kept", Delete={"Objects": [{"Key": "tmp/b"}, {"Key": "protected/a"}]})
+    assert [d["Key"] for d in answer["Deleted"]] == ["tmp/b"]
+    assert [e["Key"] for e in answer["Errors"]] == ["protected/a"]
+    assert sorted(o["Key"] for o in admin.list_objects_v2(Bucket="kept")["Contents"]) == ["protected/a"]
+    others = sweeper.delete_objects(Bucket="private", Delete={"Objects": [{"Key": "secret"}]})
+    assert [e["Code"] for e in others["Errors"]] == ["AccessDenied"]
+    assert admin.head_object(Bucket="private", Key="secret")["ContentLength"] == 13
+
+
 def test_signatures_that_do_not_check_out_reach_nothing(keyed):
     server, keys = keyed
     secret_url = f"{server.url}/private/secret"

@@ -16,6 +16,7 @@ from xml.sax.saxutils import escape
 
 from anyio import to_thread
 
+from forklift.api.authz import authorize_s3, s3_arn
 from forklift.api.s3errors import S3Error, decimal
 from forklift.api.s3http import XML, Reply, S3Request
 from forklift.api.s3objectops import bucket_dir
@@ -187,6 +188,14 @@ async def delete_objects(request: S3Request) -> Reply:
     results: list[Node] = []
     for key in keys:
         assert key is not None
+        try:
+            if request.principal is not None:
+                # Each key is its own s3:DeleteObject, as in S3: a policy that denies some keys of the
+                # bucket keeps them, whatever else the request names.
+                authorize_s3(request.principal, request.account, "s3:DeleteObject", s3_arn(request.bucket, key))
+        except S3Error as refused:
+            results.append(("Error", [("Key", key), ("Code", refused.code), ("Message", refused.message)]))
+            continue
         try:
             await to_thread.run_sync(request.objects.delete, directory, key)
         except StorageError as exc:
