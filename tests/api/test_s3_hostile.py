@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -13,8 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 import boto3
 import httpx
 import pytest
-from botocore.awsrequest import AWSRequest
 from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
@@ -104,6 +105,11 @@ def test_upload_ids_that_climb_out_name_no_upload(served, bucket):
         refused(httpx.put(f"{url}/m?uploadId={hostile}&partNumber=1", content=b"x"), 404, "NoSuchUpload")
         refused(httpx.delete(f"{url}/m?uploadId={hostile}"), 404, "NoSuchUpload")
     assert (uploads / uid / "upload.json").exists()
+    # What the error echoes back stays XML a client can parse, whatever the request sent.
+    for echoed in (f"{url}/m?uploadId=%01%0b", f"{url}/m?uploadId={uid}&partNumber=%01"):
+        answer = httpx.put(echoed, content=b"x")
+        assert answer.status_code in (400, 404)
+        assert ET.fromstring(answer.content).find("Code") is not None
     # Another key's upload is no upload of this key.
     refused(httpx.put(f"{url}/other?uploadId={uid}&partNumber=1", content=b"x"), 404, "NoSuchUpload")
     refused(httpx.put(f"{served.url}/.forklift-s3"), 400, "InvalidBucketName")

@@ -17,10 +17,10 @@ from xml.sax.saxutils import escape
 from anyio import to_thread
 
 from forklift.api.authz import authorize_s3, s3_arn
-from forklift.api.s3errors import S3Error, decimal
+from forklift.api.s3errors import S3Error, decimal, xml_safe
 from forklift.api.s3http import XML, Reply, S3Request
 from forklift.api.s3objectops import bucket_dir
-from forklift.api.s3xml import NAMESPACE, Node, child_text, parse, timestamp, xml_safe
+from forklift.api.s3xml import NAMESPACE, Node, child_text, parse, timestamp
 from forklift.storage.embedded import EmbeddedBuckets
 from forklift.storage.errors import BucketAlreadyExists, InvalidBucketName, StorageError
 from forklift.storage.s3listing import MAX_KEYS, Page, list_page

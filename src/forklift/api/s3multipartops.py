@@ -8,7 +8,7 @@ import re
 
 from anyio import to_thread
 
-from forklift.api.s3errors import S3Error, decimal
+from forklift.api.s3errors import S3Error, decimal, xml_safe
 from forklift.api.s3http import Reply, S3Request
 from forklift.api.s3objectops import (
     MAX_OBJECT,
@@ -19,7 +19,7 @@ from forklift.api.s3objectops import (
     no_such_key,
     receive_into,
 )
-from forklift.api.s3xml import Node, child_text, parse, timestamp, xml_safe
+from forklift.api.s3xml import Node, child_text, parse, timestamp
 from forklift.storage.s3multipart import MAX_PART_NUMBER, Upload
 from forklift.storage.s3objects import ObjectMeta
 

@@ -18,9 +18,9 @@ from urllib.parse import unquote
 
 from anyio import to_thread
 
-from forklift.api.s3errors import S3Error, decimal
+from forklift.api.s3errors import S3Error, decimal, xml_safe
 from forklift.api.s3http import Reply, S3Request, http_date, parse_http_date
-from forklift.api.s3xml import timestamp, xml_safe
+from forklift.api.s3xml import timestamp
 from forklift.storage.s3objects import STORED_HEADERS, ObjectMeta, Pending, S3Objects
 
 MAX_OBJECT = 5 * 1024**3  # a single PUT, and a part (S3's limits)
