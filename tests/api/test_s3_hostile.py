@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,6 +155,54 @@ def test_errors_name_no_host_path_and_a_500_says_nothing(served, bucket):
     for answer in answers:
         assert home not in answer.content and b"Traceback" not in answer.content, answer.content
         assert answer.status_code < 500
+
+
+def test_racing_writers_of_one_key_leave_one_whole_object(served, bucket):
+    url = f"{served.url}/{bucket}"
+    bodies = [bytes([65 + n]) * (256 * 1024) for n in range(8)]
+    exclusive: list[int] = []
+    plain: list[int] = []
+
+    def put(body: bytes, into: list[int], headers: dict[str, str]) -> None:
+        with httpx.Client(timeout=60) as http:
+            into.append(http.put(f"{url}/{'once' if headers else 'raced'}", content=body, headers=headers).status_code)
+
+    threads = [threading.Thread(target=put, args=(body, exclusive, {"If-None-Match": "*"})) for body in bodies]
+    threads += [threading.Thread(target=put, args=(body, plain, {})) for body in bodies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(exclusive) == [200] + [412] * 7 and plain == [200] * 8
+    assert httpx.get(f"{url}/once").content in bodies
+    assert httpx.get(f"{url}/raced").content in bodies
+    assert sorted(p.name for p in (served.home / "buckets" / bucket).iterdir()) == ["once", "raced"]
+
+
+def test_a_part_cut_short_is_no_part(served, bucket):
+    url = f"{served.url}/{bucket}"
+    uid = upload_id(httpx.post(f"{url}/m?uploads"))
+    host, port = urlsplit(served.url).hostname, urlsplit(served.url).port
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(f"PUT /{bucket}/m?uploadId={uid}&partNumber=1 HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                     "Content-Length: 100000\r\n\r\n".encode() + b"x" * 50000)
+    assert httpx.put(f"{url}/marker", content=b"after").status_code == 200  # the cut was seen by now
+    listed = httpx.get(f"{url}/m?uploadId={uid}")
+    assert listed.status_code == 200 and b"<Part>" not in listed.content
+    upload_dir = served.home / "buckets" / ".forklift-s3" / "uploads" / uid
+    assert sorted(p.name for p in upload_dir.iterdir()) == ["upload.json"]
+
+
+def test_the_deepest_key_lists_and_deletes(served, bucket):
+    url = f"{served.url}/{bucket}"
+    deep = "/".join(["d"] * 512)  # 1023 bytes: as deep as a key may go
+    assert httpx.put(f"{url}/{deep}", content=b"deep").status_code == 200
+    listed = httpx.get(f"{url}?list-type=2&max-keys=5")
+    assert listed.status_code == 200 and f"<Key>{deep}</Key>".encode() in listed.content
+    folded = httpx.get(f"{url}?list-type=2&delimiter=/&prefix=" + "d/" * 300)
+    assert b"<CommonPrefixes>" in folded.content
+    assert httpx.delete(f"{url}/{deep}").status_code == 204
+    assert list((served.home / "buckets" / bucket).iterdir()) == []
 
 
 # --- a server with access keys -----------------------------------------------------------------------
