@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -125,3 +126,62 @@ def test_multipart_assembles_in_order_and_checks_its_parts(tmp_path):
     assert not upload.directory.exists()
     assert [b.name for b in EmbeddedBuckets(tmp_path).list_buckets()] == ["bkt"]
 
+
+
+def test_a_delimiter_page_reads_each_directory_once(tmp_path, monkeypatch):
+    """A common prefix per key restarted the walk from the top, reading the directory again each time:
+    one page over 20000 keys took minutes."""
+    bucket = tmp_path / "flat"
+    bucket.mkdir()
+    for n in range(300):
+        (bucket / f"k{n:03d}-x").write_text("")
+    (bucket / "sub").mkdir()
+    (bucket / "sub" / "s-1").write_text("")
+    scanned: list[str] = []
+    real_scandir = os.scandir
+
+    def scandir(path):
+        scanned.append(os.path.relpath(path, bucket))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    page = list_page(bucket, delimiter="-", max_keys=1000)
+    assert page.prefixes == [f"k{n:03d}-" for n in range(300)] + ["sub/s-"] and not page.truncated
+    assert sorted(scanned) == [".", "sub"]
+
+
+def model_listing(keys: list[str], prefix: str, delimiter: str) -> list[str]:
+    """S3's listing of `keys` (keys and common prefixes in key order), by its definition."""
+    shown: list[str] = []
+    for key in sorted(k for k in keys if k.startswith(prefix)):
+        at = key.find(delimiter, len(prefix)) if delimiter else -1
+        item = key[: at + len(delimiter)] if at >= 0 else key
+        if not shown or shown[-1] != item:
+            shown.append(item)
+    return shown
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_listings_match_s3s_definition_for_random_trees(tmp_path, seed):
+    rng = random.Random(seed)
+    keys: set[str] = set()
+    while len(keys) < 40:
+        key = "/".join("".join(rng.choice("ab-é") for _ in range(rng.randint(1, 3)))
+                       for _ in range(rng.randint(1, 3)))
+        if any(k.startswith(key + "/") or key.startswith(k + "/") for k in keys):
+            continue  # an object and a prefix of another: unstorable
+        keys.add(key)
+    bucket = tmp_path / "random"
+    for key in keys:
+        (bucket / key).parent.mkdir(parents=True, exist_ok=True)
+        (bucket / key).write_text(key)
+    for prefix in ("", "a", "a/", "b-", "é"):
+        for delimiter in ("", "/", "-", "a", "b/"):
+            listed, after, after_prefix = [], "", False
+            while True:
+                page = list_page(bucket, prefix, delimiter, after, 3, after_prefix)
+                listed += sorted([e.key for e in page.entries] + page.prefixes)
+                if not page.truncated:
+                    break
+                after, after_prefix = page.last, page.last_is_prefix
+            assert listed == model_listing(sorted(keys), prefix, delimiter), (prefix, delimiter)
