@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 from forklift.storage.embedded import EmbeddedBuckets
 from forklift.storage.s3listing import list_page
-from forklift.storage.s3multipart import MIN_PART, EntityTooSmall, InvalidPart, Multipart
+from forklift.storage.s3multipart import MIN_PART, EntityTooSmall, InvalidPart, Multipart, NoSuchUpload
 from forklift.storage.s3objects import ObjectMeta, S3Objects, UnstorableKey, check_key
 
 KEYS = ["a", "a-b", "a0", "b/c", "b/d/e", "b/d/f", "b0", "c/x/y", "c-1", "c-2", "d", "é/1", "z z"]
@@ -126,6 +127,30 @@ def test_multipart_assembles_in_order_and_checks_its_parts(tmp_path):
     assert not upload.directory.exists()
     assert [b.name for b in EmbeddedBuckets(tmp_path).list_buckets()] == ["bkt"]
 
+
+def test_an_upload_aborted_while_it_completes_leaves_no_object(tmp_path, monkeypatch):
+    EmbeddedBuckets(tmp_path).make_bucket("bkt")
+    objects = S3Objects(tmp_path)
+    multipart = Multipart(objects)
+    directory = objects.bucket_dir("bkt")
+    assert directory is not None
+    upload = multipart.create("bkt", "k", {}, {})
+    wanted = []
+    for number, fill in ((1, b"a" * MIN_PART), (2, b"b")):
+        with multipart.writing_part(upload) as part:
+            part.file.write(fill)
+            multipart.commit_part(upload, number, part, hashlib.md5(fill).hexdigest())
+        wanted.append((number, hashlib.md5(fill).hexdigest()))
+    real_copy = shutil.copyfileobj
+
+    def copy_then_abort(source, destination, length):
+        real_copy(source, destination, length)
+        multipart.abort(upload)  # lands while the first part is copied: the second is gone by its turn
+
+    monkeypatch.setattr(shutil, "copyfileobj", copy_then_abort)
+    with pytest.raises(NoSuchUpload):
+        multipart.complete(upload, directory, wanted)
+    assert list(directory.iterdir()) == []
 
 
 def test_a_delimiter_page_reads_each_directory_once(tmp_path, monkeypatch):
