@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 
 from forklift.storage.embedded import EmbeddedBuckets
 from forklift.storage.s3listing import list_page
-from forklift.storage.s3multipart import MIN_PART, EntityTooSmall, InvalidPart, Multipart
+from forklift.storage.s3multipart import MIN_PART, EntityTooSmall, InvalidPart, Multipart, NoSuchUpload
 from forklift.storage.s3objects import ObjectMeta, S3Objects, UnstorableKey, check_key
 
 KEYS = ["a", "a-b", "a0", "b/c", "b/d/e", "b/d/f", "b0", "c/x/y", "c-1", "c-2", "d", "é/1", "z z"]
@@ -125,3 +127,86 @@ def test_multipart_assembles_in_order_and_checks_its_parts(tmp_path):
     assert not upload.directory.exists()
     assert [b.name for b in EmbeddedBuckets(tmp_path).list_buckets()] == ["bkt"]
 
+
+def test_an_upload_aborted_while_it_completes_leaves_no_object(tmp_path, monkeypatch):
+    EmbeddedBuckets(tmp_path).make_bucket("bkt")
+    objects = S3Objects(tmp_path)
+    multipart = Multipart(objects)
+    directory = objects.bucket_dir("bkt")
+    assert directory is not None
+    upload = multipart.create("bkt", "k", {}, {})
+    wanted = []
+    for number, fill in ((1, b"a" * MIN_PART), (2, b"b")):
+        with multipart.writing_part(upload) as part:
+            part.file.write(fill)
+            multipart.commit_part(upload, number, part, hashlib.md5(fill).hexdigest())
+        wanted.append((number, hashlib.md5(fill).hexdigest()))
+    real_copy = shutil.copyfileobj
+
+    def copy_then_abort(source, destination, length):
+        real_copy(source, destination, length)
+        multipart.abort(upload)  # lands while the first part is copied: the second is gone by its turn
+
+    monkeypatch.setattr(shutil, "copyfileobj", copy_then_abort)
+    with pytest.raises(NoSuchUpload):
+        multipart.complete(upload, directory, wanted)
+    assert list(directory.iterdir()) == []
+
+
+def test_a_delimiter_page_reads_each_directory_once(tmp_path, monkeypatch):
+    """A common prefix per key restarted the walk from the top, reading the directory again each time:
+    one page over 20000 keys took minutes."""
+    bucket = tmp_path / "flat"
+    bucket.mkdir()
+    for n in range(300):
+        (bucket / f"k{n:03d}-x").write_text("")
+    (bucket / "sub").mkdir()
+    (bucket / "sub" / "s-1").write_text("")
+    scanned: list[str] = []
+    real_scandir = os.scandir
+
+    def scandir(path):
+        scanned.append(os.path.relpath(path, bucket))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    page = list_page(bucket, delimiter="-", max_keys=1000)
+    assert page.prefixes == [f"k{n:03d}-" for n in range(300)] + ["sub/s-"] and not page.truncated
+    assert sorted(scanned) == [".", "sub"]
+
+
+def model_listing(keys: list[str], prefix: str, delimiter: str) -> list[str]:
+    """S3's listing of `keys` (keys and common prefixes in key order), by its definition."""
+    shown: list[str] = []
+    for key in sorted(k for k in keys if k.startswith(prefix)):
+        at = key.find(delimiter, len(prefix)) if delimiter else -1
+        item = key[: at + len(delimiter)] if at >= 0 else key
+        if not shown or shown[-1] != item:
+            shown.append(item)
+    return shown
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_listings_match_s3s_definition_for_random_trees(tmp_path, seed):
+    rng = random.Random(seed)
+    keys: set[str] = set()
+    while len(keys) < 40:
+        key = "/".join("".join(rng.choice("ab-é") for _ in range(rng.randint(1, 3)))
+                       for _ in range(rng.randint(1, 3)))
+        if any(k.startswith(key + "/") or key.startswith(k + "/") for k in keys):
+            continue  # an object and a prefix of another: unstorable
+        keys.add(key)
+    bucket = tmp_path / "random"
+    for key in keys:
+        (bucket / key).parent.mkdir(parents=True, exist_ok=True)
+        (bucket / key).write_text(key)
+    for prefix in ("", "a", "a/", "b-", "é"):
+        for delimiter in ("", "/", "-", "a", "b/"):
+            listed, after, after_prefix = [], "", False
+            while True:
+                page = list_page(bucket, prefix, delimiter, after, 3, after_prefix)
+                listed += sorted([e.key for e in page.entries] + page.prefixes)
+                if not page.truncated:
+                    break
+                after, after_prefix = page.last, page.last_is_prefix
+            assert listed == model_listing(sorted(keys), prefix, delimiter), (prefix, delimiter)

@@ -203,7 +203,7 @@ class S3Api:
             headers[name.decode("latin-1").lower()] = value.decode("latin-1")
         return S3Request(scope, receive, target(scope, self.virtual_hosts), SignedHead(None), headers,
                          parse_query(scope.get("query_string") or b""), self.objects, self.multipart, self.region,
-                         request_id)
+                         request_id, self.account)
 
     def _authenticate(self, request: S3Request) -> None:
         request.head = authenticate_s3(self.authenticate, request.scope)
@@ -226,13 +226,9 @@ class S3Api:
         action, on_object = ACTIONS[operation]
         principal = request.principal
         if principal is not None and principal.policy is not None:
-            if operation == "DeleteObjects":
-                resource = s3_arn(request.bucket, "*")
-            elif on_object is None:
-                resource = "*"
-            else:
-                resource = s3_arn(request.bucket, request.key if on_object else None)
-            authorize_s3(principal, self.account, action, resource)
+            if operation != "DeleteObjects":  # authorized key by key, as it deletes them
+                resource = "*" if on_object is None else s3_arn(request.bucket, request.key if on_object else None)
+                authorize_s3(principal, self.account, action, resource)
             if operation in ("CopyObject", "UploadPartCopy"):
                 source_bucket, source_key = copy_source(request)
                 authorize_s3(principal, self.account, "s3:GetObject", s3_arn(source_bucket, source_key))

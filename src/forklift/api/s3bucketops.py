@@ -16,10 +16,11 @@ from xml.sax.saxutils import escape
 
 from anyio import to_thread
 
-from forklift.api.s3errors import S3Error
+from forklift.api.authz import authorize_s3, s3_arn
+from forklift.api.s3errors import S3Error, decimal, xml_safe
 from forklift.api.s3http import XML, Reply, S3Request
 from forklift.api.s3objectops import bucket_dir
-from forklift.api.s3xml import NAMESPACE, Node, child_text, parse, timestamp, xml_safe
+from forklift.api.s3xml import NAMESPACE, Node, child_text, parse, timestamp
 from forklift.storage.embedded import EmbeddedBuckets
 from forklift.storage.errors import BucketAlreadyExists, InvalidBucketName, StorageError
 from forklift.storage.s3listing import MAX_KEYS, Page, list_page
@@ -94,10 +95,11 @@ async def get_bucket_versioning(request: S3Request) -> Reply:
 
 def _max_keys(request: S3Request) -> int:
     raw = request.query.get("max-keys", str(MAX_KEYS))
-    if not raw.isdigit():
+    count = decimal(raw)
+    if count is None:
         raise S3Error("InvalidArgument", "Provided max-keys not an integer or within integer range",
-                      ArgumentName="max-keys", ArgumentValue=raw)
-    return min(int(raw), MAX_KEYS)
+                      ArgumentName="max-keys", ArgumentValue=xml_safe(raw))
+    return min(count, MAX_KEYS)
 
 
 def _encoder(request: S3Request) -> Callable[[str], str]:
@@ -186,6 +188,14 @@ async def delete_objects(request: S3Request) -> Reply:
     results: list[Node] = []
     for key in keys:
         assert key is not None
+        try:
+            if request.principal is not None:
+                # Each key is its own s3:DeleteObject, as in S3: a policy that denies some keys of the
+                # bucket keeps them, whatever else the request names.
+                authorize_s3(request.principal, request.account, "s3:DeleteObject", s3_arn(request.bucket, key))
+        except S3Error as refused:
+            results.append(("Error", [("Key", key), ("Code", refused.code), ("Message", refused.message)]))
+            continue
         try:
             await to_thread.run_sync(request.objects.delete, directory, key)
         except StorageError as exc:

@@ -7,9 +7,19 @@ XML body S3 answers them with (botocore reads `Code` and `Message` from it, and 
 
 from __future__ import annotations
 
+import re
+from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 from forklift.errors import ForkliftError
+
+_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(value: str) -> str:
+    """`value` with what XML 1.0 cannot carry at all (control characters but tab and newlines, lone
+    surrogates) percent-encoded: for names echoed back in an error."""
+    return _UNSAFE.sub(lambda match: quote(match.group(), errors="surrogateescape"), value)
 
 
 class S3Error(ForkliftError):
@@ -29,8 +39,20 @@ class S3Error(ForkliftError):
     def to_xml(self, request_id: str, resource: str | None = None) -> bytes:
         """The `<Error>` document, as S3 sends it."""
         parts = [f"<Code>{escape(self.code)}</Code>", f"<Message>{escape(self.message)}</Message>"]
-        parts += [f"<{name}>{escape(str(value))}</{name}>" for name, value in self.fields.items()]
+        # A field echoes what the request sent (an upload id, an argument): it may hold what XML cannot.
+        parts += [f"<{name}>{escape(xml_safe(str(value)))}</{name}>" for name, value in self.fields.items()]
         if resource is not None:
             parts.append(f"<Resource>{escape(resource)}</Resource>")
         parts.append(f"<RequestId>{escape(request_id)}</RequestId>")
         return ('<?xml version="1.0" encoding="UTF-8"?>\n<Error>' + "".join(parts) + "</Error>").encode()
+
+
+def decimal(raw: str, digits: int = 19) -> int | None:
+    """`raw` as a count when it is ASCII digits only, at most `digits` of them (a 64-bit size), else None.
+
+    `str.isdigit` also takes `²`, which `int` refuses, and `int` refuses more than 4300 digits: a
+    number from a header, a query or an XML body checked that way alone was a 500.
+    """
+    if not raw or len(raw) > digits or not raw.isascii() or not raw.isdigit():
+        return None
+    return int(raw)

@@ -39,6 +39,7 @@ class S3Request:
     multipart: Multipart
     region: str
     request_id: str
+    account: str = ""  # the server's account id, for the ARNs of the principal a policy check names
     operation: str = ""  # set by the dispatcher, read by the audit record
     body_done: bool = False  # the body was read to its end (or the client went away)
 

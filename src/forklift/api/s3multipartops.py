@@ -8,7 +8,7 @@ import re
 
 from anyio import to_thread
 
-from forklift.api.s3errors import S3Error
+from forklift.api.s3errors import S3Error, decimal, xml_safe
 from forklift.api.s3http import Reply, S3Request
 from forklift.api.s3objectops import (
     MAX_OBJECT,
@@ -24,7 +24,7 @@ from forklift.storage.s3multipart import MAX_PART_NUMBER, Upload
 from forklift.storage.s3objects import ObjectMeta
 
 MAX_PARTS_LISTED = 1000
-_COPY_RANGE = re.compile(r"bytes=(\d+)-(\d+)")
+_COPY_RANGE = re.compile(r"bytes=(\d{1,19})-(\d{1,19})", re.ASCII)
 
 
 def _upload(request: S3Request) -> Upload:
@@ -34,10 +34,11 @@ def _upload(request: S3Request) -> Upload:
 
 def _part_number(request: S3Request) -> int:
     raw = request.query.get("partNumber", "")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PART_NUMBER:
+    number = decimal(raw, 5)
+    if number is None or not 1 <= number <= MAX_PART_NUMBER:
         raise S3Error("InvalidArgument", f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, "
-                                         "inclusive", ArgumentName="partNumber", ArgumentValue=raw)
-    return int(raw)
+                                         "inclusive", ArgumentName="partNumber", ArgumentValue=xml_safe(raw[:64]))
+    return number
 
 
 async def create_multipart_upload(request: S3Request) -> Reply:
@@ -110,11 +111,13 @@ async def complete_multipart_upload(request: S3Request) -> Reply:
                                       "published schema.")
     wanted: list[tuple[int, str]] = []
     for part in root.findall("Part"):
-        number, etag = child_text(part, "PartNumber"), child_text(part, "ETag")
-        if number is None or not number.strip().isdigit() or etag is None:
+        number_text, etag = child_text(part, "PartNumber"), child_text(part, "ETag")
+        number = decimal((number_text or "").strip(), 5)
+        if number is None or etag is None:
             raise S3Error("MalformedXML", "The XML you provided was not well-formed or did not validate against "
-                                          "our published schema (each Part needs a PartNumber and an ETag).")
-        wanted.append((int(number), etag.strip()))
+                                          "our published schema (each Part needs a PartNumber of at most 5 digits "
+                                          "and an ETag).")
+        wanted.append((number, etag.strip()))
     if len(wanted) > MAX_PART_NUMBER:
         raise S3Error("MalformedXML", f"A multipart upload has at most {MAX_PART_NUMBER} parts.")
     meta: ObjectMeta = await to_thread.run_sync(request.multipart.complete, upload, directory, wanted)
@@ -131,10 +134,9 @@ async def abort_multipart_upload(request: S3Request) -> Reply:
 
 async def list_parts(request: S3Request) -> Reply:
     upload = _upload(request)
-    marker = request.query.get("part-number-marker", "0")
-    after = int(marker) if marker.isdigit() else 0
-    raw_max = request.query.get("max-parts", str(MAX_PARTS_LISTED))
-    max_parts = min(int(raw_max), MAX_PARTS_LISTED) if raw_max.isdigit() else MAX_PARTS_LISTED
+    after = decimal(request.query.get("part-number-marker", "0")) or 0
+    asked = decimal(request.query.get("max-parts", ""))
+    max_parts = MAX_PARTS_LISTED if asked is None else min(asked, MAX_PARTS_LISTED)
     parts = [p for p in await to_thread.run_sync(request.multipart.parts, upload) if p.number > after]
     shown, truncated = parts[:max_parts], len(parts) > max_parts
     nodes: list[Node] = [("Bucket", request.bucket), ("Key", request.key), ("UploadId", upload.upload_id),

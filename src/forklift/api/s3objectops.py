@@ -18,15 +18,15 @@ from urllib.parse import unquote
 
 from anyio import to_thread
 
-from forklift.api.s3errors import S3Error
+from forklift.api.s3errors import S3Error, decimal, xml_safe
 from forklift.api.s3http import Reply, S3Request, http_date, parse_http_date
-from forklift.api.s3xml import timestamp, xml_safe
+from forklift.api.s3xml import timestamp
 from forklift.storage.s3objects import STORED_HEADERS, ObjectMeta, Pending, S3Objects
 
 MAX_OBJECT = 5 * 1024**3  # a single PUT, and a part (S3's limits)
 MAX_USER_METADATA = 2048  # bytes of x-amz-meta-* names and values together
 CHUNK = 1024 * 1024
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_RANGE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})", re.ASCII)  # past 19 digits: ignored
 _OVERRIDES = {"response-content-type": "Content-Type", "response-content-language": "Content-Language",
               "response-expires": "Expires", "response-cache-control": "Cache-Control",
               "response-content-disposition": "Content-Disposition",
@@ -74,8 +74,9 @@ def checksum_headers(checksums: dict[str, str]) -> list[tuple[str, str]]:
 
 
 def declared_length(request: S3Request, limit: int) -> None:
-    declared = request.headers.get("x-amz-decoded-content-length") or request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    declared = decimal(request.headers.get("x-amz-decoded-content-length")
+                       or request.headers.get("content-length", ""))
+    if declared is not None and declared > limit:
         raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.",
                       MaxSizeAllowed=str(limit))
 

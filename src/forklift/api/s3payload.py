@@ -18,7 +18,7 @@ from typing import Any
 
 from forklift.api.awschunked import ChunkedDecoder, ChunkSigner
 from forklift.api.checksums import ALGORITHMS, Checksum, decode_base64_digest, digest_size, new_checksum
-from forklift.api.s3errors import S3Error
+from forklift.api.s3errors import S3Error, decimal
 from forklift.api.s3sigv4 import (
     STREAMING_SIGNED,
     STREAMING_SIGNED_TRAILER,
@@ -60,7 +60,7 @@ class PayloadReader:
         declared = self._declared_length()
         plain_length = self.headers.get("content-length", "")
         checksum = _ChecksumPlan(self.headers, declared if self.chunked else
-                                 int(plain_length) if plain_length.isdigit() else None)
+                                 decimal(plain_length))
         content_md5 = self.headers.get("content-md5")
         expected_md5 = decode_base64_digest("content-md5", content_md5, 16) if content_md5 is not None else None
         claimed_sha256 = self.head.payload if len(self.head.payload) == 64 else None
@@ -119,11 +119,11 @@ class PayloadReader:
         if value is None:
             raise S3Error("MissingContentLength", "An aws-chunked body needs the x-amz-decoded-content-length "
                                                   "header: send the body's decoded length in it.", 411)
-        if not value.strip().isdigit():
+        declared = decimal(value.strip())
+        if declared is None:
             raise S3Error("InvalidArgument", "x-amz-decoded-content-length must be the body's decoded length in "
                                              "bytes.", ArgumentName="x-amz-decoded-content-length",
-                          ArgumentValue=value)
-        declared = int(value)
+                          ArgumentValue=value[:64])
         if declared > self.max_bytes:
             raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.",
                           MaxSizeAllowed=str(self.max_bytes))

@@ -7,26 +7,17 @@ Element names are compared without their namespace, as S3 does.
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import datetime
-from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 from forklift.api.s3errors import S3Error
 
 MAX_XML = 1024 * 1024
-_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
 Node = tuple[str, "Value"] | None
 Value = str | int | bool | datetime | Iterable[Node] | None
-
-
-def xml_safe(value: str) -> str:
-    """`value` with what XML 1.0 cannot carry at all (control characters but tab and newlines, lone
-    surrogates) percent-encoded: for names echoed back in an error."""
-    return _UNSAFE.sub(lambda match: quote(match.group(), errors="surrogateescape"), value)
 
 
 def timestamp(moment: datetime) -> str:

@@ -5,10 +5,13 @@ files by name and subdirectories by name + "/" and descending in that order yiel
 order (every key below directory `d` starts with `d/`). A listing resumes after a key (start-after,
 continuation) by skipping whole directories that sort before it, and a delimiter folds a directory
 whose path already holds the delimiter past the prefix into one common prefix without reading it.
+Another delimiter restarts the walk past each common prefix it returns; a page reads each directory
+once all the same, and a walk enters a directory where the listing resumes (bisected), not at its start.
 """
 
 from __future__ import annotations
 
+import bisect
 import os
 import stat
 from collections.abc import Iterator
@@ -19,6 +22,7 @@ from forklift.atomicfile import TEMP_PREFIX
 
 MAX_KEYS = 1000
 AFTER_ALL = "\U0010ffff"  # sorts after every character a key can continue with
+Named = tuple[str, str, "os.stat_result | None"]  # a directory's entry: name ("/" after a directory's), path, stat
 
 
 @dataclass(frozen=True)
@@ -37,12 +41,11 @@ class Page:
     last_is_prefix: bool
 
 
-def _walk(directory: str, rel: str, prefix: str, after: str,
-          fold: str) -> Iterator[tuple[str, str, os.stat_result | None]]:
-    """(key, path, stat) of files and (folded prefix, path, None) of folded directories, in key order."""
+def _entries(directory: str) -> list[Named]:
+    """The directory's files (name, path, stat) and subdirectories (name + "/", path, None), sorted."""
+    names: list[Named] = []
     try:
         with os.scandir(directory) as it:
-            names = []
             for entry in it:
                 name = entry.name
                 if name.startswith(TEMP_PREFIX) or not _utf8(name):
@@ -56,9 +59,23 @@ def _walk(directory: str, rel: str, prefix: str, after: str,
                 elif stat.S_ISREG(st.st_mode):  # symlinks, sockets, fifos: no objects
                     names.append((name, entry.path, st))
     except (FileNotFoundError, NotADirectoryError, PermissionError):
-        return
+        return []
     names.sort(key=lambda item: item[0])
-    for name, path, st in names:
+    return names
+
+
+def _walk(directory: str, rel: str, prefix: str, after: str, fold: str,
+          read: dict[str, list[Named]]) -> Iterator[tuple[str, str, os.stat_result | None]]:
+    """(key, path, stat) of files and (folded prefix, path, None) of folded directories, in key order;
+    `read` keeps the directories already read by this page's walks."""
+    names = read.get(directory)
+    if names is None:
+        names = read[directory] = _entries(directory)
+    start = 0
+    if after.startswith(rel):
+        # Straight to where the listing resumes: the entry just before it may be the directory holding it.
+        start = max(0, bisect.bisect_right(names, after[len(rel):], key=lambda item: item[0]) - 1)
+    for name, path, st in names[start:]:
         key = rel + name
         if st is not None:
             if key > after and key.startswith(prefix):
@@ -72,7 +89,7 @@ def _walk(directory: str, rel: str, prefix: str, after: str,
         if fold and len(key) > len(prefix) and fold in key[len(prefix):]:
             yield key, path, None
             continue
-        yield from _walk(path, key, prefix, after, fold)
+        yield from _walk(path, key, prefix, after, fold, read)
 
 
 def _utf8(name: str) -> bool:
@@ -93,9 +110,10 @@ def list_page(bucket_dir: Path, prefix: str = "", delimiter: str = "", after: st
     prefixes: list[str] = []
     last, last_is_prefix = "", False
     truncated = False
+    read: dict[str, list[Named]] = {}  # a walk restarted past each common prefix reads no directory again
     while not truncated:
         restart = None
-        for key, path, st in _walk(str(bucket_dir), "", prefix, resume, "/" if fold else ""):
+        for key, path, st in _walk(str(bucket_dir), "", prefix, resume, "/" if fold else "", read):
             common = None
             if delimiter:
                 at = key.find(delimiter, len(prefix))

@@ -180,7 +180,11 @@ class Multipart:
         with self.objects.writing(bucket_dir, upload.key) as pending:
             for part in parts:
                 digest.update(bytes.fromhex(part.etag))
-                with open(upload.directory / f"{part.number:05d}", "rb") as source:
+                try:
+                    source = open(upload.directory / f"{part.number:05d}", "rb")
+                except FileNotFoundError:  # aborted (or completed) by another request meanwhile
+                    raise NoSuchUpload(upload.upload_id) from None
+                with source:
                     shutil.copyfileobj(source, pending.file, 1024 * 1024)
             meta = ObjectMeta(f"{digest.hexdigest()}-{len(parts)}", 0, datetime.now(tz=UTC), upload.headers,
                               upload.user, parts=len(parts))

@@ -9,8 +9,9 @@ what the attribute recorded (rewritten in place), gets defaults: `binary/octet-s
 derived from its size and mtime.
 
 What a tree of files cannot hold is refused with `UnstorableKey`: a key ending in `/` (a folder
-marker), a key with an empty, `.` or `..` component, and a key that is both an object and a prefix of
-another (`a` and `a/b`). Names starting with `.forklift-tmp-` are transfers in progress, never objects.
+marker), a key with an empty, `.` or `..` component, a key with a component longer than a file name
+(255 bytes), and a key that is both an object and a prefix of another (`a` and `a/b`). Names starting
+with `.forklift-tmp-` are transfers in progress, never objects.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from forklift.storage.uri import key_parts, validate_bucket_name
 
 XATTR = "user.forklift.s3"
 MAX_KEY_BYTES = 1024
+MAX_NAME_BYTES = 255  # a file name on Linux filesystems (NAME_MAX): one component of a key
 # What S3 keeps of a PUT's headers and returns on GET/HEAD (besides x-amz-meta-*).
 STORED_HEADERS = ("content-type", "content-encoding", "content-language", "content-disposition", "cache-control",
                   "expires")
@@ -86,6 +88,9 @@ def check_key(key: str) -> tuple[str, ...]:
         parts = key_parts(key)
     except UnsafeKey as exc:
         raise UnstorableKey(str(exc)) from None
+    if any(len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for part in parts):
+        raise UnstorableKey(f"key {key[:64]!r}… has a '/'-separated component longer than {MAX_NAME_BYTES} bytes, the "
+                            "longest file name the embedded bucket store can keep: split it with '/'")
     if any(part.startswith(TEMP_PREFIX) for part in parts):
         raise UnstorableKey(f"key {key!r} has a component starting with {TEMP_PREFIX!r}, the embedded store's "
                             "prefix for transfers in progress")
