@@ -25,7 +25,7 @@ from forklift.control.trainingmetrics import NAMESPACE, host_dimensions
 SDK_V2 = Path(sys.prefix) / "sagemaker-sdk-v2" / "bin" / "python"
 DEFINITIONS = [{"Name": "train:loss", "Regex": r"loss=([0-9.]+)"}, {"Name": "train:accuracy", "Regex": r"acc=(\S+)"},
                {"Name": "epoch", "Regex": r"epoch=(\d+)"}]
-EPOCHS = ('echo "epoch=1 loss=0.9 acc=0.1"; sleep 1.2; echo "epoch=2 loss=0.5 acc=0.6"; sleep 1.2; '
+EPOCHS = ('echo "epoch=1 loss=0.9 acc=0.1"; sleep 3; echo "epoch=2 loss=0.5 acc=0.6"; sleep 3; '
           'echo "epoch=3 loss=0.25 acc=0.8"; echo "done, acc=not-a-number"')
 
 
