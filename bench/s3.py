@@ -14,12 +14,9 @@ Everything lives in a temporary FORKLIFT_HOME; nothing is left behind.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,21 +25,9 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
+from api import start_server  # bench/api.py: a `forklift serve` on a temporary home
+
 CREDS = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench"}
-
-
-def start_server(home: Path) -> tuple[subprocess.Popen, str]:
-    env = dict(os.environ, FORKLIFT_HOME=str(home))
-    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "FORKLIFT_URL", "AWS_ENDPOINT_URL_SAGEMAKER"):
-        env.pop(name, None)
-    proc = subprocess.Popen([sys.executable, "-m", "forklift", "serve", "--port", "0"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=open(home / "serve.log", "w"))
-    for _ in range(600):
-        try:
-            return proc, json.loads((home / "server.json").read_text())["url"]
-        except (OSError, ValueError, KeyError):
-            time.sleep(0.05)
-    raise SystemExit("forklift serve did not start")
 
 
 def timed(work) -> float:
@@ -57,6 +42,8 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "FORKLIFT_URL", "AWS_ENDPOINT_URL_SAGEMAKER"):
+        os.environ.pop(name, None)  # the server under test keeps its embedded store
     work = Path(tempfile.mkdtemp(prefix="forklift-bench-s3-"))
     home = work / "home"
     home.mkdir()

@@ -10,7 +10,7 @@ from training_support import busybox_job, unique, wait_for
 
 from fixtures import bombs
 from fixtures.imagetools import keychain
-from fixtures.serve import ServeProcess, remove_containers
+from fixtures.serve import serving
 from forklift.config import Settings
 from forklift.devregistry import install_ca
 from forklift.registry import RegistryClient
@@ -19,15 +19,8 @@ from forklift.registry.manifest import OCI_MANIFEST, Descriptor
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, pki, basic_registry):
-    home = tmp_path_factory.mktemp("bombs-serve-home")
-    install_ca(pki, home / "certs.d", basic_registry.address)
-    (home / "config.toml").write_text('max_image_bytes = "64 MiB"\nmax_image_files = 1000\n')
-    running = ServeProcess(home)
-    running.register_function("registry-creds", basic_registry.username, basic_registry.password)
-    running.start()
-    yield running
-    running.stop()
-    remove_containers(home)
+    config = 'max_image_bytes = "64 MiB"\nmax_image_files = 1000\n'
+    yield from serving(tmp_path_factory.mktemp("bombs-serve-home"), pki, basic_registry, config)
 
 
 def push_bomb(pki, registry, repo: str, layer: bytes, tmp_path) -> str:

@@ -16,8 +16,7 @@ from training_support import busybox_job, unique, wait_for
 
 from fixtures.motoserver import MotoServer
 from fixtures.s3faultproxy import S3FaultProxy
-from fixtures.serve import CREDENTIALS, ServeProcess, remove_containers
-from forklift.devregistry import install_ca
+from fixtures.serve import CREDENTIALS, ServeProcess, serving
 
 DATA = "s3://fault-data/train/"
 OUTPUT = "s3://fault-output/models"
@@ -41,15 +40,8 @@ def s3(tmp_path_factory) -> Iterator[tuple[MotoServer, S3FaultProxy]]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, pki, basic_registry, s3) -> Iterator[ServeProcess]:
-    home = tmp_path_factory.mktemp("s3-faults-home")
-    install_ca(pki, home / "certs.d", basic_registry.address)
-    (home / "config.toml").write_text(f'stop_grace_seconds = 5\ns3_endpoint_url = "{s3[1].url}"\n{WAITS}')
-    running = ServeProcess(home)
-    running.register_function("registry-creds", basic_registry.username, basic_registry.password)
-    running.start()
-    yield running
-    running.stop()
-    remove_containers(home)
+    config = f'stop_grace_seconds = 5\ns3_endpoint_url = "{s3[1].url}"\n{WAITS}'
+    yield from serving(tmp_path_factory.mktemp("s3-faults-home"), pki, basic_registry, config)
 
 
 @pytest.fixture

@@ -15,8 +15,7 @@ from training_support import job_request, unique, wait_for
 from fixtures.motoserver import MotoServer
 from fixtures.s3faultproxy import S3FaultProxy
 from fixtures.sagemaker_toolkit import HELPER_PY, TRAIN_PY, build_toolkit_image, sourcedir_tar_gz
-from fixtures.serve import CREDENTIALS, ServeProcess, remove_containers
-from forklift.devregistry import install_ca
+from fixtures.serve import CREDENTIALS, ServeProcess, serving
 
 BUCKET, KEY = "fault-code", "job/source/sourcedir.tar.gz"
 CODE = f"s3://{BUCKET}/{KEY}"
@@ -40,15 +39,8 @@ def s3(tmp_path_factory) -> Iterator[S3FaultProxy]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, pki, basic_registry, s3) -> Iterator[ServeProcess]:
-    home = tmp_path_factory.mktemp("code-faults-home")
-    install_ca(pki, home / "certs.d", basic_registry.address)
-    (home / "config.toml").write_text(f'stop_grace_seconds = 5\ns3_endpoint_url = "{s3.url}"\n{WAITS}')
-    running = ServeProcess(home)
-    running.register_function("registry-creds", basic_registry.username, basic_registry.password)
-    running.start()
-    yield running
-    running.stop()
-    remove_containers(home)
+    config = f'stop_grace_seconds = 5\ns3_endpoint_url = "{s3.url}"\n{WAITS}'
+    yield from serving(tmp_path_factory.mktemp("code-faults-home"), pki, basic_registry, config)
 
 
 @pytest.fixture(scope="module")

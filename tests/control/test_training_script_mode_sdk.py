@@ -27,8 +27,7 @@ from training_support import function_arn, unique
 
 from fixtures.motoserver import MotoServer
 from fixtures.sagemaker_toolkit import HELPER_PY, INFERENCE_PY, TRAIN_PY, build_toolkit_image
-from fixtures.serve import CREDENTIALS, REGION, ROLE, VPC, ServeProcess, remove_containers
-from forklift.devregistry import install_ca
+from fixtures.serve import CREDENTIALS, REGION, ROLE, VPC, ServeProcess, serving
 
 SDK_V2_PYTHON = Path(__file__).resolve().parents[2] / ".venv" / "sagemaker-sdk-v2" / "bin" / "python"
 if not SDK_V2_PYTHON.exists():  # a worktree has no venv of its own: the main checkout's
@@ -52,15 +51,8 @@ def s3(moto: str):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, pki, basic_registry, moto, s3) -> Iterator[ServeProcess]:
-    home = tmp_path_factory.mktemp("sdk-script-mode-home")
-    install_ca(pki, home / "certs.d", basic_registry.address)
-    (home / "config.toml").write_text(f'stop_grace_seconds = 5\ns3_endpoint_url = "{moto}"\n')
-    running = ServeProcess(home)
-    running.register_function("registry-creds", basic_registry.username, basic_registry.password)
-    running.start()
-    yield running
-    running.stop()
-    remove_containers(home)
+    config = f'stop_grace_seconds = 5\ns3_endpoint_url = "{moto}"\n'
+    yield from serving(tmp_path_factory.mktemp("sdk-script-mode-home"), pki, basic_registry, config)
 
 
 def sdk_env(server: ServeProcess, moto: str, tmp_path: Path) -> dict[str, str]:
