@@ -43,7 +43,7 @@ def s3_endpoint(settings: Settings) -> str | None:
     return None if _is_forklift(url, settings) else url
 
 
-_LOOPBACK_NAMES = {"localhost": "127.0.0.1", "::1": "127.0.0.1", "[::1]": "127.0.0.1", "0.0.0.0": "127.0.0.1"}
+_LOOPBACK_NAMES = {"localhost": "127.0.0.1", "::1": "127.0.0.1", "0.0.0.0": "127.0.0.1"}  # urlsplit drops [ ]
 
 
 def _address(url: str) -> tuple[str, str, int | None]:
